@@ -1,0 +1,3 @@
+from purser.cli import main
+
+main()

@@ -1,0 +1,229 @@
+"""`purser`: the operator's command line. The same store operations Slack uses."""
+
+from __future__ import annotations
+
+import os
+import sys
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from store.errors import DomainError
+
+app = typer.Typer(help="Purser: Slack chat-ops for a team's access to LLM APIs.", no_args_is_help=True, add_completion=False)
+db_app = typer.Typer(help="The store's schema.", no_args_is_help=True)
+workspace_app = typer.Typer(help="Workspaces.", no_args_is_help=True)
+member_app = typer.Typer(help="Members.", no_args_is_help=True)
+usage_app = typer.Typer(help="Usage (spend) events.", no_args_is_help=True)
+audit_app = typer.Typer(help="The audit log.", no_args_is_help=True)
+for sub, name in ((db_app, "db"), (workspace_app, "workspace"), (member_app, "member"), (usage_app, "usage"), (audit_app, "audit")):
+    app.add_typer(sub, name=name)
+
+TEAM_HELP = "Slack team id the workspace belongs to ('local' when Purser runs without Slack)."
+
+
+def _database():
+    from purser.settings import get_settings
+    from store.db import Database
+
+    return Database(get_settings().database_url)
+
+
+def _operator():
+    from store.permissions import Actor
+
+    return Actor.operator(f"cli:{os.environ.get('USER', 'operator')}")
+
+
+def _fail(message: str, code: int = 1) -> None:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code)
+
+
+def _run(op, *args, **kwargs):
+    try:
+        return _database().run(op, *args, **kwargs)
+    except DomainError as exc:
+        _fail(exc.message)
+
+
+def _workspace_id(slug: str, team: str) -> int:
+    from store.workspaces import find_workspace
+
+    return _run(lambda s: find_workspace(s, slug, team).id)
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: str = typer.Argument("head", help="Revision to upgrade to.")) -> None:
+    """Apply the store's migrations (the `release` step)."""
+    from purser.settings import get_settings
+    from store.migrate import upgrade
+
+    url = get_settings().database_url
+    upgrade(url, revision)
+    typer.echo(f"Store is at {revision} ({_safe_url(url)}).")
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+@workspace_app.command("create")
+def workspace_create(
+    slug: str = typer.Argument(..., help="Short name: lowercase letters, digits and dashes."),
+    name: Optional[str] = typer.Option(None, help="Display name (defaults to the slug)."),
+    environment: str = typer.Option("development", "--env", "-e", help="production, staging or development."),
+    team: str = typer.Option("local", help=TEAM_HELP),
+    policy: Optional[str] = typer.Option(None, help="Key policy: approval or auto (default: auto in development, approval elsewhere)."),
+) -> None:
+    """Create a workspace."""
+    from store.workspaces import create_workspace
+
+    ws = _run(create_workspace, _operator(), slug=slug, name=name, environment=environment, team_id=team, key_policy=policy)
+    typer.echo(f"Created workspace {ws.slug} ({ws.environment.value}, key policy {ws.key_policy.value}) in team {ws.team_id}.")
+    typer.echo(f"Next: purser member add {ws.slug} --slack U… --role admin")
+
+
+@workspace_app.command("list")
+def workspace_list(team: Optional[str] = typer.Option(None, help="Only this Slack team's workspaces.")) -> None:
+    """List workspaces."""
+    from store.workspaces import list_workspaces
+
+    rows = _run(lambda s: [(w.slug, w.team_id, w.environment.value, w.status.value, w.key_policy.value) for w in list_workspaces(s, team_id=team)])
+    if not rows:
+        typer.echo("No workspaces yet. Create one with: purser workspace create <slug> --env production")
+        return
+    typer.echo(f"{'workspace':<24}{'team':<14}{'environment':<14}{'status':<10}policy")
+    for slug, team_id, env, status, policy in rows:
+        typer.echo(f"{slug:<24}{team_id:<14}{env:<14}{status:<10}{policy}")
+
+
+@member_app.command("add")
+def member_add(
+    workspace: str = typer.Argument(..., help="Workspace slug."),
+    slack: Optional[str] = typer.Option(None, "--slack", help="Slack user id, like U0123ABCD."),
+    email: Optional[str] = typer.Option(None, "--email", help="E-mail address."),
+    role: str = typer.Option("developer", "--role", "-r", help="admin, developer, viewer or billing."),
+    team: str = typer.Option("local", help=TEAM_HELP),
+) -> None:
+    """Add a member at once — how a new workspace gets its first admin."""
+    from store.members import add_member
+
+    if not slack and not email:
+        _fail("give --slack U… or --email someone@example.com (or both).", 2)
+    ws_id = _workspace_id(workspace, team)
+    member = _run(add_member, _operator(), ws_id, role=role, slack_user_id=slack, email=email, why="added by the operator")
+    typer.echo(f"{member.label} is now {"an" if member.role.title[0] in "AEIOU" else "a"} {member.role.title} of {workspace}.")
+
+
+@usage_app.command("record")
+def usage_record(
+    workspace: str = typer.Argument(..., help="Workspace slug."),
+    key: str = typer.Option(..., "--key", "-k", help="The key's name, prefix or number."),
+    amount: str = typer.Option(..., "--amount", "-a", help="What it cost, like $0.42."),
+    model: Optional[str] = typer.Option(None, help="Model name, for the report."),
+    external_id: Optional[str] = typer.Option(None, "--external-id", help="Idempotency id (default: a new one)."),
+    at: Optional[datetime] = typer.Option(None, help="When it happened, UTC (default: now)."),
+    team: str = typer.Option("local", help=TEAM_HELP),
+) -> None:
+    """Record spend against a key (for the local provider and for demos)."""
+    from store.keys import find_key
+    from store.money import format_money, parse_money
+    from store.usage import UsageIn, ingest_usage
+
+    try:
+        micros = parse_money(amount)
+    except DomainError as exc:
+        _fail(exc.message, 2)
+    ws_id = _workspace_id(workspace, team)
+    key_id = _run(lambda s: find_key(s, _operator(), ws_id, key).id)
+    when = (at.replace(tzinfo=timezone.utc) if at and at.tzinfo is None else at) or datetime.now(timezone.utc)
+    event = UsageIn(external_id=external_id or f"cli-{uuid.uuid4().hex}", key_id=key_id, amount_micros=micros, occurred_at=when, model=model)
+    result = _run(ingest_usage, [event])
+    if result.refused:
+        _fail(f"refused: {next(iter(result.refused.values()))}")
+    if result.duplicates:
+        typer.echo(f"Already recorded: {event.external_id} (nothing added).")
+        return
+    typer.echo(f"Recorded {format_money(micros)} on key {key}.")
+    for crossing in result.crossings:
+        typer.echo(f"  threshold: {crossing.describe()}")
+    for paused in result.paused:
+        typer.echo(f"  paused: {paused}")
+
+
+@audit_app.command("verify")
+def audit_verify(
+    workspace: Optional[str] = typer.Argument(None, help="Workspace slug (default: every workspace)."),
+    team: str = typer.Option("local", help=TEAM_HELP),
+) -> None:
+    """Check the hash chain; exit 1 naming the first event that does not match."""
+    from store.audit import verify_chain
+    from store.models import Workspace
+    from sqlalchemy import select
+
+    def check(s):
+        stmt = select(Workspace.id, Workspace.slug).order_by(Workspace.id)
+        if workspace:
+            stmt = stmt.where(Workspace.slug == workspace, Workspace.team_id == team)
+        found = s.execute(stmt).all()
+        if not found:
+            raise DomainError(f"no workspace called {workspace}." if workspace else "there are no workspaces yet.")
+        return [(slug, verify_chain(s, ws_id)) for ws_id, slug in found]
+
+    broken = 0
+    for slug, result in _run(check):
+        typer.echo(f"{slug}: {result.summary}")
+        broken += not result.ok
+    if broken:
+        raise typer.Exit(1)
+
+
+@audit_app.command("export")
+def audit_export(
+    workspace: str = typer.Argument(..., help="Workspace slug."),
+    fmt: str = typer.Option("jsonl", "--format", "-f", help="csv or jsonl."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="File to write (default: standard output)."),
+    team: str = typer.Option("local", help=TEAM_HELP),
+) -> None:
+    """Export a workspace's audit log, hashes included."""
+    from store.audit import export
+
+    if fmt not in ("csv", "jsonl"):
+        _fail(f"--format must be csv or jsonl, not {fmt}.", 2)
+    ws_id = _workspace_id(workspace, team)
+    if output is None:
+        _run(export, _operator(), ws_id, sys.stdout, fmt)
+        return
+    with output.open("w", encoding="utf-8", newline="") as fh:
+        lines = _run(export, _operator(), ws_id, fh, fmt)
+    typer.echo(f"Wrote {lines} line(s) to {output}.", err=True)
+
+
+@app.command("secret-key")
+def secret_key() -> None:
+    """Print a new PURSER_SECRET_KEY (a Fernet key)."""
+    from store.secrets import Cipher
+
+    typer.echo(Cipher.generate())
+
+
+@app.command("run")
+def run() -> None:
+    """Run Purser with what is configured (embedded defaults: a SQLite file under ./var)."""
+    from purser.runner import main as run_main
+
+    run_main()
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,31 @@
+"""One typed settings object, from the environment. Secrets never show in its repr."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    database_url: str = Field("sqlite:///var/purser.db", alias="DATABASE_URL")
+    redis_url: str | None = Field(None, alias="REDIS_URL")
+    purser_secret_key: SecretStr | None = Field(None, alias="PURSER_SECRET_KEY")
+
+    slack_bot_token: SecretStr | None = Field(None, alias="SLACK_BOT_TOKEN")
+    slack_signing_secret: SecretStr | None = Field(None, alias="SLACK_SIGNING_SECRET")
+    slack_app_token: SecretStr | None = Field(None, alias="SLACK_APP_TOKEN")
+    slack_api_url: str = Field("https://slack.com/api/", alias="SLACK_API_URL")
+
+    openrouter_management_key: SecretStr | None = Field(None, alias="OPENROUTER_MANAGEMENT_KEY")
+    openrouter_api_url: str = Field("https://openrouter.ai/api/v1", alias="OPENROUTER_API_URL")
+
+    port: int = Field(3000, alias="PORT")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,296 @@
+"""Projects, their budgets, and the workspace spending cap; pausing and resuming."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from store import audit, outbox
+from store.errors import Conflict, InvalidInput, LimitReached, NotFound
+from store.models import Project, Request, SpendTotal, Workspace
+from store.money import format_money
+from store.periods import period_start
+from store.permissions import Actor, Permission, authorize, denial, load_workspace
+from store.requests import _requester, open_request
+from store.types import Period, ProjectStatus, RequestKind, Scope, WorkspaceStatus, utcnow
+from store.workspaces import check_slug
+
+
+def spent(s: Session, scope: Scope, scope_id: int, period: Period, now: datetime | None = None) -> int:
+    start = period_start(period, now or utcnow())
+    return s.scalar(
+        select(SpendTotal.amount_micros).where(
+            SpendTotal.scope == scope, SpendTotal.scope_id == scope_id, SpendTotal.period == period, SpendTotal.period_start == start
+        )
+    ) or 0
+
+
+def _project(s: Session, ws: Workspace, slug: str, *, lock: bool = False) -> Project:
+    stmt = select(Project).where(Project.workspace_id == ws.id, Project.slug == slug.strip().lower())
+    if lock:
+        stmt = stmt.with_for_update()
+    proj = s.scalars(stmt).one_or_none()
+    if proj is None:
+        raise NotFound(f"`{ws.slug}` has no project called `{slug[:40]}`. `/ai-budget show` lists them.")
+    return proj
+
+
+def _budgets_total(s: Session, ws: Workspace, *, except_id: int | None = None) -> int:
+    stmt = select(func.coalesce(func.sum(Project.budget_micros), 0)).where(Project.workspace_id == ws.id, Project.budget_micros.is_not(None))
+    if except_id is not None:
+        stmt = stmt.where(Project.id != except_id)
+    return int(s.scalar(stmt) or 0)
+
+
+def _check_fits(s: Session, actor: Actor, ws: Workspace, slug: str, budget: int | None, *, except_id: int | None = None) -> None:
+    if budget is None or ws.cap_micros is None:
+        return
+    others = _budgets_total(s, ws, except_id=except_id)
+    if others + budget > ws.cap_micros:
+        room = max(ws.cap_micros - others, 0)
+        raise LimitReached(
+            f"Project budgets must fit inside the workspace cap of {format_money(ws.cap_micros)}: the other projects "
+            f"already hold {format_money(others)}, so `{slug}` can have at most {format_money(room)}, not {format_money(budget)}. "
+            "Raise the cap first or lower another project's budget.",
+            denial=denial(ws.id, actor, "budget.set", f"project:{slug}", reason="over cap", cap=ws.cap_micros, others=others, asked=budget),
+        )
+
+
+def create_project(
+    s: Session, actor: Actor, workspace_id: int, slug: str, *, budget_micros: int | None = None, period: Period | str = Period.MONTHLY
+) -> Project:
+    slug = check_slug(slug, "project")
+    period = Period(period)
+    ws = load_workspace(s, workspace_id, lock=True)
+    authorize(s, actor, ws, Permission.CONFIGURE, resource=f"project:{slug}", attempted="project.create")
+    if s.scalars(select(Project.id).where(Project.workspace_id == ws.id, Project.slug == slug)).first():
+        raise Conflict(f"`{ws.slug}` already has a project called `{slug}`.")
+    _check_fits(s, actor, ws, slug, budget_micros)
+    proj = Project(workspace_id=ws.id, slug=slug, budget_micros=budget_micros, budget_period=period)
+    s.add(proj)
+    s.flush()
+    audit.record(s, workspace_id=ws.id, actor=actor.label, action="project.create", resource=f"project:{slug}", details={"budget_micros": budget_micros, "period": period.value})
+    return proj
+
+
+def list_projects(s: Session, actor: Actor, workspace_id: int) -> list[Project]:
+    ws = load_workspace(s, workspace_id)
+    authorize(s, actor, ws, Permission.VIEW_OWN_USAGE, resource=f"workspace:{ws.slug}", attempted="project.list")
+    return list(s.scalars(select(Project).where(Project.workspace_id == ws.id).order_by(Project.slug)))
+
+
+def set_project_budget(
+    s: Session, actor: Actor, workspace_id: int, slug: str, budget_micros: int | None, period: Period | str | None = None
+) -> Project:
+    ws = load_workspace(s, workspace_id, lock=True)
+    authorize(s, actor, ws, Permission.CONFIGURE, resource=f"project:{slug}", attempted="budget.set")
+    return apply_budget(s, actor, ws, _project(s, ws, slug, lock=True), budget_micros, Period(period) if period else None)
+
+
+def apply_budget(s: Session, actor: Actor, ws: Workspace, proj: Project, budget: int | None, period: Period | None, *, via_request: int | None = None) -> Project:
+    """Set a budget; pause or resume at once according to what has been spent this period."""
+    _check_fits(s, actor, ws, proj.slug, budget, except_id=proj.id)
+    old = {"budget_micros": proj.budget_micros, "period": proj.budget_period.value}
+    proj.budget_micros = budget
+    if period is not None:
+        proj.budget_period = period
+    details = {"from": old, "to": {"budget_micros": budget, "period": proj.budget_period.value}}
+    if via_request:
+        details["request"] = via_request
+    audit.record(s, workspace_id=ws.id, actor=actor.label, action="budget.set", resource=f"project:{proj.slug}", details=details)
+    outbox.emit(s, "apply_budget", workspace_id=ws.id, payload={"project_id": proj.id})
+    used = spent(s, Scope.PROJECT, proj.id, proj.budget_period)
+    if proj.status is ProjectStatus.PAUSED and proj.paused_by == "budget" and (budget is None or used < budget):
+        resume_project_row(s, actor.label, ws, proj, "budget raised above this period's spend")
+    elif proj.status is ProjectStatus.ACTIVE and budget is not None and used >= budget:
+        pause_project_row(s, actor.label, ws, proj, f"budget of {format_money(budget)} spent", by="budget")
+    return proj
+
+
+def request_budget_change(
+    s: Session, actor: Actor, workspace_id: int, slug: str, budget_micros: int, period: Period | str | None = None, *, reason: str | None = None
+) -> Request:
+    ws = load_workspace(s, workspace_id)
+    me = _requester(s, actor, ws, Permission.CONFIGURE, "request.budget_change")
+    proj = _project(s, ws, slug)
+    if not (reason or "").strip():
+        raise InvalidInput('Say why the budget should change: --reason "…". Admins decide on it.')
+    payload = {"project_id": proj.id, "project": proj.slug, "budget_micros": budget_micros, "period": Period(period).value if period else None, "current_micros": proj.budget_micros}
+    return open_request(s, ws, me, RequestKind.BUDGET_CHANGE, payload, reason=reason)
+
+
+def apply_budget_request(s: Session, actor: Actor, ws: Workspace, req: Request) -> None:
+    proj = s.scalars(select(Project).where(Project.id == req.payload["project_id"]).with_for_update()).one()
+    period = Period(req.payload["period"]) if req.payload.get("period") else None
+    apply_budget(s, actor, ws, proj, req.payload["budget_micros"], period, via_request=req.id)
+
+
+def set_workspace_cap(s: Session, actor: Actor, workspace_id: int, cap_micros: int | None, period: Period | str | None = None) -> Workspace:
+    ws = load_workspace(s, workspace_id, lock=True)
+    authorize(s, actor, ws, Permission.CONFIGURE, resource=f"workspace:{ws.slug}", attempted="cap.set")
+    return apply_cap(s, actor, ws, cap_micros, Period(period) if period else None)
+
+
+def apply_cap(s: Session, actor: Actor, ws: Workspace, cap: int | None, period: Period | None, *, via_request: int | None = None) -> Workspace:
+    if cap is not None:
+        held = _budgets_total(s, ws)
+        if held > cap:
+            biggest = s.execute(
+                select(Project.slug, Project.budget_micros).where(Project.workspace_id == ws.id, Project.budget_micros.is_not(None)).order_by(Project.budget_micros.desc()).limit(3)
+            ).all()
+            listed = ", ".join(f"{slug} {format_money(b)}" for slug, b in biggest)
+            raise LimitReached(
+                f"The project budgets add up to {format_money(held)}, more than the cap of {format_money(cap)} you asked for. "
+                f"Lower some project budgets first ({listed}).",
+                denial=denial(ws.id, actor, "cap.set", f"workspace:{ws.slug}", reason="below budgets", budgets=held, asked=cap),
+            )
+    old = {"cap_micros": ws.cap_micros, "period": ws.cap_period.value}
+    ws.cap_micros = cap
+    if period is not None:
+        ws.cap_period = period
+    details = {"from": old, "to": {"cap_micros": cap, "period": ws.cap_period.value}}
+    if via_request:
+        details["request"] = via_request
+    audit.record(s, workspace_id=ws.id, actor=actor.label, action="cap.set", resource=f"workspace:{ws.slug}", details=details)
+    outbox.emit(s, "apply_cap", workspace_id=ws.id, payload={"workspace_id": ws.id})
+    used = spent(s, Scope.WORKSPACE, ws.id, ws.cap_period)
+    if ws.status is WorkspaceStatus.PAUSED and ws.paused_reason == "cap" and (cap is None or used < cap):
+        resume_workspace_row(s, actor.label, ws, "cap raised above this period's spend")
+    elif ws.status is WorkspaceStatus.ACTIVE and cap is not None and used >= cap:
+        pause_workspace_row(s, actor.label, ws, "cap")
+    return ws
+
+
+def request_cap_change(s: Session, actor: Actor, workspace_id: int, cap_micros: int, period: Period | str | None = None, *, reason: str | None = None) -> Request:
+    ws = load_workspace(s, workspace_id)
+    me = _requester(s, actor, ws, Permission.CONFIGURE, "request.cap_change")
+    if not (reason or "").strip():
+        raise InvalidInput('Say why the cap should change: --reason "…". Admins decide on it.')
+    payload = {"cap_micros": cap_micros, "period": Period(period).value if period else None, "current_micros": ws.cap_micros}
+    return open_request(s, ws, me, RequestKind.CAP_CHANGE, payload, reason=reason)
+
+
+def apply_cap_request(s: Session, actor: Actor, ws: Workspace, req: Request) -> None:
+    period = Period(req.payload["period"]) if req.payload.get("period") else None
+    apply_cap(s, actor, ws, req.payload["cap_micros"], period, via_request=req.id)
+
+
+def pause_project(s: Session, actor: Actor, workspace_id: int, slug: str, reason: str) -> Project:
+    ws = load_workspace(s, workspace_id, lock=True)
+    authorize(s, actor, ws, Permission.CONFIGURE, resource=f"project:{slug}", attempted="project.pause")
+    proj = _project(s, ws, slug, lock=True)
+    if proj.status is ProjectStatus.PAUSED:
+        raise Conflict(f"`{proj.slug}` is already paused ({proj.paused_reason}).")
+    if not (reason or "").strip():
+        raise InvalidInput("Say why the project is paused; its members will read it.")
+    pause_project_row(s, actor.label, ws, proj, reason.strip()[:200], by="manual")
+    return proj
+
+
+def resume_project(s: Session, actor: Actor, workspace_id: int, slug: str) -> Project:
+    ws = load_workspace(s, workspace_id, lock=True)
+    authorize(s, actor, ws, Permission.CONFIGURE, resource=f"project:{slug}", attempted="project.resume")
+    proj = _project(s, ws, slug, lock=True)
+    if proj.status is ProjectStatus.ACTIVE:
+        raise Conflict(f"`{proj.slug}` is not paused.")
+    if proj.budget_micros is not None and spent(s, Scope.PROJECT, proj.id, proj.budget_period) >= proj.budget_micros:
+        raise LimitReached(
+            f"`{proj.slug}` has spent its whole budget of {format_money(proj.budget_micros)} this period; raise the budget to resume it.",
+            denial=denial(ws.id, actor, "project.resume", f"project:{proj.slug}", reason="budget spent"),
+        )
+    resume_project_row(s, actor.label, ws, proj, "resumed by an admin")
+    return proj
+
+
+def pause_project_row(s: Session, actor_label: str, ws: Workspace, proj: Project, reason: str, *, by: str) -> bool:
+    """Pause one project (idempotent). Returns False when it was already paused."""
+    if proj.status is ProjectStatus.PAUSED:
+        return False
+    proj.status, proj.paused_reason, proj.paused_by = ProjectStatus.PAUSED, reason, by
+    audit.record(s, workspace_id=ws.id, actor=actor_label, action="project.pause", resource=f"project:{proj.slug}", details={"reason": reason, "by": by})
+    outbox.emit(s, "pause_project", workspace_id=ws.id, payload={"project_id": proj.id, "reason": reason})
+    return True
+
+
+def resume_project_row(s: Session, actor_label: str, ws: Workspace, proj: Project, why: str) -> None:
+    proj.status, proj.paused_reason, proj.paused_by = ProjectStatus.ACTIVE, None, None
+    audit.record(s, workspace_id=ws.id, actor=actor_label, action="project.resume", resource=f"project:{proj.slug}", details={"why": why})
+    outbox.emit(s, "resume_project", workspace_id=ws.id, payload={"project_id": proj.id, "why": why})
+
+
+def pause_workspace_row(s: Session, actor_label: str, ws: Workspace, reason: str) -> bool:
+    """``reason`` is "cap" or "credit": what has to change for the workspace to resume."""
+    if ws.status is not WorkspaceStatus.ACTIVE:
+        return False
+    ws.status, ws.paused_reason = WorkspaceStatus.PAUSED, reason
+    audit.record(s, workspace_id=ws.id, actor=actor_label, action="workspace.pause", resource=f"workspace:{ws.slug}", details={"reason": reason})
+    outbox.emit(s, "pause_workspace", workspace_id=ws.id, payload={"workspace_id": ws.id, "reason": reason})
+    return True
+
+
+def resume_workspace_row(s: Session, actor_label: str, ws: Workspace, why: str) -> None:
+    ws.status, ws.paused_reason = WorkspaceStatus.ACTIVE, None
+    audit.record(s, workspace_id=ws.id, actor=actor_label, action="workspace.resume", resource=f"workspace:{ws.slug}", details={"why": why})
+    outbox.emit(s, "resume_workspace", workspace_id=ws.id, payload={"workspace_id": ws.id, "why": why})
+
+
+@dataclass(frozen=True)
+class BudgetLine:
+    kind: str  # project | cap | credit
+    name: str
+    spent_micros: int
+    limit_micros: int | None
+    period: Period
+    paused: bool
+    paused_reason: str | None
+
+    @property
+    def share(self) -> int | None:
+        from store.money import share_percent
+
+        return None if self.limit_micros is None else share_percent(self.spent_micros, self.limit_micros)
+
+
+def budget_overview(s: Session, actor: Actor, workspace_id: int, now: datetime | None = None) -> list[BudgetLine]:
+    """Every budget of a workspace against this period's spend, paused ones first.
+
+    Reads one running total per budget: its cost does not grow with usage history.
+    """
+    ws = load_workspace(s, workspace_id)
+    authorize(s, actor, ws, Permission.VIEW_OWN_USAGE, resource=f"workspace:{ws.slug}", attempted="budget.show")
+    return evaluate_budgets(s, ws, now)
+
+
+def evaluate_budgets(s: Session, ws: Workspace, now: datetime | None = None) -> list[BudgetLine]:
+    now = now or utcnow()
+    projects = list(s.scalars(select(Project).where(Project.workspace_id == ws.id)))
+    totals = _current_totals(s, Scope.PROJECT, [(p.id, p.budget_period) for p in projects], now)
+    lines = [
+        BudgetLine("project", p.slug, totals.get((p.id, p.budget_period), 0), p.budget_micros, p.budget_period, p.status is ProjectStatus.PAUSED, p.paused_reason)
+        for p in projects
+    ]
+    cap_spent = spent(s, Scope.WORKSPACE, ws.id, ws.cap_period, now)
+    lines.append(BudgetLine("cap", ws.slug, cap_spent, ws.cap_micros, ws.cap_period, ws.status is WorkspaceStatus.PAUSED and ws.paused_reason == "cap", ws.paused_reason))
+    lines.sort(key=lambda line: (not line.paused, line.kind != "cap", line.name))
+    return lines
+
+
+def _current_totals(s: Session, scope: Scope, wanted: list[tuple[int, Period]], now: datetime) -> dict[tuple[int, Period], int]:
+    """Running totals for many (id, period) pairs in one query per period."""
+    out: dict[tuple[int, Period], int] = {}
+    by_period: dict[Period, list[int]] = {}
+    for scope_id, period in wanted:
+        by_period.setdefault(period, []).append(scope_id)
+    for period, ids in by_period.items():
+        start = period_start(period, now)
+        for chunk in (ids[i : i + 5000] for i in range(0, len(ids), 5000)):
+            rows = s.execute(
+                select(SpendTotal.scope_id, SpendTotal.amount_micros).where(
+                    SpendTotal.scope == scope, SpendTotal.period == period, SpendTotal.period_start == start, SpendTotal.scope_id.in_(chunk)
+                )
+            )
+            out.update({(scope_id, period): amount for scope_id, amount in rows})
+    return out

@@ -1,0 +1,131 @@
+"""Engine, sessions, and the one way operations run: in a transaction, denials audited."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
+
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+from store.errors import DomainError
+
+log = logging.getLogger(__name__)
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+DEFAULT_URL = "sqlite:///var/purser.db"
+
+
+def normalise_url(url: str) -> str:
+    """Accept the URLs people paste (``postgres://``, ``postgresql://``) and pick psycopg 3."""
+    parsed = make_url(url)
+    if parsed.drivername in ("postgres", "postgresql"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed.render_as_string(hide_password=False)
+
+
+def make_engine(url: str = DEFAULT_URL, **kwargs: Any) -> Engine:
+    url = normalise_url(url)
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 30}, **kwargs)
+        _serialise_sqlite_writers(engine)
+        return engine
+    kwargs.setdefault("pool_pre_ping", True)  # survive a PostgreSQL restart
+    if "poolclass" not in kwargs:
+        kwargs.setdefault("pool_size", 10)
+        kwargs.setdefault("max_overflow", 20)
+    return create_engine(url, **kwargs)
+
+
+def _serialise_sqlite_writers(engine: Engine) -> None:
+    # SQLite has no row locks: every transaction takes the write lock up front
+    # (BEGIN IMMEDIATE), which is what FOR UPDATE gives us on PostgreSQL.
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn, _record) -> None:
+        dbapi_conn.isolation_level = None
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+ActionsHook = Callable[[list[str]], None]
+
+
+class Database:
+    """The store's handle: sessions, and ``run`` for operations."""
+
+    def __init__(self, url: str = DEFAULT_URL, **engine_kwargs: Any) -> None:
+        self.url = normalise_url(url)
+        self.engine = make_engine(self.url, **engine_kwargs)
+        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._action_hooks: list[ActionsHook] = []
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    def on_new_actions(self, hook: ActionsHook) -> None:
+        """Call ``hook(action_ids)`` after each commit that wrote outbox actions."""
+        self._action_hooks.append(hook)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        with self.sessions() as s:
+            yield s
+
+    def run(self, op: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        """Run one operation in its own transaction.
+
+        On success the transaction commits and the new outbox actions are handed to
+        the hooks. A refusal of policy (``PermissionDenied``, ``LimitReached``) rolls
+        everything back and then records the denial in the audit log, so a refused
+        action changes nothing but leaves its trace.
+        """
+        with self.sessions() as s:
+            try:
+                result = op(s, *args, **kwargs)
+                s.commit()
+            except DomainError as exc:
+                s.rollback()
+                if exc.audited:
+                    self._audit_denial(exc)
+                raise
+            new_actions = list(s.info.pop("new_actions", []))
+        if new_actions:
+            self._announce(new_actions)
+        return result
+
+    def _audit_denial(self, exc: DomainError) -> None:
+        denial = exc.details.get("denial")
+        if not denial:
+            return
+        from store import audit
+
+        with self.sessions() as s:
+            audit.record(s, outcome="denied", **denial)
+            s.commit()
+
+    def _announce(self, action_ids: list[str]) -> None:
+        for hook in self._action_hooks:
+            try:
+                hook(action_ids)
+            except Exception:  # the sweeper re-enqueues; committed work never fails here
+                log.exception("could not hand %d new action(s) to the queue; the sweeper will", len(action_ids))
+
+    def dispose(self) -> None:
+        self.engine.dispose()

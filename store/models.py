@@ -1,0 +1,336 @@
+"""The tables. Their meaning is described in docs/design.md ("The store")."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy import Enum as SAEnum
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from store.types import (
+    ActionStatus,
+    BigIntPK,
+    BudgetKind,
+    Environment,
+    InvitationStatus,
+    KeyPolicy,
+    KeyStatus,
+    MemberStatus,
+    Period,
+    ProjectStatus,
+    RequestKind,
+    RequestState,
+    Role,
+    Scope,
+    UTCDateTime,
+    WorkspaceStatus,
+    utcnow,
+)
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def _enum(cls: type) -> SAEnum:
+    # Stored as plain strings: new values need no ALTER TYPE on PostgreSQL.
+    return SAEnum(cls, native_enum=False, create_constraint=False, length=20, values_callable=lambda e: [m.value for m in e])
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON(), list[Any]: JSON()}
+
+
+Money = BigInteger  # micro-dollars
+
+
+class Workspace(Base):
+    __tablename__ = "workspaces"
+    __table_args__ = (UniqueConstraint("team_id", "slug"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    team_id: Mapped[str] = mapped_column(String(32))  # the Slack team; several workspaces per team
+    slug: Mapped[str] = mapped_column(String(40))
+    name: Mapped[str] = mapped_column(String(120))
+    environment: Mapped[Environment] = mapped_column(_enum(Environment))
+    key_policy: Mapped[KeyPolicy] = mapped_column(_enum(KeyPolicy))
+    cap_micros: Mapped[int | None] = mapped_column(Money)
+    cap_period: Mapped[Period] = mapped_column(_enum(Period), default=Period.MONTHLY)
+    alert_thresholds: Mapped[list[Any]] = mapped_column(default=lambda: [50, 80, 100])
+    approvals_channel: Mapped[str | None] = mapped_column(String(32))
+    alerts_channel: Mapped[str | None] = mapped_column(String(32))
+    audit_channel: Mapped[str | None] = mapped_column(String(32))
+    ip_allowlist: Mapped[list[Any]] = mapped_column(default=list)
+    provider: Mapped[str] = mapped_column(String(20), default="local")
+    provider_ref: Mapped[str | None] = mapped_column(String(120))
+    digest_frequency: Mapped[str] = mapped_column(String(10), default="daily")
+    rotation_grace_hours: Mapped[int] = mapped_column(Integer, default=24)
+    # The pool is enforced once it has been funded; until then spend is only counted.
+    credit_funded: Mapped[bool] = mapped_column(Boolean, default=False)
+    credit_balance_micros: Mapped[int] = mapped_column(Money, default=0)
+    status: Mapped[WorkspaceStatus] = mapped_column(_enum(WorkspaceStatus), default=WorkspaceStatus.ACTIVE)
+    paused_reason: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    deleted_at: Mapped[datetime | None]
+
+    def __repr__(self) -> str:
+        return f"<Workspace {self.id} {self.slug!r} {self.environment}>"
+
+
+class Member(Base):
+    __tablename__ = "members"
+    __table_args__ = (
+        UniqueConstraint("workspace_id", "slack_user_id"),
+        Index("ix_members_workspace_role", "workspace_id", "role", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id"))
+    slack_user_id: Mapped[str | None] = mapped_column(String(32))
+    email: Mapped[str | None] = mapped_column(String(254))
+    role: Mapped[Role] = mapped_column(_enum(Role))
+    status: Mapped[MemberStatus] = mapped_column(_enum(MemberStatus), default=MemberStatus.ACTIVE)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    removed_at: Mapped[datetime | None]
+
+    workspace: Mapped[Workspace] = relationship(lazy="selectin")
+
+    @property
+    def label(self) -> str:
+        return self.slack_user_id or self.email or f"member {self.id}"
+
+
+class Invitation(Base):
+    __tablename__ = "invitations"
+    __table_args__ = (Index("ix_invitations_workspace_status", "workspace_id", "status"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id"))
+    invitee_slack_id: Mapped[str | None] = mapped_column(String(32))
+    invitee_email: Mapped[str | None] = mapped_column(String(254))
+    role: Mapped[Role] = mapped_column(_enum(Role))
+    inviter_id: Mapped[int | None] = mapped_column(ForeignKey("members.id"))
+    status: Mapped[InvitationStatus] = mapped_column(_enum(InvitationStatus), default=InvitationStatus.PENDING)
+    expires_at: Mapped[datetime]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    decided_at: Mapped[datetime | None]
+    member_id: Mapped[int | None] = mapped_column(ForeignKey("members.id"))
+
+    @property
+    def invitee(self) -> str:
+        return self.invitee_slack_id or self.invitee_email or "?"
+
+
+class RoleTemplate(Base):
+    __tablename__ = "role_templates"
+
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id"), primary_key=True)
+    role: Mapped[Role] = mapped_column(_enum(Role), primary_key=True)
+    key_limit_micros: Mapped[int | None] = mapped_column(Money)
+    limit_period: Mapped[Period] = mapped_column(_enum(Period), default=Period.MONTHLY)
+    key_lifetime_days: Mapped[int | None] = mapped_column(Integer)
+
+
+class Project(Base):
+    __tablename__ = "projects"
+    __table_args__ = (UniqueConstraint("workspace_id", "slug"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id"))
+    slug: Mapped[str] = mapped_column(String(40))
+    budget_micros: Mapped[int | None] = mapped_column(Money)
+    budget_period: Mapped[Period] = mapped_column(_enum(Period), default=Period.MONTHLY)
+    status: Mapped[ProjectStatus] = mapped_column(_enum(ProjectStatus), default=ProjectStatus.ACTIVE)
+    paused_reason: Mapped[str | None] = mapped_column(String(200))
+    # "budget" when spend paused it (the period rollover resumes it), "manual" otherwise
+    paused_by: Mapped[str | None] = mapped_column(String(10))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ApiKey(Base):
+    __tablename__ = "api_keys"
+    __table_args__ = (
+        Index("ix_api_keys_workspace_member", "workspace_id", "member_id"),
+        Index("ix_api_keys_project", "project_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id"))
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"))
+    project_id: Mapped[int | None] = mapped_column(ForeignKey("projects.id"))
+    request_id: Mapped[int | None] = mapped_column(ForeignKey("requests.id"), unique=True)
+    rotated_from_id: Mapped[int | None] = mapped_column(ForeignKey("api_keys.id"), unique=True)
+    name: Mapped[str] = mapped_column(String(60))
+    prefix: Mapped[str] = mapped_column(String(24))  # shown to people; not enough to use the key
+    secret_hash: Mapped[str] = mapped_column(String(64), unique=True)  # sha256 hex of the secret
+    provider: Mapped[str] = mapped_column(String(20))
+    provider_ref: Mapped[str | None] = mapped_column(String(120))
+    limit_micros: Mapped[int | None] = mapped_column(Money)
+    limit_period: Mapped[Period] = mapped_column(_enum(Period), default=Period.MONTHLY)
+    expires_at: Mapped[datetime | None]
+    status: Mapped[KeyStatus] = mapped_column(_enum(KeyStatus), default=KeyStatus.ACTIVE)
+    status_reason: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None]
+
+    member: Mapped[Member] = relationship(lazy="selectin", foreign_keys=[member_id])
+    project: Mapped[Project | None] = relationship(lazy="selectin")
+
+
+class KeyReveal(Base):
+    __tablename__ = "key_reveals"
+
+    key_id: Mapped[int] = mapped_column(ForeignKey("api_keys.id"), primary_key=True)
+    ciphertext: Mapped[bytes | None] = mapped_column(LargeBinary)  # Fernet token; wiped on reveal
+    expires_at: Mapped[datetime]
+    revealed_at: Mapped[datetime | None]
+    wiped_at: Mapped[datetime | None]
+
+
+class CreditEntry(Base):
+    __tablename__ = "credit_ledger"
+    __table_args__ = (Index("ix_credit_ledger_workspace_at", "workspace_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id"))
+    kind: Mapped[str] = mapped_column(String(10))  # topup | spend
+    amount_micros: Mapped[int] = mapped_column(Money)  # + for top-ups, - for spend
+    balance_after_micros: Mapped[int] = mapped_column(Money)
+    member_id: Mapped[int | None] = mapped_column(ForeignKey("members.id"))
+    note: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class UsageEvent(Base):
+    __tablename__ = "usage_events"
+    __table_args__ = (
+        UniqueConstraint("workspace_id", "external_id"),
+        Index("ix_usage_events_key_at", "key_id", "occurred_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    external_id: Mapped[str] = mapped_column(String(200))
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id"))
+    project_id: Mapped[int | None] = mapped_column(ForeignKey("projects.id"))
+    key_id: Mapped[int] = mapped_column(ForeignKey("api_keys.id"))
+    amount_micros: Mapped[int] = mapped_column(Money)
+    model: Mapped[str | None] = mapped_column(String(120))
+    prompt_tokens: Mapped[int | None] = mapped_column(Integer)
+    completion_tokens: Mapped[int | None] = mapped_column(Integer)
+    occurred_at: Mapped[datetime]
+    ingested_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SpendTotal(Base):
+    """Running spend per scope and period, so no budget check ever scans history."""
+
+    __tablename__ = "spend_totals"
+
+    scope: Mapped[Scope] = mapped_column(_enum(Scope), primary_key=True)
+    scope_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    period: Mapped[Period] = mapped_column(_enum(Period), primary_key=True)
+    period_start: Mapped[datetime] = mapped_column(primary_key=True)
+    amount_micros: Mapped[int] = mapped_column(Money, default=0)
+
+
+class AlertSent(Base):
+    __tablename__ = "alerts_sent"
+
+    budget_kind: Mapped[BudgetKind] = mapped_column(_enum(BudgetKind), primary_key=True)
+    budget_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    period_start: Mapped[datetime] = mapped_column(primary_key=True)
+    threshold: Mapped[int] = mapped_column(Integer, primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id"))
+    spent_micros: Mapped[int] = mapped_column(Money)
+    limit_micros: Mapped[int] = mapped_column(Money)
+    sent_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Request(Base):
+    __tablename__ = "requests"
+    __table_args__ = (Index("ix_requests_workspace_state", "workspace_id", "state"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id"))
+    kind: Mapped[RequestKind] = mapped_column(_enum(RequestKind))
+    requester_id: Mapped[int] = mapped_column(ForeignKey("members.id"))
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    reason: Mapped[str | None] = mapped_column(String(500))
+    state: Mapped[RequestState] = mapped_column(_enum(RequestState), default=RequestState.PENDING)
+    decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("members.id"))
+    decided_at: Mapped[datetime | None]
+    decision_note: Mapped[str | None] = mapped_column(String(500))
+    auto_approved: Mapped[bool] = mapped_column(Boolean, default=False)
+    expires_at: Mapped[datetime]
+    # where the approval message lives, so it is updated in place rather than posted again
+    message_channel: Mapped[str | None] = mapped_column(String(32))
+    message_ts: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    requester: Mapped[Member] = relationship(lazy="selectin", foreign_keys=[requester_id])
+    decided_by: Mapped[Member | None] = relationship(lazy="selectin", foreign_keys=[decided_by_id])
+
+
+class Action(Base):
+    """The outbox: work for the workers, committed with the decision that caused it."""
+
+    __tablename__ = "actions"
+    __table_args__ = (Index("ix_actions_status_run_after", "status", "run_after"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)  # uuid4 hex; names provider objects
+    kind: Mapped[str] = mapped_column(String(40))
+    workspace_id: Mapped[int | None] = mapped_column(ForeignKey("workspaces.id"))
+    request_id: Mapped[int | None] = mapped_column(ForeignKey("requests.id"))
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    status: Mapped[ActionStatus] = mapped_column(_enum(ActionStatus), default=ActionStatus.PENDING)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+    run_after: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]
+
+
+class AuditHead(Base):
+    """The tip of each workspace's audit chain; locked to append one event at a time."""
+
+    __tablename__ = "audit_heads"
+
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id"), primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, default=0)
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditEvent(Base):
+    __tablename__ = "audit_events"
+    __table_args__ = (UniqueConstraint("workspace_id", "seq"), Index("ix_audit_events_at", "workspace_id", "at"))
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id"))
+    seq: Mapped[int] = mapped_column(BigInteger)
+    at: Mapped[datetime]
+    actor: Mapped[str] = mapped_column(String(80))
+    action: Mapped[str] = mapped_column(String(60))
+    resource: Mapped[str] = mapped_column(String(120))
+    outcome: Mapped[str] = mapped_column(String(10))  # ok | denied
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))

@@ -1,0 +1,227 @@
+"""Requests: what someone asked for, and the compare-and-set decision on it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Callable
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from store import audit, outbox
+from store.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from store.models import Member, Request, Workspace
+from store.permissions import Actor, Permission, authorize, denial, load_workspace, membership
+from store.types import RequestKind, RequestState, utcnow
+
+#: pending requests nobody decided lapse after this long
+REQUEST_TTL = timedelta(days=7)
+
+
+def open_request(
+    s: Session,
+    ws: Workspace,
+    requester: Member,
+    kind: RequestKind,
+    payload: dict[str, Any],
+    *,
+    reason: str | None = None,
+) -> Request:
+    req = Request(
+        workspace_id=ws.id,
+        kind=kind,
+        requester_id=requester.id,
+        payload=payload,
+        reason=(reason or "").strip()[:500] or None,
+        expires_at=utcnow() + REQUEST_TTL,
+    )
+    s.add(req)
+    s.flush()
+    audit.record(
+        s,
+        workspace_id=ws.id,
+        actor=f"slack:{requester.slack_user_id}" if requester.slack_user_id else f"member:{requester.id}",
+        action="request.open",
+        resource=f"request:{req.id}",
+        details={"kind": kind.value, **payload, **({"reason": req.reason} if req.reason else {})},
+    )
+    return req
+
+
+def approve_automatically(s: Session, ws: Workspace, req: Request, why: str) -> Request:
+    """Policy approves at once (a key within the role's preset in an `auto` workspace)."""
+    req.state = RequestState.APPROVED
+    req.auto_approved = True
+    req.decided_at = utcnow()
+    req.decision_note = why
+    audit.record(s, workspace_id=ws.id, actor="system:policy", action="request.approve", resource=f"request:{req.id}", details={"kind": req.kind.value, "auto": why})
+    _apply(s, Actor.operator("policy"), ws, req)
+    return req
+
+
+@dataclass(frozen=True)
+class Decision:
+    request: Request
+    approved: bool
+
+
+def decide_request(s: Session, actor: Actor, request_id: int, *, approve: bool, note: str | None = None) -> Decision:
+    """Approve or deny. Compare-and-set under the row lock: the second decider gets a Conflict naming the first."""
+    req = s.get(Request, request_id)
+    if req is None:
+        raise NotFound(f"There is no request #{request_id}.")
+    ws = load_workspace(s, req.workspace_id, lock=True)
+    verb = "approve" if approve else "deny"
+    decider = authorize(s, actor, ws, Permission.DECIDE_REQUESTS, resource=f"request:{request_id}", attempted=f"request.{verb}")
+    # Reload under the lock: whatever we read before may already be stale.
+    req = s.scalars(select(Request).where(Request.id == request_id).with_for_update().execution_options(populate_existing=True)).one()
+    if req.state is not RequestState.PENDING:
+        raise _already_decided(req)
+    if decider is not None and decider.id == req.requester_id:
+        raise PermissionDenied(
+            "You cannot decide your own request; another Admin has to.",
+            needed=("admin",),
+            denial=denial(ws.id, actor, f"request.{verb}", f"request:{req.id}", reason="own request"),
+        )
+    now = utcnow()
+    if req.expires_at <= now:
+        _expire(s, ws, req)
+        raise Conflict(f"Request #{req.id} expired on {req.expires_at:%Y-%m-%d %H:%M} UTC; ask again.", state="expired")
+    note = (note or "").strip()[:500] or None
+    if not approve and decider is not None and not note:
+        raise InvalidInput("Say why you deny it: the person who asked will read the reason.")
+    req.state = RequestState.APPROVED if approve else RequestState.DENIED
+    req.decided_by_id = decider.id if decider else None
+    req.decided_at = now
+    req.decision_note = note
+    audit.record(
+        s,
+        workspace_id=ws.id,
+        actor=actor.label,
+        action=f"request.{verb}",
+        resource=f"request:{req.id}",
+        details={"kind": req.kind.value, "requester": req.requester.label, **({"note": req.decision_note} if req.decision_note else {})},
+    )
+    if approve:
+        _apply(s, actor, ws, req)
+    outbox.emit(s, "request_decided", workspace_id=ws.id, request_id=req.id, payload={"request_id": req.id})
+    return Decision(req, approve)
+
+
+def _already_decided(req: Request) -> Conflict:
+    who = req.decided_by.label if req.decided_by else ("Purser's policy" if req.auto_approved else "Purser")
+    when = f" at {req.decided_at:%H:%M} UTC on {req.decided_at:%Y-%m-%d}" if req.decided_at else ""
+    return Conflict(
+        f"Request #{req.id} was already {req.state.value} by {who}{when}.",
+        decided_by=req.decided_by.slack_user_id if req.decided_by else None,
+        decided_at=req.decided_at,
+        state=req.state.value,
+    )
+
+
+def cancel_request(s: Session, actor: Actor, request_id: int) -> Request:
+    req = s.scalars(select(Request).where(Request.id == request_id).with_for_update()).one_or_none()
+    if req is None:
+        raise NotFound(f"There is no request #{request_id}.")
+    me = membership(s, actor, req.workspace_id)
+    if me is None or me.id != req.requester_id:
+        raise NotFound(f"There is no request #{request_id} of yours.")
+    if req.state is not RequestState.PENDING:
+        raise _already_decided(req)
+    req.state, req.decided_at = RequestState.CANCELLED, utcnow()
+    audit.record(s, workspace_id=req.workspace_id, actor=actor.label, action="request.cancel", resource=f"request:{req.id}", details={"kind": req.kind.value})
+    outbox.emit(s, "request_decided", workspace_id=req.workspace_id, request_id=req.id, payload={"request_id": req.id})
+    return req
+
+
+def _expire(s: Session, ws: Workspace, req: Request) -> None:
+    req.state, req.decided_at = RequestState.EXPIRED, utcnow()
+    audit.record(s, workspace_id=ws.id, actor="system:clock", action="request.expire", resource=f"request:{req.id}", details={"kind": req.kind.value})
+    outbox.emit(s, "request_decided", workspace_id=ws.id, request_id=req.id, payload={"request_id": req.id})
+
+
+def expire_requests(s: Session, now: datetime | None = None) -> int:
+    """Lapse pending requests past their expiry (the clock calls this)."""
+    now = now or utcnow()
+    stale = list(s.scalars(select(Request).where(Request.state == RequestState.PENDING, Request.expires_at <= now).with_for_update(skip_locked=True)))
+    for req in stale:
+        _expire(s, s.get(Workspace, req.workspace_id), req)
+    return len(stale)
+
+
+def pending_requests(s: Session, actor: Actor, workspace_id: int) -> list[Request]:
+    ws = load_workspace(s, workspace_id)
+    authorize(s, actor, ws, Permission.DECIDE_REQUESTS, resource=f"workspace:{ws.slug}", attempted="request.list")
+    return list(s.scalars(select(Request).where(Request.workspace_id == ws.id, Request.state == RequestState.PENDING).order_by(Request.id)))
+
+
+def get_request(s: Session, request_id: int) -> Request:
+    req = s.get(Request, request_id)
+    if req is None:
+        raise NotFound(f"There is no request #{request_id}.")
+    return req
+
+
+def set_request_message(s: Session, request_id: int, channel: str, ts: str) -> None:
+    """Remember where the approval message is, so later updates edit it instead of posting anew."""
+    req = get_request(s, request_id)
+    req.message_channel, req.message_ts = channel, ts
+
+
+def _apply(s: Session, actor: Actor, ws: Workspace, req: Request) -> None:
+    _appliers()[req.kind](s, actor, ws, req)
+
+
+def _appliers() -> dict[RequestKind, Callable[[Session, Actor, Workspace, Request], None]]:
+    # Imported here: each aggregate's module imports this one to open its requests.
+    from store import budgets, credits, invitations, keys, members
+
+    def role_change(s: Session, actor: Actor, ws: Workspace, req: Request) -> None:
+        from store.models import Member as M
+        from store.types import MemberStatus, Role
+
+        target = s.get(M, req.payload["member_id"])
+        if target is None or target.status is not MemberStatus.ACTIVE:
+            raise Conflict("The member this request is about is no longer in the workspace.")
+        members.apply_role_change(s, actor, ws, target, Role(req.payload["role"]), via_request=req.id)
+
+    return {
+        RequestKind.KEY: keys.apply_key_request,
+        RequestKind.INVITE: invitations.apply_invite_request,
+        RequestKind.BUDGET_CHANGE: budgets.apply_budget_request,
+        RequestKind.CAP_CHANGE: budgets.apply_cap_request,
+        RequestKind.ROLE_CHANGE: role_change,
+        RequestKind.CREDIT_TOPUP: credits.apply_topup_request,
+    }
+
+
+def request_role_change(s: Session, actor: Actor, workspace_id: int, member_id: int, role: str, reason: str | None = None) -> Request:
+    """A Developer asks the admins to change someone's role."""
+    from store.members import _target
+    from store.types import Role
+
+    role_v = Role.parse(role)
+    ws = load_workspace(s, workspace_id)
+    me = _requester(s, actor, ws, Permission.MANAGE_MEMBERS, "request.role_change")
+    target = _target(s, ws, member_id)
+    if target.role is role_v:
+        raise Conflict(f"{target.label} is already a {role_v.title}.")
+    return open_request(s, ws, me, RequestKind.ROLE_CHANGE, {"member_id": target.id, "member": target.label, "role": role_v.value}, reason=reason)
+
+
+def _requester(s: Session, actor: Actor, ws: Workspace, permission: Permission, attempted: str) -> Member:
+    """The member asking, if their role may ask for this (or do it: admins may file requests too)."""
+    from store.permissions import MATRIX, roles_text
+
+    me = membership(s, actor, ws.id)
+    rule = MATRIX[permission]
+    if me is not None and (me.role in rule.may_request or me.role in rule.allowed):
+        return me
+    who = roles_text(rule.may_request | rule.allowed)
+    message = (
+        "You are not a member of that workspace. Ask one of its admins to invite you."
+        if me is None
+        else f"Only a {who} can ask for this; you are a {me.role.title}."
+    )
+    raise PermissionDenied(message, needed=tuple(r.value for r in rule.may_request | rule.allowed), denial=denial(ws.id, actor, attempted, f"workspace:{ws.slug}", reason="role" if me else "not a member"))

@@ -1,0 +1,87 @@
+"""Key secrets: hashed for lookup, encrypted for the one reveal, never kept in clear."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets as _random
+
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+
+from store.errors import InvalidInput
+
+LOCAL_PREFIX = "sk-purser-"
+
+
+def hash_secret(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def display_prefix(secret: str) -> str:
+    """Enough to recognise a key in a list, far too little to use it."""
+    return secret[: len(LOCAL_PREFIX) + 6] if secret.startswith(LOCAL_PREFIX) else secret[:14]
+
+
+def mint_local_secret() -> str:
+    return LOCAL_PREFIX + _random.token_urlsafe(32)
+
+
+class Cipher:
+    """Fernet with rotation: the first key encrypts, every listed key decrypts.
+
+    ``PURSER_SECRET_KEY`` holds one or more Fernet keys separated by commas, newest
+    first, so a key can be rotated while reveals written under the old one still open.
+    """
+
+    def __init__(self, keys: str | list[str]) -> None:
+        if isinstance(keys, str):
+            keys = [k.strip() for k in keys.split(",") if k.strip()]
+        if not keys:
+            raise InvalidInput("PURSER_SECRET_KEY is empty. Generate one with `purser secret-key` and set it.")
+        try:
+            self._fernet = MultiFernet([Fernet(k.encode()) for k in keys])
+        except (ValueError, TypeError):
+            raise InvalidInput("PURSER_SECRET_KEY is not a valid Fernet key (32 url-safe base64 bytes). Generate one with `purser secret-key`.") from None
+
+    @staticmethod
+    def generate() -> str:
+        return Fernet.generate_key().decode()
+
+    def encrypt(self, plaintext: str) -> bytes:
+        return self._fernet.encrypt(plaintext.encode())
+
+    def decrypt(self, token: bytes) -> str:
+        try:
+            return self._fernet.decrypt(token).decode()
+        except InvalidToken:
+            raise InvalidInput("This key's secret cannot be decrypted with the current PURSER_SECRET_KEY; keep the old key listed after the new one when rotating.") from None
+
+    def rotate(self, token: bytes) -> bytes:
+        return self._fernet.rotate(token)
+
+
+_cipher: Cipher | None = None
+
+
+def cipher() -> Cipher:
+    """The process's cipher, from ``PURSER_SECRET_KEY`` (or the file the embedded setup keeps)."""
+    global _cipher
+    if _cipher is None:
+        _cipher = Cipher(_load_secret_key())
+    return _cipher
+
+
+def use_cipher(c: Cipher | None) -> None:
+    global _cipher
+    _cipher = c
+
+
+def _load_secret_key() -> str:
+    value = os.environ.get("PURSER_SECRET_KEY", "").strip()
+    if value:
+        return value
+    path = os.environ.get("PURSER_SECRET_KEY_FILE", "var/secret.key")
+    if os.path.exists(path):
+        with open(path) as fh:
+            return fh.read().strip()
+    raise InvalidInput("PURSER_SECRET_KEY is not set. Generate one with `purser secret-key` and export it.")

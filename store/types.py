@@ -1,0 +1,154 @@
+"""Column types and enumerations shared by the models."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime, timezone
+
+from sqlalchemy import BigInteger, DateTime, Integer
+from sqlalchemy.types import TypeDecorator
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets a BIGINT identity.
+BigIntPK = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Stored as naive UTC (SQLite has no zones), always handed back timezone-aware."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("timestamps must be timezone-aware")
+        return value.astimezone(timezone.utc).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=timezone.utc)
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Role(enum.StrEnum):
+    ADMIN = "admin"
+    DEVELOPER = "developer"
+    VIEWER = "viewer"
+    BILLING = "billing"
+
+    @property
+    def title(self) -> str:
+        return _ROLE_TITLES[self]
+
+    @classmethod
+    def parse(cls, text: str) -> "Role":
+        from store.errors import InvalidInput
+
+        wanted = text.strip().lower().replace("-", "_").replace(" ", "_")
+        wanted = _ROLE_ALIASES.get(wanted, wanted)
+        try:
+            return cls(wanted)
+        except ValueError:
+            raise InvalidInput(
+                f"“{text[:40]}” is not a role. Pick one of: admin, developer, viewer, billing."
+            ) from None
+
+
+_ROLE_TITLES = {
+    Role.ADMIN: "Admin",
+    Role.DEVELOPER: "Developer",
+    Role.VIEWER: "Viewer",
+    Role.BILLING: "Billing Manager",
+}
+_ROLE_ALIASES = {"billing_manager": "billing", "dev": "developer", "administrator": "admin"}
+
+#: the seed's limits on how many members may hold a role at once
+ROLE_CAPS: dict[Role, int] = {Role.ADMIN: 5, Role.BILLING: 3}
+
+
+class Environment(enum.StrEnum):
+    PRODUCTION = "production"
+    STAGING = "staging"
+    DEVELOPMENT = "development"
+
+
+class KeyPolicy(enum.StrEnum):
+    APPROVAL = "approval"  # every key a non-admin asks for is decided by an admin
+    AUTO = "auto"  # approved at once while the limit is within the role's preset
+
+
+class Period(enum.StrEnum):
+    DAILY = "daily"
+    WEEKLY = "weekly"
+    MONTHLY = "monthly"
+    NONE = "none"  # never resets: the budget is for the project's whole life
+
+
+class MemberStatus(enum.StrEnum):
+    ACTIVE = "active"
+    REMOVED = "removed"
+
+
+class WorkspaceStatus(enum.StrEnum):
+    ACTIVE = "active"
+    PAUSED = "paused"
+    DELETED = "deleted"
+
+
+class ProjectStatus(enum.StrEnum):
+    ACTIVE = "active"
+    PAUSED = "paused"
+
+
+class KeyStatus(enum.StrEnum):
+    ACTIVE = "active"
+    DISABLED = "disabled"
+    REVOKED = "revoked"
+
+
+class InvitationStatus(enum.StrEnum):
+    PENDING = "pending"
+    ACCEPTED = "accepted"
+    DECLINED = "declined"
+    EXPIRED = "expired"
+    CANCELLED = "cancelled"
+
+
+class RequestKind(enum.StrEnum):
+    KEY = "key"
+    INVITE = "invite"
+    BUDGET_CHANGE = "budget_change"
+    CAP_CHANGE = "cap_change"
+    ROLE_CHANGE = "role_change"
+    CREDIT_TOPUP = "credit_topup"
+
+
+class RequestState(enum.StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    DENIED = "denied"
+    EXPIRED = "expired"
+    CANCELLED = "cancelled"
+
+
+class ActionStatus(enum.StrEnum):
+    PENDING = "pending"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class BudgetKind(enum.StrEnum):
+    PROJECT = "project"
+    CAP = "cap"  # the workspace spending cap
+    CREDIT = "credit"  # the workspace's credit pool
+
+
+class Scope(enum.StrEnum):
+    KEY = "key"
+    PROJECT = "project"
+    WORKSPACE = "workspace"

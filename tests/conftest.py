@@ -1,0 +1,89 @@
+"""Fixtures: a migrated store on SQLite and on real PostgreSQL, and the process cipher."""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from store.db import Database
+from store.migrate import upgrade
+from store.models import Base
+from store.secrets import Cipher, use_cipher
+from tests.services import IN_CI, PG_URL, REDIS_URL, answering, require
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    if IN_CI:
+        missing = [name for name, url in (("PostgreSQL", PG_URL), ("Redis", REDIS_URL)) if not answering(url)]
+        if missing:
+            raise pytest.UsageError(f"CI=true but {', '.join(missing)} not answering; .ci/run should have started it.")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _cipher():
+    use_cipher(Cipher(Cipher.generate()))
+    yield
+    use_cipher(None)
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("template") / "purser.db"
+    upgrade(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> str:
+    """A fresh database for this test session, migrated to head, dropped at the end."""
+    require(PG_URL, "PostgreSQL")
+    name = f"purser_test_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
+    upgrade(url)
+    yield url
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def _empty_pg(db: Database) -> None:
+    tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+    with db.engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture
+def pg_db(pg_url) -> Database:
+    db = Database(pg_url)
+    _empty_pg(db)
+    yield db
+    db.dispose()
+
+
+@pytest.fixture
+def sqlite_db(sqlite_template, tmp_path) -> Database:
+    path = tmp_path / "purser.db"
+    shutil.copy(sqlite_template, path)
+    db = Database(f"sqlite:///{path}")
+    yield db
+    db.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def db(request) -> Database:
+    """The same test on both stores."""
+    return request.getfixturevalue("sqlite_db" if request.param == "sqlite" else "pg_db")
+
+
+@pytest.fixture
+def redis_url() -> str:
+    require(REDIS_URL, "Redis")
+    return REDIS_URL
