@@ -118,7 +118,7 @@ def member_add(
         _fail("give --slack U… or --email someone@example.com (or both).", 2)
     ws_id = _workspace_id(workspace, team)
     member = _run(add_member, _operator(), ws_id, role=role, slack_user_id=slack, email=email, why="added by the operator")
-    typer.echo(f"{member.label} is now {"an" if member.role.title[0] in "AEIOU" else "a"} {member.role.title} of {workspace}.")
+    typer.echo(f"{member.label} is now {'an' if member.role.title[0] in 'AEIOU' else 'a'} {member.role.title} of {workspace}.")
 
 
 @usage_app.command("record")
@@ -211,6 +211,49 @@ def secret_key() -> None:
     from store.secrets import Cipher
 
     typer.echo(Cipher.generate())
+
+
+@app.command("web")
+def web(
+    port: int = typer.Option(None, help="Port to listen on (default: $PORT or 3000)."),
+    workers: int = typer.Option(2, help="gunicorn worker processes."),
+    threads: int = typer.Option(8, help="Threads per worker."),
+) -> None:
+    """Run the Slack app: Socket Mode when SLACK_APP_TOKEN is set, else HTTP under gunicorn (the `web` process)."""
+    from purser.settings import get_settings
+
+    settings = get_settings()
+    if settings.slack_app_token:
+        from bot.socket import main as socket_main
+
+        socket_main()
+        return
+    bind = f"0.0.0.0:{port or settings.port}"
+    os.execvp(
+        sys.executable,
+        [sys.executable, "-m", "gunicorn", "--worker-class", "gthread", "--workers", str(workers), "--threads", str(threads), "--bind", bind, "--access-logfile", "-", "bot.web:create_app()"],
+    )
+
+
+@app.command("worker")
+def worker(
+    processes: int = typer.Option(2, help="Worker processes."),
+    threads: int = typer.Option(8, help="Threads per process."),
+) -> None:
+    """Run the dramatiq workers (needs REDIS_URL): the `worker` process."""
+    from purser.settings import get_settings
+
+    if not get_settings().redis_url:
+        _fail("REDIS_URL is not set: separate worker processes need Redis. `purser run` runs workers in-process instead.", 2)
+    os.execvp(sys.executable, [sys.executable, "-m", "dramatiq", "workers.actors", "--processes", str(processes), "--threads", str(threads)])
+
+
+@app.command("clock")
+def clock() -> None:
+    """Run the scheduler (the `clock` process); replicas elect one leader."""
+    from workers.clock import main as clock_main
+
+    clock_main()
 
 
 @app.command("run")

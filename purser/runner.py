@@ -1,14 +1,26 @@
-"""`make run`: prepare the store and start what Purser has to run."""
+"""`make run`: Purser in one process — the bot, workers and the clock — with embedded defaults.
+
+SQLite under ./var, an in-process broker, the local key provider and, without Slack
+credentials, the sandbox: a page on localhost that plays Slack. With SLACK_BOT_TOKEN
+and SLACK_SIGNING_SECRET (and optionally SLACK_APP_TOKEN) it serves real Slack; with
+DATABASE_URL / REDIS_URL it uses them.
+"""
 
 from __future__ import annotations
 
+import logging
 import os
+import secrets
+import signal
 import stat
+import threading
 from pathlib import Path
 
 import typer
 
 from purser.settings import get_settings
+
+log = logging.getLogger("purser")
 
 
 def ensure_secret_key() -> str:
@@ -27,23 +39,92 @@ def ensure_secret_key() -> str:
 
 def main() -> None:
     from sqlalchemy.engine import make_url
+    from waitress import create_server
 
+    from bot.app import build_app
+    from bot.slack_client import Slack
+    from bot.web import WebApp, health_checks
+    from purser.logs import setup_logging
     from store.db import Database
     from store.migrate import upgrade
-    from store.workspaces import list_workspaces
+    from workers import actors
+    from workers.broker import make_broker, start_embedded_worker, use_broker
+    from workers.clock import Clock, Intervals
+    from workers.leader import make_lock
+    from workers.runtime import Runtime, configure, from_settings
 
+    setup_logging()
     settings = get_settings()
     url = settings.database_url
     upgrade(url)
     key_source = ensure_secret_key()
     db = Database(url)
-    with db.session() as s:
-        workspaces = list_workspaces(s)
-    typer.echo(f"Purser store ready: {make_url(url).render_as_string(hide_password=True)} (migrated to head)")
-    typer.echo(f"Key secrets encrypted with the key from {key_source}")
-    if workspaces:
-        typer.echo("Workspaces: " + ", ".join(f"{w.slug} ({w.environment.value})" for w in workspaces))
+    broker = use_broker(make_broker(settings.redis_url))
+    worker = start_embedded_worker(broker)
+    db.on_new_actions(actors.enqueue)
+
+    port = settings.port
+    sandboxed = not (settings.slack_bot_token and settings.slack_signing_secret)
+    if sandboxed:
+        from sandbox.app import Sandbox
+        from sandbox.demo import seed
+        from sandbox.slack_api import SlackAPI
+
+        token, signing = "xoxb-sandbox", secrets.token_hex(16)
+        api_url = f"http://127.0.0.1:{port}/api/"
+        bolt = build_app(db, token=token, team_id=settings.slack_team_id, api_url=api_url)
+        web = WebApp(db, bolt, signing, health=health_checks(db, settings.redis_url))
+        app = Sandbox(db, SlackAPI(token=token), web, signing, settings.slack_team_id)
+        app.bot_url = f"http://127.0.0.1:{port}/slack/events"
+        configure(Runtime(db=db, slack=Slack(db, token, api_url)))
+        seeded = seed(db, settings.slack_team_id)
+        host = "127.0.0.1"  # the sandbox has no login: never listen beyond this machine
     else:
-        typer.echo("No workspaces yet:  .venv/bin/purser workspace create demo --env development")
-        typer.echo("Then an admin:      .venv/bin/purser member add demo --slack U0123ABCD --role admin")
-    db.dispose()
+        token = settings.slack_bot_token.get_secret_value()
+        bolt = build_app(db, token=token, team_id=settings.slack_team_id, api_url=settings.slack_api_url)
+        app = WebApp(db, bolt, settings.slack_signing_secret.get_secret_value(), health=health_checks(db, settings.redis_url))
+        rt = from_settings()
+        configure(Runtime(db=db, slack=rt.slack))
+        host, seeded = "0.0.0.0", False
+
+    intervals = Intervals.from_env()
+    clock = Clock(make_lock(settings.redis_url, url, intervals.lock_ttl), intervals)
+    clock.start()
+    server = create_server(app, host=host, port=port, threads=16, ident="purser")
+
+    typer.echo(f"Purser is running — store {make_url(db.url).render_as_string(hide_password=True)}, broker {'Redis' if settings.redis_url else 'in-process'}, key provider local")
+    typer.echo(f"Key secrets are encrypted with the key from {key_source}")
+    if sandboxed:
+        typer.echo(f"No Slack credentials: the sandbox plays Slack at  http://127.0.0.1:{port}/" + ("  (demo team seeded)" if seeded else ""))
+    elif settings.slack_app_token:
+        typer.echo("Slack: Socket Mode")
+    else:
+        typer.echo(f"Slack: point the app's request URLs at this host's port {port}, path /slack/events")
+    typer.echo("Ctrl-C stops it; the data stays in the store for the next run.")
+
+    stopping = threading.Event()
+
+    def stop(*_):
+        if not stopping.is_set():
+            stopping.set()
+            server.close()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    socket_thread = None
+    if not sandboxed and settings.slack_app_token:
+        from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+        socket_thread = SocketModeHandler(bolt, settings.slack_app_token.get_secret_value())
+        socket_thread.connect()
+    try:
+        server.run()
+    except (KeyboardInterrupt, OSError):
+        pass
+    finally:
+        clock.stop()
+        worker.stop(timeout=5000)
+        if socket_thread is not None:
+            socket_thread.close()
+        db.dispose()
+        typer.echo("Purser stopped.")

@@ -19,6 +19,8 @@ class Settings(BaseSettings):
     slack_signing_secret: SecretStr | None = Field(None, alias="SLACK_SIGNING_SECRET")
     slack_app_token: SecretStr | None = Field(None, alias="SLACK_APP_TOKEN")
     slack_api_url: str = Field("https://slack.com/api/", alias="SLACK_API_URL")
+    # The Slack team this install serves; requests from any other team are refused.
+    slack_team_id: str = Field("local", alias="SLACK_TEAM_ID")
 
     openrouter_management_key: SecretStr | None = Field(None, alias="OPENROUTER_MANAGEMENT_KEY")
     openrouter_api_url: str = Field("https://openrouter.ai/api/v1", alias="OPENROUTER_API_URL")

@@ -103,7 +103,8 @@ class Verification:
     def summary(self) -> str:
         if self.ok:
             return f"The audit chain verifies: {self.checked} event(s), none altered."
-        return f"The audit chain is broken at event #{self.first_bad_seq} (row {self.first_bad_id}): {self.problem}."
+        row = f" (row {self.first_bad_id})" if self.first_bad_id is not None else ""
+        return f"The audit chain is broken at event #{self.first_bad_seq}{row}: {self.problem}."
 
 
 def verify_chain(s: Session, workspace_id: int) -> Verification:
@@ -114,7 +115,8 @@ def verify_chain(s: Session, workspace_id: int) -> Verification:
     ).yield_per(1000)
     for event in rows:
         if event.seq != expected_seq:
-            return Verification(False, checked, event.seq, event.id, f"expected event #{expected_seq} here; events are missing or reordered")
+            # seq is unique per workspace, so a mismatch is a gap: the missing seq is the first bad one
+            return Verification(False, checked, expected_seq, None, f"it is missing; the next event found is #{event.seq}")
         if event.prev_hash != prev_hash:
             return Verification(False, checked, event.seq, event.id, "it does not follow the event before it")
         if chain_hash(prev_hash, event) != event.hash:

@@ -12,7 +12,7 @@ from store import audit, outbox
 from store.errors import Conflict, InvalidInput, LimitReached, NotFound
 from store.models import Project, Request, SpendTotal, Workspace
 from store.money import format_money
-from store.periods import period_start
+from store.periods import parse_period, period_start
 from store.permissions import Actor, Permission, authorize, denial, load_workspace
 from store.requests import _requester, open_request
 from store.types import Period, ProjectStatus, RequestKind, Scope, WorkspaceStatus, utcnow
@@ -63,7 +63,7 @@ def create_project(
     s: Session, actor: Actor, workspace_id: int, slug: str, *, budget_micros: int | None = None, period: Period | str = Period.MONTHLY
 ) -> Project:
     slug = check_slug(slug, "project")
-    period = Period(period)
+    period = parse_period(period)
     ws = load_workspace(s, workspace_id, lock=True)
     authorize(s, actor, ws, Permission.CONFIGURE, resource=f"project:{slug}", attempted="project.create")
     if s.scalars(select(Project.id).where(Project.workspace_id == ws.id, Project.slug == slug)).first():
@@ -87,7 +87,7 @@ def set_project_budget(
 ) -> Project:
     ws = load_workspace(s, workspace_id, lock=True)
     authorize(s, actor, ws, Permission.CONFIGURE, resource=f"project:{slug}", attempted="budget.set")
-    return apply_budget(s, actor, ws, _project(s, ws, slug, lock=True), budget_micros, Period(period) if period else None)
+    return apply_budget(s, actor, ws, _project(s, ws, slug, lock=True), budget_micros, parse_period(period) if period else None)
 
 
 def apply_budget(s: Session, actor: Actor, ws: Workspace, proj: Project, budget: int | None, period: Period | None, *, via_request: int | None = None) -> Project:
@@ -118,7 +118,7 @@ def request_budget_change(
     proj = _project(s, ws, slug)
     if not (reason or "").strip():
         raise InvalidInput('Say why the budget should change: --reason "…". Admins decide on it.')
-    payload = {"project_id": proj.id, "project": proj.slug, "budget_micros": budget_micros, "period": Period(period).value if period else None, "current_micros": proj.budget_micros}
+    payload = {"project_id": proj.id, "project": proj.slug, "budget_micros": budget_micros, "period": parse_period(period).value if period else None, "current_micros": proj.budget_micros}
     return open_request(s, ws, me, RequestKind.BUDGET_CHANGE, payload, reason=reason)
 
 
@@ -131,7 +131,7 @@ def apply_budget_request(s: Session, actor: Actor, ws: Workspace, req: Request) 
 def set_workspace_cap(s: Session, actor: Actor, workspace_id: int, cap_micros: int | None, period: Period | str | None = None) -> Workspace:
     ws = load_workspace(s, workspace_id, lock=True)
     authorize(s, actor, ws, Permission.CONFIGURE, resource=f"workspace:{ws.slug}", attempted="cap.set")
-    return apply_cap(s, actor, ws, cap_micros, Period(period) if period else None)
+    return apply_cap(s, actor, ws, cap_micros, parse_period(period) if period else None)
 
 
 def apply_cap(s: Session, actor: Actor, ws: Workspace, cap: int | None, period: Period | None, *, via_request: int | None = None) -> Workspace:
@@ -169,7 +169,7 @@ def request_cap_change(s: Session, actor: Actor, workspace_id: int, cap_micros: 
     me = _requester(s, actor, ws, Permission.CONFIGURE, "request.cap_change")
     if not (reason or "").strip():
         raise InvalidInput('Say why the cap should change: --reason "…". Admins decide on it.')
-    payload = {"cap_micros": cap_micros, "period": Period(period).value if period else None, "current_micros": ws.cap_micros}
+    payload = {"cap_micros": cap_micros, "period": parse_period(period).value if period else None, "current_micros": ws.cap_micros}
     return open_request(s, ws, me, RequestKind.CAP_CHANGE, payload, reason=reason)
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from store import audit, outbox
+from store import audit
 from store.errors import InvalidInput
 from store.models import CreditEntry, Request, Workspace
 from store.money import MAX_MICROS, format_money
@@ -53,7 +53,6 @@ def request_topup(s: Session, actor: Actor, workspace_id: int, amount_micros: in
 
 def apply_topup_request(s: Session, actor: Actor, ws: Workspace, req: Request) -> None:
     apply_topup(s, actor, ws, req.payload["amount_micros"], member_id=None, note=f"request #{req.id}", via_request=req.id)
-    outbox.emit(s, "credit_added", workspace_id=ws.id, payload={"request_id": req.id})
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,8 @@ import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from datetime import datetime
+from typing import Any, NamedTuple, ParamSpec, TypeVar
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine, make_url
@@ -20,6 +21,14 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 DEFAULT_URL = "sqlite:///var/purser.db"
+
+
+class NewAction(NamedTuple):
+    """An action a commit just wrote, as the relay needs it."""
+
+    id: str
+    kind: str
+    run_after: datetime
 
 
 def normalise_url(url: str) -> str:
@@ -63,7 +72,7 @@ def _serialise_sqlite_writers(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-ActionsHook = Callable[[list[str]], None]
+ActionsHook = Callable[[list[NewAction]], None]
 
 
 class Database:
@@ -80,7 +89,7 @@ class Database:
         return self.engine.dialect.name
 
     def on_new_actions(self, hook: ActionsHook) -> None:
-        """Call ``hook(action_ids)`` after each commit that wrote outbox actions."""
+        """Call ``hook(new_actions)`` after each commit that wrote outbox actions."""
         self._action_hooks.append(hook)
 
     @contextmanager
@@ -120,12 +129,12 @@ class Database:
             audit.record(s, outcome="denied", **denial)
             s.commit()
 
-    def _announce(self, action_ids: list[str]) -> None:
+    def _announce(self, actions: list[NewAction]) -> None:
         for hook in self._action_hooks:
             try:
-                hook(action_ids)
+                hook(actions)
             except Exception:  # the sweeper re-enqueues; committed work never fails here
-                log.exception("could not hand %d new action(s) to the queue; the sweeper will", len(action_ids))
+                log.exception("could not hand %d new action(s) to the queue; the sweeper will", len(actions))
 
     def dispose(self) -> None:
         self.engine.dispose()

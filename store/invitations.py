@@ -59,7 +59,7 @@ def _invite_one(s: Session, actor: Actor, ws: Workspace, raw: str, role: Role, i
         return InviteResult(shown, "invalid", exc.message)
     who = slack_id or email
     member = s.scalars(
-        select(Member).where(Member.workspace_id == ws.id, Member.status == MemberStatus.ACTIVE, or_(Member.slack_user_id == slack_id, Member.email == email))
+        select(Member).where(Member.workspace_id == ws.id, Member.status == MemberStatus.ACTIVE, _same_person(Member.slack_user_id, Member.email, slack_id, email))
     ).first()
     if member is not None:
         return InviteResult(who, "already_member", f"{who} is already a {member.role.title} of `{ws.slug}`.")
@@ -68,7 +68,7 @@ def _invite_one(s: Session, actor: Actor, ws: Workspace, raw: str, role: Role, i
             Invitation.workspace_id == ws.id,
             Invitation.status == InvitationStatus.PENDING,
             Invitation.expires_at > utcnow(),
-            or_(Invitation.invitee_slack_id == slack_id, Invitation.invitee_email == email),
+            _same_person(Invitation.invitee_slack_id, Invitation.invitee_email, slack_id, email),
         )
     ).first()
     if pending is not None:
@@ -88,6 +88,11 @@ def _invite_one(s: Session, actor: Actor, ws: Workspace, raw: str, role: Role, i
     audit.record(s, workspace_id=ws.id, actor=actor.label, action="member.invite", resource=f"invitation:{inv.id}", details={"invitee": who, **details})
     outbox.emit(s, "send_invitation", workspace_id=ws.id, payload={"invitation_id": inv.id})
     return InviteResult(who, "invited", f"Invited {who} as {role.title}; the invitation is good for 7 days.", inv.id)
+
+
+def _same_person(slack_column, email_column, slack_id: str | None, email: str | None):
+    # Compare only the identifier given: `column == None` would match everyone without one.
+    return slack_column == slack_id if slack_id is not None else email_column == email
 
 
 def _invite_by_request(s: Session, ws: Workspace, requester: Member, invitees: list[str], role: Role) -> list[InviteResult]:
@@ -112,6 +117,7 @@ def apply_invite_request(s: Session, actor: Actor, ws: Workspace, req: Request) 
 
 def accept_invitation(s: Session, invitation_id: int, *, slack_user_id: str, email: str | None = None) -> Member:
     """The invitee accepts: the role is provisioned, caps checked again at this moment."""
+    email = email.strip().lower() if email else None
     inv = s.get(Invitation, invitation_id)
     if inv is None or not _addressed_to(inv, slack_user_id, email):
         raise NotFound("There is no invitation for you here.")

@@ -15,7 +15,7 @@ from store.models import Action, ApiKey, KeyReveal, Member, Project, Request, Wo
 from store.permissions import Actor, Permission, authorize, load_workspace, membership
 from store.requests import approve_automatically, open_request
 from store.secrets import cipher, display_prefix, hash_secret
-from store.types import ActionStatus, KeyPolicy, KeyStatus, Period, RequestKind, Role, utcnow
+from store.types import ActionStatus, KeyPolicy, KeyStatus, Period, RequestKind, RequestState, Role, utcnow
 
 KEY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,59}$")
 #: the encrypted secret waits this long for its owner, then is wiped
@@ -52,6 +52,15 @@ def request_key(
     proj = _project(s, ws, project) if project else None
     if s.scalars(select(ApiKey.id).where(ApiKey.member_id == me.id, ApiKey.name == name, ApiKey.status != KeyStatus.REVOKED)).first():
         raise Conflict(f"You already have a key called `{name}`. Pick another name, or rotate that one.")
+    provisioning = select(Action.request_id).where(Action.kind == "provision_key", Action.status == ActionStatus.PENDING)
+    asked = select(Request.id).where(
+        Request.requester_id == me.id,
+        Request.kind == RequestKind.KEY,
+        Request.payload["name"].as_string() == name,
+        or_(Request.state == RequestState.PENDING, Request.id.in_(provisioning)),
+    )
+    if s.scalars(asked).first():
+        raise Conflict(f"You already asked for a key called `{name}`; it is waiting for an admin or on its way. Pick another name.")
     from store.workspaces import role_template
 
     template = role_template(s, ws.id, me.role)
@@ -295,6 +304,9 @@ def reveal_key(s: Session, actor: Actor, key_id: int) -> Revealed:
     me = membership(s, actor, key.workspace_id) if key else None
     if key is None or me is None or me.id != key.member_id:
         raise NotFound("There is no key of yours to reveal here.")
+    if key.status is KeyStatus.REVOKED:
+        # revoking wipes the secret too; say so rather than blame the 24 hours
+        raise Conflict(f"Key `{key.name}` was revoked and its secret destroyed. Ask for a new key.", state="revoked")
     reveal = s.scalars(select(KeyReveal).where(KeyReveal.key_id == key.id).with_for_update()).one_or_none()
     if reveal is None or reveal.ciphertext is None:
         if reveal is not None and reveal.revealed_at is not None:

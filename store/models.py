@@ -191,6 +191,8 @@ class ApiKey(Base):
     status_reason: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     revoked_at: Mapped[datetime | None]
+    # the provider's cumulative usage already turned into usage events (OpenRouter sync)
+    synced_usage_micros: Mapped[int] = mapped_column(Money, default=0)
 
     member: Mapped[Member] = relationship(lazy="selectin", foreign_keys=[member_id])
     project: Mapped[Project | None] = relationship(lazy="selectin")
@@ -281,9 +283,6 @@ class Request(Base):
     decision_note: Mapped[str | None] = mapped_column(String(500))
     auto_approved: Mapped[bool] = mapped_column(Boolean, default=False)
     expires_at: Mapped[datetime]
-    # where the approval message lives, so it is updated in place rather than posted again
-    message_channel: Mapped[str | None] = mapped_column(String(32))
-    message_ts: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     requester: Mapped[Member] = relationship(lazy="selectin", foreign_keys=[requester_id])
@@ -305,6 +304,8 @@ class Action(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str | None] = mapped_column(Text)
     run_after: Mapped[datetime] = mapped_column(default=utcnow)
+    # a worker's lease: a duplicate delivery skips a claimed action; a dead worker's lease lapses
+    claimed_until: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None]
 
@@ -334,3 +335,27 @@ class AuditEvent(Base):
     details: Mapped[dict[str, Any]] = mapped_column(default=dict)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+
+
+class SlackMessage(Base):
+    """Where a message Purser posted lives, so a retry or a later change edits it instead of posting again."""
+
+    __tablename__ = "slack_messages"
+
+    ref: Mapped[str] = mapped_column(String(80), primary_key=True)  # e.g. "request:12", "key_ready:7"
+    channel: Mapped[str] = mapped_column(String(32))
+    ts: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ChannelBinding(Base):
+    """A Slack channel whose commands default to one workspace (`/ai-workspace use`)."""
+
+    __tablename__ = "channel_bindings"
+
+    team_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    channel_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id"))
+    bound_by: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

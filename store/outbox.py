@@ -1,16 +1,26 @@
-"""The outbox: actions for the workers, written in the decision's own transaction."""
+"""The outbox: actions for the workers, written in the decision's own transaction.
+
+Workers claim an action with a short lease before working on it, so a duplicate
+delivery (the sweeper, a redelivered message) skips it, and a worker that dies
+mid-action leaves a lease that lapses and lets the sweeper hand the action out again.
+"""
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
-from store.models import Action
+from store import audit
+from store.db import NewAction
+from store.models import Action, Request
 from store.types import ActionStatus, utcnow
+
+LEASE = timedelta(seconds=60)
 
 
 def emit(
@@ -33,47 +43,89 @@ def emit(
     s.add(action)
     s.flush()
     # Database.run hands these to the queue once the transaction has committed.
-    s.info.setdefault("new_actions", []).append(action.id)
+    s.info.setdefault("new_actions", []).append(NewAction(action.id, kind, action.run_after))
     return action
 
 
-def load_for_run(s: Session, action_id: str) -> Action | None:
-    """The action, locked, if it still has to run; None when it is done, failed or unknown."""
-    action = s.scalars(select(Action).where(Action.id == action_id).with_for_update()).one_or_none()
-    if action is None or action.status is not ActionStatus.PENDING:
-        return None
-    action.attempts += 1
-    return action
+@dataclass(frozen=True)
+class Claimed:
+    """What a worker needs of an action, detached from any session."""
+
+    id: str
+    kind: str
+    workspace_id: int | None
+    request_id: int | None
+    payload: dict[str, Any]
+    attempts: int
+    run_after: datetime
 
 
-def mark_done(s: Session, action: Action) -> None:
-    action.status = ActionStatus.DONE
-    action.finished_at = utcnow()
-    action.error = None
-
-
-def mark_failed(s: Session, action_id: str, reason: str) -> Action | None:
-    action = s.scalars(select(Action).where(Action.id == action_id).with_for_update()).one_or_none()
-    if action is None or action.status is not ActionStatus.PENDING:
-        return None
-    action.status = ActionStatus.FAILED
-    action.error = reason[:2000]
-    action.finished_at = utcnow()
-    return action
-
-
-def due(s: Session, *, older_than: timedelta, now: datetime | None = None, limit: int = 500) -> list[str]:
-    """Pending actions whose time has come and that have waited at least ``older_than``."""
+def claim(s: Session, action_id: str, now: datetime | None = None) -> Claimed | None:
+    """Take the action for one lease; None when it is finished, unknown, not due, or held by another worker."""
     now = now or utcnow()
-    return list(
-        s.scalars(
-            select(Action.id)
-            .where(Action.status == ActionStatus.PENDING, Action.run_after <= now - older_than)
-            .order_by(Action.run_after)
-            .limit(limit)
-        )
+    action = s.scalars(select(Action).where(Action.id == action_id).with_for_update()).one_or_none()
+    if action is None or action.status is not ActionStatus.PENDING or action.run_after > now:
+        return None
+    if action.claimed_until is not None and action.claimed_until > now:
+        return None
+    action.claimed_until = now + LEASE
+    action.attempts += 1
+    return Claimed(action.id, action.kind, action.workspace_id, action.request_id, dict(action.payload), action.attempts, action.run_after)
+
+
+def release(s: Session, action_id: str) -> None:
+    """Give the lease back after a transient failure, so the retry can claim it at once."""
+    s.execute(update(Action).where(Action.id == action_id, Action.status == ActionStatus.PENDING).values(claimed_until=None))
+
+
+def complete(s: Session, action_id: str) -> None:
+    s.execute(
+        update(Action)
+        .where(Action.id == action_id, Action.status == ActionStatus.PENDING)
+        .values(status=ActionStatus.DONE, finished_at=utcnow(), error=None, claimed_until=None)
     )
 
 
-def postpone(s: Session, action_id: str, until: datetime) -> None:
-    s.execute(update(Action).where(Action.id == action_id).values(run_after=until))
+def fail(s: Session, action_id: str, reason: str) -> Action | None:
+    """Give up on an action for good; the reason is what the requester will read."""
+    action = s.scalars(select(Action).where(Action.id == action_id).with_for_update()).one_or_none()
+    if action is None or action.status is not ActionStatus.PENDING:
+        return None
+    action.status, action.error, action.finished_at, action.claimed_until = ActionStatus.FAILED, reason[:2000], utcnow(), None
+    if action.workspace_id is not None:
+        audit.record(s, workspace_id=action.workspace_id, actor="system:worker", action="action.fail", resource=f"action:{action.kind}", details={"action": action.id, "reason": reason[:500]})
+    if action.kind != "action_failed":  # a failed notice of failure is only logged, never re-notified
+        emit(s, "action_failed", workspace_id=action.workspace_id, request_id=action.request_id, payload={"action_id": action.id})
+    return action
+
+
+def due(s: Session, *, older_than: timedelta = timedelta(seconds=30), now: datetime | None = None, limit: int = 500) -> list[NewAction]:
+    """Pending actions that should have run by now and that no live worker holds."""
+    now = now or utcnow()
+    rows = s.execute(
+        select(Action.id, Action.kind, Action.run_after)
+        .where(
+            Action.status == ActionStatus.PENDING,
+            Action.run_after <= now - older_than,
+            or_(Action.claimed_until.is_(None), Action.claimed_until <= now),
+        )
+        .order_by(Action.run_after)
+        .limit(limit)
+    )
+    return [NewAction(*row) for row in rows]
+
+
+def get(s: Session, action_id: str) -> Action | None:
+    return s.get(Action, action_id)
+
+
+def requester_of(s: Session, action: Action) -> str | None:
+    """The Slack user who asked for what this action does, if anyone did."""
+    if action.request_id is None:
+        return None
+    req = s.get(Request, action.request_id)
+    return req.requester.slack_user_id if req and req.requester else None
+
+
+def mark_done(s: Session, action: Action) -> None:
+    complete(s, action.id)

@@ -46,6 +46,8 @@ def open_request(
         resource=f"request:{req.id}",
         details={"kind": kind.value, **payload, **({"reason": req.reason} if req.reason else {})},
     )
+    # Posts the approval message, unless policy approves it in this same transaction.
+    outbox.emit(s, "request_opened", workspace_id=ws.id, request_id=req.id, payload={"request_id": req.id})
     return req
 
 
@@ -66,16 +68,16 @@ class Decision:
     approved: bool
 
 
-def decide_request(s: Session, actor: Actor, request_id: int, *, approve: bool, note: str | None = None) -> Decision:
-    """Approve or deny. Compare-and-set under the row lock: the second decider gets a Conflict naming the first."""
+def check_decider(s: Session, actor: Actor, request_id: int, *, approve: bool = True, lock: bool = False) -> tuple[Workspace, Request, Member | None]:
+    """May this actor decide this request now? Raises what a click by the wrong person or a late click should hear."""
     req = s.get(Request, request_id)
     if req is None:
         raise NotFound(f"There is no request #{request_id}.")
-    ws = load_workspace(s, req.workspace_id, lock=True)
+    ws = load_workspace(s, req.workspace_id, lock=lock)
     verb = "approve" if approve else "deny"
     decider = authorize(s, actor, ws, Permission.DECIDE_REQUESTS, resource=f"request:{request_id}", attempted=f"request.{verb}")
-    # Reload under the lock: whatever we read before may already be stale.
-    req = s.scalars(select(Request).where(Request.id == request_id).with_for_update().execution_options(populate_existing=True)).one()
+    if lock:  # reload under the lock: whatever we read before may already be stale
+        req = s.scalars(select(Request).where(Request.id == request_id).with_for_update().execution_options(populate_existing=True)).one()
     if req.state is not RequestState.PENDING:
         raise _already_decided(req)
     if decider is not None and decider.id == req.requester_id:
@@ -84,6 +86,13 @@ def decide_request(s: Session, actor: Actor, request_id: int, *, approve: bool, 
             needed=("admin",),
             denial=denial(ws.id, actor, f"request.{verb}", f"request:{req.id}", reason="own request"),
         )
+    return ws, req, decider
+
+
+def decide_request(s: Session, actor: Actor, request_id: int, *, approve: bool, note: str | None = None) -> Decision:
+    """Approve or deny. Compare-and-set under the row lock: the second decider gets a Conflict naming the first."""
+    ws, req, decider = check_decider(s, actor, request_id, approve=approve, lock=True)
+    verb = "approve" if approve else "deny"
     now = utcnow()
     if req.expires_at <= now:
         _expire(s, ws, req)
@@ -163,12 +172,6 @@ def get_request(s: Session, request_id: int) -> Request:
     return req
 
 
-def set_request_message(s: Session, request_id: int, channel: str, ts: str) -> None:
-    """Remember where the approval message is, so later updates edit it instead of posting anew."""
-    req = get_request(s, request_id)
-    req.message_channel, req.message_ts = channel, ts
-
-
 def _apply(s: Session, actor: Actor, ws: Workspace, req: Request) -> None:
     _appliers()[req.kind](s, actor, ws, req)
 
@@ -222,6 +225,6 @@ def _requester(s: Session, actor: Actor, ws: Workspace, permission: Permission, 
     message = (
         "You are not a member of that workspace. Ask one of its admins to invite you."
         if me is None
-        else f"Only a {who} can ask for this; you are a {me.role.title}."
+        else f"Only {'an' if who[0] in 'AEIOU' else 'a'} {who} can ask for this; you are a {me.role.title}."
     )
     raise PermissionDenied(message, needed=tuple(r.value for r in rule.may_request | rule.allowed), denial=denial(ws.id, actor, attempted, f"workspace:{ws.slug}", reason="role" if me else "not a member"))

@@ -13,18 +13,18 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Iterable, Sequence
 
-from sqlalchemy import case, func, select, update
+from sqlalchemy import bindparam, case, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from store import outbox
 from store.budgets import pause_project_row, pause_workspace_row
-from store.errors import InvalidInput
+from store.errors import InvalidInput, PermissionDenied
 from store.models import AlertSent, ApiKey, CreditEntry, Member, Project, SpendTotal, UsageEvent, Workspace
 from store.money import MAX_MICROS, format_money
 from store.periods import TRACKED, period_start
 from store.permissions import Actor, Permission, authorize, load_workspace, membership
-from store.types import BudgetKind, Period, ProjectStatus, Scope, WorkspaceStatus, utcnow
+from store.types import BudgetKind, Period, ProjectStatus, Scope, UTCDateTime, WorkspaceStatus, utcnow
 
 #: events stamped further in the future than this are refused: a clock is wrong somewhere
 FUTURE_SKEW = timedelta(minutes=5)
@@ -113,9 +113,12 @@ def ingest_usage(s: Session, events: Sequence[UsageIn], now: datetime | None = N
         )
     if not rows:
         return result
-    insert = _dialect_insert(s)
-    stmt = insert(UsageEvent).on_conflict_do_nothing(index_elements=["workspace_id", "external_id"]).returning(UsageEvent.workspace_id, UsageEvent.external_id)
-    new = {(w, x) for w, x in s.execute(stmt, rows)}
+    # Lock the workspace rows first, as every admin operation does. Otherwise the insert
+    # below takes key-share locks on the key and project (foreign keys) and then waits on
+    # an admin holding the workspace, who waits on those locks — a deadlock on PostgreSQL.
+    # Batches of one workspace queue on its totals anyway, so this costs no concurrency.
+    s.execute(select(Workspace.id).where(Workspace.id.in_(sorted({r["workspace_id"] for r in rows}))).order_by(Workspace.id).with_for_update(key_share=True))
+    new = _insert_events(s, rows, now)
     accepted = [r for r in rows if (r["workspace_id"], r["external_id"]) in new]
     result.accepted = [r["external_id"] for r in accepted]
     result.duplicates += [r["external_id"] for r in rows if (r["workspace_id"], r["external_id"]) not in new]
@@ -168,21 +171,75 @@ def _move_totals(s: Session, accepted: list[dict[str, Any]], now: datetime, resu
     # One statement, rows in a fixed order: concurrent batches lock totals in the same
     # order and so cannot deadlock on each other.
     ordered = sorted(deltas.items())
-    insert = _dialect_insert(s)
-    stmt = insert(SpendTotal)
+    after = _upsert_totals(s, ordered)
+    _check_projects(s, deltas, after, now, result)
+    for workspace_id in sorted(by_workspace):
+        _check_workspace(s, workspace_id, by_workspace[workspace_id], deltas, after, now, result)
+
+
+# On PostgreSQL a batch travels as one array per column through unnest(): a short
+# statement, where a multi-row VALUES of tens of thousands of placeholders costs the
+# driver more to build and parse than the server needs to run it. WITH ORDINALITY …
+# ORDER BY keeps the rows in the order given, which the lock order relies on.
+_PG_INSERT_EVENTS = text(
+    """
+    INSERT INTO usage_events (external_id, workspace_id, project_id, key_id, amount_micros, model, prompt_tokens, completion_tokens, occurred_at, ingested_at)
+    SELECT external_id, workspace_id, project_id, key_id, amount_micros, model, prompt_tokens, completion_tokens, occurred_at, CAST(:ingested_at AS timestamp)
+    FROM unnest(
+        CAST(:external_id AS varchar[]), CAST(:workspace_id AS bigint[]), CAST(:project_id AS bigint[]), CAST(:key_id AS bigint[]), CAST(:amount_micros AS bigint[]),
+        CAST(:model AS varchar[]), CAST(:prompt_tokens AS integer[]), CAST(:completion_tokens AS integer[]), CAST(:occurred_at AS timestamp[])
+    ) WITH ORDINALITY AS e(external_id, workspace_id, project_id, key_id, amount_micros, model, prompt_tokens, completion_tokens, occurred_at, n)
+    ORDER BY n
+    ON CONFLICT (workspace_id, external_id) DO NOTHING
+    RETURNING workspace_id, external_id
+    """
+).bindparams(bindparam("occurred_at", type_=postgresql.ARRAY(UTCDateTime())), bindparam("ingested_at", type_=UTCDateTime()))
+_EVENT_ARRAYS = ("external_id", "workspace_id", "project_id", "key_id", "amount_micros", "model", "prompt_tokens", "completion_tokens", "occurred_at")
+
+_PG_UPSERT_TOTALS = (
+    text(
+        """
+        INSERT INTO spend_totals (scope, scope_id, period, period_start, amount_micros)
+        SELECT scope, scope_id, period, period_start, amount_micros
+        FROM unnest(CAST(:scope AS varchar[]), CAST(:scope_id AS bigint[]), CAST(:period AS varchar[]), CAST(:period_start AS timestamp[]), CAST(:amount_micros AS bigint[]))
+            WITH ORDINALITY AS t(scope, scope_id, period, period_start, amount_micros, n)
+        ORDER BY n
+        ON CONFLICT (scope, scope_id, period, period_start) DO UPDATE SET amount_micros = spend_totals.amount_micros + excluded.amount_micros
+        RETURNING scope, scope_id, period, period_start, amount_micros
+        """
+    )
+    .bindparams(bindparam("period_start", type_=postgresql.ARRAY(UTCDateTime())))
+    .columns(period_start=UTCDateTime())
+)
+
+
+def _insert_events(s: Session, rows: list[dict[str, Any]], now: datetime) -> set[tuple[int, str]]:
+    """The (workspace, external id) of the rows that were new."""
+    if s.get_bind().dialect.name == "postgresql":
+        params = {c: [r[c] for r in rows] for c in _EVENT_ARRAYS}
+        return {(w, x) for w, x in s.execute(_PG_INSERT_EVENTS, {**params, "ingested_at": now})}
+    stmt = _dialect_insert(s)(UsageEvent).on_conflict_do_nothing(index_elements=["workspace_id", "external_id"]).returning(UsageEvent.workspace_id, UsageEvent.external_id)
+    return {(w, x) for w, x in s.execute(stmt, rows)}
+
+
+def _upsert_totals(s: Session, ordered: list[tuple[tuple[str, int, str, datetime], int]]) -> dict[tuple[str, int, str, datetime], int]:
+    """Add each delta to its total; the totals after."""
+    if s.get_bind().dialect.name == "postgresql":
+        params = {name: [k[i] for k, _ in ordered] for i, name in enumerate(("scope", "scope_id", "period", "period_start"))}
+        params["amount_micros"] = [v for _, v in ordered]
+        return {(scope, scope_id, period, start): amount for scope, scope_id, period, start, amount in s.execute(_PG_UPSERT_TOTALS, params)}
+    stmt = _dialect_insert(s)(SpendTotal)
     stmt = stmt.on_conflict_do_update(
         index_elements=["scope", "scope_id", "period", "period_start"],
         set_={"amount_micros": SpendTotal.amount_micros + stmt.excluded.amount_micros},
     ).returning(SpendTotal.scope, SpendTotal.scope_id, SpendTotal.period, SpendTotal.period_start, SpendTotal.amount_micros)
-    after: dict[tuple[str, int, str, datetime], int] = {}
+    after = {}
     for chunk_start in range(0, len(ordered), 1000):
         chunk = ordered[chunk_start : chunk_start + 1000]
         params = [{"scope": Scope(k[0]), "scope_id": k[1], "period": Period(k[2]), "period_start": k[3], "amount_micros": v} for k, v in chunk]
         for scope, scope_id, period, start, amount in s.execute(stmt, params):
             after[(Scope(scope).value, scope_id, Period(period).value, start)] = amount
-    _check_projects(s, deltas, after, now, result)
-    for workspace_id in sorted(by_workspace):
-        _check_workspace(s, workspace_id, by_workspace[workspace_id], deltas, after, now, result)
+    return after
 
 
 def _check_projects(s, deltas, after, now, result) -> None:
@@ -324,7 +381,7 @@ def usage_report(s: Session, actor: Actor, workspace_id: int, *, project: str | 
     if not mine:
         try:
             authorize(s, actor, ws, Permission.VIEW_ALL_USAGE, resource=f"workspace:{ws.slug}", attempted="usage.view_all")
-        except Exception:
+        except PermissionDenied:
             if me is None:
                 raise
             own_only = True  # a Developer asking for "usage" gets their own
@@ -369,3 +426,23 @@ def roll_over_periods(s: Session, now: datetime | None = None) -> list[dict[str,
         outbox.emit(s, "announce_rollover", workspace_id=workspace_id, payload={"resumed": what})
         announced.append({"workspace_id": workspace_id, "resumed": what})
     return announced
+
+
+def sync_provider_usage(s: Session, provider: str, usages: Sequence[tuple[str, int]], now: datetime | None = None) -> IngestResult:
+    """Turn a provider's cumulative per-key usage into usage events for the increase since the last sync.
+
+    The event's external id is the cumulative figure itself, so syncing twice adds nothing.
+    """
+    now = now or utcnow()
+    cumulative = dict(usages)
+    if not cumulative:
+        return IngestResult()
+    events: list[UsageIn] = []
+    refs = sorted(cumulative)
+    for chunk in (refs[i : i + 1000] for i in range(0, len(refs), 1000)):
+        for key in s.scalars(select(ApiKey).where(ApiKey.provider == provider, ApiKey.provider_ref.in_(chunk)).order_by(ApiKey.id).with_for_update()):
+            current = cumulative[key.provider_ref]
+            if current > key.synced_usage_micros:
+                events.append(UsageIn(f"{provider}:{key.provider_ref}:{current}", key.id, current - key.synced_usage_micros, now))
+                key.synced_usage_micros = current
+    return ingest_usage(s, events, now) if events else IngestResult()

@@ -18,6 +18,7 @@ from store.types import Environment, KeyPolicy, KeyStatus, MemberStatus, Period,
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
 CHANNEL = re.compile(r"^[CGD][A-Z0-9]{2,31}$")
 DEFAULT_TEAM = "local"
+PROVIDERS = ("local", "openrouter")  # names workers.providers.get_provider knows
 
 #: presets a new workspace starts with; admins change them with set_role_template
 DEFAULT_TEMPLATES = {
@@ -33,6 +34,13 @@ def check_slug(slug: str, what: str = "workspace") -> str:
     return slug
 
 
+def parse_policy(policy: KeyPolicy | str) -> KeyPolicy:
+    try:
+        return KeyPolicy(policy)
+    except ValueError:
+        raise InvalidInput(f"“{str(policy)[:20]}” is not a key policy. Use `approval` (an admin decides each key) or `auto` (approved at once within the role's preset).") from None
+
+
 def create_workspace(
     s: Session,
     actor: Actor,
@@ -42,9 +50,12 @@ def create_workspace(
     environment: Environment | str = Environment.DEVELOPMENT,
     team_id: str = DEFAULT_TEAM,
     key_policy: KeyPolicy | str | None = None,
+    provider: str = "local",
 ) -> Workspace:
     """Make a workspace. Purser's operator may always; from Slack, an admin of another workspace of the same team."""
     slug = check_slug(slug)
+    if provider not in PROVIDERS:
+        raise InvalidInput(f"“{provider[:20]}” is not a key provider. Use {' or '.join(PROVIDERS)}.")
     try:
         environment = Environment(environment)
     except ValueError:
@@ -67,13 +78,14 @@ def create_workspace(
             raise PermissionDenied("Only an Admin of one of this team's workspaces can create a workspace.", needed=("admin",))
     if s.scalars(select(Workspace.id).where(Workspace.team_id == team_id, Workspace.slug == slug)).first():
         raise Conflict(f"A workspace called `{slug}` already exists. Pick another name.")
-    policy = KeyPolicy(key_policy) if key_policy else (KeyPolicy.AUTO if environment is Environment.DEVELOPMENT else KeyPolicy.APPROVAL)
+    policy = parse_policy(key_policy) if key_policy else (KeyPolicy.AUTO if environment is Environment.DEVELOPMENT else KeyPolicy.APPROVAL)
     ws = Workspace(
         team_id=team_id,
         slug=slug,
         name=(name or slug).strip()[:120],
         environment=environment,
         key_policy=policy,
+        provider=provider,
         cap_period=Period.MONTHLY,
         alert_thresholds=[50, 80, 100],
         ip_allowlist=[],
@@ -89,7 +101,7 @@ def create_workspace(
         actor=actor.label,
         action="workspace.create",
         resource=f"workspace:{slug}",
-        details={"environment": environment.value, "key_policy": policy.value, "team_id": team_id},
+        details={"environment": environment.value, "key_policy": policy.value, "team_id": team_id, "provider": provider},
     )
     if creator is not None:
         s.add(Member(workspace_id=ws.id, slack_user_id=creator.slack_user_id, email=creator.email, role=Role.ADMIN))
@@ -125,10 +137,7 @@ def _configure(s: Session, actor: Actor, workspace_id: int, attempted: str) -> t
 
 
 def set_key_policy(s: Session, actor: Actor, workspace_id: int, policy: KeyPolicy | str) -> Workspace:
-    try:
-        policy = KeyPolicy(policy)
-    except ValueError:
-        raise InvalidInput(f"“{policy}” is not a key policy. Use `approval` (an admin decides each key) or `auto` (approved at once within the role's preset).") from None
+    policy = parse_policy(policy)
     ws, _ = _configure(s, actor, workspace_id, "workspace.policy")
     old, ws.key_policy = ws.key_policy, policy
     audit.record(s, workspace_id=ws.id, actor=actor.label, action="workspace.policy", resource=f"workspace:{ws.slug}", details={"from": old.value, "to": policy.value})
@@ -189,9 +198,13 @@ def remove_allowlist(s: Session, actor: Actor, workspace_id: int, cidr: str) -> 
 
 
 def set_thresholds(s: Session, actor: Actor, workspace_id: int, thresholds: list[int]) -> Workspace:
-    cleaned = sorted({int(t) for t in thresholds})
+    message = "Alert thresholds are whole percentages from 1 to 100, like 50,80,100."
+    try:
+        cleaned = sorted({int(t) for t in thresholds})
+    except (TypeError, ValueError):
+        raise InvalidInput(message) from None
     if not cleaned or any(t < 1 or t > 100 for t in cleaned):
-        raise InvalidInput("Alert thresholds are whole percentages from 1 to 100, like 50,80,100.")
+        raise InvalidInput(message)
     ws, _ = _configure(s, actor, workspace_id, "workspace.thresholds")
     old, ws.alert_thresholds = ws.alert_thresholds, cleaned
     audit.record(s, workspace_id=ws.id, actor=actor.label, action="workspace.thresholds", resource=f"workspace:{ws.slug}", details={"from": old, "to": cleaned})
@@ -297,3 +310,21 @@ __all__ = [
     "membership",
     "denial",
 ]
+
+
+def bind_channel(s: Session, actor: Actor, workspace_id: int, channel_id: str) -> Workspace:
+    """Make a channel's commands default to this workspace. Any member may; it only sets a default."""
+    from store.models import ChannelBinding
+
+    if not CHANNEL.match(channel_id or ""):
+        raise InvalidInput("Run this in the channel you want to bind.")
+    ws = load_workspace(s, workspace_id)
+    authorize(s, actor, ws, Permission.VIEW_OWN_USAGE, resource=f"workspace:{ws.slug}", attempted="workspace.bind_channel")
+    binding = s.get(ChannelBinding, (ws.team_id, channel_id))
+    if binding is None:
+        s.add(ChannelBinding(team_id=ws.team_id, channel_id=channel_id, workspace_id=ws.id, bound_by=actor.slack_user_id or actor.label))
+    else:
+        binding.workspace_id, binding.bound_by = ws.id, actor.slack_user_id or actor.label
+    audit.record(s, workspace_id=ws.id, actor=actor.label, action="workspace.bind_channel", resource=f"channel:{channel_id}", details={})
+    s.flush()
+    return ws

@@ -16,6 +16,8 @@ from store.models import Base
 from store.secrets import Cipher, use_cipher
 from tests.services import IN_CI, PG_URL, REDIS_URL, answering, require
 
+pytest_plugins = ["tests.fixtures_workers"]
+
 
 def pytest_sessionstart(session: pytest.Session) -> None:
     if IN_CI:

@@ -1,0 +1,382 @@
+"""Usage ingest against a bare INSERT, and budget evaluation against the size of the history.
+
+Both figures are ratios of two things measured side by side in one run, on a fresh
+PostgreSQL database that is migrated first and dropped at the end. docs/benchmarks.md
+says what is measured and keeps the last figures.
+
+    .venv/bin/python bench/ingest.py [--database-url postgresql+psycopg://postgres@127.0.0.1:5432/test]
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta, timezone
+
+from sqlalchemy import BigInteger, Column, Integer, MetaData, String, Table, create_engine, func, insert, select, text
+from sqlalchemy.engine import make_url
+
+from store import budgets, keys, members, workspaces
+from store.db import Database, normalise_url
+from store.migrate import upgrade
+from store.models import Action, ApiKey, Project, UsageEvent, Workspace
+from store.outbox import complete
+from store.periods import period_start
+from store.permissions import Actor
+from store.secrets import Cipher, display_prefix, hash_secret, mint_local_secret, use_cipher
+from store.types import ActionStatus, Period, Role, UTCDateTime
+from store.usage import UsageIn, ingest_usage
+
+DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+BATCH = 1_000  # what a gateway flushing every few seconds, or one provider sync page, sends
+OPERATOR = Actor.operator("bench")
+MODELS = ("gpt-4o-mini", "gpt-4o", "claude-3-5-sonnet", "llama-3.1-70b-instruct")
+MAX_EVENT_MICROS = 20_000  # up to $0.02 an event
+
+# The baseline: the same columns as usage_events, and nothing else — no key, no index,
+# no constraint, nothing computed. What the database costs for the rows alone.
+bare = Table(
+    "bench_bare_usage",
+    MetaData(),
+    Column("external_id", String(200)),
+    Column("workspace_id", BigInteger),
+    Column("project_id", BigInteger),
+    Column("key_id", BigInteger),
+    Column("amount_micros", BigInteger),
+    Column("model", String(120)),
+    Column("prompt_tokens", Integer),
+    Column("completion_tokens", Integer),
+    Column("occurred_at", UTCDateTime()),
+    Column("ingested_at", UTCDateTime()),
+)
+
+
+@contextmanager
+def fresh_database(url: str) -> Iterator[str]:
+    name = f"purser_bench_{uuid.uuid4().hex[:10]}"
+    server = create_engine(normalise_url(url), isolation_level="AUTOCOMMIT")
+    with server.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        bench_url = make_url(normalise_url(url)).set(database=name).render_as_string(hide_password=False)
+        upgrade(bench_url)
+        yield bench_url
+    finally:
+        with server.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        server.dispose()
+
+
+# --- state, built through the store's operations -------------------------------------------
+
+_users = iter(range(1, 10**9))
+
+
+def workspace_with_admin(db: Database, slug: str) -> tuple[int, Actor]:
+    ws_id = db.run(workspaces.create_workspace, OPERATOR, slug=slug, environment="production").id
+    admin = Actor.slack(f"U{next(_users):08d}")
+    db.run(members.add_member, OPERATOR, ws_id, role=Role.ADMIN, slack_user_id=admin.slack_user_id)
+    return ws_id, admin
+
+
+def add_projects(db: Database, admin: Actor, ws_id: int, slugs: list[str], budget_micros: int) -> None:
+    for chunk in chunks(slugs, 500):
+        db.run(lambda s, chunk=chunk: [budgets.create_project(s, admin, ws_id, slug, budget_micros=budget_micros) for slug in chunk])
+
+
+def add_keys(db: Database, admin: Actor, ws_id: int, projects: list[str]) -> None:
+    """One key per entry of ``projects``; an admin's key is approved at once, then provisioned."""
+    names = [(f"key-{i}", p) for i, p in enumerate(projects)]
+    for chunk in chunks(names, 500):
+        db.run(lambda s, chunk=chunk: [keys.request_key(s, admin, ws_id, name=n, project=p) for n, p in chunk])
+
+        def provision(s):
+            pending = s.scalars(select(Action.id).where(Action.workspace_id == ws_id, Action.kind == "provision_key", Action.status == ActionStatus.PENDING))
+            for action_id in list(pending):
+                keys.provision_key(s, action_id, secret=mint_local_secret(), provider="local", provider_ref=None)
+                complete(s, action_id)
+
+        db.run(provision)
+
+
+def key_map(db: Database, ws_ids: list[int]) -> dict[int, tuple[int, int | None]]:
+    with db.session() as s:
+        return {k: (w, p) for k, w, p in s.execute(select(ApiKey.id, ApiKey.workspace_id, ApiKey.project_id).where(ApiKey.workspace_id.in_(ws_ids)))}
+
+
+def usage_events(key_ids: list[int], n: int, start: datetime, end: datetime, seed: int) -> list[UsageIn]:
+    """``n`` events on random keys, in time order as a feed delivers them."""
+    rnd = random.Random(seed)
+    span = (end - start).total_seconds()
+    times = sorted(rnd.random() * span for _ in range(n))
+    return [
+        UsageIn(
+            external_id=f"gen-{seed}-{i:08d}",
+            key_id=rnd.choice(key_ids),
+            amount_micros=rnd.randint(1, MAX_EVENT_MICROS),
+            occurred_at=start + timedelta(seconds=t),
+            model=rnd.choice(MODELS),
+            prompt_tokens=rnd.randint(10, 4_000),
+            completion_tokens=rnd.randint(1, 1_000),
+        )
+        for i, t in enumerate(times)
+    ]
+
+
+def chunks(items: list, size: int) -> Iterator[list]:
+    return (items[i : i + size] for i in range(0, len(items), size))
+
+
+def median_time(fn: Callable[[], object], repeats: int) -> float:
+    fn()  # warm the caches the real thing would have warm
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+# --- (1) ingest against a bare INSERT --------------------------------------------------------
+
+
+def ingest_side(db: Database, events: list[UsageIn]) -> float:
+    with db.engine.begin() as conn:
+        conn.execute(text("TRUNCATE usage_events, spend_totals, alerts_sent"))
+        conn.execute(text("DELETE FROM actions WHERE kind = 'post_alert'"))
+    accepted = 0
+    t = time.perf_counter()
+    for batch in chunks(events, BATCH):
+        accepted += len(db.run(ingest_usage, batch).accepted)
+    elapsed = time.perf_counter() - t
+    assert accepted == len(events), f"ingest accepted {accepted} of {len(events)} events"
+    return elapsed
+
+
+def plain_side(db: Database, rows: list[dict]) -> float:
+    with db.engine.begin() as conn:
+        bare.drop(conn, checkfirst=True)
+        bare.create(conn)
+    t = time.perf_counter()
+    for batch in chunks(rows, BATCH):
+        with db.engine.begin() as conn:
+            conn.execute(insert(bare), batch)
+    elapsed = time.perf_counter() - t
+    with db.engine.connect() as conn:
+        assert conn.scalar(select(func.count()).select_from(bare)) == len(rows)
+    return elapsed
+
+
+def bench_ingest(db: Database, n_events: int, rounds: int) -> dict:
+    spaces = [workspace_with_admin(db, f"ingest-{w}") for w in range(4)]
+    for w, (ws_id, admin) in enumerate(spaces):
+        slugs = [f"p{w}-{p:02d}" for p in range(25)]
+        # Each project spends about 2/3 of its budget, so the 50 % alerts fire during the run.
+        add_projects(db, admin, ws_id, slugs, budget_micros=n_events // 100 * MAX_EVENT_MICROS // 2 * 3 // 2)
+        add_keys(db, admin, ws_id, [slug for slug in slugs for _ in range(10)])
+    owners = key_map(db, [w for w, _ in spaces])
+    now = datetime.now(timezone.utc)
+    events = usage_events(sorted(owners), n_events, period_start(Period.MONTHLY, now), now - timedelta(minutes=1), seed=1)
+    rows = [
+        {
+            "external_id": e.external_id,
+            "workspace_id": owners[e.key_id][0],
+            "project_id": owners[e.key_id][1],
+            "key_id": e.key_id,
+            "amount_micros": e.amount_micros,
+            "model": e.model,
+            "prompt_tokens": e.prompt_tokens,
+            "completion_tokens": e.completion_tokens,
+            "occurred_at": e.occurred_at,
+            "ingested_at": now,
+        }
+        for e in events
+    ]
+    ingest_times, plain_times = [], []
+    for r in range(rounds):
+        # Alternate who goes first, so neither always meets a freshly checkpointed server.
+        sides = [("ingest", lambda: ingest_times.append(ingest_side(db, events))), ("plain", lambda: plain_times.append(plain_side(db, rows)))]
+        for name, run in sides if r % 2 == 0 else sides[::-1]:
+            run()
+            print(f"  round {r + 1} {name:6} {(ingest_times if name == 'ingest' else plain_times)[-1]:6.2f} s", flush=True)
+    with db.engine.begin() as conn:
+        bare.drop(conn)
+        alerts = conn.scalar(text("SELECT count(*) FROM alerts_sent"))
+    ingest, plain = statistics.median(ingest_times), statistics.median(plain_times)
+    return {"events": n_events, "keys": len(owners), "projects": 100, "workspaces": len(spaces), "ingest_s": ingest, "plain_s": plain, "alerts": alerts}
+
+
+# --- (2) budget evaluation against history ---------------------------------------------------
+
+# Spend totals for the bulk-loaded events, by the same rule ingest applies: every event
+# adds to its key's, project's and workspace's total for each tracked period
+# (day, ISO week from Monday, month, lifetime) that contains it.
+BULK_LOAD = """
+WITH k AS (
+    SELECT row_number() OVER (ORDER BY id) - 1 AS n, id, workspace_id, project_id
+    FROM api_keys WHERE workspace_id = ANY(:ws)
+), loaded AS (
+    INSERT INTO usage_events (external_id, workspace_id, project_id, key_id, amount_micros, model,
+                              prompt_tokens, completion_tokens, occurred_at, ingested_at)
+    SELECT 'bulk-' || e.g, k.workspace_id, k.project_id, k.id, 1 + floor(random() * :max_micros)::bigint,
+           (ARRAY['gpt-4o-mini', 'gpt-4o', 'claude-3-5-sonnet', 'llama-3.1-70b-instruct'])[1 + e.g % 4],
+           10 + e.g % 3990, 1 + e.g % 999, :start + random() * (:end - :start), :now
+    FROM (SELECT g, floor(random() * :keys)::bigint AS kn FROM generate_series(0, :n - 1) AS g) AS e
+    JOIN k ON k.n = e.kn
+    RETURNING key_id, project_id, workspace_id, amount_micros, occurred_at
+), daily AS (
+    SELECT key_id, project_id, workspace_id, date_trunc('day', occurred_at) AS day, sum(amount_micros) AS amount
+    FROM loaded GROUP BY 1, 2, 3, 4
+), scoped AS (
+    SELECT 'key' AS scope, key_id AS scope_id, day, amount FROM daily
+    UNION ALL SELECT 'project', project_id, day, amount FROM daily WHERE project_id IS NOT NULL
+    UNION ALL SELECT 'workspace', workspace_id, day, amount FROM daily
+)
+INSERT INTO spend_totals (scope, scope_id, period, period_start, amount_micros)
+SELECT scope, scope_id, period,
+       CASE period WHEN 'daily' THEN day WHEN 'weekly' THEN date_trunc('week', day)
+                   WHEN 'monthly' THEN date_trunc('month', day) ELSE TIMESTAMP '1970-01-01' END,
+       sum(amount)
+FROM scoped CROSS JOIN (VALUES ('daily'), ('weekly'), ('monthly'), ('none')) AS p(period)
+GROUP BY 1, 2, 3, 4
+ON CONFLICT (scope, scope_id, period, period_start)
+DO UPDATE SET amount_micros = spend_totals.amount_micros + excluded.amount_micros
+"""
+
+
+def write_projects_and_keys(db: Database, ws_id: int, admin: Actor, n: int, budget_micros: int) -> None:
+    """``n`` budgeted projects with one key each, written as rows.
+
+    Through the operations each key costs some thirty statements (its request, approval,
+    provisioning and their audit events): minutes for ten thousand. The evaluation reads
+    only the rows, so here they are written directly, with the models' own defaults.
+    """
+    owner = db.run(lambda s: members.find_member(s, ws_id, admin.slack_user_id).id)
+    with db.engine.begin() as conn:
+        conn.execute(insert(Project.__table__), [{"workspace_id": ws_id, "slug": f"p-{i:05d}", "budget_micros": budget_micros, "budget_period": Period.MONTHLY} for i in range(n)])
+        project_ids = conn.scalars(select(Project.id).where(Project.workspace_id == ws_id).order_by(Project.id)).all()
+        secrets = [mint_local_secret() for _ in project_ids]
+        conn.execute(
+            insert(ApiKey.__table__),
+            [
+                {"workspace_id": ws_id, "member_id": owner, "project_id": p, "name": f"key-{i}", "prefix": display_prefix(k), "secret_hash": hash_secret(k), "provider": "local"}
+                for i, (p, k) in enumerate(zip(project_ids, secrets))
+            ],
+        )
+
+
+def bench_budgets(db: Database, n_history: int, n_projects: int, history_days: int) -> dict:
+    per_workspace = 1_000
+    spaces = [workspace_with_admin(db, f"budgets-{w}") for w in range(n_projects // per_workspace)]
+    for ws_id, admin in spaces:
+        write_projects_and_keys(db, ws_id, admin, per_workspace, budget_micros=50 * 1_000_000)
+    ws_ids = [w for w, _ in spaces]
+    key_ids = sorted(key_map(db, ws_ids))
+    now = datetime.now(timezone.utc)
+    start, end = now - timedelta(days=history_days), now - timedelta(minutes=1)
+    month = period_start(Period.MONTHLY, now)
+
+    def evaluate(s):
+        return {line.name: line.spent_micros for w in ws_ids for line in budgets.evaluate_budgets(s, s.get(Workspace, w), now) if line.kind == "project"}
+
+    def naive(s):
+        by_project = select(UsageEvent.project_id, func.sum(UsageEvent.amount_micros)).where(UsageEvent.workspace_id.in_(ws_ids), UsageEvent.occurred_at >= month)
+        return dict(s.execute(by_project.group_by(UsageEvent.project_id)).all())
+
+    def measure(label: str) -> tuple[float, float]:
+        with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text("VACUUM ANALYZE usage_events, spend_totals"))
+            events = conn.scalar(text("SELECT count(*) FROM usage_events"))
+        # The running totals and the history must tell the same story before either is timed.
+        with db.session() as s:
+            slugs = dict(s.execute(text("SELECT id, slug FROM projects WHERE workspace_id = ANY(:ws)"), {"ws": ws_ids}).all())
+            summed = {slugs[p]: int(v) for p, v in naive(s).items()}
+            totals = {slug: v for slug, v in evaluate(s).items() if v}
+        assert totals == summed, "spend totals disagree with the usage history"
+        fast, slow = median_time(lambda: db.run(evaluate), 5), median_time(lambda: db.run(naive), 3)
+        print(f"  {label}: {events:,} events, {len(summed):,} projects spent this month; evaluate {fast * 1000:.0f} ms, naive {slow * 1000:.0f} ms", flush=True)
+        return fast, slow
+
+    # The first tenth arrives the way all usage does: through ingest, in batches.
+    first = n_history // 10
+    t = time.perf_counter()
+    for batch in chunks(usage_events(key_ids, first, start, end, seed=2), BATCH):
+        db.run(ingest_usage, batch)
+    ingest_s = time.perf_counter() - t
+    print(f"  ingested {first:,} events in {ingest_s:.1f} s", flush=True)
+    small = measure("small history")
+
+    t = time.perf_counter()
+    with db.engine.begin() as conn:
+        conn.execute(text("SELECT setseed(0.42)"))
+        conn.execute(
+            text(BULK_LOAD),
+            {"ws": ws_ids, "n": n_history - first, "keys": len(key_ids), "max_micros": MAX_EVENT_MICROS, "start": naive_utc(start), "end": naive_utc(end), "now": naive_utc(now)},
+        )
+    load_s = time.perf_counter() - t
+    print(f"  bulk-loaded {n_history - first:,} events with their totals in {load_s:.1f} s", flush=True)
+    large = measure("large history")
+    return {"projects": n_projects, "workspaces": len(ws_ids), "small": first, "large": n_history, "days": history_days, "eval": (small[0], large[0]), "naive": (small[1], large[1])}
+
+
+def naive_utc(at: datetime) -> datetime:
+    # Timestamps are stored as naive UTC (store.types.UTCDateTime).
+    return at.astimezone(timezone.utc).replace(tzinfo=None)
+
+
+def report(i: dict, b: dict) -> None:
+    ratio = i["plain_s"] / i["ingest_s"]
+    rows = [
+        ("Ingest", "", ""),
+        (f"  {i['events']:,} events, batches of {BATCH:,}, {i['keys']:,} keys / {i['projects']} projects / {i['workspaces']} workspaces", "", ""),
+        ("  ingest_usage via Database.run", f"{i['ingest_s']:.2f} s", f"{i['events'] / i['ingest_s']:,.0f} events/s"),
+        ("  plain INSERT, bare table", f"{i['plain_s']:.2f} s", f"{i['events'] / i['plain_s']:,.0f} events/s"),
+        ("  ratio plain time / ingest time (target >= 0.5)", f"{ratio:.2f}", "ok" if ratio >= 0.5 else "BELOW TARGET"),
+        ("Budget evaluation", "", ""),
+        (f"  {b['projects']:,} budgeted projects in {b['workspaces']} workspaces, history over {b['days']} days", f"{b['small']:,} ev", f"{b['large']:,} ev"),
+        ("  evaluate_budgets (running totals)", f"{b['eval'][0] * 1000:.0f} ms", f"{b['eval'][1] * 1000:.0f} ms"),
+        ("  naive SUM over usage_events", f"{b['naive'][0] * 1000:.0f} ms", f"{b['naive'][1] * 1000:.0f} ms"),
+        ("  ratio large / small: evaluate (target ~1)", f"{b['eval'][1] / b['eval'][0]:.2f}", ""),
+        ("  ratio large / small: naive", f"{b['naive'][1] / b['naive'][0]:.2f}", ""),
+    ]
+    print()
+    for label, a, c in rows:
+        print(f"{label:<78}{a:>12}{c:>20}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--database-url", default=DEFAULT_URL, help="a PostgreSQL server; the benchmark makes and drops its own database there")
+    parser.add_argument("--events", type=int, default=100_000, help="events per ingest round")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds of ingest and plain insert")
+    parser.add_argument("--history", type=int, default=1_000_000, help="usage events in the large history")
+    parser.add_argument("--projects", type=int, default=10_000, help="budgeted projects to evaluate (a multiple of 1,000)")
+    args = parser.parse_args(argv)
+    if make_url(normalise_url(args.database_url)).get_backend_name() != "postgresql":
+        parser.error("the benchmark measures PostgreSQL; give a postgresql:// URL")
+    use_cipher(Cipher(Cipher.generate()))
+    started = time.perf_counter()
+    with fresh_database(args.database_url) as url:
+        db = Database(url)
+        try:
+            print(f"ingest: {args.rounds} rounds of {args.events:,} events", flush=True)
+            ingest = bench_ingest(db, args.events, args.rounds)
+            with db.engine.begin() as conn:
+                conn.execute(text("TRUNCATE usage_events, spend_totals, alerts_sent"))
+            print(f"budgets: {args.projects:,} projects, history of {args.history:,} events", flush=True)
+            evaluation = bench_budgets(db, args.history, args.projects, history_days=90)
+        finally:
+            db.dispose()
+    report(ingest, evaluation)
+    print(f"\n(whole run {time.perf_counter() - started:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,558 @@
+"""Approved key requests through relay → worker → local provider → Slack DM, against a no-op actor.
+
+Open loop: admins approve pending key requests at a fixed rate from a few threads. Each
+approval commits and the relay enqueues its actions (provision_key, request_decided);
+provision_key makes the key with the local provider and emits notify_key_ready, which
+DMs the owner through the fake Slack Web API over HTTP. The baseline is a no-op actor
+sent at the same message rate, to the same broker and the same workers. Real Redis (a
+db number of its own, flushed) and PostgreSQL (a fresh database, migrated, dropped at
+the end). docs/benchmarks.md says what is measured and keeps the last figures.
+
+    .venv/bin/python bench/pipeline.py [--rate 34] [--seconds 20] [--processes 1] [--threads 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import logging
+import multiprocessing
+import os
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # sandbox/ ships with the source, not the package
+
+import dramatiq  # noqa: E402
+from sqlalchemy import create_engine, func, select, text  # noqa: E402
+from sqlalchemy.engine import make_url  # noqa: E402
+
+from bot.slack_client import Slack  # noqa: E402
+from sandbox.serve import serve_in_thread  # noqa: E402
+from sandbox.slack_api import SlackAPI  # noqa: E402
+from store import keys, members, workspaces  # noqa: E402
+from store.db import Database, normalise_url  # noqa: E402
+from store.migrate import upgrade  # noqa: E402
+from store.models import Action, ApiKey  # noqa: E402
+from store.permissions import Actor  # noqa: E402
+from store.requests import decide_request  # noqa: E402
+from store.secrets import Cipher, use_cipher  # noqa: E402
+from store.types import ActionStatus, Role  # noqa: E402
+from dramatiq.brokers.redis import RedisBroker, _RedisConsumer  # noqa: E402
+from workers.broker import start_embedded_worker, use_broker  # noqa: E402
+from workers.runtime import Runtime, configure  # noqa: E402
+
+DEFAULT_DB = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+DEFAULT_REDIS = "redis://127.0.0.1:6379/13"  # not the tests' db 15: this one is flushed
+TOKEN = "xoxb-bench"
+OPERATOR = Actor.operator("bench")
+#: what one approval sets off: provision_key and request_decided at its commit, then notify_key_ready
+PIPELINE_KINDS = ("provision_key", "request_decided", "notify_key_ready")
+PER_APPROVAL = len(PIPELINE_KINDS)
+TARGET_P99 = 0.250
+TARGET_ACTIONS_PER_S = 100
+
+
+@contextmanager
+def fresh_database(url: str) -> Iterator[str]:
+    name = f"purser_bench_{uuid.uuid4().hex[:10]}"
+    server = create_engine(normalise_url(url), isolation_level="AUTOCOMMIT")
+    with server.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        bench_url = make_url(normalise_url(url)).set(database=name).render_as_string(hide_password=False)
+        upgrade(bench_url)
+        yield bench_url
+    finally:
+        with server.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        server.dispose()
+
+
+# --- what happened when ----------------------------------------------------------------------
+
+
+class _StampingConsumer(_RedisConsumer):
+    def __next__(self):
+        proxy = super().__next__()
+        if proxy is not None:
+            proxy.options["bench_fetched"] = time.time()
+        return proxy
+
+
+class StampingRedisBroker(RedisBroker):
+    """dramatiq's RedisBroker, unchanged but for noting when its consumer hands a message over."""
+
+    @property
+    def consumer_class(self):
+        return _StampingConsumer
+
+
+
+class Stopwatch(dramatiq.Middleware):
+    """Moments per message id (an action's id, or the no-op's label), all on time.time().
+
+    ``committed``: a relay hook installed ahead of the real relay stamps it, so it is the
+    moment the commit returned, before the message is sent. ``sent``: stamped into the
+    message just before it goes to Redis. ``fetched``: the worker's consumer thread got it
+    from Redis and queues it for a worker thread. ``started``: a worker thread takes it up,
+    just before the actor runs. ``done``: the actor returned.
+    """
+
+    MOMENTS = ("committed", "sent", "fetched", "started", "done")
+
+    def __init__(self) -> None:
+        self.committed: dict[str, float] = {}
+        self.sent: dict[str, float] = {}
+        self.fetched: dict[str, float] = {}
+        self.started: dict[str, float] = {}
+        self.done: dict[str, float] = {}
+        self.cpu = time.process_time()
+
+    def stamp_commit(self, actions) -> None:
+        now = time.time()
+        for a in actions:
+            self.committed[a.id] = now
+
+    def before_enqueue(self, broker, message, delay) -> None:
+        message.options.setdefault("bench_sent", time.time())  # the message's own timestamp is in whole ms
+
+    def before_process_message(self, broker, message) -> None:
+        label = str(message.args[0])
+        self.started.setdefault(label, time.time())  # the first delivery, should one be redelivered
+        self.sent.setdefault(label, message.options["bench_sent"])
+        self.fetched.setdefault(label, message.options["bench_fetched"])
+
+    def after_process_message(self, broker, message, *, result=None, exception=None) -> None:
+        if exception is None:
+            self.done.setdefault(str(message.args[0]), time.time())
+
+    def take(self) -> dict:
+        """The moments since the last take, and this process's CPU seconds since then."""
+        taken = {name: dict(getattr(self, name)) for name in self.MOMENTS}
+        for name in self.MOMENTS:
+            getattr(self, name).clear()
+        now = time.process_time()
+        taken["cpu"], self.cpu = now - self.cpu, now
+        return taken
+
+
+def noop(label: str) -> None:
+    return None
+
+
+def bind(broker: dramatiq.Broker, db: Database, watch: Stopwatch, slack_url: str) -> None:
+    """Purser's actors and the no-op on ``broker``, the relay on ``db``, the runtime for the actors."""
+    from workers import actors
+
+    use_broker(broker)
+    dramatiq.actor(noop, actor_name="bench_noop", queue_name="actions", broker=broker)
+    broker.add_middleware(watch)
+    db.on_new_actions(watch.stamp_commit)
+    db.on_new_actions(actors.enqueue)
+    configure(Runtime(db=db, slack=Slack(db, TOKEN, slack_url + "/api/")))
+
+
+class ThreadWorkers:
+    """dramatiq worker threads in this process, as the all-in-one `purser run` starts them."""
+
+    def __init__(self, broker, watch: Stopwatch, threads: int) -> None:
+        self.watch = watch
+        self.worker = start_embedded_worker(broker, threads=threads)
+        self.describe = f"dramatiq.Worker, {threads} threads in the benchmark process (workers.broker.start_embedded_worker, worker_timeout {self.worker.worker_timeout} ms)"
+
+    def take(self) -> list[dict]:
+        return []  # the shared Stopwatch already holds theirs
+
+    def stop(self) -> None:
+        self.worker.stop()
+
+
+def _worker_process(conn, db_url: str, redis_url: str, slack_url: str, threads: int, timeout_ms: int | None, cipher_key: str) -> None:
+    use_cipher(Cipher(cipher_key))
+    broker = StampingRedisBroker(url=redis_url)
+    dramatiq.set_broker(broker)
+    db = Database(db_url)
+    watch = Stopwatch()
+    bind(broker, db, watch, slack_url)
+    # What `purser worker` gets from the dramatiq CLI: Worker(broker, worker_threads=...), defaults otherwise.
+    worker = dramatiq.Worker(broker, worker_threads=threads, **({"worker_timeout": timeout_ms} if timeout_ms else {}))
+    worker.start()
+    conn.send(worker.worker_timeout)
+    while (command := conn.recv()) != "stop":
+        conn.send(watch.take())
+    worker.stop()
+    db.dispose()
+    conn.send("stopped")
+
+
+class ProcessWorkers:
+    """Separate worker processes, each a dramatiq.Worker as the dramatiq CLI behind `purser worker` makes it."""
+
+    def __init__(self, processes: int, threads: int, timeout_ms: int | None, db_url: str, redis_url: str, slack_url: str, cipher_key: str) -> None:
+        spawn = multiprocessing.get_context("spawn")
+        self.conns = []
+        self.procs = []
+        for _ in range(processes):
+            ours, theirs = spawn.Pipe()
+            proc = spawn.Process(target=_worker_process, args=(theirs, db_url, redis_url, slack_url, threads, timeout_ms, cipher_key), daemon=True)
+            proc.start()
+            self.conns.append(ours)
+            self.procs.append(proc)
+        timeouts = {conn.recv() for conn in self.conns}
+        self.describe = f"{processes} worker process(es) × {threads} threads (dramatiq.Worker as the dramatiq CLI makes it: worker_timeout {'/'.join(map(str, timeouts))} ms)"
+
+    def take(self) -> list[dict]:
+        for conn in self.conns:
+            conn.send("take")
+        return [conn.recv() for conn in self.conns]
+
+    def stop(self) -> None:
+        for conn in self.conns:
+            conn.send("stop")
+        for conn, proc in zip(self.conns, self.procs):
+            conn.recv()
+            proc.join(timeout=30)
+
+
+def timings(watch: Stopwatch, workers) -> dict:
+    """Everyone's moments in one place; ``cpu`` is this process's CPU seconds, ``worker_cpu`` the worker processes'."""
+    merged = watch.take()
+    merged["worker_cpu"] = 0.0
+    for part in workers.take():
+        merged["worker_cpu"] += part.pop("cpu")
+        for name, values in part.items():
+            merged[name].update(values)
+    return merged
+
+
+# --- state, built through the store's operations ---------------------------------------------
+
+
+@dataclass
+class Space:
+    id: int
+    channel: str
+    admins: list[Actor]
+    requests: list[int] = field(default_factory=list)
+
+
+def build_workspace(db: Database, index: int, developers: int, n_requests: int) -> Space:
+    """A production workspace: an approvals channel, three admins, developers with pending key requests."""
+    ws_id = db.run(workspaces.create_workspace, OPERATOR, slug=f"bench-prod-{index}", environment="production").id
+    users = (f"U{index:02d}{n:06d}" for n in itertools.count(1))
+    admins = [Actor.slack(next(users)) for _ in range(3)]
+    devs = [Actor.slack(next(users)) for _ in range(developers)]
+    db.run(lambda s: [members.add_member(s, OPERATOR, ws_id, role=Role.ADMIN, slack_user_id=a.slack_user_id) for a in admins])
+    db.run(lambda s: [members.add_member(s, OPERATOR, ws_id, role=Role.DEVELOPER, slack_user_id=d.slack_user_id) for d in devs])
+    space = Space(ws_id, f"C0APPROVALS{index}", admins)
+    db.run(workspaces.set_channels, admins[0], ws_id, approvals=space.channel)
+    # Round-robin over the developers, so consecutive approvals DM different people.
+    asks = [(devs[i % developers], f"bot-{i // developers}") for i in range(n_requests)]
+    for start in range(0, n_requests, 200):
+        chunk = asks[start : start + 200]
+        space.requests += db.run(lambda s, chunk=chunk: [keys.request_key(s, dev, ws_id, name=name).id for dev, name in chunk])
+    return space
+
+
+def build(db: Database, n_spaces: int, developers: int, n_requests: int) -> list[Space]:
+    """Workspaces side by side: one workspace's writes queue on its audit chain anyway."""
+    spaces: list[Space | None] = [None] * n_spaces
+    per_space = -(-n_requests // n_spaces)
+
+    def one(i: int) -> None:
+        spaces[i] = build_workspace(db, i, developers, per_space)
+
+    pool = [threading.Thread(target=one, args=(i,)) for i in range(n_spaces)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    assert all(spaces), "a workspace failed to build"
+    return spaces
+
+
+def pending_actions(db: Database) -> int:
+    with db.session() as s:
+        return s.scalar(select(func.count()).select_from(Action).where(Action.status == ActionStatus.PENDING))
+
+
+# --- the open loop ---------------------------------------------------------------------------
+
+
+@dataclass
+class Sent:
+    t0: float
+    lags: list[float]  # how late each call went, against its schedule
+    durations: list[float]  # how long each call took
+    errors: list[Exception]
+
+
+def open_loop(n: int, rate: float, threads: int, act: Callable[[int], None]) -> Sent:
+    """Call ``act(i)`` for i < n at ``rate`` per second from ``threads`` threads, each call at its own time.
+
+    A thread that falls behind does not skip or slow the schedule: it goes at once, and how
+    late it went is kept, so a sender that cannot keep up shows as lag, not as a lower rate.
+    """
+    out = Sent(time.time() + 0.2, [], [], [])
+
+    def run(k: int) -> None:
+        for i in range(k, n, threads):
+            due = out.t0 + i / rate
+            if (wait := due - time.time()) > 0:
+                time.sleep(wait)
+            began = time.time()
+            out.lags.append(began - due)
+            try:
+                act(i)
+            except Exception as exc:  # counted and shown; the run goes on
+                out.errors.append(exc)
+            out.durations.append(time.time() - began)
+
+    pool = [threading.Thread(target=run, args=(k,), name=f"sender-{k}") for k in range(threads)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    return out
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float, every: float = 0.05) -> bool:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return True
+        time.sleep(every)
+    return predicate()
+
+
+def queue_empty(broker) -> bool:
+    return broker.do_qsize("actions") == 0  # queued, delayed and not yet acknowledged
+
+
+# --- the two phases --------------------------------------------------------------------------
+
+
+def legs(t: dict, labels, origin: str) -> dict[str, list[float]]:
+    """Each message's way from ``origin`` (commit or send) to its actor's start, leg by leg, and its run."""
+    out: dict[str, list[float]] = {"to_start": [], "to_sent": [], "in_redis": [], "in_worker": [], "run": []}
+    for m in labels:
+        if m not in t["started"] or m not in t[origin]:
+            continue
+        out["to_start"].append(t["started"][m] - t[origin][m])
+        out["to_sent"].append(t["sent"][m] - t[origin][m])
+        out["in_redis"].append(t["fetched"][m] - t["sent"][m])
+        out["in_worker"].append(t["started"][m] - t["fetched"][m])
+        if m in t["done"]:
+            out["run"].append(t["done"][m] - t["started"][m])
+    return out
+
+
+def noop_phase(broker, watch: Stopwatch, workers, rate: float, seconds: float, senders: int) -> dict:
+    """The pipeline's message rate (three per approval), to an actor that does nothing."""
+    n = int(rate * seconds)
+    sender = broker.get_actor("bench_noop")
+
+    def send(i: int) -> None:
+        for j in range(PER_APPROVAL):
+            sender.send(f"noop-{i}-{j}")
+
+    began = time.time()
+    sent = open_loop(n, rate, senders, send)
+    drained = wait_until(lambda: queue_empty(broker), timeout=max(60.0, seconds * 3))
+    wall = time.time() - began
+    t = timings(watch, workers)
+    done = list(t["done"].values())
+    return {
+        "messages": n * PER_APPROVAL,
+        "sent": sent,
+        "drained": drained and len(done) == n * PER_APPROVAL,
+        "legs": legs(t, t["started"], "sent"),
+        "actions_per_s": len(done) / (max(done) - min(t["sent"].values())),
+        "cpu": (t["cpu"], t["worker_cpu"], wall),
+    }
+
+
+def pipeline_phase(db: Database, broker, spaces: list[Space], watch: Stopwatch, workers, rate: float, seconds: float, senders: int) -> dict:
+    n = int(rate * seconds)
+
+    def approve(i: int) -> None:
+        # Approval i goes to workspace i mod W, decided by one of its admins.
+        space = spaces[i % len(spaces)]
+        nth = i // len(spaces)
+        db.run(decide_request, space.admins[nth % len(space.admins)], space.requests[nth], approve=True)
+
+    began = time.time()
+    sent = open_loop(n, rate, senders, approve)
+    approved = n - len(sent.errors)
+    drained = wait_until(lambda: pending_actions(db) == 0 and queue_empty(broker), timeout=max(60.0, seconds * 3), every=0.1)
+    wall = time.time() - began
+    t = timings(watch, workers)
+    with db.session() as s:
+        kinds = dict(s.execute(select(Action.id, Action.kind).where(Action.kind.in_(PIPELINE_KINDS))).all())
+        keys_made = s.scalar(select(func.count()).select_from(ApiKey))
+    decided = [t["committed"][a] for a, k in kinds.items() if k == "provision_key" and a in t["committed"]]
+    finished = [t["done"][a] for a in kinds if a in t["done"]]
+    dms = [t["done"][a] for a, k in kinds.items() if k == "notify_key_ready" and a in t["done"]]
+    first = min(decided)
+    return {
+        "approvals": approved,
+        "sent": sent,
+        "drained": drained and len(dms) == approved and len(finished) == PER_APPROVAL * approved,
+        "legs": legs(t, kinds, "committed"),
+        "by_kind": {kind: legs(t, [a for a, k in kinds.items() if k == kind], "committed") for kind in PIPELINE_KINDS},
+        "dms": len(dms),
+        "keys": keys_made,
+        "approvals_per_s": len(dms) / (max(dms) - first),
+        "actions_per_s": len(finished) / (max(finished) - first),
+        "cpu": (t["cpu"], t["worker_cpu"], wall),
+    }
+
+
+# --- the report ------------------------------------------------------------------------------
+
+
+def q(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(p * len(ordered)))]
+
+
+def row(label: str, values: list[float], throughput: str = "") -> str:
+    cells = "".join(f"{v * 1000:8.1f}" for v in (q(values, 0.5), q(values, 0.9), q(values, 0.99), max(values)))
+    return f"  {label:<46}{len(values):>7}{throughput:>9}{cells}"
+
+
+def report(args, workers_described: str, machine: dict, pipe: dict, base: dict) -> bool:
+    """Print the table; True when every approval reached its owner and nothing failed."""
+    p99 = q(pipe["legs"]["to_start"], 0.99)
+    print()
+    print(f"Pipeline: {args.rate:g} approvals/s = {args.rate * PER_APPROVAL:g} actions/s offered for {args.seconds:g} s by {args.senders} threads, {args.workspaces} workspace(s)")
+    print(f"  workers: {workers_described}; Redis {args.redis_url}")
+    print(f"  {machine['nproc']} CPUs ({machine['cpu']}), load average {machine['load']}; PostgreSQL {machine['pg']}, Redis {machine['redis']}")
+    print()
+    print(f"  {'milliseconds':<46}{'count':>7}{'done/s':>9}{'p50':>8}{'p90':>8}{'p99':>8}{'max':>8}")
+    b = base["legs"]
+    print(row("no-op actor: send → start", b["to_start"], f"{base['actions_per_s']:.1f}"))
+    print(row("  sent → fetched (Redis, consumer's polling)", b["in_redis"]))
+    print(row("  fetched → started (waiting for a thread)", b["in_worker"]))
+    for kind in PIPELINE_KINDS:
+        print(row(f"{kind}: commit → start", pipe["by_kind"][kind]["to_start"]))
+    p = pipe["legs"]
+    print(row("all pipeline actions: commit → start", p["to_start"], f"{pipe['actions_per_s']:.1f}"))
+    print(row("  commit → sent (the relay)", p["to_sent"]))
+    print(row("  sent → fetched (Redis, consumer's polling)", p["in_redis"]))
+    print(row("  fetched → started (waiting for a thread)", p["in_worker"]))
+    for kind in PIPELINE_KINDS:
+        print(row(f"{kind}: run time", pipe["by_kind"][kind]["run"]))
+    print(row("decide_request (Database.run)", pipe["sent"].durations))
+    print(row("deciders behind schedule", [max(0.0, x) for x in pipe["sent"].lags]))
+    print()
+    print(f"  approvals → DMs delivered: {pipe['dms']} of {pipe['approvals']}, {pipe['approvals_per_s']:.1f} approvals/s end to end; {pipe['keys']} keys made")
+    print(f"  throughput, pipeline actions/s ÷ no-op actions/s: {pipe['actions_per_s']:.1f} / {base['actions_per_s']:.1f} = {pipe['actions_per_s'] / base['actions_per_s']:.2f}")
+    for name, phase in (("no-op", base), ("pipeline", pipe)):
+        mine, theirs, wall = phase["cpu"]
+        where = f", worker processes {theirs:.1f} s ({theirs / wall:.0%} of a CPU)" if args.processes else ""
+        print(f"  CPU during the {name} phase ({wall:.1f} s): benchmark process {mine:.1f} s ({mine / wall:.0%} of a CPU){where}")
+    verdict = "ok" if p99 <= TARGET_P99 else "MISSED"
+    print(f"  target p99 commit → start ≤ {TARGET_P99 * 1000:.0f} ms at {TARGET_ACTIONS_PER_S} actions/s: {p99 * 1000:.1f} ms at {pipe['actions_per_s']:.0f} actions/s, {verdict}")
+    errors = pipe["sent"].errors + base["sent"].errors
+    if errors:
+        print(f"  ERRORS: {len(pipe['sent'].errors)} approvals, {len(base['sent'].errors)} no-op sends failed; the first: {errors[0]!r}")
+    if not (pipe["drained"] and base["drained"]):
+        print("  NOT DRAINED: some messages had not finished when the wait ran out")
+    return pipe["drained"] and base["drained"] and not errors
+
+
+def machine_facts(db: Database, redis_url: str) -> dict:
+    import redis
+
+    cpu = "?"
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    with db.engine.connect() as conn:
+        pg = conn.scalar(text("SHOW server_version"))
+    return {
+        "nproc": os.cpu_count(),
+        "cpu": cpu,
+        "pg": pg,
+        "redis": redis.Redis.from_url(redis_url).info("server")["redis_version"],
+        "load": " ".join(f"{x:.1f}" for x in os.getloadavg()),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--database-url", default=DEFAULT_DB, help="a PostgreSQL server; the benchmark makes and drops its own database there")
+    parser.add_argument("--redis-url", default=DEFAULT_REDIS, help="a Redis db number of its own: it is flushed")
+    parser.add_argument("--rate", type=float, default=34, help="approvals per second; each sets off three actions (default: about 100 actions/s)")
+    parser.add_argument("--seconds", type=float, default=20, help="how long approvals (and the no-op) are sent")
+    parser.add_argument("--senders", type=int, default=4, help="threads that approve, and that send the no-op")
+    parser.add_argument("--workspaces", type=int, default=4, help="production workspaces the approvals are spread over")
+    parser.add_argument("--developers", type=int, default=50, help="developers per workspace")
+    parser.add_argument("--processes", type=int, default=1, help="worker processes; 0 runs the worker threads in the benchmark process")
+    parser.add_argument("--threads", type=int, default=8, help="dramatiq worker threads (per process)")
+    parser.add_argument("--worker-timeout", type=int, help="worker processes' worker_timeout in ms (default: dramatiq's, as `purser worker` runs)")
+    args = parser.parse_args(argv)
+    if make_url(normalise_url(args.database_url)).get_backend_name() != "postgresql":
+        parser.error("the benchmark measures PostgreSQL; give a postgresql:// URL")
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per fake Slack call otherwise
+    cipher_key = Cipher.generate()
+    use_cipher(Cipher(cipher_key))
+    started = time.perf_counter()
+    n = int(args.rate * args.seconds)
+
+    broker = StampingRedisBroker(url=args.redis_url)
+    broker.flush_all()
+    dramatiq.set_broker(broker)  # before workers.actors is imported, so it binds here
+    watch = Stopwatch()
+    api = SlackAPI(token=TOKEN)
+    served = serve_in_thread(api)
+    try:
+        with fresh_database(args.database_url) as url:
+            db = Database(url)
+            bind(broker, db, watch, served.url)
+            if args.processes:
+                workers = ProcessWorkers(args.processes, args.threads, args.worker_timeout, url, args.redis_url, served.url, cipher_key)
+            else:
+                workers = ThreadWorkers(broker, watch, args.threads)
+            try:
+                machine = machine_facts(db, args.redis_url)
+                print(f"setup: {args.workspaces} production workspace(s), {args.developers} developers each, {n:,} pending key requests", flush=True)
+                t = time.perf_counter()
+                spaces = build(db, args.workspaces, args.developers, n)
+                print(f"  requests made in {time.perf_counter() - t:.1f} s", flush=True)
+                t = time.perf_counter()
+                assert wait_until(lambda: pending_actions(db) == 0, timeout=180, every=0.2), "approval messages still unposted"
+                posted = sum(len(api.channel_messages(space.channel)) for space in spaces)
+                assert posted >= n, f"{posted} approval messages posted for {n} requests"
+                print(f"  {posted:,} approval messages posted in {time.perf_counter() - t:.1f} s", flush=True)
+                timings(watch, workers)  # forget the setup's
+                print(f"no-op: {args.rate * PER_APPROVAL:g} messages/s for {args.seconds:g} s", flush=True)
+                base = noop_phase(broker, watch, workers, args.rate, args.seconds, args.senders)
+                print(f"pipeline: {args.rate:g} approvals/s for {args.seconds:g} s", flush=True)
+                pipe = pipeline_phase(db, broker, spaces, watch, workers, args.rate, args.seconds, args.senders)
+                assert not api.invalid, f"invalid Block Kit sent to Slack: {api.invalid[:3]}"
+            finally:
+                workers.stop()
+                configure(None)
+                db.dispose()
+    finally:
+        served.stop()
+        broker.flush_all()
+        broker.close()
+    correct = report(args, workers.describe, machine, pipe, base)
+    print(f"\n(whole run {time.perf_counter() - started:.0f} s)")
+    return 0 if correct else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Everything that speaks Slack: Bolt handlers, Block Kit builders, the Web API client."""

@@ -1,0 +1,132 @@
+"""The Bolt app: every command, button, modal and event wired to its thin handler."""
+
+from __future__ import annotations
+
+import logging
+from typing import Callable
+
+from slack_bolt import App, BoltResponse
+from slack_bolt.authorization import AuthorizeResult
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
+
+from bot import interactions
+from bot.blocks.invitations import ACCEPT, DECLINE
+from bot.blocks.keys import REVEAL
+from bot.blocks.requests import APPROVE, DENY
+from bot.commands import audit, budget, credits, invite, key, team, usage, workspace
+from bot.context import Asker
+from bot.home import home_view
+from bot.replies import Reply, guarded, unexpected
+from bot.views.deny import DENY_FORM
+from bot.views.key_form import KEY_FORM
+from store.db import Database
+
+log = logging.getLogger(__name__)
+
+COMMANDS: dict[str, Callable[..., Reply]] = {
+    "/ai-key": key.handle,
+    "/ai-invite": invite.handle,
+    "/ai-team": team.handle,
+    "/ai-budget": budget.handle,
+    "/ai-credits": credits.handle,
+    "/ai-usage": usage.handle,
+    "/ai-audit": audit.handle,
+    "/ai-workspace": workspace.handle,
+}
+
+
+def web_client(token: str, base_url: str) -> WebClient:
+    return WebClient(token=token, base_url=base_url if base_url.endswith("/") else base_url + "/", timeout=5, retry_handlers=[RateLimitErrorRetryHandler(max_retry_count=2)])
+
+
+def build_app(db: Database, *, token: str, team_id: str, api_url: str, signing_secret: str | None = None) -> App:
+    """Signature checks happen in front of Bolt (bot/web.py) over HTTP; Socket Mode needs none."""
+    def authorize(enterprise_id, team_id, logger):
+        # One team, one bot token: nothing to look up, so a Slack API outage cannot fail a request here.
+        return AuthorizeResult(enterprise_id=enterprise_id, team_id=team_id, bot_token=token)
+
+    app = App(
+        client=web_client(token, api_url),
+        signing_secret=signing_secret or "unused",
+        authorize=authorize,
+        request_verification_enabled=False,
+        token_verification_enabled=False,
+        ignoring_self_events_enabled=False,
+        raise_error_for_unhandled_request=False,
+    )
+
+    @app.middleware
+    def only_our_team(body: dict, next: Callable, logger) -> BoltResponse | None:
+        team = interactions.asker_of(body).team_id or (body.get("team_id") or "")
+        if team and team != team_id:
+            log.warning("refused a request from team %s (this install serves %s)", team[:20], team_id)
+            return BoltResponse(status=403, body="This Purser serves another Slack team.")
+        return next()
+
+    for name, handler in COMMANDS.items():
+        app.command(name)(_command(db, name, handler))
+
+    def action(handler):
+        def listener(ack, body, client):
+            # The decision commits before Slack hears back: a store operation takes milliseconds,
+            # and the clicker's next look (or click) then sees the outcome.
+            try:
+                handler(db, client, body)
+            except Exception:
+                interactions.tell(client, body, unexpected())
+            finally:
+                ack()
+            if (body.get("view") or {}).get("type") == "home":  # clicked in App Home: show the new state
+                refresh_home(db, client, interactions.asker_of(body))
+
+        return listener
+
+    app.action(APPROVE)(action(interactions.approve))
+    app.action(DENY)(action(interactions.deny))
+    app.action(REVEAL)(action(interactions.reveal))
+    app.action(ACCEPT)(action(interactions.accept))
+    app.action(DECLINE)(action(interactions.decline))
+
+    @app.view(DENY_FORM)
+    def deny_submitted(ack, body):
+        ack(**(interactions.deny_submitted(db, body) or {}))
+
+    @app.view(KEY_FORM)
+    def key_form_submitted(ack, body, client):
+        ack(**(interactions.key_form_submitted(db, client, body) or {}))
+
+    @app.event("app_home_opened")
+    def home_opened(event, body, client):
+        refresh_home(db, client, Asker(body.get("team_id", ""), event["user"]))
+
+    @app.error
+    def on_error(error, body, logger):
+        log.exception("unhandled error in a Slack listener", exc_info=error)
+
+    return app
+
+
+def refresh_home(db: Database, client: WebClient, asker: Asker) -> None:
+    try:
+        client.views_publish(user_id=asker.user_id, view=home_view(db, asker))
+    except SlackApiError as exc:
+        log.warning("could not publish App Home: %s", exc.response.get("error"))
+
+
+def _command(db: Database, name: str, handler: Callable[..., Reply]):
+    def listener(ack, body, client):
+        asker = Asker(body.get("team_id", ""), body.get("user_id", ""), body.get("channel_id"))
+        reply = guarded(name, handler, db, asker, body.get("text") or "")
+        if reply.modal is None:
+            ack(**reply.ack_kwargs())
+            return
+        try:
+            client.views_open(trigger_id=body.get("trigger_id"), view=reply.modal)
+            ack()
+        except SlackApiError as exc:
+            log.warning("could not open a modal: %s", exc.response.get("error"))
+            ack(text=f"Could not open the form; type it instead, like `{name} new search-bot --limit $50`.", response_type="ephemeral")
+
+    return listener

@@ -1,0 +1,55 @@
+"""What the alerts channel hears: thresholds, pauses, resumes, a new period."""
+
+from __future__ import annotations
+
+from slack_sdk.models.blocks import Block
+
+from bot.blocks.common import code, context, money, section
+
+KIND_NAMES = {"project": "Project", "cap": "Workspace cap", "credit": "Credit pool"}
+
+
+def budget_name(kind: str, name: str) -> str:
+    if kind == "project":
+        return f"project {code(name)}"
+    if kind == "cap":
+        return f"the spending cap of {code(name)}"
+    return f"the credit pool of {code(name)}"
+
+
+def threshold_alert(kind: str, name: str, threshold: int, spent: int, limit: int, period: str, forecast: str) -> tuple[str, list[Block]]:
+    icon = "🛑" if threshold >= 100 else ("⚠️" if threshold >= 80 else "📈")
+    share = spent * 100 // limit if limit else 100
+    text = f"{KIND_NAMES.get(kind, kind)} {name} reached {threshold}% of its budget"
+    blocks: list[Block] = [
+        section(f"{icon} {budget_name(kind, name).capitalize() if kind != 'project' else 'Project ' + code(name)} has reached *{threshold}%* of its {period if period != 'none' else ''} budget: {money(spent)} of {money(limit)} ({share}%).".replace("  ", " ")),
+        context(forecast),
+    ]
+    return text, blocks
+
+
+def paused(kind: str, name: str, reason: str, workspace: str) -> tuple[str, list[Block]]:
+    if kind == "project":
+        what = f"Project {code(name)} is paused: {reason}. Its keys are refused until it resumes; other projects carry on."
+        todo = f"An Admin can raise the budget with `/ai-budget set {name} $N -w {workspace}`; a Developer can ask with `/ai-budget request {name} $N --reason \"…\"`."
+    elif reason == "credit":
+        what = f"Workspace {code(name)} is paused: its credit pool is empty. Every key in it is refused."
+        todo = f"A Billing Manager or an Admin can add credit with `/ai-credits add $N -w {workspace}`."
+    else:
+        what = f"Workspace {code(name)} is paused: its spending cap is spent. Every key in it is refused."
+        todo = f"An Admin can raise the cap with `/ai-budget cap $N -w {workspace}`."
+    return f"⏸️ {what}", [section(f"⏸️ {what}"), context(todo)]
+
+
+def resumed(kind: str, name: str, why: str) -> tuple[str, list[Block]]:
+    what = f"Project {code(name)}" if kind == "project" else f"Workspace {code(name)}"
+    line = f"▶️ {what} is running again: {why}."
+    return line, [section(line)]
+
+
+def rollover(workspace: str, resumed_what: list[str]) -> tuple[str, list[Block]]:
+    line = f"🗓️ A new budget period began in {code(workspace)}: spend starts again from $0.00 and alerts are re-armed."
+    blocks: list[Block] = [section(line)]
+    if resumed_what:
+        blocks.append(context("Resumed: " + ", ".join(resumed_what)))
+    return line, blocks

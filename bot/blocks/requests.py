@@ -1,0 +1,100 @@
+"""The approval message admins decide on, and the requester's notice of the outcome."""
+
+from __future__ import annotations
+
+from slack_sdk.models.blocks import ActionsBlock, Block, ButtonElement
+
+from bot.blocks.common import code, context, fields, header, lit, mention, money, section, when
+from store.views import RequestView
+
+TITLES = {
+    "key": "API key request",
+    "invite": "Invitation request",
+    "budget_change": "Budget change request",
+    "cap_change": "Spending cap change request",
+    "role_change": "Role change request",
+    "credit_topup": "Credit top-up request",
+}
+APPROVE, DENY = "request_approve", "request_deny"
+
+
+def what(req: RequestView) -> str:
+    p = req.payload
+    if req.kind == "key":
+        where = f" for project {code(p['project'])}" if p.get("project") else ""
+        return f"a key {code(p['name'])}{where}"
+    if req.kind == "invite":
+        people = ", ".join(mention(w) if w.startswith(("U", "W")) else lit(w, 80) for w in p["invitees"][:20])
+        return f"to invite {people} as {p['role']}"
+    if req.kind == "budget_change":
+        return f"project {code(p['project'])}'s budget to {money(p['budget_micros'])}" + (f" ({p['period']})" if p.get("period") else "")
+    if req.kind == "cap_change":
+        return f"the workspace cap to {money(p['cap_micros'])}" + (f" ({p['period']})" if p.get("period") else "")
+    if req.kind == "role_change":
+        return f"{mention(p.get('member'))} to become {p['role']}"
+    if req.kind == "credit_topup":
+        return f"a credit top-up of {money(p['amount_micros'])}"
+    return req.kind
+
+
+def _details(req: RequestView) -> list[tuple[str, str]]:
+    p = req.payload
+    rows = [("Workspace", f"{code(req.workspace)} ({req.environment})"), ("Asked by", f"{mention(req.requester)} ({req.requester_role})")]
+    if req.kind == "key":
+        rows.append(("Project", code(p["project"]) if p.get("project") else "none"))
+        rows.append(("Limit", f"{money(p.get('limit_micros'))} {p.get('limit_period', '')}".strip()))
+        rows.append(("Role's preset", money(p.get("preset_micros"))))
+        if req.project_budget_left is not None:
+            rows.append(("Project budget left", money(req.project_budget_left)))
+        if p.get("expires_days"):
+            rows.append(("Expires after", f"{p['expires_days']} days"))
+    if req.kind in ("budget_change", "cap_change"):
+        rows.append(("Now", money(p.get("current_micros"))))
+    if req.reason:
+        rows.append(("Reason", lit(req.reason, 500)))
+    return rows
+
+
+def approval_message(req: RequestView) -> tuple[str, list[Block]]:
+    """While pending: the buttons. Once decided: the same message, updated in place to the outcome."""
+    title = TITLES.get(req.kind, "Request")
+    text = f"{title} #{req.id}: {mention(req.requester)} asks for {what(req)}"
+    blocks: list[Block] = [header(f"{title} #{req.id}"), section(f"{mention(req.requester)} asks for {what(req)}."), fields(_details(req))]
+    if req.state == "pending":
+        blocks.append(
+            ActionsBlock(
+                block_id=f"request:{req.id}",
+                elements=[
+                    ButtonElement(text="Approve", action_id=APPROVE, value=str(req.id), style="primary"),
+                    ButtonElement(text="Deny", action_id=DENY, value=str(req.id), style="danger"),
+                ],
+            )
+        )
+        blocks.append(context(f"Pending · expires 7 days after {when(req.created_at)} · only an Admin can decide"))
+    else:
+        blocks.append(section(outcome_line(req)))
+    return text, blocks
+
+
+def outcome_line(req: RequestView) -> str:
+    icon = {"approved": "✅", "denied": "⛔", "expired": "⌛", "cancelled": "↩️"}.get(req.state, "•")
+    if req.auto_approved:
+        who = "by the workspace's key policy"
+    elif req.decided_by:
+        who = f"by {mention(req.decided_by)}"
+    else:
+        who = ""
+    line = f"{icon} *{req.state.capitalize()}* {who} at {when(req.decided_at)}".replace("  ", " ")
+    if req.note and not req.auto_approved:
+        line += f"\n>{lit(req.note, 500)}"
+    return line
+
+
+def outcome_dm(req: RequestView) -> tuple[str, list[Block]]:
+    text = f"Your request #{req.id} ({what(req)}) was {req.state}."
+    blocks: list[Block] = [section(f"Your request #{req.id} in {code(req.workspace)} — {what(req)}:"), section(outcome_line(req))]
+    if req.state == "approved" and req.kind == "key":
+        blocks.append(context("Your key is being made; a message with a Reveal button follows."))
+    elif req.state == "denied":
+        blocks.append(context("You can ask again with more detail, or talk to an Admin."))
+    return text, blocks

@@ -1,0 +1,1 @@
+"""Slash commands: each module parses its command's words and calls one store operation."""

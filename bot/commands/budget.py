@@ -1,0 +1,74 @@
+"""/ai-budget: budgets at a glance, setting or requesting them, and the workspace cap."""
+
+from __future__ import annotations
+
+from bot import texts
+from bot.blocks.common import bar, code, lit, money
+from bot.commands.common import amount, workspace_id
+from bot.commands.parser import WORKSPACE_OPTIONS, UsageError, parse
+from bot.context import Asker
+from bot.replies import Reply
+from store import budgets
+from store.db import Database
+from store.errors import NotFound
+
+COMMAND = "/ai-budget"
+OPTIONS = {**WORKSPACE_OPTIONS, "--period": "period", "--reason": "reason"}
+
+
+def handle(db: Database, asker: Asker, text: str) -> Reply:
+    parsed = parse(text, options=OPTIONS)
+    sub = (parsed.word(0) or "show").lower()
+    if sub == "help":
+        return Reply(texts.HELP[COMMAND])
+    ws_id = workspace_id(db, asker, parsed)
+    period = parsed.options.get("period")
+    if sub == "show":
+        return Reply(overview(db, asker, ws_id))
+    if sub in ("set", "request"):
+        project, value = parsed.word(1), parsed.word(2)
+        if project is None or value is None:
+            raise UsageError(f"Say which project and how much: `/ai-budget {sub} search $500`.")
+        micros = amount(value, "budget")
+        if sub == "request":
+            req = db.run(budgets.request_budget_change, asker.actor, ws_id, project, micros, period, reason=parsed.options.get("reason"))
+            return Reply(f"📨 Asked the admins to set {code(project)}'s budget to {money(micros)} — request #{req.id}.")
+        try:
+            proj = db.run(budgets.set_project_budget, asker.actor, ws_id, project, micros, period)
+            return Reply(f"✅ {code(proj.slug)}'s budget is {money(proj.budget_micros)} {proj.budget_period.value}." + (" It is paused: its spend is already over that." if proj.status.value == "paused" else ""))
+        except NotFound:
+            proj = db.run(budgets.create_project, asker.actor, ws_id, project, budget_micros=micros, period=period or "monthly")
+            return Reply(f"✅ Created project {code(proj.slug)} with a budget of {money(micros)} {proj.budget_period.value}.")
+    if sub == "cap":
+        value = parsed.word(1)
+        if value is None:
+            raise UsageError("Say how much: `/ai-budget cap $5,000`.")
+        micros = None if value.lower() in ("none", "off") else amount(value, "cap")
+        if parsed.options.get("reason"):
+            req = db.run(budgets.request_cap_change, asker.actor, ws_id, micros, period, reason=parsed.options["reason"])
+            return Reply(f"📨 Asked the admins to set the spending cap to {money(micros)} — request #{req.id}.")
+        ws = db.run(budgets.set_workspace_cap, asker.actor, ws_id, micros, period)
+        return Reply(f"✅ The spending cap of {code(ws.slug)} is {money(ws.cap_micros)} {ws.cap_period.value}.")
+    if sub == "pause":
+        project = parsed.word(1)
+        if project is None:
+            raise UsageError('Say which project: `/ai-budget pause search --reason "…"`.')
+        db.run(budgets.pause_project, asker.actor, ws_id, project, parsed.options.get("reason", ""))
+        return Reply(f"⏸️ Paused {code(project)}; its keys are refused until it resumes.")
+    if sub == "resume":
+        project = parsed.word(1)
+        if project is None:
+            raise UsageError("Say which project: `/ai-budget resume search`.")
+        db.run(budgets.resume_project, asker.actor, ws_id, project)
+        return Reply(f"▶️ Resumed {code(project)}.")
+    raise UsageError(f"`{lit(sub, 20)}` is not something /ai-budget does.")
+
+
+def overview(db: Database, asker: Asker, ws_id: int) -> str:
+    lines = db.run(budgets.budget_overview, asker.actor, ws_id)
+    out = ["*Budgets* (paused first)"]
+    for line in lines:
+        name = f"cap of {code(line.name)}" if line.kind == "cap" else code(line.name)
+        state = f" ⏸️ paused: {lit(line.paused_reason or '', 100)}" if line.paused else ""
+        out.append(f"• {name} {money(line.spent_micros)} / {money(line.limit_micros)} {line.period.value} `{bar(line.spent_micros, line.limit_micros)}`{state}")
+    return "\n".join(out[:60])

@@ -1,0 +1,45 @@
+"""What every command shares: the workspace it acts on and the amounts people type."""
+
+from __future__ import annotations
+
+import re
+
+from bot.commands.parser import Parsed, UsageError
+from bot.context import Asker, pick_workspace
+from store.db import Database
+from store.money import parse_money
+
+_DAYS = re.compile(r"^(\d{1,4})\s*([dw]?)$", re.I)
+
+
+def workspace_id(db: Database, asker: Asker, parsed: Parsed) -> int:
+    return db.run(lambda s: pick_workspace(s, asker, parsed.options.get("workspace")).id)
+
+
+def workspace_of(db: Database, asker: Asker, parsed: Parsed):
+    return db.run(lambda s: pick_workspace(s, asker, parsed.options.get("workspace")))
+
+
+def amount(text: str | None, what: str = "amount") -> int:
+    if text is None:
+        raise UsageError(f"Give the {what}, like $50.")
+    return parse_money(text)
+
+
+def days(text: str | None) -> int | None:
+    """`7d`, `2w` or `30` → days."""
+    if text is None:
+        return None
+    m = _DAYS.match(text.strip())
+    if not m:
+        raise UsageError(f"“{text[:20]}” is not a duration. Write it like 7d, 2w or 30.")
+    n = int(m.group(1)) * (7 if m.group(2).lower() == "w" else 1)
+    if n < 1:
+        raise UsageError("A duration is at least one day.")
+    return n
+
+
+def one_of(word: str | None, choices: tuple[str, ...], what: str) -> str:
+    if word is None or word.lower() not in choices:
+        raise UsageError(f"Say which {what}: {', '.join(choices)}.")
+    return word.lower()

@@ -1,0 +1,38 @@
+"""/ai-credits: the shared credit pool's balance, and top-ups."""
+
+from __future__ import annotations
+
+from bot import texts
+from bot.blocks.common import lit, money
+from bot.commands.common import amount, workspace_id
+from bot.commands.parser import WORKSPACE_OPTIONS, UsageError, parse
+from bot.context import Asker
+from bot.replies import Reply
+from store import credits
+from store.db import Database
+
+COMMAND = "/ai-credits"
+OPTIONS = {**WORKSPACE_OPTIONS, "--reason": "reason", "--note": "note"}
+
+
+def handle(db: Database, asker: Asker, text: str) -> Reply:
+    parsed = parse(text, options=OPTIONS)
+    sub = (parsed.word(0) or "balance").lower()
+    if sub == "help":
+        return Reply(texts.HELP[COMMAND])
+    ws_id = workspace_id(db, asker, parsed)
+    if sub == "balance":
+        balance = db.run(credits.credit_balance, asker.actor, ws_id)
+        if not balance.funded:
+            return Reply("The credit pool has not been funded yet, so spend is only counted. `/ai-credits add $N` funds it.")
+        lines = [f"*Credit pool:* {money(balance.balance_micros)}"]
+        lines += [f"• {e.created_at:%Y-%m-%d %H:%M} {e.kind} {money(e.amount_micros)} → {money(e.balance_after_micros)}" for e in balance.entries]
+        return Reply("\n".join(lines))
+    if sub == "add":
+        micros = amount(parsed.word(1), "amount")
+        if parsed.options.get("reason"):
+            req = db.run(credits.request_topup, asker.actor, ws_id, micros, parsed.options["reason"])
+            return Reply(f"📨 Asked the admins for a top-up of {money(micros)} — request #{req.id}.")
+        entry = db.run(credits.add_credit, asker.actor, ws_id, micros, parsed.options.get("note"))
+        return Reply(f"✅ Added {money(micros)}; the pool holds {money(entry.balance_after_micros)}.")
+    raise UsageError(f"`{lit(sub, 20)}` is not something /ai-credits does.")

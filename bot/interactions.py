@@ -1,0 +1,184 @@
+"""Buttons and modal submissions: approve, deny (with a reason), reveal, accept, decline, the key form."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+
+from bot.blocks.common import code, lit, mention
+from bot.blocks.requests import what
+from bot.context import Asker
+from bot.commands.common import days
+from bot.commands.key import request_reply
+from bot.commands.parser import UsageError
+from bot.replies import error_text
+from bot.views.deny import deny_form, reason_of
+from bot.views.key_form import form_values, reveal_view
+from store import invitations, keys, requests
+from store.db import Database
+from store.errors import Conflict, DomainError
+from store.money import parse_money
+from store.models import Workspace
+from store.permissions import Actor
+from store.views import describe_request
+
+log = logging.getLogger(__name__)
+
+
+def _int(value) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise UsageError("That button carries no valid id.") from None
+
+
+def tell(client: WebClient, body: dict, text: str) -> None:
+    """An answer only the clicker sees: ephemeral where the button was, else a small modal (App Home)."""
+    user = body["user"]["id"]
+    channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id")
+    try:
+        if channel:
+            client.chat_postEphemeral(channel=channel, user=user, text=text)
+        elif body.get("trigger_id"):
+            from slack_sdk.models.blocks import MarkdownTextObject, PlainTextObject, SectionBlock
+            from slack_sdk.models.views import View
+
+            view = View(type="modal", title=PlainTextObject(text="Purser"), close=PlainTextObject(text="OK"), blocks=[SectionBlock(text=MarkdownTextObject(text=text[:3000]))])
+            client.views_open(trigger_id=body["trigger_id"], view=view)
+    except SlackApiError as exc:
+        log.warning("could not tell %s: %s", user, exc.response.get("error"))
+
+
+def refusal(exc: BaseException) -> str:
+    """A late click hears who decided first and when, with a mention."""
+    if isinstance(exc, Conflict) and exc.decided_at is not None and exc.state in ("approved", "denied"):
+        who = mention(exc.decided_by) if exc.decided_by else "Purser's policy"
+        return f"Already {exc.state} by {who} at {exc.decided_at:%H:%M} UTC ({exc.decided_at:%Y-%m-%d})."
+    return error_text(exc)
+
+
+def approve(db: Database, client: WebClient, body: dict) -> None:
+    actor = Actor.slack(body["user"]["id"])
+    try:
+        db.run(requests.decide_request, actor, _int(body["actions"][0].get("value")), approve=True)
+    except (DomainError, UsageError) as exc:
+        tell(client, body, refusal(exc))
+
+
+def deny(db: Database, client: WebClient, body: dict) -> None:
+    """Check the clicker may decide before asking them why; the decision happens on submit."""
+    actor = Actor.slack(body["user"]["id"])
+    try:
+        request_id = _int(body["actions"][0].get("value"))
+        db.run(lambda s: requests.check_decider(s, actor, request_id, approve=False))
+        view = db.run(lambda s: describe_request(s, request_id))
+        client.views_open(trigger_id=body["trigger_id"], view=deny_form(request_id, f"Deny request #{request_id}: {mention(view.requester)} asks for {what(view)}."))
+    except (DomainError, UsageError) as exc:
+        tell(client, body, refusal(exc))
+
+
+def deny_submitted(db: Database, body: dict) -> dict | None:
+    """Returns Slack's ``response_action`` for errors shown in the modal, or None to close it."""
+    actor = Actor.slack(body["user"]["id"])
+    try:
+        request_id = _int(json.loads(body["view"].get("private_metadata") or "{}").get("request_id"))
+        db.run(requests.decide_request, actor, request_id, approve=False, note=reason_of(body["view"]))
+    except (DomainError, UsageError, ValueError) as exc:
+        return {"response_action": "errors", "errors": {"reason": refusal(exc)[:150]}}
+    return None
+
+
+def reveal(db: Database, client: WebClient, body: dict) -> None:
+    actor = Actor.slack(body["user"]["id"])
+    try:
+        revealed = db.run(keys.reveal_key, actor, _int(body["actions"][0].get("value")))
+    except (DomainError, UsageError) as exc:
+        tell(client, body, refusal(exc))
+        return
+    client.views_open(trigger_id=body["trigger_id"], view=reveal_view(revealed.key.name, revealed.secret))
+
+
+def accept(db: Database, client: WebClient, body: dict) -> None:
+    user = body["user"]["id"]
+    try:
+        invitation_id = _int(body["actions"][0].get("value"))
+        email = _email(client, user)
+
+        def accept_and_describe(s):
+            member = invitations.accept_invitation(s, invitation_id, slack_user_id=user, email=email)
+            return s.get(Workspace, member.workspace_id).slug, member.role.title
+
+        workspace, role = db.run(accept_and_describe)
+    except (DomainError, UsageError) as exc:
+        tell(client, body, error_text(exc))
+        return
+    _replace_buttons(client, body, f"✅ Welcome to {code(workspace)} as {role}. `/ai-key new <name>` gets you a key.")
+
+
+def decline(db: Database, client: WebClient, body: dict) -> None:
+    user = body["user"]["id"]
+    try:
+        db.run(invitations.decline_invitation, _int(body["actions"][0].get("value")), slack_user_id=user, email=_email(client, user))
+    except (DomainError, UsageError) as exc:
+        tell(client, body, error_text(exc))
+        return
+    _replace_buttons(client, body, "You declined the invitation.")
+
+
+def _email(client: WebClient, user: str) -> str | None:
+    try:
+        return client.users_info(user=user)["user"]["profile"].get("email")
+    except (SlackApiError, KeyError, TypeError):
+        return None
+
+
+def _replace_buttons(client: WebClient, body: dict, line: str) -> None:
+    channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id")
+    ts = (body.get("message") or {}).get("ts") or (body.get("container") or {}).get("message_ts")
+    if not channel or not ts:
+        return
+    try:
+        client.chat_update(channel=channel, ts=ts, text=line, blocks=[{"type": "section", "text": {"type": "mrkdwn", "text": line}}])
+    except SlackApiError as exc:
+        log.warning("could not update the invitation message: %s", exc.response.get("error"))
+
+
+def key_form_submitted(db: Database, client: WebClient, body: dict) -> dict | None:
+    user = body["user"]["id"]
+    meta = json.loads(body["view"].get("private_metadata") or "{}")
+    values = form_values(body["view"])
+    try:
+        limit = parse_money(values["limit"]) if values["limit"] else None
+    except DomainError as exc:
+        return {"response_action": "errors", "errors": {"limit": exc.message[:150]}}
+    try:
+        expires = days(values["expires"])
+    except UsageError as exc:
+        return {"response_action": "errors", "errors": {"expires": str(exc)[:150]}}
+    try:
+        req = db.run(keys.request_key, Actor.slack(user), _int(meta.get("workspace_id")), name=values["name"] or "", project=values["project"], limit_micros=limit, expires_days=expires, reason=values["reason"])
+        workspace = db.run(lambda s: describe_request(s, req.id).workspace)
+    except (DomainError, UsageError) as exc:
+        field = "project" if "project" in error_text(exc).lower() else "name"
+        return {"response_action": "errors", "errors": {field: error_text(exc)[:150]}}
+    text = request_reply(req, workspace)
+    try:
+        if meta.get("channel_id"):
+            client.chat_postEphemeral(channel=meta["channel_id"], user=user, text=text)
+        else:
+            client.chat_postMessage(channel=user, text=text)
+    except SlackApiError as exc:
+        log.warning("could not confirm the key request: %s", exc.response.get("error"))
+    return None
+
+
+def asker_of(body: dict) -> Asker:
+    team = body.get("team_id") or (body.get("team") or {}).get("id") or (body.get("user") or {}).get("team_id") or ""
+    user = body.get("user_id") or (body.get("user") or {}).get("id") or ""
+    return Asker(team, user, body.get("channel_id"))
+
+
+__all__ = ["approve", "deny", "deny_submitted", "reveal", "accept", "decline", "key_form_submitted", "lit"]

@@ -1,0 +1,62 @@
+"""Every command's help and usage line, and the bot's other words, in one place and one voice."""
+
+from __future__ import annotations
+
+HELP = {
+    "/ai-key": (
+        "*/ai-key* — your API keys\n"
+        "• `/ai-key new [name] [--project P] [--limit $N] [--expires 7d]` ask for a key (no arguments opens a form)\n"
+        "• `/ai-key list` your keys (admins: `list --all`)\n"
+        "• `/ai-key rotate <key>` a new secret; the old one works for a grace period\n"
+        "• `/ai-key revoke <key>` stop a key for good\n"
+        "Add `-w <workspace>` when you are in more than one workspace."
+    ),
+    "/ai-invite": (
+        "*/ai-invite* — bring people in\n"
+        "• `/ai-invite @ada @lin ada@example.com [--role developer|viewer|billing|admin]`\n"
+        "Admins invite at once; a Developer's invitation goes to the admins as a request."
+    ),
+    "/ai-team": (
+        "*/ai-team* — who is in the workspace\n"
+        "• `/ai-team list`\n"
+        "• `/ai-team role @someone <admin|developer|viewer|billing>` (Developers: asks the admins)\n"
+        "• `/ai-team remove @someone` (their keys are revoked); `/ai-team leave`"
+    ),
+    "/ai-budget": (
+        "*/ai-budget* — budgets and the spending cap\n"
+        "• `/ai-budget show`\n"
+        "• `/ai-budget set <project> $N [--period monthly]` (creates the project if new)\n"
+        "• `/ai-budget request <project> $N --reason \"…\"` ask the admins\n"
+        "• `/ai-budget cap $N [--period monthly]` the workspace's spending cap (`--reason` makes it a request)\n"
+        "• `/ai-budget pause <project> --reason \"…\"`, `/ai-budget resume <project>`"
+    ),
+    "/ai-credits": "*/ai-credits* — the shared credit pool\n• `/ai-credits balance`\n• `/ai-credits add $N` (Billing Managers and Admins; others: `--reason` asks)",
+    "/ai-usage": "*/ai-usage* — spend\n• `/ai-usage [--project P] [--mine] [--days 30]` — your own, or the whole workspace's if your role may see it",
+    "/ai-audit": "*/ai-audit* — the audit log (Admins)\n• `/ai-audit recent [N]`\n• `/ai-audit verify`\n• `/ai-audit export [csv|jsonl]`",
+    "/ai-workspace": (
+        "*/ai-workspace* — workspaces and their settings\n"
+        "• `/ai-workspace list`\n"
+        "• `/ai-workspace create <name> [--env production|staging|development]` (Admins)\n"
+        "• `/ai-workspace use <name>` bind this channel to a workspace\n"
+        "• `/ai-workspace policy approval|auto`\n"
+        "• `/ai-workspace channels approvals=#c alerts=#c audit=#c`\n"
+        "• `/ai-workspace allowlist add|remove <CIDR>`\n"
+        "• `/ai-workspace templates [role $N [--period monthly] [--lifetime 90]]`"
+    ),
+}
+
+USAGE = {
+    "/ai-key": "Usage: `/ai-key new|list|rotate|revoke …` — `/ai-key help` explains.",
+    "/ai-invite": "Usage: `/ai-invite @someone… | email… [--role developer]` — `/ai-invite help` explains.",
+    "/ai-team": "Usage: `/ai-team list | role @someone <role> | remove @someone | leave` — `/ai-team help` explains.",
+    "/ai-budget": "Usage: `/ai-budget show | set <project> $N | request <project> $N --reason \"…\" | cap $N` — `/ai-budget help` explains.",
+    "/ai-credits": "Usage: `/ai-credits balance | add $N` — `/ai-credits help` explains.",
+    "/ai-usage": "Usage: `/ai-usage [--project P] [--mine] [--days 30]` — `/ai-usage help` explains.",
+    "/ai-audit": "Usage: `/ai-audit recent [N] | verify | export [csv|jsonl]` — `/ai-audit help` explains.",
+    "/ai-workspace": "Usage: `/ai-workspace list | create | use | policy | channels | allowlist | templates` — `/ai-workspace help` explains.",
+}
+
+UNEXPECTED = "Something went wrong on Purser's side (error id `{error_id}`). Nothing was changed; try again, and give an admin the error id if it persists."
+CHOOSE_WORKSPACE = "You are in more than one workspace ({names}). Say which with `-w <name>`, or bind this channel with `/ai-workspace use <name>`."
+NO_WORKSPACE = "You are not a member of any Purser workspace yet. Ask an admin to `/ai-invite` you."
+QUEUED = "Got it — Purser is busy right now, so this is queued and will go ahead shortly."

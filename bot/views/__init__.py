@@ -1,0 +1,1 @@
+"""Modals, built with slack_sdk.models."""

@@ -1,0 +1,155 @@
+"""The `web` process: a WSGI app for a production server (gunicorn), in front of Bolt.
+
+It checks Slack's signature itself (so the clock is injectable and the answers are
+exactly 401 for a bad or stale signature and 400 for a malformed body, never 500),
+serves `/healthz` for load balancers, and logs one line per request without secrets.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from typing import Callable
+from urllib.parse import parse_qs
+
+from slack_bolt.adapter.wsgi import SlackRequestHandler
+from slack_sdk.signature import SignatureVerifier
+from werkzeug.wrappers import Request, Response
+
+from store.db import Database
+
+log = logging.getLogger("purser.web")
+
+MAX_BODY = 256 * 1024  # Slack's payloads are far smaller; anything bigger is not from Slack
+Route = Callable[[Request], Response]
+
+
+class WebApp:
+    def __init__(self, db: Database, bolt_app, signing_secret: str, *, clock=None, health: Callable[[], dict[str, str]] | None = None) -> None:
+        self.db = db
+        self.slack = SlackRequestHandler(bolt_app)
+        self.verifier = SignatureVerifier(signing_secret, clock=clock) if clock else SignatureVerifier(signing_secret)
+        self.health = health or (lambda: {})
+        self.routes: dict[tuple[str, str], Route] = {("GET", "/healthz"): self.healthz}
+
+    def route(self, method: str, path: str, handler: Route) -> None:
+        self.routes[(method, path)] = handler
+
+    def __call__(self, environ, start_response):
+        started = time.perf_counter()
+        request = Request(environ)
+        request_id = request.headers.get("X-Request-Id") or uuid.uuid4().hex[:12]
+        if request.path == "/slack/events" and request.method == "POST":
+            status, response = self.slack_request(request, environ, start_response)
+        else:
+            handler = self.routes.get((request.method, request.path))
+            response = handler(request) if handler else Response("not found\n", status=404)
+            status = response.status_code
+            response = response(environ, start_response)
+        log.info("%s %s %s %.1fms id=%s", request.method, request.path, status, (time.perf_counter() - started) * 1000, request_id)
+        return response
+
+    def slack_request(self, request: Request, environ, start_response):
+        length = request.content_length or 0
+        if length > MAX_BODY:
+            return 413, Response("body too large\n", status=413)(environ, start_response)
+        body = request.get_data(cache=True, as_text=False)
+        if len(body) > MAX_BODY:
+            return 413, Response("body too large\n", status=413)(environ, start_response)
+        try:
+            body.decode("utf-8")
+        except UnicodeDecodeError:
+            return 400, Response("body is not UTF-8\n", status=400)(environ, start_response)
+        if not self.verifier.is_valid_request(body, dict(request.headers)):
+            return 401, Response("invalid or stale signature\n", status=401)(environ, start_response)
+        problem = malformed(body, request.mimetype)
+        if problem:
+            return 400, Response(problem + "\n", status=400)(environ, start_response)
+        captured = {}
+
+        def capture(status, headers, exc_info=None):
+            captured["status"] = status
+            return start_response(status, headers, exc_info)
+
+        # Bolt reads the body again from the stream we have consumed.
+        import io
+
+        environ["wsgi.input"] = io.BytesIO(body)
+        environ["CONTENT_LENGTH"] = str(len(body))
+        result = self.slack(environ, capture)
+        return int(str(captured.get("status", "200")).split()[0]), result
+
+    def healthz(self, request: Request) -> Response:
+        problems = self.health()
+        status = 503 if problems else 200
+        body = {"status": "down" if problems else "ok", "problems": problems}
+        return Response(json.dumps(body), status=status, mimetype="application/json")
+
+
+def malformed(body: bytes, mimetype: str) -> str | None:
+    """What is wrong with a signed body Bolt cannot use, or None."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        return "body is not UTF-8"
+    if mimetype == "application/json":
+        try:
+            data = json.loads(text)
+        except ValueError:
+            return "body is not valid JSON"
+        return None if isinstance(data, dict) else "body must be a JSON object"
+    form = parse_qs(text, keep_blank_values=True)
+    if "payload" in form:
+        try:
+            payload = json.loads(form["payload"][0])
+        except ValueError:
+            return "payload is not valid JSON"
+        if not isinstance(payload, dict) or not isinstance(payload.get("type"), str):
+            return "payload must be an object with a type"
+        if not isinstance(payload.get("user"), dict) or not isinstance(payload["user"].get("id"), str):
+            return "payload has no user"
+        return None
+    if "command" in form:
+        if not form.get("user_id", [""])[0]:
+            return "command has no user_id"
+        return None
+    return "neither a command nor an interaction payload"
+
+
+def health_checks(db: Database, redis_url: str | None) -> Callable[[], dict[str, str]]:
+    def check() -> dict[str, str]:
+        problems = {}
+        try:
+            with db.engine.connect() as conn:
+                conn.exec_driver_sql("SELECT 1")
+        except Exception as exc:
+            problems["store"] = f"not answering ({type(exc).__name__})"
+        if redis_url:
+            try:
+                import redis
+
+                redis.Redis.from_url(redis_url, socket_timeout=1, socket_connect_timeout=1).ping()
+            except Exception as exc:
+                problems["broker"] = f"Redis not answering ({type(exc).__name__})"
+        return problems
+
+    return check
+
+
+def create_app() -> WebApp:
+    """The production entry point: `gunicorn 'bot.web:create_app()'`."""
+    from bot.app import build_app
+    from purser.logs import setup_logging
+    from purser.settings import get_settings
+    from workers import actors
+
+    setup_logging()
+    settings = get_settings()
+    if not settings.slack_signing_secret or not settings.slack_bot_token:
+        raise SystemExit("SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET must be set for the web process.")
+    db = Database(settings.database_url)
+    db.on_new_actions(actors.enqueue)
+    bolt = build_app(db, token=settings.slack_bot_token.get_secret_value(), team_id=settings.slack_team_id, api_url=settings.slack_api_url)
+    return WebApp(db, bolt, settings.slack_signing_secret.get_secret_value(), health=health_checks(db, settings.redis_url))

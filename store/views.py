@@ -1,0 +1,134 @@
+"""Read models: what the bot and the workers show about a request, a key or a workspace, as plain data."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from store.budgets import spent
+from store.errors import NotFound
+from store.models import ApiKey, Invitation, Member, Project, Request, Workspace
+from store.types import Scope
+
+
+@dataclass(frozen=True)
+class RequestView:
+    id: int
+    kind: str
+    state: str
+    workspace_id: int
+    workspace: str
+    environment: str
+    requester: str | None  # Slack user id
+    requester_role: str
+    payload: dict[str, Any]
+    reason: str | None
+    decided_by: str | None
+    decided_at: datetime | None
+    note: str | None
+    auto_approved: bool
+    approvals_channel: str | None
+    project_budget_left: int | None  # micro-dollars left this period, when the request names a budgeted project
+    created_at: datetime
+
+
+def describe_request(s: Session, request_id: int) -> RequestView:
+    req = s.get(Request, request_id)
+    if req is None:
+        raise NotFound(f"There is no request #{request_id}.")
+    ws = s.get(Workspace, req.workspace_id)
+    left = None
+    project_id = req.payload.get("project_id")
+    if project_id:
+        proj = s.get(Project, project_id)
+        if proj is not None and proj.budget_micros is not None:
+            left = proj.budget_micros - spent(s, Scope.PROJECT, proj.id, proj.budget_period)
+    return RequestView(
+        id=req.id,
+        kind=req.kind.value,
+        state=req.state.value,
+        workspace_id=ws.id,
+        workspace=ws.slug,
+        environment=ws.environment.value,
+        requester=req.requester.slack_user_id,
+        requester_role=req.requester.role.value,
+        payload=dict(req.payload),
+        reason=req.reason,
+        decided_by=req.decided_by.slack_user_id if req.decided_by else None,
+        decided_at=req.decided_at,
+        note=req.decision_note,
+        auto_approved=req.auto_approved,
+        approvals_channel=ws.approvals_channel,
+        project_budget_left=left,
+        created_at=req.created_at,
+    )
+
+
+@dataclass(frozen=True)
+class KeyView:
+    id: int
+    name: str
+    prefix: str
+    owner: str | None
+    workspace: str
+    project: str | None
+    limit_micros: int | None
+    limit_period: str
+    expires_at: datetime | None
+    status: str
+    spent_micros: int  # this period's spend, against the key's own limit period
+
+
+def describe_key(s: Session, key_id: int) -> KeyView:
+    key = s.get(ApiKey, key_id)
+    if key is None:
+        raise NotFound(f"There is no key #{key_id}.")
+    ws = s.get(Workspace, key.workspace_id)
+    return KeyView(
+        id=key.id,
+        name=key.name,
+        prefix=key.prefix,
+        owner=key.member.slack_user_id,
+        workspace=ws.slug,
+        project=key.project.slug if key.project else None,
+        limit_micros=key.limit_micros,
+        limit_period=key.limit_period.value,
+        expires_at=key.expires_at,
+        status=key.status.value,
+        spent_micros=spent(s, Scope.KEY, key.id, key.limit_period),
+    )
+
+
+@dataclass(frozen=True)
+class InvitationView:
+    id: int
+    workspace: str
+    environment: str
+    role: str
+    invitee_slack_id: str | None
+    invitee_email: str | None
+    inviter: str | None
+    status: str
+    expires_at: datetime
+
+
+def describe_invitation(s: Session, invitation_id: int) -> InvitationView:
+    inv = s.get(Invitation, invitation_id)
+    if inv is None:
+        raise NotFound(f"There is no invitation #{invitation_id}.")
+    ws = s.get(Workspace, inv.workspace_id)
+    inviter = s.get(Member, inv.inviter_id) if inv.inviter_id else None
+    return InvitationView(
+        id=inv.id,
+        workspace=ws.slug,
+        environment=ws.environment.value,
+        role=inv.role.value,
+        invitee_slack_id=inv.invitee_slack_id,
+        invitee_email=inv.invitee_email,
+        inviter=inviter.slack_user_id if inviter else None,
+        status=inv.status.value,
+        expires_at=inv.expires_at,
+    )

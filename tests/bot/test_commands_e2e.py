@@ -1,0 +1,160 @@
+"""Every command over signed HTTP: its help, one bad input each, and the flows that are not about keys."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from store import workspaces
+from store.models import Member
+from store.money import parse_money
+from store.types import Role
+from tests import factories as f
+from tests.slack_requests import wait_for
+from tests.usage_helpers import record
+
+APPROVALS, ALERTS = "C0APPROVALS", "C0ALERTS"
+
+BAD_INPUT = [
+    ("/ai-key", "new --limit", "needs a value"),
+    ("/ai-key", "fly", "is not something /ai-key does"),
+    ("/ai-invite", "--role wizard U0SOMEONE1", "is not a role"),
+    ("/ai-team", "role", "Say who and which role"),
+    ("/ai-budget", "set search lots", "is not an amount of money"),
+    ("/ai-credits", "add -5", "negative"),
+    ("/ai-usage", "--days many", "--days takes a whole number"),
+    ("/ai-audit", "recent lots", "takes a number"),
+    ("/ai-workspace", "policy sometimes", "Say which policy"),
+]
+
+
+def team(db):
+    ws = f.workspace(db, "prod", "production")
+    admin = f.member(db, ws, Role.ADMIN).slack_user_id
+    dev = f.member(db, ws, Role.DEVELOPER).slack_user_id
+    db.run(workspaces.set_channels, f.OPERATOR, ws, approvals=APPROVALS, alerts=ALERTS)
+    return ws, admin, dev
+
+
+@pytest.mark.parametrize("command", ["/ai-key", "/ai-invite", "/ai-team", "/ai-budget", "/ai-credits", "/ai-usage", "/ai-audit", "/ai-workspace"])
+def test_every_command_has_help(db, slack, command):
+    ws, admin, dev = team(db)
+    answer = slack.command(admin, command, "help")
+    assert answer.status_code == 200
+    assert answer.json()["text"].startswith(f"*{command}*")
+
+
+@pytest.mark.parametrize("command,text,expected", BAD_INPUT)
+def test_bad_input_gets_a_usage_line_not_an_error(db, slack, command, text, expected):
+    ws, admin, dev = team(db)
+    answer = slack.command(admin, command, text)
+    assert answer.status_code == 200
+    assert expected in answer.json()["text"]
+    assert "Traceback" not in answer.text and "error id" not in answer.text
+
+
+def test_invite_then_accept_makes_a_member_with_the_role(db, slack, slack_api, stub_workers):
+    ws, admin, dev = team(db)
+    answer = slack.command(admin, "/ai-invite", "<@U0NEWBIE1|newbie> --role viewer")
+    assert "Invited" in answer.json()["text"]
+    stub_workers.settle()
+    [invitation] = slack_api.channel_messages("D0NEWBIE1")
+    value = next(e["value"] for b in invitation.blocks if b["type"] == "actions" for e in b["elements"] if e["action_id"] == "invitation_accept")
+    slack.click("U0NEWBIE1", "invitation_accept", value, channel="D0NEWBIE1", message_ts=invitation.ts)
+    assert "Welcome to `prod` as Viewer" in invitation.text
+    with db.session() as s:
+        member = s.scalars(select(Member).where(Member.slack_user_id == "U0NEWBIE1")).one()
+        assert member.role is Role.VIEWER
+
+
+def test_developer_invite_becomes_a_request_for_the_admins(db, slack, slack_api, stub_workers):
+    ws, admin, dev = team(db)
+    answer = slack.command(dev, "/ai-invite", "<@U0FRIEND1|friend> ada@example.com")
+    assert answer.json()["text"].count("Asked the admins") == 2
+    stub_workers.settle()
+    [approval] = slack_api.channel_messages(APPROVALS)
+    assert "Invitation request" in approval.text
+
+
+def test_usage_crossing_80_percent_posts_one_alert_then_pause_and_resume(db, slack, slack_api, stub_workers):
+    ws, admin, dev = team(db)
+    slack.command(admin, "/ai-budget", "set search $100")
+    slack.command(admin, "/ai-workspace", "policy auto")
+    slack.command(dev, "/ai-key", "new search-bot --project search --limit $10")
+    stub_workers.settle()
+    record(db, dev, "search-bot", "$85")
+    stub_workers.settle()
+    alerts = [m for m in slack_api.channel_messages(ALERTS) if "reached" in m.text]
+    assert [a.text for a in alerts] == ["Project search reached 80% of its budget"]
+    record(db, dev, "search-bot", "$15")
+    stub_workers.settle()
+    said = [m.text for m in slack_api.channel_messages(ALERTS)]
+    assert any("Project `search` is paused" in t for t in said)
+    answer = slack.command(admin, "/ai-budget", "set search $200")
+    assert "budget is $200.00" in answer.json()["text"]
+    stub_workers.settle()
+    assert any("running again" in m.text for m in slack_api.channel_messages(ALERTS))
+    shown = slack.command(dev, "/ai-budget", "show").json()["text"]
+    assert "$100.00 / $200.00" in shown
+
+
+def test_budget_request_cap_and_credits_through_commands(db, slack, slack_api, stub_workers):
+    ws, admin, dev = team(db)
+    billing = f.member(db, ws, Role.BILLING).slack_user_id
+    assert "Created project" in slack.command(admin, "/ai-budget", "set search $100").json()["text"]
+    assert "request #" in slack.command(dev, "/ai-budget", 'request search $300 --reason "launch week"').json()["text"]
+    assert "spending cap of `prod` is $250.00" in slack.command(admin, "/ai-budget", "cap $250").json()["text"]
+    answer = slack.command(admin, "/ai-budget", "cap $50")
+    assert "more than the cap of $50.00" in answer.json()["text"]
+    assert "Added $500.00" in slack.command(billing, "/ai-credits", "add $500").json()["text"]
+    assert "$500.00" in slack.command(billing, "/ai-credits", "balance").json()["text"]
+    assert "Only an Admin or Billing Manager" in slack.command(dev, "/ai-credits", "balance").json()["text"]
+
+
+def test_team_audit_usage_and_workspace_commands(db, slack, slack_api, stub_workers):
+    ws, admin, dev = team(db)
+    listed = slack.command(admin, "/ai-team", "list").json()["text"]
+    assert f"<@{admin}> — Admin" in listed and f"<@{dev}> — Developer" in listed
+    assert "request #" in slack.command(dev, "/ai-team", f"role <@{admin}|boss> viewer").json()["text"]
+    assert "The audit chain verifies" in slack.command(admin, "/ai-audit", "verify").json()["text"]
+    assert "`request.open`" in slack.command(admin, "/ai-audit", "recent 5").json()["text"]
+    assert '"hash"' in slack.command(admin, "/ai-audit", "export jsonl").json()["text"]
+    assert "Only an Admin can view the audit log" in slack.command(dev, "/ai-audit", "verify").json()["text"]
+    assert "Your spend, last 30 days" in slack.command(dev, "/ai-usage", "").json()["text"]
+    assert "`prod` (production) — Admin" in slack.command(admin, "/ai-workspace", "list").json()["text"]
+    assert "203.0.113.0/24" in slack.command(admin, "/ai-workspace", "allowlist add 203.0.113.0/24").json()["text"]
+    assert "is not an IP address" in slack.command(admin, "/ai-workspace", "allowlist add nowhere").json()["text"]
+    assert "Role presets" in slack.command(admin, "/ai-workspace", "templates developer $75 --lifetime 30").json()["text"]
+    created = slack.command(admin, "/ai-workspace", "create staging --env staging").json()["text"]
+    assert "Created `staging`" in created
+    # Now in two workspaces: a command without -w asks which, unless the channel is bound.
+    assert "more than one workspace" in slack.command(admin, "/ai-team", "list").json()["text"]
+    assert "now act on `staging`" in slack.command(admin, "/ai-workspace", "use staging", channel="C0STAGING").json()["text"]
+    assert f"<@{admin}> — Admin" in slack.command(admin, "/ai-team", "list", channel="C0STAGING").json()["text"]
+
+
+def test_key_form_opens_with_no_arguments_and_submits(db, slack, slack_api, stub_workers):
+    ws, admin, dev = team(db)
+    answer = slack.command(dev, "/ai-key", "new")
+    assert answer.status_code == 200
+    [form] = slack_api.views.values()
+    assert form["callback_id"] == "key_new"
+    bad = slack.submit(dev, form, {"name": "ok-name", "limit": "lots"})
+    assert bad.json()["response_action"] == "errors" and "limit" in bad.json()["errors"]
+    good = slack.submit(dev, form, {"name": "from-form", "limit": "$12"})
+    assert good.status_code == 200 and not good.content
+    stub_workers.settle()
+    assert any("from-form" in m.text for m in slack_api.channel_messages(APPROVALS))
+    assert "request #" in slack_api.ephemeral[-1].text
+
+
+def test_app_home_shows_keys_pending_requests_and_budgets(db, slack, slack_api, stub_workers):
+    ws, admin, dev = team(db)
+    slack.command(admin, "/ai-budget", "set search $100")
+    slack.command(dev, "/ai-key", "new search-bot --project search")
+    stub_workers.settle()
+    slack.event({"type": "app_home_opened", "user": admin, "tab": "home"})
+    home = str(wait_for(lambda: slack_api.home.get(admin))["blocks"])
+    assert "Waiting for a decision" in home and "request_approve" in home and "search" in home
+    slack.event({"type": "app_home_opened", "user": dev, "tab": "home"})
+    assert "Your keys" in str(wait_for(lambda: slack_api.home.get(dev))["blocks"])

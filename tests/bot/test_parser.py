@@ -1,0 +1,63 @@
+"""The command parser answers every string with words and options, or a usage message — never an exception."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bot.commands import audit, budget, credits, invite, key, team, usage, workspace
+from bot.commands.parser import UsageError, normalise, parse, split
+from bot.context import Asker
+from bot.replies import Reply, guarded
+
+OPTIONS = {"-w": "workspace", "--workspace": "workspace", "--limit": "limit", "--reason": "reason"}
+
+
+@given(st.text(max_size=300))
+@settings(max_examples=400, deadline=None)
+def test_parse_answers_every_string(text):
+    try:
+        parsed = parse(text, options=OPTIONS, flags={"--all": "all"})
+    except UsageError as exc:
+        assert str(exc)
+        return
+    assert all(isinstance(w, str) for w in parsed.words)
+    assert set(parsed.options) <= set(OPTIONS.values())
+
+
+@given(st.lists(st.sampled_from(["new", "list", "rotate", "--limit", "$5", '"a b', "<@U123|x>", "-w", "prod", "--all", "=", "--reason=x", "’", "\\"]), max_size=8))
+@settings(max_examples=300, deadline=None)
+def test_parse_answers_command_like_strings(words):
+    text = " ".join(words)
+    try:
+        parse(text, options=OPTIONS, flags={"--all": "all"})
+    except UsageError as exc:
+        assert str(exc)
+
+
+class NoStore:
+    """Handlers that get as far as the store find nobody home: they must still answer in words."""
+
+    def run(self, op, *args, **kwargs):
+        from store.errors import InvalidInput
+
+        raise InvalidInput("You are not a member of any Purser workspace yet.")
+
+
+HANDLERS = [("/ai-key", key.handle), ("/ai-invite", invite.handle), ("/ai-team", team.handle), ("/ai-budget", budget.handle), ("/ai-credits", credits.handle), ("/ai-usage", usage.handle), ("/ai-audit", audit.handle), ("/ai-workspace", workspace.handle)]
+
+
+@given(st.sampled_from(HANDLERS), st.text(max_size=200))
+@settings(max_examples=400, deadline=None)
+def test_every_command_answers_every_text_with_words(handler, text):
+    name, handle = handler
+    reply = guarded(name, handle, NoStore(), Asker("local", "U0SOMEONE1", "C0GENERAL"), text)
+    assert isinstance(reply, Reply)
+    assert reply.text and "error id" not in reply.text and "Traceback" not in reply.text
+
+
+def test_slack_escapes_become_plain_ids():
+    assert normalise("<@U0123ABC|ada>") == "U0123ABC"
+    assert normalise("<#C0123ABC|alerts>") == "C0123ABC"
+    assert normalise("<mailto:ada@example.com|ada@example.com>") == "ada@example.com"
+    assert split('request search $300 --reason “launch week”') == ["request", "search", "$300", "--reason", "launch week"]

@@ -1,0 +1,132 @@
+"""The HTTP edge: Slack's signature, malformed bodies, other teams, health."""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import urlencode
+
+import httpx
+from slack_sdk.signature import SignatureVerifier
+
+from bot.web import malformed
+from store.types import Role
+from tests import factories as f
+from tests.slack_requests import sign
+
+# Slack's published example (api.slack.com/authentication/verifying-requests-from-slack).
+EXAMPLE_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
+EXAMPLE_TS = "1531420618"
+EXAMPLE_BODY = (
+    "token=xyzz0WbapA4vBCDEFasx0q6G&team_id=T1DC2JH3J&team_domain=testteamnow&channel_id=G8PSS9T3V&channel_name=foobar"
+    "&user_id=U2CERLKJA&user_name=roadrunner&command=%2Fwebhook-collect&text=&response_url=https%3A%2F%2Fhooks.slack.com"
+    "%2Fcommands%2FT1DC2JH3J%2F397700885554%2F96rGlfmibIGlgcZRskXaIFfN&trigger_id=398738663015.47445629121.803a0bc887a14d10d2c447fce8b6703c"
+)
+EXAMPLE_SIGNATURE = "v0=a2114d57b48eac39b9ad189dd8316235a7b4a8d21a10bd27519666489c69b503"
+
+
+class FixedClock:
+    def __init__(self, now: float) -> None:
+        self._now = now
+
+    def now(self) -> float:
+        return self._now
+
+
+def test_slacks_published_example_verifies_under_a_clock_at_its_time():
+    verifier = SignatureVerifier(EXAMPLE_SECRET, clock=FixedClock(int(EXAMPLE_TS) + 10))
+    headers = {"x-slack-request-timestamp": EXAMPLE_TS, "x-slack-signature": EXAMPLE_SIGNATURE}
+    assert verifier.is_valid_request(EXAMPLE_BODY, headers)
+    assert sign(EXAMPLE_SECRET, EXAMPLE_TS, EXAMPLE_BODY.encode()) == EXAMPLE_SIGNATURE  # our test sender signs the same way
+    assert not verifier.is_valid_request(EXAMPLE_BODY + "x", headers)
+
+
+def test_the_app_accepts_the_published_example_at_its_time_and_refuses_it_later(db):
+    from bot.app import build_app
+    from bot.web import WebApp
+    from sandbox.serve import serve_in_thread
+
+    bolt = build_app(db, token="xoxb-unused", team_id="T1DC2JH3J", api_url="http://127.0.0.1:9/api/")
+    # At its time the signature verifies and Bolt gets the request (no /webhook-collect here: 404);
+    # five minutes later the same request is stale: 401.
+    for clock, expected in ((FixedClock(int(EXAMPLE_TS) + 1), 404), (FixedClock(int(EXAMPLE_TS) + 301), 401)):
+        served = serve_in_thread(WebApp(db, bolt, EXAMPLE_SECRET, clock=clock))
+        try:
+            answer = httpx.post(
+                served.url + "/slack/events",
+                content=EXAMPLE_BODY.encode(),
+                headers={"Content-Type": "application/x-www-form-urlencoded", "X-Slack-Request-Timestamp": EXAMPLE_TS, "X-Slack-Signature": EXAMPLE_SIGNATURE},
+            )
+        finally:
+            served.stop()
+        assert answer.status_code == expected
+
+
+def test_wrong_signature_and_stale_timestamp_are_refused_with_401(db, slack):
+    body = urlencode({"command": "/ai-key", "user_id": "U0SOMEONE1", "team_id": "local", "text": "help"}).encode()
+    assert slack.post(body, signature="v0=" + "0" * 64).status_code == 401
+    stale = str(int(__import__("time").time()) - 301)
+    assert slack.post(body, timestamp=stale).status_code == 401
+    assert slack.post(body, signature=sign("another-secret", stale, body), timestamp=stale).status_code == 401
+    assert slack.post(body).status_code == 200
+
+
+def test_malformed_signed_bodies_are_answered_400_never_500(db, slack):
+    cases = [
+        urlencode({"payload": "{not json"}).encode(),
+        urlencode({"payload": json.dumps([1, 2])}).encode(),
+        urlencode({"payload": json.dumps({"type": "block_actions"})}).encode(),
+        b"\xff\xfe garbage",
+        b"",
+        urlencode({"command": "/ai-key"}).encode(),
+    ]
+    for body in cases:
+        assert slack.post(body).status_code == 400, body
+    assert slack.post(b"{nope", "application/json").status_code == 400
+    assert slack.post(b"x" * 300_000).status_code == 413
+
+
+def test_unknown_action_ids_are_answered_without_error(db, slack):
+    answer = slack.click("U0SOMEONE1", "no_such_action", "1")
+    assert answer.status_code in (200, 404)
+
+
+def test_a_request_from_another_slack_team_is_refused(db, slack):
+    ws = f.workspace(db, "prod", "production")
+    admin = f.member(db, ws, Role.ADMIN).slack_user_id
+    slack.team_id = "T0INTRUDER"
+    answer = slack.command(admin, "/ai-team", "list")
+    assert answer.status_code == 403
+    assert admin not in answer.text
+
+
+def test_healthz_answers_200_when_the_store_answers(web):
+    answer = httpx.get(web.url + "/healthz")
+    assert answer.status_code == 200 and answer.json()["status"] == "ok"
+
+
+def test_healthz_says_what_is_down(db):
+    from bot.web import health_checks
+
+    problems = health_checks(db, "redis://127.0.0.1:1/0")()
+    assert "broker" in problems and "Redis not answering" in problems["broker"]
+
+
+def test_malformed_classifier_accepts_real_shapes():
+    assert malformed(urlencode({"command": "/ai-key", "user_id": "U1"}).encode(), "application/x-www-form-urlencoded") is None
+    assert malformed(urlencode({"payload": json.dumps({"type": "block_actions", "user": {"id": "U1"}})}).encode(), "application/x-www-form-urlencoded") is None
+
+
+def test_manifest_declares_every_command_the_app_handles():
+    import yaml
+
+    from bot.app import COMMANDS
+    from bot.texts import HELP
+
+    manifest = yaml.safe_load(open("manifest.yml"))
+    declared = {c["command"]: c for c in manifest["features"]["slash_commands"]}
+    assert set(declared) == set(COMMANDS) == set(HELP)
+    assert all(c["description"] and c["usage_hint"] and c["url"].endswith("/slack/events") for c in declared.values())
+    assert set(manifest["oauth_config"]["scopes"]["bot"]) == {"commands", "chat:write", "im:write", "users:read", "users:read.email"}
+    assert manifest["settings"]["event_subscriptions"]["bot_events"] == ["app_home_opened"]
+    assert manifest["settings"]["interactivity"]["is_enabled"] is True
+    assert manifest["features"]["app_home"]["home_tab_enabled"] is True

@@ -1,0 +1,128 @@
+"""Workers under test: a real broker (the stub, or Redis), worker threads, and fakes at the edges over HTTP (shared by the workers and bot tests)."""
+
+from __future__ import annotations
+
+import time
+
+import dramatiq
+import pytest
+from dramatiq.brokers.stub import StubBroker
+
+from bot.slack_client import Slack
+from sandbox.serve import serve_in_thread
+from sandbox.slack_api import SlackAPI
+from tests.fakes.openrouter import FakeOpenRouter
+from workers import actors
+from workers.broker import use_broker
+from workers.runtime import Runtime, configure
+from workers.providers.openrouter import OpenRouterProvider
+
+QUEUES = ("actions", "maintenance")
+BOT_TOKEN = "xoxb-test-token"
+
+
+@pytest.fixture(scope="session")
+def slack_server():
+    api = SlackAPI(token=BOT_TOKEN)
+    served = serve_in_thread(api)
+    yield api, served.url
+    served.stop()
+
+
+@pytest.fixture
+def slack_api(slack_server):
+    api, _ = slack_server
+    api.reset()
+    yield api
+    assert not api.invalid, f"invalid Block Kit sent to Slack: {api.invalid}"
+
+
+@pytest.fixture(scope="session")
+def openrouter_server():
+    fake = FakeOpenRouter()
+    served = serve_in_thread(fake)
+    yield fake, served.url
+    served.stop()
+
+
+@pytest.fixture
+def openrouter(openrouter_server):
+    fake, url = openrouter_server
+    fake.keys.clear()
+    fake.secrets.clear()
+    fake.requests.clear()
+    fake._failures.clear()
+    fake.url = url
+    return fake
+
+
+def _runtime(db, slack_server, openrouter_server) -> Runtime:
+    _, slack_url = slack_server
+    fake, or_url = openrouter_server
+    rt = Runtime(db=db, slack=Slack(db, BOT_TOKEN, slack_url + "/api/"))
+    rt.providers["openrouter"] = OpenRouterProvider(fake.management_key, or_url + "/api/v1")
+    db.on_new_actions(actors.enqueue)
+    configure(rt)
+    return rt
+
+
+class Workers:
+    """A broker with worker threads, and a way to wait until every chain of actions has run."""
+
+    def __init__(self, broker: dramatiq.Broker, rt: Runtime) -> None:
+        self.broker, self.rt = broker, rt
+        self.worker = dramatiq.Worker(broker, worker_threads=4, worker_timeout=50)
+        self.worker.start()
+
+    def settle(self, timeout: float = 30) -> None:
+        """Wait until the queues are empty and no action is pending and due."""
+        from store import outbox
+
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            for q in QUEUES:
+                self.broker.join(q, timeout=int(max(1, deadline - time.time()) * 1000))
+            self.worker.join()
+            with self.rt.db.session() as s:
+                if not outbox.due(s, older_than=_zero()):
+                    return
+            time.sleep(0.05)
+        raise AssertionError("actions still pending after the timeout")
+
+    def stop(self) -> None:
+        self.worker.stop()
+
+
+def _zero():
+    from datetime import timedelta
+
+    return timedelta(0)
+
+
+@pytest.fixture
+def stub_workers(db, slack_server, openrouter_server):
+    broker = StubBroker()
+    broker.emit_after("process_boot")
+    use_broker(broker)
+    rt = _runtime(db, slack_server, openrouter_server)
+    workers = Workers(broker, rt)
+    yield workers
+    workers.stop()
+    broker.close()
+    configure(None)
+
+
+@pytest.fixture
+def redis_workers(pg_db, redis_url, slack_server, openrouter_server):
+    from dramatiq.brokers.redis import RedisBroker
+
+    broker = RedisBroker(url=redis_url)
+    broker.flush_all()
+    use_broker(broker)
+    rt = _runtime(pg_db, slack_server, openrouter_server)
+    workers = Workers(broker, rt)
+    yield workers
+    workers.stop()
+    broker.flush_all()
+    broker.close()
+    configure(None)

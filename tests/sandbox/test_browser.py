@@ -1,0 +1,123 @@
+"""The whole story in a real headless Chromium against `purser run`'s sandbox, as a newcomer would play it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.services import IN_CI
+
+ROOT = Path(__file__).resolve().parents[2]
+SCREENSHOT = ROOT / "docs" / "sandbox.png"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run"]
+
+
+def chromium() -> str:
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    if path is None:
+        if IN_CI:
+            pytest.fail("Chromium is not installed; .ci/run installs Debian's chromium package", pytrace=False)
+        pytest.skip("Chromium is not installed (apt-get install chromium)")
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def purser(tmp_path):
+    """`purser run` as a newcomer starts it: embedded defaults, no Slack credentials."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "DATABASE_URL", "REDIS_URL", "PURSER_"))}
+    env.update(PORT=str(port), DATABASE_URL=f"sqlite:///{tmp_path}/purser.db", PURSER_SECRET_KEY_FILE=str(tmp_path / "secret.key"))
+    proc = subprocess.Popen([sys.executable, "-m", "purser", "run"], cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            if httpx.get(url + "/", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    else:
+        proc.kill()
+        pytest.fail("purser run did not answer within 60 s:\n" + proc.stdout.read())
+    yield url
+    proc.terminate()
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    assert proc.returncode == 0, "purser run did not stop cleanly on SIGTERM"
+
+
+@pytest.fixture
+def page():
+    from playwright.sync_api import sync_playwright
+
+    executable = chromium()
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS, headless=True)
+        page = browser.new_page(viewport={"width": 1280, "height": 800})
+        yield page
+        browser.close()
+
+
+def become(page, name: str) -> None:
+    page.select_option("#who", label=name)
+
+
+def channel(page, name: str) -> None:
+    page.click(f"#channels button:text-is('{name}')")
+
+
+def test_ask_approve_reveal_once_and_see_the_alert(purser, page):
+    page.goto(purser + "/")
+    become(page, "Dev (developer)")
+    channel(page, "#general")
+    page.fill("#message-box", "/ai-key new demo --project search --limit $20 -w prod")
+    page.press("#message-box", "Enter")
+    page.wait_for_selector(".message.ephemeral:has-text('request #')")
+
+    become(page, "Ada (admin)")
+    channel(page, "#ai-approvals")
+    page.click(".message:has-text('demo') button[data-action-id='request_approve']")
+    page.wait_for_selector(".message:has-text('Approved')")
+
+    become(page, "Dev (developer)")
+    channel(page, "Purser (DM)")
+    page.click(".message:has-text('is ready') button[data-action-id='key_reveal']")
+    secret = page.wait_for_selector("#modal .bk-plain").inner_text().strip()
+    assert secret.startswith("sk-purser-")
+    page.click("#modal footer button:text-is('Done')")
+    page.wait_for_selector("#modal-backdrop", state="hidden")
+    page.click(".message:has-text('is ready') button[data-action-id='key_reveal']")
+    page.wait_for_selector(".message.ephemeral:has-text('already revealed')")
+    assert secret not in page.inner_text("#messages")
+
+    page.select_option("#spend-key", label="prod · demo (Dev) · search")
+    page.fill("#spend-amount", "$21")
+    page.click("#spend-go")
+    page.wait_for_selector("#spend-result:has-text('Recorded')")
+    channel(page, "#ai-alerts")
+    alert = page.wait_for_selector(".message:has-text('80%')")
+    assert "search" in alert.inner_text() and "$21.00 of $25.00" in alert.inner_text()
+    SCREENSHOT.parent.mkdir(exist_ok=True)
+    page.screenshot(path=str(SCREENSHOT))
+
+
+def test_make_run_answers_quickly_and_keeps_its_data(purser):
+    state = httpx.get(purser + "/sandbox/state", params={"user": "U0ADA00001"}).json()
+    assert {c["name"] for c in state["channels"]} >= {"#ai-approvals", "#ai-alerts", "#ai-audit"}
+    assert len(state["people"]) == 5

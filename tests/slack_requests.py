@@ -1,0 +1,91 @@
+"""Requests to the app exactly as Slack sends them: form-encoded, signed with the signing secret."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import time
+from dataclasses import dataclass
+from urllib.parse import urlencode
+
+import httpx
+
+from sandbox.signing import sign
+
+_triggers = itertools.count(1)
+
+
+@dataclass
+class SlackSender:
+    url: str  # the app's /slack/events
+    secret: str
+    team_id: str = "local"
+
+    def post(self, body: bytes, content_type: str = "application/x-www-form-urlencoded", *, timestamp: str | None = None, signature: str | None = None) -> httpx.Response:
+        ts = timestamp or str(int(time.time()))
+        headers = {"Content-Type": content_type, "X-Slack-Request-Timestamp": ts, "X-Slack-Signature": signature or sign(self.secret, ts, body)}
+        return httpx.post(self.url, content=body, headers=headers, timeout=10)
+
+    def command(self, user: str, command: str, text: str = "", channel: str = "C0GENERAL") -> httpx.Response:
+        form = {
+            "token": "unused",
+            "team_id": self.team_id,
+            "team_domain": "purser",
+            "channel_id": channel,
+            "channel_name": "general",
+            "user_id": user,
+            "user_name": user.lower(),
+            "command": command,
+            "text": text,
+            "api_app_id": "A0PURSER",
+            "response_url": "http://127.0.0.1:9/unused",
+            "trigger_id": f"{next(_triggers)}.trigger",
+        }
+        return self.post(urlencode(form).encode())
+
+    def interaction(self, payload: dict) -> httpx.Response:
+        return self.post(urlencode({"payload": json.dumps(payload)}).encode())
+
+    def click(self, user: str, action_id: str, value: str, *, channel: str | None = None, message_ts: str | None = None, view: dict | None = None) -> httpx.Response:
+        payload = {
+            "type": "block_actions",
+            "team": {"id": self.team_id, "domain": "purser"},
+            "user": {"id": user, "team_id": self.team_id},
+            "api_app_id": "A0PURSER",
+            "trigger_id": f"{next(_triggers)}.trigger",
+            "actions": [{"type": "button", "action_id": action_id, "block_id": "b", "value": value, "action_ts": str(time.time())}],
+        }
+        if channel:
+            payload["channel"] = {"id": channel}
+            payload["container"] = {"type": "message", "channel_id": channel, "message_ts": message_ts}
+            payload["message"] = {"ts": message_ts}
+        if view is not None:
+            payload["view"] = view
+            payload["container"] = {"type": "view", "view_id": view.get("id", "V0")}
+        return self.interaction(payload)
+
+    def submit(self, user: str, view: dict, values: dict[str, str]) -> httpx.Response:
+        state = {"values": {block: {"value": {"type": "plain_text_input", "value": value}} for block, value in values.items()}}
+        payload = {
+            "type": "view_submission",
+            "team": {"id": self.team_id},
+            "user": {"id": user, "team_id": self.team_id},
+            "api_app_id": "A0PURSER",
+            "view": {**view, "state": state},
+        }
+        return self.interaction(payload)
+
+    def event(self, event: dict) -> httpx.Response:
+        body = {"type": "event_callback", "team_id": self.team_id, "api_app_id": "A0PURSER", "event": event, "event_id": f"Ev{next(_triggers)}", "event_time": int(time.time())}
+        return self.post(json.dumps(body).encode(), "application/json")
+
+
+def wait_for(predicate, timeout: float = 10.0, interval: float = 0.02):
+    """Poll until ``predicate()`` is truthy (Slack events are handled after their ack)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError("condition not met in time")

@@ -1,0 +1,189 @@
+"""`purser`, the operator's command line, against a SQLite file it migrated itself."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+
+import pytest
+from sqlalchemy import update
+from typer.testing import CliRunner
+
+from purser.cli import app
+from purser.settings import get_settings
+from store.db import Database
+from store.members import list_members
+from store.models import AuditEvent
+from store.money import parse_money
+from store.types import Role
+from tests import factories as f
+
+runner = CliRunner()
+
+
+def _invoke(*args: str):
+    return runner.invoke(app, list(args))
+
+
+@pytest.fixture(scope="module")
+def migrated(tmp_path_factory, request):
+    """One `purser db upgrade` per module; each test gets a copy of the migrated file."""
+    path = tmp_path_factory.mktemp("cli") / "template.db"
+    mp = pytest.MonkeyPatch()
+    mp.setenv("DATABASE_URL", f"sqlite:///{path}")
+    get_settings.cache_clear()
+    result = _invoke("db", "upgrade")
+    mp.undo()
+    get_settings.cache_clear()
+    return path, result
+
+
+@pytest.fixture
+def cli(migrated, tmp_path, monkeypatch):
+    template, _ = migrated
+    path = tmp_path / "purser.db"
+    shutil.copy(template, path)
+    url = f"sqlite:///{path}"
+    monkeypatch.setenv("DATABASE_URL", url)
+    get_settings.cache_clear()
+    db = Database(url)
+    yield db
+    db.dispose()
+    get_settings.cache_clear()
+
+
+def ok(*args: str) -> str:
+    result = _invoke(*args)
+    assert result.exit_code == 0, result.output
+    return result.stdout
+
+
+def fails(code: int, *args: str) -> str:
+    result = _invoke(*args)
+    assert result.exit_code == code, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    return result.stderr
+
+
+def workspace_id(db: Database, slug: str) -> int:
+    from store.workspaces import find_workspace
+
+    return db.run(lambda s: find_workspace(s, slug).id)
+
+
+def test_db_upgrade_migrates_the_file_to_head(migrated):
+    _, result = migrated
+    assert result.exit_code == 0, result.output
+    assert "Store is at head (sqlite:///" in result.stdout
+
+
+def test_db_upgrade_again_is_harmless(cli):
+    assert "Store is at head" in ok("db", "upgrade")
+
+
+def test_workspace_create_and_list(cli):
+    assert "No workspaces yet" in ok("workspace", "list")
+    out = ok("workspace", "create", "prod", "--env", "production", "--name", "Production")
+    assert "Created workspace prod (production, key policy approval) in team local." in out
+    assert "purser member add prod" in out
+    ok("workspace", "create", "sandbox", "--team", "T0TEAM")
+    listing = ok("workspace", "list").splitlines()
+    assert listing[0].split() == ["workspace", "team", "environment", "status", "policy"]
+    assert [line.split() for line in listing[1:]] == [
+        ["prod", "local", "production", "active", "approval"],
+        ["sandbox", "T0TEAM", "development", "active", "auto"],
+    ]
+    assert len(ok("workspace", "list", "--team", "T0TEAM").splitlines()) == 2
+
+
+def test_workspace_create_refuses_bad_input_clearly(cli):
+    assert "lowercase letters, digits and dashes" in fails(1, "workspace", "create", "Bad Slug")
+    assert "production, staging or development" in fails(1, "workspace", "create", "x", "--env", "live")
+    assert "not a key policy" in fails(1, "workspace", "create", "x", "--policy", "sometimes")
+    ok("workspace", "create", "x")
+    assert "already exists" in fails(1, "workspace", "create", "x")
+
+
+def test_member_add_gives_a_new_workspace_its_first_admin(cli):
+    ok("workspace", "create", "acme")
+    assert "U0FIRST is now an Admin of acme." in ok("member", "add", "acme", "--slack", "U0FIRST", "--role", "admin")
+    assert "pay@example.com is now a Billing Manager of acme." in ok("member", "add", "acme", "--email", "Pay@Example.com", "-r", "billing")
+    ws = workspace_id(cli, "acme")
+    with cli.session() as s:
+        members = list_members(s, f.OPERATOR, ws)
+    assert [(m.label, m.role) for m in members] == [("U0FIRST", Role.ADMIN), ("pay@example.com", Role.BILLING)]
+
+
+def test_member_add_refuses_bad_input_clearly(cli):
+    ok("workspace", "create", "acme")
+    assert "not a role" in fails(1, "member", "add", "acme", "--slack", "U0FIRST", "--role", "owner")
+    assert "give --slack" in fails(2, "member", "add", "acme")
+    assert "not a Slack user id" in fails(1, "member", "add", "acme", "--slack", "bob")
+    assert "no workspace called `nope`" in fails(1, "member", "add", "nope", "--slack", "U0FIRST")
+    ok("member", "add", "acme", "--slack", "U0FIRST")
+    assert "already a Developer" in fails(1, "member", "add", "acme", "--slack", "U0FIRST")
+
+
+@pytest.fixture
+def spending(cli):
+    """Workspace `acme` with an admin's key `bot` on project `search` ($10 budget)."""
+    ok("workspace", "create", "acme")
+    ok("member", "add", "acme", "--slack", "U0ADMIN", "--role", "admin")
+    ws = workspace_id(cli, "acme")
+    f.project(cli, ws, "search", budget=parse_money("$10"))
+    f.key(cli, ws, f.member(cli, ws, Role.DEVELOPER), "bot", project="search")
+    return ws
+
+
+def test_usage_record_prints_the_amount_thresholds_and_pauses(cli, spending):
+    assert ok("usage", "record", "acme", "--key", "bot", "--amount", "$4.50", "--model", "gpt-x").strip() == "Recorded $4.50 on key bot."
+    out = ok("usage", "record", "acme", "-k", "bot", "-a", "1.5", "--external-id", "inv-7")
+    assert "threshold: project `search` has used 50% ($6.00 of $10.00)" in out
+    out = ok("usage", "record", "acme", "-k", "bot", "-a", "$4")
+    assert "threshold: project `search` has used 100% ($10.00 of $10.00)" in out
+    assert "paused: project:search" in out
+    assert "Already recorded: inv-7 (nothing added)." in ok("usage", "record", "acme", "-k", "bot", "-a", "1.5", "--external-id", "inv-7")
+
+
+def test_usage_record_refuses_bad_input_clearly(cli, spending):
+    assert "not an amount of money" in fails(2, "usage", "record", "acme", "-k", "bot", "-a", "lots")
+    assert "is negative" in fails(2, "usage", "record", "acme", "-k", "bot", "-a", "-$5")
+    assert "no workspace called `nowhere`" in fails(1, "usage", "record", "nowhere", "-k", "bot", "-a", "$1")
+    assert "No live key matches" in fails(1, "usage", "record", "acme", "-k", "nobody", "-a", "$1")
+    assert "refused: occurred_at is in the future" in fails(1, "usage", "record", "acme", "-k", "bot", "-a", "$1", "--at", "2999-01-01T00:00:00")
+
+
+def test_audit_verify_passes_then_names_the_edited_event(cli, spending):
+    out = ok("audit", "verify")
+    assert "acme: The audit chain verifies" in out
+    with cli.session() as s:
+        s.execute(update(AuditEvent).where(AuditEvent.workspace_id == spending, AuditEvent.seq == 2).values(details={"role": "viewer"}))
+        s.commit()
+    result = _invoke("audit", "verify", "acme")
+    assert result.exit_code == 1
+    assert "acme: The audit chain is broken at event #2" in result.stdout
+    assert "no workspace called nope" in fails(1, "audit", "verify", "nope")
+
+
+def test_audit_export_writes_jsonl_and_csv_with_hashes(cli, spending, tmp_path):
+    lines = [json.loads(line) for line in ok("audit", "export", "acme").splitlines()]
+    assert [l["seq"] for l in lines] == list(range(1, len(lines) + 1))
+    assert lines[0]["action"] == "workspace.create" and len(lines[0]["hash"]) == 64
+    assert all(later["prev_hash"] == earlier["hash"] for earlier, later in zip(lines, lines[1:]))
+    rows = list(csv.DictReader(io.StringIO(ok("audit", "export", "acme", "--format", "csv"))))
+    assert [(int(r["seq"]), r["hash"]) for r in rows] == [(l["seq"], l["hash"]) for l in lines]
+    target = tmp_path / "audit.csv"
+    result = _invoke("audit", "export", "acme", "-f", "csv", "-o", str(target))
+    assert result.exit_code == 0 and f"Wrote {len(rows) + 1} line(s)" in result.stderr
+    assert target.read_text().splitlines()[0] == "seq,at,actor,action,resource,outcome,details,prev_hash,hash"
+    assert "--format must be csv or jsonl" in fails(2, "audit", "export", "acme", "--format", "xml")
+    assert "no workspace called `nope`" in fails(1, "audit", "export", "nope")
+
+
+def test_secret_key_prints_a_usable_fernet_key(cli):
+    from store.secrets import Cipher
+
+    key = ok("secret-key").strip()
+    assert Cipher(key).decrypt(Cipher(key).encrypt("x")) == "x"

@@ -1,0 +1,434 @@
+"""OpenRouter keys: the provider against a fake OpenRouter over HTTP, and the workers' crash, retry, failure and usage paths."""
+
+from __future__ import annotations
+
+import hashlib
+import socket
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import select
+
+from bot.blocks.common import lit
+from store import budgets, keys
+from store.models import Action, ApiKey, Project, UsageEvent
+from store.money import parse_money
+from store.types import ActionStatus, Period, ProjectStatus, Scope
+from tests import factories as f
+from workers import maintenance
+from workers.providers.base import PermanentProviderError, TransientProviderError
+from workers.providers.openrouter import OpenRouterProvider
+
+KEYS = "/api/v1/keys"
+
+
+@pytest.fixture
+def fake(openrouter):
+    openrouter.reset()  # also forgets the calls of earlier tests
+    return openrouter
+
+
+@pytest.fixture
+def provider(fake):
+    p = OpenRouterProvider(fake.management_key, fake.url + "/api/v1")
+    yield p
+    p.close()
+
+
+def sha256(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+# -- the provider --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "limit_micros, usd",
+    [(1, "0.000001"), (300_000, "0.3"), (12_345_678, "12.345678"), (50_000_000, "50"), (999_999_999_999, "999999.999999")],
+)
+def test_create_returns_secret_and_hash_with_limit_in_exact_usd(fake, provider, limit_micros, usd):
+    expires = datetime(2031, 5, 6, 7, 8, 9, tzinfo=timezone(timedelta(hours=2)))
+    created = provider.create(name="purser-a1", limit_micros=limit_micros, limit_reset="weekly", expires_at=expires)
+    assert created.secret.startswith("sk-or-v1-") and created.secret == fake.secrets[created.ref]
+    assert created.ref == sha256(created.secret)
+    key = fake.keys[created.ref]
+    assert Decimal(repr(key["limit"])) == Decimal(usd)
+    assert (key["name"], key["limit_reset"], key["include_byok_in_limit"]) == ("purser-a1", "weekly", False)
+    assert key["expires_at"] == "2031-05-06T05:08:09Z"
+
+
+def test_create_without_limit_or_reset_sends_nulls(fake, provider):
+    provider.create(name="purser-a2", limit_micros=None, limit_reset=Period.NONE.value, expires_at=None)
+    [post] = fake.calls_to("POST", KEYS)
+    assert post.body == {"name": "purser-a2", "limit": None, "limit_reset": None, "include_byok_in_limit": False}
+
+
+def test_disable_enable_set_limit_and_delete_change_the_key_at_openrouter(fake, provider):
+    ref = provider.create(name="purser-a3", limit_micros=5_000_000, limit_reset="monthly", expires_at=None).ref
+    provider.disable(ref)
+    assert fake.keys[ref]["disabled"] is True
+    provider.enable(ref)
+    assert fake.keys[ref]["disabled"] is False
+    provider.set_limit(ref, 7_250_000, "daily")
+    assert (fake.keys[ref]["limit"], fake.keys[ref]["limit_reset"]) == (7.25, "daily")
+    provider.set_limit(ref, None, "none")
+    assert (fake.keys[ref]["limit"], fake.keys[ref]["limit_reset"]) == (None, None)
+    provider.delete(ref)
+    assert ref not in fake.keys
+    assert [(c.method, c.body) for c in fake.calls if c.path == f"{KEYS}/{ref}"] == [
+        ("PATCH", {"disabled": True}),
+        ("PATCH", {"disabled": False}),
+        ("PATCH", {"limit": 7.25, "limit_reset": "daily"}),
+        ("PATCH", {"limit": None, "limit_reset": None}),
+        ("DELETE", None),
+    ]
+
+
+def test_deleting_a_key_openrouter_no_longer_has_is_fine(fake, provider):
+    gone = "0" * 64
+    provider.delete(gone)
+    assert fake.requests == [("DELETE", f"{KEYS}/{gone}")]
+
+
+def test_disabling_a_key_openrouter_does_not_know_is_a_permanent_error(fake, provider):
+    with pytest.raises(PermanentProviderError, match="404"):
+        provider.disable("0" * 64)
+
+
+@pytest.mark.parametrize("count, offsets", [(99, ["0"]), (200, ["0", "100", "200"]), (250, ["0", "100", "200"])])
+def test_usage_reads_every_key_page_by_page_disabled_ones_too(fake, provider, count, offsets):
+    made = {fake.add_key(f"k{i}", usage=i / 100, disabled=i % 7 == 0): i for i in range(count)}
+    usage = {u.ref: u.usage_micros for u in provider.usage()}
+    assert usage == {ref: i * 10_000 for ref, i in made.items()}
+    listing = fake.calls_to("GET", KEYS)
+    assert [c.args.get("offset") for c in listing] == offsets
+    assert {c.args.get("include_disabled") for c in listing} == {"true"}
+
+
+def test_create_deletes_an_earlier_attempts_key_even_past_the_first_page(fake, provider):
+    for i in range(150):
+        fake.add_key(f"someone-else-{i}")
+    orphan = fake.add_key("purser-act1")
+    created = provider.create(name="purser-act1", limit_micros=None, limit_reset=None, expires_at=None)
+    assert orphan not in fake.keys
+    assert [k["hash"] for k in fake.named("purser-act1")] == [created.ref]
+    assert len(fake.keys) == 151
+
+
+def test_rate_limit_is_transient_and_carries_retry_after(fake, provider):
+    fake.fail("POST", 429, retry_after=1)
+    with pytest.raises(TransientProviderError) as caught:
+        provider.create(name="purser-a4", limit_micros=None, limit_reset=None, expires_at=None)
+    assert caught.value.retry_after == 1.0 and "429" in str(caught.value)
+    assert fake.keys == {}
+
+
+def test_server_error_is_transient_without_retry_after(fake, provider):
+    fake.fail("GET", 500)
+    with pytest.raises(TransientProviderError) as caught:
+        provider.usage()
+    assert caught.value.retry_after is None and "500" in str(caught.value)
+
+
+def test_unreachable_openrouter_is_transient():
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    p = OpenRouterProvider("sk-or-v1-anything", f"http://127.0.0.1:{port}/api/v1", timeout=2)
+    with pytest.raises(TransientProviderError, match="Could not reach OpenRouter"):
+        p.usage()
+
+
+def test_refused_management_key_is_permanent_and_names_the_setting_not_the_key(fake):
+    wrong = "sk-or-v1-revoked-management-key"
+    p = OpenRouterProvider(wrong, fake.url + "/api/v1")
+    with pytest.raises(PermanentProviderError) as caught:
+        p.create(name="purser-a5", limit_micros=None, limit_reset=None, expires_at=None)
+    message = str(caught.value)
+    assert "401" in message and "OPENROUTER_MANAGEMENT_KEY" in message
+    assert wrong not in message and "sk-or-v1" not in message
+    assert fake.keys == {}
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_an_error_that_echoes_the_management_key_is_shown_without_it(fake, provider, status):
+    fake.fail("*", status, message=f"Key {fake.management_key} may not manage keys")
+    with pytest.raises(PermanentProviderError) as caught:
+        provider.usage()
+    assert "OPENROUTER_MANAGEMENT_KEY" in str(caught.value)
+    assert fake.management_key not in str(caught.value)
+
+
+def test_an_error_that_echoes_a_key_secret_is_shown_without_it(fake, provider):
+    secret = provider.create(name="purser-a6", limit_micros=None, limit_reset=None, expires_at=None).secret
+    fake.fail("PATCH", 400, message=f"{secret} cannot be changed now")
+    with pytest.raises(PermanentProviderError) as caught:
+        provider.disable(sha256(secret))
+    assert "400" in str(caught.value) and secret not in str(caught.value)
+
+
+def test_management_key_never_shows_in_the_providers_repr(fake, provider):
+    assert fake.url in repr(provider)
+    assert fake.management_key not in repr(provider) and fake.management_key not in str(provider)
+
+
+def test_missing_management_key_tells_the_operator_what_to_set():
+    with pytest.raises(PermanentProviderError, match="OPENROUTER_MANAGEMENT_KEY is not set"):
+        OpenRouterProvider("")
+
+
+# -- through the workers -------------------------------------------------------------
+
+
+def openrouter_workspace(db, slug: str = "orx") -> int:
+    return f.workspace(db, slug, "development", provider="openrouter")
+
+
+def actions(db, kind: str) -> list[Action]:
+    with db.session() as s:
+        return list(s.scalars(select(Action).where(Action.kind == kind).order_by(Action.created_at)))
+
+
+def stored_keys(db) -> list[ApiKey]:
+    with db.session() as s:
+        return list(s.scalars(select(ApiKey).order_by(ApiKey.id)))
+
+
+def let_the_lease_lapse(db, action_id: str) -> None:
+    """Time passes after a crash: the dead worker's lease runs out, and the sweeper's grace period too."""
+
+    def lapse(s):
+        a = s.get(Action, action_id)
+        a.claimed_until = None
+        a.run_after -= maintenance.SWEEP_AFTER + timedelta(seconds=1)
+
+    db.run(lapse)
+
+
+def recover(db, workers, action_id: str) -> None:
+    workers.rt.faults.clear()
+    let_the_lease_lapse(db, action_id)
+    maintenance.sweep_outbox.fn()
+    workers.settle()
+
+
+def assert_one_live_key_for(fake, action_id: str, key: ApiKey) -> None:
+    [at_openrouter] = fake.named(f"purser-{action_id}")
+    assert at_openrouter["hash"] == key.provider_ref and not at_openrouter["disabled"]
+    assert sha256(fake.secrets[key.provider_ref]) == key.secret_hash
+
+
+def assert_no_secret_reached_slack(fake, slack_api, management_key: str) -> None:
+    said = repr([c.args for c in slack_api.calls])
+    assert management_key not in said
+    assert not any(secret in said for secret in fake.secrets.values())
+
+
+def provisioning_survives_a_crash_after_the_provider(db, workers, fake, slack_api) -> None:
+    ws = openrouter_workspace(db)
+    dev = f.member(db, ws)
+    workers.rt.faults.add("provision_key.after_provider")
+    db.run(keys.request_key, dev, ws, name="search-bot", limit_micros=parse_money("$20"))
+    workers.settle()
+    [crashed] = actions(db, "provision_key")
+    assert (crashed.status, crashed.attempts) == (ActionStatus.PENDING, 1)
+    [orphan] = fake.keys  # made at OpenRouter, its secret lost with the worker
+    assert stored_keys(db) == []
+
+    recover(db, workers, crashed.id)
+
+    [done] = actions(db, "provision_key")
+    assert (done.status, done.attempts) == (ActionStatus.DONE, 2)
+    [key] = stored_keys(db)
+    assert orphan not in fake.keys and list(fake.keys) == [key.provider_ref]
+    assert_one_live_key_for(fake, done.id, key)
+    assert fake.keys[key.provider_ref]["limit"] == 20
+    assert any("is ready" in m.text for m in slack_api.channel_messages("D" + dev.slack_user_id[1:]))
+    assert_no_secret_reached_slack(fake, slack_api, fake.management_key)
+
+
+def refused_key_reaches_the_requester(db, workers, fake, slack_api, monkeypatch) -> None:
+    ws = openrouter_workspace(db)
+    dev = f.member(db, ws)
+    management_key = fake.management_key
+    monkeypatch.setattr(fake, "management_key", "sk-or-v1-the-operator-rotated-it")  # Purser still holds the old one
+    db.run(keys.request_key, dev, ws, name="search-bot")
+    workers.settle()
+    [failed] = actions(db, "provision_key")
+    assert failed.status is ActionStatus.FAILED
+    assert "401" in failed.error and "OPENROUTER_MANAGEMENT_KEY" in failed.error
+    [notice] = actions(db, "action_failed")
+    assert notice.status is ActionStatus.DONE and notice.payload == {"action_id": failed.id}
+    [dm] = slack_api.channel_messages("D" + dev.slack_user_id[1:])
+    assert "could not make your key" in dm.text and lit(failed.error, 1500) in dm.text
+    assert fake.keys == {} and stored_keys(db) == []
+    assert_no_secret_reached_slack(fake, slack_api, management_key)
+    assert management_key not in failed.error
+
+
+def test_provisioning_crashed_after_openrouter_made_the_key_leaves_one_live_key(db, stub_workers, fake, slack_api):
+    provisioning_survives_a_crash_after_the_provider(db, stub_workers, fake, slack_api)
+
+
+def test_rotation_crashed_after_openrouter_made_the_successor_leaves_one_successor(db, stub_workers, fake, slack_api):
+    ws = openrouter_workspace(db)
+    dev = f.member(db, ws)
+    db.run(keys.request_key, dev, ws, name="search-bot")
+    stub_workers.settle()
+    [old] = stored_keys(db)
+    stub_workers.rt.faults.add("rotate_key.after_provider")
+    rotation = db.run(keys.rotate_key, dev, old.id)
+    stub_workers.settle()
+    [orphan] = [k["hash"] for k in fake.named(f"purser-{rotation.id}")]
+    assert [k.id for k in stored_keys(db)] == [old.id]
+
+    recover(db, stub_workers, rotation.id)
+
+    [done] = actions(db, "rotate_key")
+    assert (done.status, done.attempts) == (ActionStatus.DONE, 2)
+    [_, new] = stored_keys(db)
+    assert new.rotated_from_id == old.id
+    assert orphan not in fake.keys
+    assert set(fake.keys) == {old.provider_ref, new.provider_ref}  # the old key lives on through its grace period
+    assert_one_live_key_for(fake, rotation.id, new)
+    assert_no_secret_reached_slack(fake, slack_api, fake.management_key)
+
+
+def test_rate_limited_creation_waits_as_told_and_makes_one_key(db, stub_workers, fake):
+    ws = openrouter_workspace(db)
+    dev = f.member(db, ws)
+    fake.fail("POST", 429, retry_after=1, times=2)
+    db.run(keys.request_key, dev, ws, name="search-bot")
+    stub_workers.settle()
+    [done] = actions(db, "provision_key")
+    assert (done.status, done.attempts) == (ActionStatus.DONE, 3)
+    [key] = stored_keys(db)
+    assert list(fake.keys) == [key.provider_ref]
+    assert_one_live_key_for(fake, done.id, key)
+    posts = [c.at for c in fake.calls_to("POST", KEYS)]
+    assert len(posts) == 3
+    assert all(later - earlier >= 0.9 for earlier, later in zip(posts, posts[1:])), "Retry-After: 1 was not honoured"
+
+
+def test_openrouter_down_for_a_while_then_back_makes_one_key(db, stub_workers, fake):
+    ws = openrouter_workspace(db)
+    dev = f.member(db, ws)
+    fake.fail("POST", 500)  # no Retry-After: the retries back off on their own
+    fake.fail("POST", 503, retry_after=0, times=2)
+    db.run(keys.request_key, dev, ws, name="search-bot")
+    stub_workers.settle()
+    [done] = actions(db, "provision_key")
+    assert (done.status, done.attempts) == (ActionStatus.DONE, 4)
+    [key] = stored_keys(db)
+    assert list(fake.keys) == [key.provider_ref]
+    assert_one_live_key_for(fake, done.id, key)
+
+
+def test_openrouter_that_never_recovers_fails_the_action_and_tells_the_requester(db, stub_workers, fake, slack_api):
+    ws = openrouter_workspace(db)
+    dev = f.member(db, ws)
+    fake.fail("POST", 503, retry_after=0, times=11)  # the first try and all ten retries
+    stub_workers.broker.fail_fast_default = False  # the exhausted message is dead-lettered on purpose
+    db.run(keys.request_key, dev, ws, name="search-bot")
+    stub_workers.settle()
+    [failed] = actions(db, "provision_key")
+    assert failed.status is ActionStatus.FAILED and "OpenRouter answered 503" in failed.error, failed.error
+    assert len(fake.calls_to("POST", KEYS)) == 11 and fake.keys == {}
+    [dm] = slack_api.channel_messages("D" + dev.slack_user_id[1:])
+    assert "could not make your key" in dm.text
+
+
+def test_refused_management_key_fails_the_action_and_tells_the_requester(db, stub_workers, fake, slack_api, monkeypatch):
+    refused_key_reaches_the_requester(db, stub_workers, fake, slack_api, monkeypatch)
+
+
+def test_synced_usage_counts_increases_once_pauses_at_budget_and_resumes_when_raised(db, stub_workers, fake):
+    ws = openrouter_workspace(db)
+    search = f.project(db, ws, "search", budget=parse_money("$10"))
+    dev = f.member(db, ws)
+    db.run(keys.request_key, dev, ws, name="search-bot", project="search")
+    db.run(keys.request_key, dev, ws, name="chat-bot")
+    fake.add_key("made-in-the-dashboard", usage=3.0)  # not Purser's: ignored
+    stub_workers.settle()
+    by_name = {k.name: k for k in stored_keys(db)}
+    searching, chatting = by_name["search-bot"].provider_ref, by_name["chat-bot"].provider_ref
+    by_id = {k.id: name for name, k in by_name.items()}
+
+    def sync():
+        maintenance.sync_usage.fn()
+        stub_workers.settle()
+
+    def events():
+        with db.session() as s:
+            return sorted((by_id[k], amount) for k, amount in s.execute(select(UsageEvent.key_id, UsageEvent.amount_micros)))
+
+    def spent(scope, scope_id):
+        with db.session() as s:
+            return budgets.spent(s, scope, scope_id, Period.MONTHLY)
+
+    def state():
+        with db.session() as s:
+            return s.get(Project, search).status
+
+    fake.add_usage(searching, 2.5)
+    sync()
+    assert events() == [("search-bot", 2_500_000)]
+    sync()
+    assert events() == [("search-bot", 2_500_000)]
+
+    fake.add_usage(searching, 1.25)
+    fake.add_usage(chatting, 0.1)
+    sync()
+    assert events() == [("chat-bot", 100_000), ("search-bot", 1_250_000), ("search-bot", 2_500_000)]
+    assert (spent(Scope.PROJECT, search), spent(Scope.WORKSPACE, ws)) == (3_750_000, 3_850_000)
+    assert state() is ProjectStatus.ACTIVE and not fake.keys[searching]["disabled"]
+
+    fake.add_usage(searching, 6.25)  # exactly the budget: reaching it counts
+    sync()
+    assert spent(Scope.PROJECT, search) == 10_000_000
+    assert state() is ProjectStatus.PAUSED
+    assert fake.keys[searching]["disabled"] is True
+    assert fake.keys[chatting]["disabled"] is False  # other work carries on
+
+    db.run(budgets.set_project_budget, f.OPERATOR, ws, "search", parse_money("$20"))
+    stub_workers.settle()
+    assert state() is ProjectStatus.ACTIVE
+    assert fake.keys[searching]["disabled"] is False
+    sync()
+    assert len(events()) == 4  # pausing and resuming read no usage twice
+
+
+def test_usage_sync_told_to_wait_retries_and_records_the_usage(db, stub_workers, fake):
+    ws = openrouter_workspace(db)
+    dev = f.member(db, ws)
+    db.run(keys.request_key, dev, ws, name="search-bot")
+    stub_workers.settle()
+    [key] = stored_keys(db)
+    fake.add_usage(key.provider_ref, 0.75)
+    fake.fail("GET", 429, retry_after=0, times=2)
+    listed = len(fake.calls_to("GET", KEYS))
+    maintenance.sync_usage.send()
+    stub_workers.settle()
+    assert len(fake.calls_to("GET", KEYS)) - listed == 3
+    with db.session() as s:
+        assert s.scalars(select(UsageEvent.amount_micros)).all() == [750_000]
+
+
+def test_usage_sync_refused_by_openrouter_gives_up_until_the_next_run(db, stub_workers, fake, monkeypatch):
+    openrouter_workspace(db)
+    monkeypatch.setattr(fake, "management_key", "sk-or-v1-the-operator-rotated-it")
+    maintenance.sync_usage.send()
+    stub_workers.settle()
+    assert len(fake.calls_to("GET", KEYS)) == 1  # a refused management key is not retried
+
+
+# -- the same key flows on Redis and PostgreSQL ----------------------------------------
+
+
+def test_provisioning_crash_leaves_one_live_key_on_redis(pg_db, redis_workers, fake, slack_api):
+    provisioning_survives_a_crash_after_the_provider(pg_db, redis_workers, fake, slack_api)
+
+
+def test_refused_management_key_reaches_the_requester_on_redis(pg_db, redis_workers, fake, slack_api, monkeypatch):
+    refused_key_reaches_the_requester(pg_db, redis_workers, fake, slack_api, monkeypatch)

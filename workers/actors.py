@@ -1,0 +1,127 @@
+"""The dramatiq actors: one per outbox action kind (each takes the action's id), and the clock's jobs.
+
+Importing this module binds the actors to the broker from the settings (Redis when
+REDIS_URL is set); `dramatiq workers.actors` runs them as the `worker` process.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Callable
+
+import dramatiq
+from dramatiq import Retry
+from slack_sdk.errors import SlackApiError
+
+from store import outbox
+from workers.broker import RETRY_OPTIONS, setup_broker
+from workers.handlers import budgets, keys, messages
+from workers.providers.base import PermanentProviderError, TransientProviderError
+from workers.runtime import Runtime, runtime
+
+log = logging.getLogger(__name__)
+
+if dramatiq.broker.global_broker is None:  # tests and the all-in-one run may have set one already
+    setup_broker()
+
+Handler = Callable[[Runtime, outbox.Claimed], None]
+
+#: every action kind the store emits, and what carries it out
+HANDLERS: dict[str, Handler] = {
+    "provision_key": keys.provision_key,
+    "rotate_key": keys.rotate_key,
+    "retire_key": keys.retire_key,
+    "revoke_key": keys.revoke_key,
+    "disable_key": keys.disable_key,
+    "enable_key": keys.enable_key,
+    "sync_key_state": keys.sync_key_state,
+    "notify_key_ready": keys.notify_key_ready,
+    "pause_project": budgets.pause_project,
+    "resume_project": budgets.resume_project,
+    "pause_workspace": budgets.pause_workspace,
+    "resume_workspace": budgets.resume_workspace,
+    "apply_budget": budgets.nothing_at_the_provider,
+    "apply_cap": budgets.nothing_at_the_provider,
+    "post_alert": budgets.post_alert,
+    "announce_rollover": budgets.announce_rollover,
+    "request_opened": messages.request_opened,
+    "request_decided": messages.request_decided,
+    "send_invitation": messages.send_invitation,
+    "action_failed": messages.action_failed,
+    "refresh_authz": budgets.nothing_at_the_provider,
+}
+
+#: Slack errors that retrying will not mend
+PERMANENT_SLACK = {"channel_not_found", "not_in_channel", "is_archived", "user_not_found", "invalid_auth", "account_inactive", "invalid_blocks", "msg_too_long", "cannot_dm_bot"}
+
+
+def perform(handler: Handler, action_id: str) -> None:
+    rt = runtime()
+    claimed = rt.db.run(outbox.claim, action_id)
+    if claimed is None:
+        return  # done already, not due yet, or another worker holds it
+    try:
+        handler(rt, claimed)
+    except PermanentProviderError as exc:
+        log.warning("action %s (%s) failed for good: %s", action_id, claimed.kind, exc)
+        rt.db.run(outbox.fail, action_id, str(exc))
+    except TransientProviderError as exc:
+        rt.db.run(outbox.release, action_id)
+        delay = int(exc.retry_after * 1000) if exc.retry_after is not None else None
+        raise Retry(str(exc), delay=delay) from None
+    except SlackApiError as exc:
+        error = exc.response.get("error", "unknown")
+        if error in PERMANENT_SLACK:
+            rt.db.run(outbox.fail, action_id, f"Slack refused the message ({error}); check that Purser is invited to the channel")
+            return
+        rt.db.run(outbox.release, action_id)
+        raise
+    except Exception:
+        rt.db.run(outbox.release, action_id)
+        raise
+
+
+def _action_actor(kind: str, handler: Handler) -> dramatiq.Actor:
+    def run(action_id: str) -> None:
+        perform(handler, action_id)
+
+    run.__name__ = kind
+    run.__qualname__ = kind
+    return dramatiq.actor(run, actor_name=kind, queue_name="actions", on_retry_exhausted="action_gave_up", **RETRY_OPTIONS)
+
+
+ACTION_ACTORS = {kind: _action_actor(kind, handler) for kind, handler in HANDLERS.items()}
+
+
+@dramatiq.actor(queue_name="actions", max_retries=3)
+def action_gave_up(message: dict, retry_info: dict) -> None:
+    """Retries ran out: mark the action failed so the requester hears about it."""
+    action_id = (message.get("args") or [None])[0]
+    if action_id:
+        error = (message.get("options", {}).get("traceback") or "").strip().splitlines()
+        last = error[-1][:300] if error else "it kept failing"
+        runtime().db.run(outbox.fail, action_id, f"gave up after {retry_info.get('retries', '?')} tries ({last})")
+
+
+#: actions due later than this stay in the outbox until the sweeper finds them due
+MAX_QUEUE_DELAY_MS = 60_000
+
+
+def enqueue(actions) -> None:
+    """Hand committed actions to the queue (the relay). A rotation's retirement a day away waits in the store."""
+    now = datetime.now().astimezone()
+    for a in actions:
+        actor = ACTION_ACTORS.get(a.kind)
+        if actor is None:
+            log.error("no actor for action kind %r (action %s)", a.kind, a.id)
+            continue
+        delay_ms = max(0, int((a.run_after - now).total_seconds() * 1000))
+        if delay_ms > MAX_QUEUE_DELAY_MS:
+            continue
+        actor.send_with_options(args=(a.id,), delay=delay_ms or None)
+
+
+from workers import maintenance  # noqa: E402  (its actors join ALL below)
+
+ALL = [*ACTION_ACTORS.values(), action_gave_up, *maintenance.ACTORS]

@@ -1,0 +1,47 @@
+"""The dramatiq broker: Redis when REDIS_URL is set, else an in-process stub with a worker thread."""
+
+from __future__ import annotations
+
+import logging
+
+import dramatiq
+from dramatiq.brokers.stub import StubBroker
+
+log = logging.getLogger(__name__)
+
+#: retries back off from 1 s to 5 min; a provider's Retry-After overrides the step
+RETRY_OPTIONS = {"max_retries": 10, "min_backoff": 1_000, "max_backoff": 300_000}
+
+
+def make_broker(redis_url: str | None) -> dramatiq.Broker:
+    if redis_url:
+        from dramatiq.brokers.redis import RedisBroker
+
+        return RedisBroker(url=redis_url)
+    return StubBroker()
+
+
+def setup_broker() -> dramatiq.Broker:
+    from purser.settings import get_settings
+
+    broker = make_broker(get_settings().redis_url)
+    dramatiq.set_broker(broker)
+    return broker
+
+
+def use_broker(broker: dramatiq.Broker) -> dramatiq.Broker:
+    """Move every Purser actor onto ``broker`` (tests switch between the stub and Redis)."""
+    from workers import actors
+
+    dramatiq.set_broker(broker)
+    for actor in actors.ALL:
+        actor.broker = broker
+        broker.declare_actor(actor)
+    return broker
+
+
+def start_embedded_worker(broker: dramatiq.Broker, threads: int = 4) -> dramatiq.Worker:
+    """Workers as threads of this process: the one-machine, all-in-one setup."""
+    worker = dramatiq.Worker(broker, worker_threads=threads, worker_timeout=100)
+    worker.start()
+    return worker

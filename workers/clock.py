@@ -1,0 +1,99 @@
+"""The `clock` process: APScheduler 3 jobs with fixed ids that only enqueue actors, run by the leader alone."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+from dataclasses import dataclass
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Intervals:
+    """Seconds between runs; PURSER_CLOCK_<NAME> overrides each (tests make them short)."""
+
+    sweep_outbox: float = 15
+    sync_usage: float = 300
+    evaluate_thresholds: float = 300
+    roll_over_periods: float = 300
+    expire_requests: float = 900
+    wipe_reveals: float = 900
+    lock_ttl: float = 30
+
+    @classmethod
+    def from_env(cls) -> "Intervals":
+        values = {}
+        for name in cls.__dataclass_fields__:
+            raw = os.environ.get(f"PURSER_CLOCK_{name.upper()}")
+            if raw:
+                values[name] = float(raw)
+        return cls(**values)
+
+
+class Clock:
+    def __init__(self, lock, intervals: Intervals | None = None, *, digest_hour: int = 9, name: str | None = None) -> None:
+        from workers import maintenance
+
+        self.lock = lock
+        self.intervals = intervals or Intervals.from_env()
+        self.name = name or f"clock-{os.getpid()}"
+        self._leading = False
+        self.scheduler = BackgroundScheduler(timezone="UTC", job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 30})
+        for job, actor in (
+            ("sweep_outbox", maintenance.sweep_outbox),
+            ("sync_usage", maintenance.sync_usage),
+            ("evaluate_thresholds", maintenance.evaluate_thresholds),
+            ("roll_over_periods", maintenance.roll_over_periods),
+            ("expire_requests", maintenance.expire_requests),
+            ("wipe_reveals", maintenance.wipe_reveals),
+        ):
+            self.scheduler.add_job(self._enqueue, IntervalTrigger(seconds=getattr(self.intervals, job)), args=(job, actor), id=job, replace_existing=True)
+        self.scheduler.add_job(self._enqueue, CronTrigger(hour=digest_hour, minute=0), args=("post_digests", maintenance.post_digests), id="post_digests", replace_existing=True)
+        # Renew well inside the lock's lifetime so a live leader never loses it.
+        self.scheduler.add_job(self._tick, IntervalTrigger(seconds=max(0.2, self.intervals.lock_ttl / 3)), id="leader_lock", replace_existing=True)
+
+    def _tick(self) -> None:
+        now = self.lock.tick()
+        if now != self._leading:  # the lock's own `held` may lapse between ticks; log what the ticks saw
+            self._leading = now
+            log.info("%s %s the clock lock", self.name, "took" if now else "lost")
+
+    def _enqueue(self, job: str, actor) -> None:
+        if not self.lock.held:
+            return
+        actor.send()
+        log.info("%s ran job %s", self.name, job)
+
+    def start(self) -> None:
+        self._tick()
+        self.scheduler.start()
+
+    def stop(self) -> None:
+        self.scheduler.shutdown(wait=False)
+        self.lock.release()
+
+
+def main() -> None:
+    """Run the clock until SIGTERM / Ctrl-C."""
+    from purser.settings import get_settings
+    from workers import actors  # noqa: F401  binds the actors to the broker
+    from workers.leader import make_lock
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    settings = get_settings()
+    intervals = Intervals.from_env()
+    clock = Clock(make_lock(settings.redis_url, settings.database_url, intervals.lock_ttl), intervals)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    clock.start()
+    log.info("%s started; jobs: %s", clock.name, ", ".join(j.id for j in clock.scheduler.get_jobs()))
+    stop.wait()
+    clock.stop()

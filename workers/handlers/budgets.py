@@ -1,0 +1,89 @@
+"""Pauses and resumes at the provider, announced in the alerts channel; alerts and rollovers."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from bot.blocks import alerts as blocks
+from store import outbox
+from store.alerts import forecast
+from store.models import ApiKey, Project, Workspace
+from store.outbox import Claimed
+from store.types import BudgetKind, KeyStatus
+from workers.handlers.keys import apply_key_states
+from workers.runtime import Runtime
+
+
+def _announce(rt: Runtime, a: Claimed, channel: str | None, text_blocks) -> None:
+    if rt.slack is not None and channel:
+        text, message = text_blocks
+        rt.slack.post(f"action:{a.id}", channel, text, message)
+
+
+def _project_keys(s, project_id: int) -> list[int]:
+    return list(s.scalars(select(ApiKey.id).where(ApiKey.project_id == project_id, ApiKey.status != KeyStatus.REVOKED)))
+
+
+def _workspace_keys(s, workspace_id: int) -> list[int]:
+    return list(s.scalars(select(ApiKey.id).where(ApiKey.workspace_id == workspace_id, ApiKey.status != KeyStatus.REVOKED)))
+
+
+def pause_project(rt: Runtime, a: Claimed) -> None:
+    with rt.db.session() as s:
+        proj = s.get(Project, a.payload["project_id"])
+        ws = s.get(Workspace, proj.workspace_id)
+        key_ids, slug, channel, ws_slug = _project_keys(s, proj.id), proj.slug, ws.alerts_channel, ws.slug
+    apply_key_states(rt, key_ids)
+    _announce(rt, a, channel, blocks.paused("project", slug, a.payload.get("reason", "paused"), ws_slug))
+    rt.db.run(outbox.complete, a.id)
+
+
+def resume_project(rt: Runtime, a: Claimed) -> None:
+    with rt.db.session() as s:
+        proj = s.get(Project, a.payload["project_id"])
+        ws = s.get(Workspace, proj.workspace_id)
+        key_ids, slug, channel = _project_keys(s, proj.id), proj.slug, ws.alerts_channel
+    apply_key_states(rt, key_ids)
+    _announce(rt, a, channel, blocks.resumed("project", slug, a.payload.get("why", "resumed")))
+    rt.db.run(outbox.complete, a.id)
+
+
+def pause_workspace(rt: Runtime, a: Claimed) -> None:
+    with rt.db.session() as s:
+        ws = s.get(Workspace, a.payload["workspace_id"])
+        key_ids, channel, slug = _workspace_keys(s, ws.id), ws.alerts_channel, ws.slug
+    apply_key_states(rt, key_ids)
+    _announce(rt, a, channel, blocks.paused("workspace", slug, a.payload.get("reason", "cap"), slug))
+    rt.db.run(outbox.complete, a.id)
+
+
+def resume_workspace(rt: Runtime, a: Claimed) -> None:
+    with rt.db.session() as s:
+        ws = s.get(Workspace, a.payload["workspace_id"])
+        key_ids, channel, slug = _workspace_keys(s, ws.id), ws.alerts_channel, ws.slug
+    apply_key_states(rt, key_ids)
+    _announce(rt, a, channel, blocks.resumed("workspace", slug, a.payload.get("why", "resumed")))
+    rt.db.run(outbox.complete, a.id)
+
+
+def post_alert(rt: Runtime, a: Claimed) -> None:
+    p = a.payload
+    with rt.db.session() as s:
+        ws = s.get(Workspace, a.workspace_id)
+        outlook = forecast(s, BudgetKind(p["kind"]), p["budget_id"], p["spent_micros"], p["limit_micros"]).describe()
+        channel = ws.alerts_channel
+    _announce(rt, a, channel, blocks.threshold_alert(p["kind"], p["name"], p["threshold"], p["spent_micros"], p["limit_micros"], p["period"], outlook))
+    rt.db.run(outbox.complete, a.id)
+
+
+def announce_rollover(rt: Runtime, a: Claimed) -> None:
+    with rt.db.session() as s:
+        ws = s.get(Workspace, a.workspace_id)
+        channel, slug = ws.alerts_channel, ws.slug
+    _announce(rt, a, channel, blocks.rollover(slug, a.payload.get("resumed", [])))
+    rt.db.run(outbox.complete, a.id)
+
+
+def nothing_at_the_provider(rt: Runtime, a: Claimed) -> None:
+    """Project budgets and the cap live in Purser (the store already paused or resumed what they change)."""
+    rt.db.run(outbox.complete, a.id)

@@ -1,0 +1,129 @@
+"""Keys at the provider: make, rotate, retire, revoke, and keep enabled-ness in step with pauses."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import select
+
+from bot.blocks.keys import key_ready_dm
+from store import keys, outbox
+from store.models import ApiKey, Project, Request, Workspace
+from store.outbox import Claimed
+from store.types import KeyStatus, ProjectStatus, WorkspaceStatus, utcnow
+from store.views import describe_key
+from workers.faults import crash_point
+from workers.runtime import Runtime
+
+
+def provider_key_name(action_id: str) -> str:
+    # Unique per action: after a crash the retry finds its own orphan by this name.
+    return f"purser-{action_id}"
+
+
+def provision_key(rt: Runtime, a: Claimed) -> None:
+    with rt.db.session() as s:
+        req = s.get(Request, a.request_id)
+        ws = s.get(Workspace, req.workspace_id)
+        p, provider_name = dict(req.payload), ws.provider
+        if s.scalars(select(ApiKey.id).where(ApiKey.request_id == req.id)).first():
+            provider_name = None  # stored by an earlier attempt that died before completing
+    if provider_name is not None:
+        created = rt.provider(provider_name).create(
+            name=provider_key_name(a.id),
+            limit_micros=p.get("limit_micros"),
+            limit_reset=p.get("limit_period"),
+            expires_at=utcnow() + timedelta(days=p["expires_days"]) if p.get("expires_days") else None,
+        )
+        crash_point(rt.faults, "provision_key.after_provider")
+
+    def store(s):
+        if provider_name is not None:
+            result = keys.provision_key(s, a.id, secret=created.secret, provider=provider_name, provider_ref=created.ref)
+            key = result.key
+        else:
+            key = s.scalars(select(ApiKey).where(ApiKey.request_id == a.request_id)).one()
+        outbox.emit(s, "notify_key_ready", workspace_id=key.workspace_id, payload={"key_id": key.id})
+        if not _should_be_enabled(s, key):
+            outbox.emit(s, "sync_key_state", workspace_id=key.workspace_id, payload={"key_ids": [key.id]})
+        outbox.complete(s, a.id)
+
+    rt.db.run(store)
+
+
+def rotate_key(rt: Runtime, a: Claimed) -> None:
+    with rt.db.session() as s:
+        old = s.get(ApiKey, a.payload["key_id"])
+        provider_name = old.provider
+        done = s.scalars(select(ApiKey.id).where(ApiKey.rotated_from_id == old.id)).first()
+        limit, period, expires = old.limit_micros, old.limit_period.value, old.expires_at
+    if not done:
+        created = rt.provider(provider_name).create(name=provider_key_name(a.id), limit_micros=limit, limit_reset=period, expires_at=expires)
+        crash_point(rt.faults, "rotate_key.after_provider")
+
+    def store(s):
+        if not done:
+            key = keys.complete_rotation(s, a.id, secret=created.secret, provider=provider_name, provider_ref=created.ref).key
+        else:
+            key = s.get(ApiKey, done)
+        outbox.emit(s, "notify_key_ready", workspace_id=key.workspace_id, payload={"key_id": key.id, "rotated": True})
+        outbox.complete(s, a.id)
+
+    rt.db.run(store)
+
+
+def notify_key_ready(rt: Runtime, a: Claimed) -> None:
+    with rt.db.session() as s:
+        view = describe_key(s, a.payload["key_id"])
+    if rt.slack is not None and view.owner:
+        text, blocks = key_ready_dm(view, rotated=bool(a.payload.get("rotated")))
+        rt.slack.dm(f"key_ready:{view.id}", view.owner, text, blocks)
+    rt.db.run(outbox.complete, a.id)
+
+
+def retire_key(rt: Runtime, a: Claimed) -> None:
+    rt.db.run(keys.retire_key, a.payload["key_id"])
+    _delete_at_provider(rt, a)
+
+
+def revoke_key(rt: Runtime, a: Claimed) -> None:
+    _delete_at_provider(rt, a)
+
+
+def _delete_at_provider(rt: Runtime, a: Claimed) -> None:
+    with rt.db.session() as s:
+        key = s.get(ApiKey, a.payload["key_id"])
+        provider_name, ref = key.provider, key.provider_ref
+    rt.provider(provider_name).delete(ref)
+    rt.db.run(outbox.complete, a.id)
+
+
+def _should_be_enabled(s, key: ApiKey) -> bool:
+    """A key works at the provider only while it, its project and its workspace are all active."""
+    if key.status is not KeyStatus.ACTIVE:
+        return False
+    if key.project_id is not None and s.get(Project, key.project_id).status is not ProjectStatus.ACTIVE:
+        return False
+    return s.get(Workspace, key.workspace_id).status is WorkspaceStatus.ACTIVE
+
+
+def apply_key_states(rt: Runtime, key_ids: list[int]) -> None:
+    """Enable or disable each key at its provider as the store says it should be now (idempotent)."""
+    with rt.db.session() as s:
+        wanted = [(k.provider, k.provider_ref, _should_be_enabled(s, k)) for k in s.scalars(select(ApiKey).where(ApiKey.id.in_(key_ids), ApiKey.status != KeyStatus.REVOKED))]
+    for provider_name, ref, enabled in wanted:
+        provider = rt.provider(provider_name)
+        provider.enable(ref) if enabled else provider.disable(ref)
+
+
+def sync_key_state(rt: Runtime, a: Claimed) -> None:
+    apply_key_states(rt, a.payload["key_ids"])
+    rt.db.run(outbox.complete, a.id)
+
+
+def disable_key(rt: Runtime, a: Claimed) -> None:
+    apply_key_states(rt, [a.payload["key_id"]])
+    rt.db.run(outbox.complete, a.id)
+
+
+enable_key = disable_key  # both bring the provider in line with the store's state

@@ -1,0 +1,79 @@
+"""Messages to people: approval messages and outcomes, invitations, and failure notices."""
+
+from __future__ import annotations
+
+from bot.blocks.failures import action_failed as failure_blocks
+from bot.blocks.invitations import invitation_dm
+from bot.blocks.requests import approval_message, outcome_dm
+from store import outbox
+from store.messages import find_message
+from store.models import Action, Invitation, Member, Workspace
+from store.outbox import Claimed
+from store.views import describe_invitation, describe_request
+from workers.providers.base import PermanentProviderError
+from workers.runtime import Runtime
+
+
+def request_opened(rt: Runtime, a: Claimed) -> None:
+    with rt.db.session() as s:
+        view = describe_request(s, a.payload["request_id"])
+    # Approved by policy in the same transaction: nobody has anything to decide.
+    if rt.slack is not None and view.state == "pending" and view.approvals_channel:
+        text, blocks = approval_message(view)
+        rt.slack.post(f"request:{view.id}", view.approvals_channel, text, blocks)
+    rt.db.run(outbox.complete, a.id)
+
+
+def request_decided(rt: Runtime, a: Claimed) -> None:
+    with rt.db.session() as s:
+        view = describe_request(s, a.payload["request_id"])
+        posted = find_message(s, f"request:{view.id}") is not None
+    if rt.slack is not None:
+        if posted:
+            text, blocks = approval_message(view)
+            rt.slack.post(f"request:{view.id}", view.approvals_channel or "", text, blocks)
+        if view.requester and view.requester != view.decided_by:
+            text, blocks = outcome_dm(view)
+            rt.slack.dm(f"request_outcome:{view.id}", view.requester, text, blocks)
+    rt.db.run(outbox.complete, a.id)
+
+
+def send_invitation(rt: Runtime, a: Claimed) -> None:
+    with rt.db.session() as s:
+        view = describe_invitation(s, a.payload["invitation_id"])
+    if rt.slack is not None and view.status == "pending":
+        user = view.invitee_slack_id or rt.slack.user_by_email(view.invitee_email)
+        if user is None:
+            raise PermanentProviderError(f"nobody in this Slack has the e-mail {view.invitee_email}; invite them to Slack first, then to Purser")
+        if view.invitee_slack_id is None:
+            rt.db.run(_bind_invitee, view.id, user)
+        text, blocks = invitation_dm(view)
+        rt.slack.dm(f"invitation:{view.id}", user, text, blocks)
+    rt.db.run(outbox.complete, a.id)
+
+
+def _bind_invitee(s, invitation_id: int, user_id: str) -> None:
+    # An e-mail invitation now knows its Slack user, so Accept can be checked against them.
+    inv = s.get(Invitation, invitation_id)
+    inv.invitee_slack_id = inv.invitee_slack_id or user_id
+
+
+def action_failed(rt: Runtime, a: Claimed) -> None:
+    """Tell whoever asked (the requester, the inviter) or else the workspace's alerts channel."""
+    with rt.db.session() as s:
+        failed = s.get(Action, a.payload["action_id"])
+        kind, reason = failed.kind, failed.error or "unknown error"
+        who = outbox.requester_of(s, failed)
+        if who is None and kind == "send_invitation":
+            inv = s.get(Invitation, failed.payload.get("invitation_id"))
+            inviter = s.get(Member, inv.inviter_id) if inv and inv.inviter_id else None
+            who = inviter.slack_user_id if inviter else None
+        ws = s.get(Workspace, failed.workspace_id) if failed.workspace_id else None
+        channel = ws.alerts_channel if ws else None
+    if rt.slack is not None:
+        text, blocks = failure_blocks(kind, reason)
+        if who:
+            rt.slack.dm(f"failure:{a.id}", who, text, blocks)
+        elif channel:
+            rt.slack.post(f"failure:{a.id}", channel, text, blocks)
+    rt.db.run(outbox.complete, a.id)

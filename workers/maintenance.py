@@ -1,0 +1,102 @@
+"""The clock's jobs as actors: each runs one store operation (or fans out to per-workspace actors)."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+import dramatiq
+from dramatiq import Retry
+from sqlalchemy import select
+
+from bot.blocks.digest import digest_message
+from store import alerts, digests, invitations, keys, outbox, requests, usage
+from store.models import Workspace
+from store.types import WorkspaceStatus, utcnow
+from workers.broker import RETRY_OPTIONS
+from workers.providers.base import PermanentProviderError, TransientProviderError
+from workers.runtime import runtime
+
+log = logging.getLogger(__name__)
+
+#: an action still pending this long after its time was probably never enqueued (Redis down, a crash)
+SWEEP_AFTER = timedelta(seconds=30)
+
+
+@dramatiq.actor(queue_name="maintenance", max_retries=0)
+def sweep_outbox(older_than_seconds: float | None = None) -> None:
+    from workers.actors import enqueue
+
+    older_than = SWEEP_AFTER if older_than_seconds is None else timedelta(seconds=older_than_seconds)
+    with runtime().db.session() as s:
+        stale = outbox.due(s, older_than=older_than)
+    if stale:
+        log.info("re-enqueueing %d action(s) the queue never ran", len(stale))
+        enqueue(stale)
+
+
+@dramatiq.actor(queue_name="maintenance", **RETRY_OPTIONS)
+def sync_usage() -> None:
+    """Read each provider's cumulative usage and record the increase as usage events."""
+    rt = runtime()
+    with rt.db.session() as s:
+        providers = sorted(set(s.scalars(select(Workspace.provider).where(Workspace.status != WorkspaceStatus.DELETED))) - {"local"})
+    for name in providers:
+        try:
+            usages = rt.provider(name).usage()
+        except TransientProviderError as exc:
+            raise Retry(str(exc), delay=None if exc.retry_after is None else int(exc.retry_after * 1000)) from None
+        except PermanentProviderError as exc:
+            # Retrying cannot mend a refused management key; the next scheduled sync tries again.
+            log.error("usage sync from %s refused: %s", name, exc)
+            continue
+        result = rt.db.run(usage.sync_provider_usage, name, [(u.ref, u.usage_micros) for u in usages])
+        log.info("usage sync from %s: %d event(s) recorded", name, len(result.accepted))
+
+
+@dramatiq.actor(queue_name="maintenance", max_retries=3)
+def evaluate_thresholds() -> None:
+    runtime().db.run(alerts.evaluate_thresholds)
+
+
+@dramatiq.actor(queue_name="maintenance", max_retries=3)
+def roll_over_periods() -> None:
+    runtime().db.run(usage.roll_over_periods)
+
+
+@dramatiq.actor(queue_name="maintenance", max_retries=3)
+def expire_requests() -> None:
+    db = runtime().db
+    db.run(requests.expire_requests)
+    db.run(invitations.expire_invitations)
+
+
+@dramatiq.actor(queue_name="maintenance", max_retries=3)
+def wipe_reveals() -> None:
+    runtime().db.run(keys.wipe_expired_reveals)
+
+
+@dramatiq.actor(queue_name="maintenance", max_retries=3)
+def post_digests() -> None:
+    with runtime().db.session() as s:
+        due = digests.due_digests(s)
+    for workspace_id in due:
+        post_digest.send(workspace_id)
+
+
+@dramatiq.actor(queue_name="maintenance", **RETRY_OPTIONS)
+def post_digest(workspace_id: int, until: str | None = None) -> None:
+    """One workspace's digest to its audit channel; posted under a ref per day, so a retry edits it."""
+    rt = runtime()
+    now = datetime.fromisoformat(until) if until else utcnow()
+    with rt.db.session() as s:
+        ws = s.get(Workspace, workspace_id)
+        since, end = digests.digest_window(ws.digest_frequency, now)
+        digest = digests.build_digest(s, workspace_id, since, end)
+        channel = ws.audit_channel
+    if rt.slack is not None and channel:
+        text, blocks = digest_message(digest)
+        rt.slack.post(f"digest:{workspace_id}:{end:%Y-%m-%d}", channel, text, blocks)
+
+
+ACTORS = [sweep_outbox, sync_usage, evaluate_thresholds, roll_over_periods, expire_requests, wipe_reveals, post_digests, post_digest]
