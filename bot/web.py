@@ -152,4 +152,20 @@ def create_app() -> WebApp:
     db = Database(settings.database_url)
     db.on_new_actions(actors.enqueue)
     bolt = build_app(db, token=settings.slack_bot_token.get_secret_value(), team_id=settings.slack_team_id, api_url=settings.slack_api_url)
-    return WebApp(db, bolt, settings.slack_signing_secret.get_secret_value(), health=health_checks(db, settings.redis_url))
+    app = WebApp(db, bolt, settings.slack_signing_secret.get_secret_value(), health=health_checks(db, settings.redis_url))
+    add_gateway(app, db, settings)
+    return app
+
+
+def add_gateway(app: WebApp, db: Database, settings) -> None:
+    """Serve /v1/authz and /v1/usage from this process, its key cache kept fresh through Redis when there is one."""
+    from gateway.http import Gateway
+    from gateway.invalidation import Subscriber, install_publisher
+
+    gateway = Gateway(db, trusted_proxies=settings.trusted_proxies, ingest_tokens=settings.ingest_token.get_secret_value() if settings.ingest_token else "")
+    for (method, path), handler in gateway.routes().items():
+        app.route(method, path, handler)
+    install_publisher(db, settings.redis_url)
+    if settings.redis_url:
+        Subscriber(settings.redis_url, gateway.cache).start()
+    app.gateway = gateway

@@ -26,10 +26,14 @@ TEAM_HELP = "Slack team id the workspace belongs to ('local' when Purser runs wi
 
 
 def _database():
+    from gateway.invalidation import install_publisher
     from purser.settings import get_settings
     from store.db import Database
 
-    return Database(get_settings().database_url)
+    settings = get_settings()
+    db = Database(settings.database_url)
+    install_publisher(db, settings.redis_url)
+    return db
 
 
 def _operator():

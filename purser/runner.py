@@ -43,7 +43,7 @@ def main() -> None:
 
     from bot.app import build_app
     from bot.slack_client import Slack
-    from bot.web import WebApp, health_checks
+    from bot.web import WebApp, add_gateway, health_checks
     from purser.logs import setup_logging
     from store.db import Database
     from store.migrate import upgrade
@@ -74,6 +74,7 @@ def main() -> None:
         api_url = f"http://127.0.0.1:{port}/api/"
         bolt = build_app(db, token=token, team_id=settings.slack_team_id, api_url=api_url)
         web = WebApp(db, bolt, signing, health=health_checks(db, settings.redis_url))
+        add_gateway(web, db, settings)
         app = Sandbox(db, SlackAPI(token=token), web, signing, settings.slack_team_id)
         app.bot_url = f"http://127.0.0.1:{port}/slack/events"
         configure(Runtime(db=db, slack=Slack(db, token, api_url)))
@@ -83,6 +84,7 @@ def main() -> None:
         token = settings.slack_bot_token.get_secret_value()
         bolt = build_app(db, token=token, team_id=settings.slack_team_id, api_url=settings.slack_api_url)
         app = WebApp(db, bolt, settings.slack_signing_secret.get_secret_value(), health=health_checks(db, settings.redis_url))
+        add_gateway(app, db, settings)
         rt = from_settings()
         configure(Runtime(db=db, slack=rt.slack))
         host, seeded = "0.0.0.0", False

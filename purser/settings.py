@@ -27,6 +27,11 @@ class Settings(BaseSettings):
 
     port: int = Field(3000, alias="PORT")
 
+    # Gateways: the proxies whose X-Forwarded-For / X-Real-IP are believed, and the
+    # bearer tokens that may report usage (comma-separated, so one can be rotated out).
+    trusted_proxies: str = Field("127.0.0.1/32,::1/128", alias="PURSER_TRUSTED_PROXIES")
+    ingest_token: SecretStr | None = Field(None, alias="PURSER_INGEST_TOKEN")
+
 
 @lru_cache
 def get_settings() -> Settings:

@@ -53,7 +53,7 @@ class Sandbox:
         path = request.path
         if path.startswith("/api/"):
             return self.api(environ, start_response)
-        if path == "/slack/events":
+        if path == "/slack/events" or path.startswith("/v1/") or path == "/healthz":
             return self.bot(environ, start_response)
         if path == "/":
             return self._static("index.html")(environ, start_response)

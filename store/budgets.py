@@ -158,7 +158,12 @@ def apply_cap(s: Session, actor: Actor, ws: Workspace, cap: int | None, period: 
     outbox.emit(s, "apply_cap", workspace_id=ws.id, payload={"workspace_id": ws.id})
     used = spent(s, Scope.WORKSPACE, ws.id, ws.cap_period)
     if ws.status is WorkspaceStatus.PAUSED and ws.paused_reason == "cap" and (cap is None or used < cap):
-        resume_workspace_row(s, actor.label, ws, "cap raised above this period's spend")
+        if ws.credit_funded and ws.credit_balance_micros <= 0:
+            # The cap no longer holds it back, but an empty pool still does.
+            ws.paused_reason = "credit"
+            audit.record(s, workspace_id=ws.id, actor=actor.label, action="workspace.pause", resource=f"workspace:{ws.slug}", details={"reason": "credit"})
+        else:
+            resume_workspace_row(s, actor.label, ws, "cap raised above this period's spend")
     elif ws.status is WorkspaceStatus.ACTIVE and cap is not None and used >= cap:
         pause_workspace_row(s, actor.label, ws, "cap")
     return ws

@@ -63,6 +63,7 @@ def _serialise_sqlite_writers(engine: Engine) -> None:
         dbapi_conn.isolation_level = None
         cursor = dbapi_conn.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")  # WAL's recommended pairing: durable on commit but for power loss
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
@@ -73,6 +74,21 @@ def _serialise_sqlite_writers(engine: Engine) -> None:
 
 
 ActionsHook = Callable[[list[NewAction]], None]
+ChangesHook = Callable[[set[int]], None]
+
+#: tables whose rows decide what a gateway's authorization check answers
+_AUTHZ_TABLES = {"workspaces", "projects", "api_keys", "members"}
+
+
+def _track_authz_changes(session: Session, flush_context, instances) -> None:
+    """Note which workspaces' keys, projects, members or settings a flush touched."""
+    changed = session.info.setdefault("changed_workspaces", set())
+    for obj in (*session.new, *session.dirty, *session.deleted):
+        table = getattr(obj, "__tablename__", None)
+        if table in _AUTHZ_TABLES:
+            workspace_id = obj.id if table == "workspaces" else getattr(obj, "workspace_id", None)
+            if workspace_id is not None:
+                changed.add(workspace_id)
 
 
 class Database:
@@ -82,7 +98,9 @@ class Database:
         self.url = normalise_url(url)
         self.engine = make_engine(self.url, **engine_kwargs)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        event.listen(self.sessions, "before_flush", _track_authz_changes)
         self._action_hooks: list[ActionsHook] = []
+        self._change_hooks: list[ChangesHook] = []
 
     @property
     def dialect(self) -> str:
@@ -91,6 +109,10 @@ class Database:
     def on_new_actions(self, hook: ActionsHook) -> None:
         """Call ``hook(new_actions)`` after each commit that wrote outbox actions."""
         self._action_hooks.append(hook)
+
+    def on_authz_changes(self, hook: ChangesHook) -> None:
+        """Call ``hook(workspace_ids)`` after each commit that changed what authorization answers there."""
+        self._change_hooks.append(hook)
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -115,6 +137,9 @@ class Database:
                     self._audit_denial(exc)
                 raise
             new_actions = list(s.info.pop("new_actions", []))
+            changed = set(s.info.pop("changed_workspaces", set()))
+        if changed:
+            self._notify(self._change_hooks, changed)
         if new_actions:
             self._announce(new_actions)
         return result
@@ -128,6 +153,14 @@ class Database:
         with self.sessions() as s:
             audit.record(s, outcome="denied", **denial)
             s.commit()
+
+    @staticmethod
+    def _notify(hooks: list[ChangesHook], changed: set[int]) -> None:
+        for hook in hooks:
+            try:
+                hook(changed)
+            except Exception:  # caches fall back to their short TTL
+                log.exception("could not announce changes to %d workspace(s)", len(changed))
 
     def _announce(self, actions: list[NewAction]) -> None:
         for hook in self._action_hooks:

@@ -126,9 +126,7 @@ def accept_invitation(s: Session, invitation_id: int, *, slack_user_id: str, ema
     if inv.status is not InvitationStatus.PENDING:
         raise Conflict(f"This invitation was already {inv.status.value}.", state=inv.status.value)
     now = utcnow()
-    if inv.expires_at <= now:
-        inv.status = InvitationStatus.EXPIRED
-        audit.record(s, workspace_id=ws.id, actor="system:clock", action="invitation.expire", resource=f"invitation:{inv.id}", details={"invitee": inv.invitee})
+    if inv.expires_at <= now:  # the clock's expiry job records it; a refusal changes nothing
         raise Conflict(f"This invitation expired on {inv.expires_at:%Y-%m-%d}. Ask an admin of `{ws.slug}` for a new one.", state="expired")
     actor = Actor.slack(slack_user_id)
     existing = s.scalars(select(Member).where(Member.workspace_id == ws.id, Member.slack_user_id == slack_user_id)).one_or_none()

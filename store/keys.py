@@ -317,8 +317,7 @@ def reveal_key(s: Session, actor: Actor, key_id: int) -> Revealed:
                 decided_at=reveal.revealed_at,
             )
         raise Conflict(f"The secret of `{key.name}` was not revealed within 24 hours and has been wiped. Rotate the key to get a new one.", state="wiped")
-    if reveal.expires_at <= utcnow():
-        _wipe(s, key.id)
+    if reveal.expires_at <= utcnow():  # the clock's wipe job destroys it; a refusal changes nothing
         raise Conflict(f"The secret of `{key.name}` was not revealed within 24 hours and has been wiped. Rotate the key to get a new one.", state="wiped")
     secret = cipher().decrypt(reveal.ciphertext)
     reveal.ciphertext, reveal.revealed_at, reveal.wiped_at = None, utcnow(), utcnow()

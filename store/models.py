@@ -359,3 +359,15 @@ class ChannelBinding(Base):
     workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id"))
     bound_by: Mapped[str] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AuthzRefusal(Base):
+    """Gateway refusals counted per key, reason and day (for the digest), not audited one by one."""
+
+    __tablename__ = "authz_refusals"
+
+    day: Mapped[datetime] = mapped_column(primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id"), primary_key=True)
+    key_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    reason: Mapped[str] = mapped_column(String(40), primary_key=True)
+    count: Mapped[int] = mapped_column(BigInteger, default=0)

@@ -94,8 +94,7 @@ def decide_request(s: Session, actor: Actor, request_id: int, *, approve: bool, 
     ws, req, decider = check_decider(s, actor, request_id, approve=approve, lock=True)
     verb = "approve" if approve else "deny"
     now = utcnow()
-    if req.expires_at <= now:
-        _expire(s, ws, req)
+    if req.expires_at <= now:  # the clock's expiry job records it; a refusal changes nothing
         raise Conflict(f"Request #{req.id} expired on {req.expires_at:%Y-%m-%d %H:%M} UTC; ask again.", state="expired")
     note = (note or "").strip()[:500] or None
     if not approve and decider is not None and not note:

@@ -155,23 +155,27 @@ def _refusal(e: UsageIn, keys: dict[int, tuple[int, int | None]], now: datetime)
 def _move_totals(s: Session, accepted: list[dict[str, Any]], now: datetime, result: IngestResult) -> None:
     deltas: dict[tuple[str, int, str, datetime], int] = defaultdict(int)
     by_workspace: dict[int, int] = defaultdict(int)
+    # Enum member lookups are slow enough to show at twelve totals an event.
+    key, project, workspace = Scope.KEY.value, Scope.PROJECT.value, Scope.WORKSPACE.value
+    tracked = [(period, period.value) for period in TRACKED]
     for r in accepted:
         amount = r["amount_micros"]
         if amount == 0:
             continue
         by_workspace[r["workspace_id"]] += amount
-        for period in TRACKED:
+        for period, name in tracked:
             start = period_start(period, r["occurred_at"])
-            deltas[(Scope.KEY.value, r["key_id"], period.value, start)] += amount
-            deltas[(Scope.WORKSPACE.value, r["workspace_id"], period.value, start)] += amount
+            deltas[(key, r["key_id"], name, start)] += amount
+            deltas[(workspace, r["workspace_id"], name, start)] += amount
             if r["project_id"] is not None:
-                deltas[(Scope.PROJECT.value, r["project_id"], period.value, start)] += amount
+                deltas[(project, r["project_id"], name, start)] += amount
     if not deltas:
         return
     # One statement, rows in a fixed order: concurrent batches lock totals in the same
     # order and so cannot deadlock on each other.
     ordered = sorted(deltas.items())
     after = _upsert_totals(s, ordered)
+    _check_key_limits(s, deltas, after, now)
     _check_projects(s, deltas, after, now, result)
     for workspace_id in sorted(by_workspace):
         _check_workspace(s, workspace_id, by_workspace[workspace_id], deltas, after, now, result)
@@ -240,6 +244,21 @@ def _upsert_totals(s: Session, ordered: list[tuple[tuple[str, int, str, datetime
         for scope, scope_id, period, start, amount in s.execute(stmt, params):
             after[(Scope(scope).value, scope_id, Period(period).value, start)] = amount
     return after
+
+
+def _check_key_limits(s, deltas, after, now) -> None:
+    """A key reaching its own limit changes what a gateway hears for it: tell the caches."""
+    key_ids = sorted({k[1] for k in deltas if k[0] == Scope.KEY.value})
+    limited = []
+    for chunk in (key_ids[i : i + 5000] for i in range(0, len(key_ids), 5000)):
+        limited += s.execute(
+            select(ApiKey.id, ApiKey.workspace_id, ApiKey.limit_micros, ApiKey.limit_period).where(ApiKey.id.in_(chunk), ApiKey.limit_micros.is_not(None))
+        ).all()
+    for key_id, workspace_id, limit, period in limited:
+        period = Period(period)
+        k = (Scope.KEY.value, key_id, period.value, period_start(period, now))
+        if k in deltas and after[k] - deltas[k] < limit <= after[k]:
+            s.info.setdefault("changed_workspaces", set()).add(workspace_id)
 
 
 def _check_projects(s, deltas, after, now, result) -> None:

@@ -35,8 +35,11 @@ _factory: Callable[[], Runtime] | None = None
 def from_settings() -> Runtime:
     from purser.settings import get_settings
 
+    from gateway.invalidation import install_publisher
+
     settings = get_settings()
     db = Database(settings.database_url)
+    install_publisher(db, settings.redis_url)  # pauses and revocations reach every web process's cache at once
     slack = None
     if settings.slack_bot_token:
         slack = Slack(db, settings.slack_bot_token.get_secret_value(), settings.slack_api_url)

@@ -214,3 +214,18 @@ def test_budget_overview_shows_spend_against_each_limit_paused_first(db, shop):
         ("cap", "shop", USD("$20"), USD("$100"), False, 20),
         ("project", "chat", USD("$10"), USD("$40"), False, 25),
     ]
+
+
+def test_raising_the_cap_over_an_empty_credit_pool_keeps_the_workspace_paused_for_credit(db, shop):
+    from store import credits
+
+    ws, admin, _, key_id = shop
+    db.run(budgets.set_workspace_cap, admin, ws, USD("$20"))
+    db.run(budgets.set_project_budget, admin, ws, "search", None)
+    db.run(credits.add_credit, admin, ws, USD("$20"))
+    f.spend(db, key_id, USD("$20"))  # reaches the cap and empties the pool at once
+    db.run(budgets.set_workspace_cap, admin, ws, USD("$50"))
+    w = workspace(db, ws)
+    assert (w.status, w.paused_reason) == (WorkspaceStatus.PAUSED, "credit")
+    db.run(credits.add_credit, admin, ws, USD("$10"))
+    assert workspace(db, ws).status is WorkspaceStatus.ACTIVE

@@ -30,7 +30,7 @@ DOLLAR = MICROS_PER_DOLLAR
 _slugs = itertools.count(1)
 
 # The database is reused across examples; each example gets a workspace of its own.
-store_settings = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+store_settings = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 
 
 def fresh_slug(prefix: str) -> str:

@@ -26,8 +26,9 @@ from dramatiq import Message
 from tests.services import REDIS_URL, require
 from workers.leader import LOCK_NAME, RedisLeaderLock
 
-#: a Redis database of the clock's own, so the other Redis tests never see its messages
-CLOCK_REDIS_DB = 14
+#: Redis databases for the clock's lock and queue, away from the other Redis tests; each test claims a free one
+CLOCK_REDIS_DBS = range(14, 7, -1)
+CLAIM = "purser-test:claimed"
 TTL = 2.0
 RENEW_EVERY = TTL / 3  # the clock renews (or tries to take) the lock this often
 JOBS = {"sweep_outbox": 0.5, "sync_usage": 1, "evaluate_thresholds": 1, "roll_over_periods": 1, "expire_requests": 1, "wipe_reveals": 1}
@@ -85,12 +86,21 @@ class ClockProcess:
 
 @pytest.fixture
 def clock_redis():
+    """A Redis database of this test's own: test runs side by side on one machine must not share a lock."""
     require(REDIS_URL, "Redis")
-    url = urlunparse(urlparse(REDIS_URL)._replace(path=f"/{CLOCK_REDIS_DB}"))
-    client = redis.Redis.from_url(url)
-    client.flushdb()
+    for db in CLOCK_REDIS_DBS:
+        url = urlunparse(urlparse(REDIS_URL)._replace(path=f"/{db}"))
+        client = redis.Redis.from_url(url)
+        if client.set(CLAIM, os.getpid(), nx=True, ex=120):
+            break
+        client.close()
+    else:
+        pytest.fail(f"every Redis database in {list(CLOCK_REDIS_DBS)} is claimed by another test run")
+    stale = [key for key in client.scan_iter() if key != CLAIM.encode()]
+    if stale:
+        client.delete(*stale)
     yield url, client
-    client.flushdb()
+    client.flushdb()  # the claim goes with it
     client.close()
 
 
@@ -137,7 +147,8 @@ def wait_for(check, clocks: list[ClockProcess], what: str, timeout: float = 15.0
 
 
 def leader_of(clocks: list[ClockProcess]) -> ClockProcess:
-    return wait_for(lambda: next((c for c in clocks if c.took_at() is not None), None), clocks, "leader")
+    # Generous: on a busy machine a clock can take many seconds just to import.
+    return wait_for(lambda: next((c for c in clocks if c.took_at() is not None), None), clocks, "leader", timeout=40)
 
 
 @pytest.mark.redis
@@ -275,7 +286,7 @@ def test_redis_lock_it_cannot_reach_does_not_lead(lock_url):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         closed_port = s.getsockname()[1]  # nothing listens once the socket is closed
-    lost = RedisLeaderLock(f"redis://127.0.0.1:{closed_port}/{CLOCK_REDIS_DB}", ttl_seconds=5)
+    lost = RedisLeaderLock(f"redis://127.0.0.1:{closed_port}/0", ttl_seconds=5)
     assert lost.tick() is False and lost.held is False
     # ...while the same lock on a Redis it reaches is free for another to take.
     assert RedisLeaderLock(lock_url, ttl_seconds=5).tick() is True

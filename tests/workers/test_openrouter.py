@@ -11,8 +11,9 @@ import pytest
 from sqlalchemy import select
 
 from bot.blocks.common import lit
-from store import budgets, keys
-from store.models import Action, ApiKey, Project, UsageEvent
+from store import budgets, keys, workspaces
+from store.errors import InvalidInput
+from store.models import Action, ApiKey, Project, UsageEvent, Workspace
 from store.money import parse_money
 from store.types import ActionStatus, Period, ProjectStatus, Scope
 from tests import factories as f
@@ -183,6 +184,14 @@ def test_missing_management_key_tells_the_operator_what_to_set():
 
 def openrouter_workspace(db, slug: str = "orx") -> int:
     return f.workspace(db, slug, "development", provider="openrouter")
+
+
+def test_a_workspace_names_only_a_provider_purser_knows(sqlite_db):
+    with pytest.raises(InvalidInput, match="not a key provider"):
+        sqlite_db.run(workspaces.create_workspace, f.OPERATOR, slug="typo", provider="openruoter")
+    ws = openrouter_workspace(sqlite_db)
+    with sqlite_db.session() as s:
+        assert s.get(Workspace, ws).provider == "openrouter"
 
 
 def actions(db, kind: str) -> list[Action]:

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-27 06:14:53.690946
+Create Date: 2026-11-27 06:30:18.060762
 """
 from __future__ import annotations
 
@@ -99,6 +99,15 @@ def upgrade() -> None:
     sa.Column('hash', sa.String(length=64), nullable=False),
     sa.ForeignKeyConstraint(['workspace_id'], ['workspaces.id'], name=op.f('fk_audit_heads_workspace_id_workspaces')),
     sa.PrimaryKeyConstraint('workspace_id', name=op.f('pk_audit_heads'))
+    )
+    op.create_table('authz_refusals',
+    sa.Column('day', store.types.UTCDateTime(), nullable=False),
+    sa.Column('workspace_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('key_id', sa.BigInteger(), nullable=False),
+    sa.Column('reason', sa.String(length=40), nullable=False),
+    sa.Column('count', sa.BigInteger(), nullable=False),
+    sa.ForeignKeyConstraint(['workspace_id'], ['workspaces.id'], name=op.f('fk_authz_refusals_workspace_id_workspaces')),
+    sa.PrimaryKeyConstraint('day', 'workspace_id', 'key_id', 'reason', name=op.f('pk_authz_refusals'))
     )
     op.create_table('channel_bindings',
     sa.Column('team_id', sa.String(length=32), nullable=False),
@@ -328,6 +337,7 @@ def downgrade() -> None:
 
     op.drop_table('members')
     op.drop_table('channel_bindings')
+    op.drop_table('authz_refusals')
     op.drop_table('audit_heads')
     with op.batch_alter_table('audit_events', schema=None) as batch_op:
         batch_op.drop_index('ix_audit_events_at')

@@ -1,0 +1,588 @@
+"""Slash-command acks on the production web stack: `/ai-key new` against a signed `/ai-key help`.
+
+gunicorn with gthread workers (the command line `purser web` runs, bound to loopback)
+serves `bot.web:create_app()` with a fresh PostgreSQL database (migrated, dropped at the
+end), a Redis db of its own (flushed) that the relay enqueues to, and the fake Slack Web
+API served in this process. Every `/ai-key new` names a new key and comes from a
+developer of a production workspace, so each one opens a pending request, appends to the
+audit chain and enqueues `request_opened`. `/ai-key help` is signed the same way and goes
+through the same signature check, Bolt and command routing, but touches no store: the
+trivial signed endpoint.
+
+(a) Closed loop: 50 keep-alive connections, each sending its next request as soon as
+    the last is answered; the figure is requests/s, ours over the trivial one's.
+(b) Open loop: requests at fixed intervals (200/s for 30 s) whatever the answers; the
+    latency of each runs from its scheduled send to its whole response.
+
+The load comes from one selector loop over raw sockets in this process, which costs a
+few per cent of a core (printed), so the server, not the client, is what saturates.
+docs/benchmarks.md says what is measured and keeps the last figures.
+
+    .venv/bin/python bench/ack.py [--workers 2] [--threads 8] [--clients 50] [--rate 200] [--seconds 30]
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import itertools
+import os
+import platform
+import re
+import selectors
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlencode
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # sandbox/ ships with the source, not the package
+
+import redis  # noqa: E402
+from sqlalchemy import create_engine, func, select, text  # noqa: E402
+from sqlalchemy.engine import make_url  # noqa: E402
+
+from sandbox.serve import serve_in_thread  # noqa: E402
+from sandbox.signing import sign  # noqa: E402
+from sandbox.slack_api import SlackAPI  # noqa: E402
+from store import members, workspaces  # noqa: E402
+from store.db import Database, normalise_url  # noqa: E402
+from store.migrate import upgrade  # noqa: E402
+from store.models import Request  # noqa: E402
+from store.permissions import Actor  # noqa: E402
+from store.types import RequestState, Role  # noqa: E402
+
+DEFAULT_DB = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+DEFAULT_REDIS = "redis://127.0.0.1:6379/12"  # a db of its own: it is flushed
+TEAM = "T0BENCH"
+SECRET = "bench-signing-secret"
+TOKEN = "xoxb-bench"
+OPERATOR = Actor.operator("bench")
+ACTIONS_QUEUE = "dramatiq:actions.msgs"  # where dramatiq's RedisBroker keeps the relay's messages
+TARGET_RATIO = 0.5
+TARGET_P99 = 0.100
+
+
+@contextmanager
+def fresh_database(url: str) -> Iterator[tuple[str, str]]:
+    name = f"purser_ack_{uuid.uuid4().hex[:10]}"
+    server = create_engine(normalise_url(url), isolation_level="AUTOCOMMIT")
+    with server.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        bench_url = make_url(normalise_url(url)).set(database=name).render_as_string(hide_password=False)
+        upgrade(bench_url)
+        yield bench_url, name
+    finally:
+        with server.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        server.dispose()
+
+
+# --- the production server ---------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def gunicorn(port: int, workers: int, threads: int, env: dict[str, str], log_path: Path) -> Iterator[subprocess.Popen]:
+    # The same command line as `purser web`, bound to loopback.
+    argv = [sys.executable, "-m", "gunicorn", "--worker-class", "gthread", "--workers", str(workers), "--threads", str(threads)]
+    argv += ["--bind", f"127.0.0.1:{port}", "--access-logfile", "-", "bot.web:create_app()"]
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_healthy(proc, port, log_path)
+        yield proc
+    finally:
+        proc.terminate()  # gunicorn's graceful stop: the master ends its workers
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def wait_healthy(proc: subprocess.Popen, port: int, log_path: Path, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"gunicorn exited ({proc.returncode}):\n{log_path.read_text()[-3000:]}")
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", "/healthz")
+            if conn.getresponse().status == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise SystemExit(f"gunicorn did not answer /healthz in {timeout:.0f} s:\n{log_path.read_text()[-3000:]}")
+
+
+# --- CPU used by the server side, from /proc ---------------------------------------------------
+
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _stat(pid: str) -> list[str] | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            raw = f.read().decode(errors="replace")
+    except OSError:
+        return None
+    return raw[raw.rindex(")") + 2 :].split()  # fields from the state on; comm may hold spaces
+
+
+def cpu_of(pids: list[str]) -> dict[str, float]:
+    out = {}
+    for pid in pids:
+        fields = _stat(pid)
+        if fields:
+            out[pid] = (int(fields[11]) + int(fields[12])) / TICK  # utime + stime
+    return out
+
+
+def server_pids(master: int) -> list[str]:
+    pids = [str(master)]
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        fields = _stat(pid)
+        if fields and fields[1] == str(master):
+            pids.append(pid)
+    return pids
+
+
+def postgres_pids(database: str) -> list[str]:
+    """The backends serving ``database`` (their process title names it)."""
+    needle = f" {database} ".encode()
+    pids = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                title = f.read()
+        except OSError:
+            continue
+        if title.startswith(b"postgres:") and needle in title:
+            pids.append(pid)
+    return pids
+
+
+@dataclass
+class CpuMeter:
+    master: int
+    database: str
+    start: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    def snapshot(self) -> dict[str, dict[str, float]]:
+        return {"server": cpu_of(server_pids(self.master)), "postgres": cpu_of(postgres_pids(self.database))}
+
+    def begin(self) -> None:
+        self.start = self.snapshot()
+
+    def end(self) -> dict[str, object]:
+        now = self.snapshot()
+        used = {side: {pid: t - self.start[side].get(pid, 0.0) for pid, t in now[side].items()} for side in now}
+        workers = sorted((t for pid, t in used["server"].items() if pid != str(self.master)), reverse=True)
+        return {"server": sum(used["server"].values()), "postgres": sum(used["postgres"].values()), "workers": workers}
+
+
+# --- the signed requests -----------------------------------------------------------------------
+
+
+class Commands:
+    """Slash commands as Slack sends them: form-encoded, signed, each with a trigger id of its own."""
+
+    def __init__(self, port: int, users: list[str]) -> None:
+        self.head = f"POST /slack/events HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+        self.users = users
+        self.seq = itertools.count(1)
+
+    def request(self, user: str, text: str) -> bytes:
+        n = next(self.seq)
+        form = {
+            "token": "unused", "team_id": TEAM, "team_domain": "bench", "channel_id": "C0GENERAL", "channel_name": "general",
+            "user_id": user, "user_name": user.lower(), "command": "/ai-key", "text": text, "api_app_id": "A0PURSER",
+            "response_url": "http://127.0.0.1:9/unused", "trigger_id": f"{n}.trigger",
+        }  # fmt: skip
+        body = urlencode(form).encode()
+        ts = str(int(time.time()))
+        head = f"{self.head}Content-Length: {len(body)}\r\nX-Slack-Request-Timestamp: {ts}\r\nX-Slack-Signature: {sign(SECRET, ts, body)}\r\n\r\n"
+        return head.encode() + body
+
+    def new(self) -> Iterator[bytes]:
+        """`/ai-key new` with a key name never used before, from each developer in turn."""
+        for n in itertools.count():
+            yield self.request(self.users[n % len(self.users)], f"new bench-{next(self.seq)}")
+
+    def help(self) -> Iterator[bytes]:
+        for n in itertools.count():
+            yield self.request(self.users[n % len(self.users)], "help")
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    name: str
+    requests: Callable[[], Iterator[bytes]]
+    marker: bytes  # what a right answer's body holds
+
+    def ok(self, status: int, body: bytes) -> bool:
+        return status == 200 and self.marker in body
+
+
+# --- the load: HTTP/1.1 keep-alive connections driven by one selector loop ----------------------
+
+_LENGTH = re.compile(rb"\r\ncontent-length:\s*(\d+)", re.I)
+
+
+def parse_response(buf: bytes) -> tuple[int, bytes, bool, int] | None:
+    """(status, body, server closes, bytes used) once ``buf`` holds a whole response, else None."""
+    head_end = buf.find(b"\r\n\r\n")
+    if head_end < 0:
+        return None
+    head, start = buf[:head_end], head_end + 4
+    status = int(head[9:12])
+    closes = b"connection: close" in head.lower()
+    m = _LENGTH.search(head)
+    if m:
+        end = start + int(m.group(1))
+        return (status, buf[start:end], closes, end) if len(buf) >= end else None
+    body, pos = b"", start  # chunked
+    while True:
+        line_end = buf.find(b"\r\n", pos)
+        if line_end < 0:
+            return None
+        size = int(buf[pos:line_end].split(b";")[0], 16)
+        if len(buf) < line_end + 2 + size + 2:
+            return None
+        if size == 0:
+            return status, body, closes, line_end + 4
+        body += buf[line_end + 2 : line_end + 2 + size]
+        pos = line_end + 2 + size + 2
+
+
+class Conn:
+    def __init__(self, port: int, sel: selectors.BaseSelector) -> None:
+        self.port, self.sel = port, sel
+        self.request, self.t0, self.buf = b"", 0.0, b""
+        self.retried = False
+        self._connect()
+
+    def _connect(self) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", self.port))
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.sel.register(self.sock, selectors.EVENT_READ, self)
+
+    def reconnect(self) -> None:
+        self.sel.unregister(self.sock)
+        self.sock.close()
+        self._connect()
+
+    def send(self, request: bytes, t0: float) -> None:
+        self.request, self.t0, self.buf, self.retried = request, t0, b"", False
+        self.sock.sendall(request)
+
+    def receive(self) -> tuple[int, bytes] | None:
+        try:
+            data = self.sock.recv(65536)
+        except ConnectionError:
+            data = b""
+        if not data:
+            if self.buf or self.retried:
+                raise ConnectionError("the server closed a connection mid-response")
+            # A keep-alive connection the server had already closed: send again on a new one.
+            self.reconnect()
+            self.retried = True
+            self.sock.sendall(self.request)
+            return None
+        self.buf += data
+        parsed = parse_response(self.buf)
+        if parsed is None:
+            return None
+        status, body, closes, _ = parsed
+        if closes:
+            self.reconnect()
+        return status, body
+
+    def close(self) -> None:
+        self.sel.unregister(self.sock)
+        self.sock.close()
+
+
+@dataclass
+class Run:
+    endpoint: str
+    seconds: float
+    latencies: list[float] = field(default_factory=list)  # of the answers that came in time
+    answered: int = 0
+    wrong: int = 0
+    sent: int = 0
+    client_cpu: float = 0.0
+    cpu: dict = field(default_factory=dict)
+
+    @property
+    def rate(self) -> float:
+        return len(self.latencies) / self.seconds
+
+    def pct(self, q: float) -> float:
+        if not self.latencies:
+            return float("nan")
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def closed_loop(port: int, endpoint: Endpoint, clients: int, seconds: float, meter: CpuMeter | None = None) -> Run:
+    sel = selectors.DefaultSelector()
+    requests = endpoint.requests()
+    run = Run(endpoint.name, seconds)
+    conns = [Conn(port, sel) for _ in range(clients)]
+    if meter:
+        meter.begin()
+    cpu0, start = time.process_time(), time.perf_counter()
+    end = start + seconds
+    for c in conns:
+        c.send(next(requests), time.perf_counter())
+    run.sent = len(conns)
+    busy = len(conns)
+    while busy:
+        events = sel.select(timeout=30)
+        if not events:
+            raise SystemExit(f"{busy} requests unanswered for 30 s")
+        for key, _ in events:
+            c = key.data
+            answer = c.receive()
+            if answer is None:
+                continue
+            now = time.perf_counter()
+            run.answered += 1
+            run.wrong += not endpoint.ok(*answer)
+            if now <= end:
+                run.latencies.append(now - c.t0)
+                c.send(next(requests), now)
+                run.sent += 1
+            else:
+                busy -= 1
+    run.client_cpu = time.process_time() - cpu0
+    if meter:
+        run.cpu = meter.end()
+    for c in conns:
+        c.close()
+    return run
+
+
+def open_loop(port: int, endpoint: Endpoint, rate: float, seconds: float, pool: int, meter: CpuMeter | None = None) -> Run:
+    """Sends at fixed intervals; with every connection busy a request waits, and its wait counts."""
+    sel = selectors.DefaultSelector()
+    requests = endpoint.requests()
+    run = Run(endpoint.name, seconds)
+    idle = deque(Conn(port, sel) for _ in range(pool))
+    n = int(rate * seconds)
+    if meter:
+        meter.begin()
+    cpu0 = time.process_time()
+    start = time.perf_counter() + 0.05
+    due = [start + i / rate for i in range(n)]
+    waiting: deque[float] = deque()
+    i = busy = 0
+    while i < n or waiting or busy:
+        now = time.perf_counter()
+        while i < n and due[i] <= now:
+            waiting.append(due[i])
+            i += 1
+        while waiting and idle:
+            # The oldest idle connection goes first, so none sits idle past the server's keep-alive.
+            idle.popleft().send(next(requests), waiting.popleft())
+            busy += 1
+        timeout = max(0.0, due[i] - time.perf_counter()) if i < n else 30
+        events = sel.select(timeout=timeout)
+        if not events and i >= n:
+            raise SystemExit(f"{busy} requests unanswered for 30 s")
+        for key, _ in events:
+            c = key.data
+            answer = c.receive()
+            if answer is None:
+                continue
+            busy -= 1
+            run.answered += 1
+            run.wrong += not endpoint.ok(*answer)
+            run.latencies.append(time.perf_counter() - c.t0)
+            idle.append(c)
+    run.sent = n
+    run.client_cpu = time.process_time() - cpu0
+    if meter:
+        run.cpu = meter.end()
+    for c in idle:
+        c.close()
+    return run
+
+
+# --- state, built through the store's operations -----------------------------------------------
+
+
+def production_workspace(db: Database, developers: int) -> list[str]:
+    ws = db.run(workspaces.create_workspace, OPERATOR, slug="ack", environment="production", team_id=TEAM).id
+    users = [f"U{i:08d}" for i in range(1, developers + 1)]
+    db.run(members.add_member, OPERATOR, ws, role=Role.ADMIN, slack_user_id="U0ADMIN00")
+    db.run(lambda s: [members.add_member(s, OPERATOR, ws, role=Role.DEVELOPER, slack_user_id=u) for u in users])
+    return users
+
+
+def pending_requests(db: Database) -> int:
+    with db.session() as s:
+        return s.scalar(select(func.count()).select_from(Request).where(Request.state == RequestState.PENDING))
+
+
+def machine_facts(db: Database, broker: redis.Redis, load: tuple[float, ...]) -> dict:
+    import gunicorn as gunicorn_pkg
+
+    cpu = "?"
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    with db.engine.connect() as conn:
+        pg = conn.scalar(text("SHOW server_version"))
+    return {
+        "nproc": os.cpu_count(),
+        "cpu": cpu,
+        "load": " ".join(f"{x:.2f}" for x in load),
+        "pg": pg,
+        "redis": broker.info("server")["redis_version"],
+        "python": platform.python_version(),
+        "gunicorn": gunicorn_pkg.__version__,
+    }
+
+
+# --- the report ---------------------------------------------------------------------------------
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:.1f}"
+
+
+def cpu_line(run: Run) -> str:
+    done = max(1, run.answered)
+    return f"{ms(run.cpu['server'] / done):>6} {ms(run.cpu['postgres'] / done):>6} {100 * run.client_cpu / run.seconds:>5.0f}%"
+
+
+def report(args, facts: dict, closed: dict[str, list[Run]], opened: dict[str, Run]) -> bool:
+    print(f"\nSlack ack on gunicorn, gthread {args.workers} workers × {args.threads} threads, keep-alive connections")
+    print(f"machine: {facts['nproc']} cores, {facts['cpu']}; load average at start {facts['load']}")
+    print(f"PostgreSQL {facts['pg']}, Redis {facts['redis']}, Python {facts['python']}, gunicorn {facts['gunicorn']}")
+    print("CPU ms per answer: gunicorn (master + workers), PostgreSQL backends of the bench database; client: this process's share of one core\n")
+
+    print(f"(a) closed loop, {args.clients} connections, {args.round:g} s a round")
+    print(f"{'endpoint':<14}{'round req/s':>24}{'best':>8}{'p50 ms':>8}{'p99 ms':>8}{'srv':>7}{'pg':>7}{'client':>7}")
+    best = {}
+    for name, runs in closed.items():
+        top = max(runs, key=lambda r: r.rate)
+        best[name] = top.rate
+        rounds = " ".join(f"{r.rate:7.0f}" for r in runs)
+        print(f"{name:<14}{rounds:>24}{top.rate:8.0f}{ms(top.pct(0.5)):>8}{ms(top.pct(0.99)):>8} {cpu_line(top)}")
+    ratio = best["/ai-key new"] / best["/ai-key help"]
+    print(f"ratio new / help: {ratio:.2f} (target ≥ {TARGET_RATIO}) — {'met' if ratio >= TARGET_RATIO else 'MISSED'}")
+    for name, runs in closed.items():
+        top = max(runs, key=lambda r: r.rate)
+        split = " / ".join(f"{t:.1f}" for t in top.cpu["workers"])
+        print(f"  {name}: CPU s per worker in its best round {split}")
+
+    print(f"\n(b) open loop, {args.rate:g} requests/s for {args.seconds:g} s, latency from the scheduled send to the whole answer")
+    print(f"{'endpoint':<14}{'sent':>7}{'req/s':>7}{'p50 ms':>8}{'p90 ms':>8}{'p99 ms':>8}{'max ms':>8}{'srv':>7}{'pg':>7}{'client':>7}")
+    for name, run in opened.items():
+        print(f"{name:<14}{run.sent:>7}{run.answered / run.seconds:>7.0f}{ms(run.pct(0.5)):>8}{ms(run.pct(0.9)):>8}{ms(run.pct(0.99)):>8}{ms(max(run.latencies)):>8} {cpu_line(run)}")
+    p99 = opened["/ai-key new"].pct(0.99)
+    print(f"p99 of /ai-key new at {args.rate:g}/s: {ms(p99)} ms (target ≤ {ms(TARGET_P99)} ms) — {'met' if p99 <= TARGET_P99 else 'MISSED'}")
+
+    wrong = sum(r.wrong for runs in closed.values() for r in runs) + sum(r.wrong for r in opened.values())
+    if wrong:
+        print(f"\n{wrong} answers were not the right one (status or text)")
+    return wrong == 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--database-url", default=DEFAULT_DB, help="a PostgreSQL server; the benchmark makes and drops its own database there")
+    parser.add_argument("--redis-url", default=DEFAULT_REDIS, help="a Redis db number of its own: it is flushed")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
+    parser.add_argument("--threads", type=int, default=8, help="threads per worker")
+    parser.add_argument("--clients", type=int, default=50, help="connections in the closed loop")
+    parser.add_argument("--round", type=float, default=8, help="seconds of each closed-loop round (two rounds per endpoint)")
+    parser.add_argument("--rate", type=float, default=200, help="requests/s in the open loop")
+    parser.add_argument("--seconds", type=float, default=30, help="seconds of the open loop, per endpoint")
+    parser.add_argument("--pool", type=int, default=64, help="connections the open loop may have in flight")
+    parser.add_argument("--developers", type=int, default=200, help="developers of the production workspace")
+    args = parser.parse_args(argv)
+    if make_url(normalise_url(args.database_url)).get_backend_name() != "postgresql":
+        parser.error("the benchmark measures PostgreSQL; give a postgresql:// URL")
+    load = os.getloadavg()
+    started = time.perf_counter()
+
+    broker = redis.Redis.from_url(args.redis_url)
+    broker.flushdb()
+    api = SlackAPI(token=TOKEN)
+    served = serve_in_thread(api)
+    port = free_port()
+    try:
+        with fresh_database(args.database_url) as (url, name), tempfile.TemporaryDirectory(prefix="purser-ack-") as tmp:
+            db = Database(url)
+            try:
+                facts = machine_facts(db, broker, load)
+                users = production_workspace(db, args.developers)
+                env = {k: v for k, v in os.environ.items() if not k.startswith("SLACK_")}
+                env.update(
+                    DATABASE_URL=url, REDIS_URL=args.redis_url, SLACK_BOT_TOKEN=TOKEN, SLACK_SIGNING_SECRET=SECRET,
+                    SLACK_TEAM_ID=TEAM, SLACK_API_URL=served.url + "/api/",
+                )  # fmt: skip
+                log_path = Path(tmp) / "gunicorn.log"
+                print(f"load average at start {facts['load']}; gunicorn on 127.0.0.1:{port}, {args.workers} × {args.threads}", flush=True)
+                with gunicorn(port, args.workers, args.threads, env, log_path) as proc:
+                    meter = CpuMeter(proc.pid, name)
+                    commands = Commands(port, users)
+                    new = Endpoint("/ai-key new", commands.new, b"request #")
+                    trivial = Endpoint("/ai-key help", commands.help, b"ai-key new")
+                    for e in (trivial, new):  # both workers booted, pools filled, code paths warm
+                        closed_loop(port, e, args.clients, 2)
+                    closed: dict[str, list[Run]] = {trivial.name: [], new.name: []}
+                    for r in range(2):
+                        # Alternate who goes first, so neither always meets the quieter moment.
+                        for e in (trivial, new) if r % 2 == 0 else (new, trivial):
+                            run = closed_loop(port, e, args.clients, args.round, meter)
+                            closed[e.name].append(run)
+                            print(f"  closed {e.name:<13} round {r + 1}: {run.rate:6.0f} req/s, p99 {ms(run.pct(0.99))} ms", flush=True)
+                    opened: dict[str, Run] = {}
+                    for e in (new, trivial):
+                        opened[e.name] = run = open_loop(port, e, args.rate, args.seconds, args.pool, meter)
+                        print(f"  open   {e.name:<13} {args.rate:g}/s: p50 {ms(run.pct(0.5))} ms, p99 {ms(run.pct(0.99))} ms", flush=True)
+                    correct = report(args, facts, closed, opened)
+                # Every acked `new` left one pending request in the store and one message in Redis.
+                acked = sum(r.answered - r.wrong for r in opened.values() if r.endpoint == new.name)
+                acked += sum(r.answered - r.wrong for runs in closed.values() for r in runs if r.endpoint == new.name)
+                pending, queued = pending_requests(db), broker.hlen(ACTIONS_QUEUE)
+                print(f"store: {pending:,} pending requests; Redis: {queued:,} request_opened messages; Slack API calls: {len(api.calls)}")
+                if pending < acked or queued != pending:
+                    print(f"expected at least {acked:,} pending requests, each with its message in Redis")
+                    correct = False
+            finally:
+                db.dispose()
+    finally:
+        served.stop()
+        broker.flushdb()
+        broker.close()
+    print(f"(whole run {time.perf_counter() - started:.0f} s)")
+    return 0 if correct else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

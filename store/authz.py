@@ -1,0 +1,161 @@
+"""May this key make this call now? The answer a gateway gets, from the store's state.
+
+The web process caches ``KeyState`` per secret hash and asks ``decide`` on every call;
+``load_key_state`` is the only query, and runs on a cache miss.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from store.budgets import spent
+from store.models import ApiKey, AuthzRefusal, Member, Project, Workspace
+from store.money import format_money
+from store.periods import period_start
+from store.types import KeyStatus, MemberStatus, Period, ProjectStatus, Scope, WorkspaceStatus, utcnow
+
+
+@dataclass(frozen=True)
+class KeyState:
+    key_id: int
+    key_name: str
+    workspace_id: int
+    workspace: str
+    project_id: int | None
+    project: str | None
+    member: str
+    usable: str | None  # why the key itself cannot be used (revoked, disabled, owner removed …), else None
+    expires_at: datetime | None
+    workspace_paused: str | None  # "cap" | "credit" | None
+    project_paused: str | None  # the reason, when paused
+    project_paused_by: str | None  # "budget" | "manual"
+    project_budget: int | None
+    key_limit_spent: bool
+    key_limit: int | None
+    allowlist: tuple = ()  # ip_network objects
+
+
+def load_key_state(s: Session, secret_hash: str) -> KeyState | None:
+    row = s.execute(
+        select(ApiKey, Member, Workspace, Project)
+        .join(Member, Member.id == ApiKey.member_id)
+        .join(Workspace, Workspace.id == ApiKey.workspace_id)
+        .outerjoin(Project, Project.id == ApiKey.project_id)
+        .where(ApiKey.secret_hash == secret_hash)
+    ).one_or_none()
+    if row is None:
+        return None
+    key, member, ws, proj = row
+    usable = None
+    if key.status is KeyStatus.REVOKED:
+        usable = "revoked"
+    elif key.status is KeyStatus.DISABLED:
+        usable = "disabled"
+    elif member.status is not MemberStatus.ACTIVE:
+        usable = "owner removed"
+    elif ws.status is WorkspaceStatus.DELETED:
+        usable = "workspace deleted"
+    limit_spent = key.limit_micros is not None and spent(s, Scope.KEY, key.id, key.limit_period) >= key.limit_micros
+    return KeyState(
+        key_id=key.id,
+        key_name=key.name,
+        workspace_id=ws.id,
+        workspace=ws.slug,
+        project_id=proj.id if proj else None,
+        project=proj.slug if proj else None,
+        member=member.slack_user_id or member.email or str(member.id),
+        usable=usable,
+        expires_at=key.expires_at,
+        workspace_paused=ws.paused_reason if ws.status is WorkspaceStatus.PAUSED else None,
+        project_paused=proj.paused_reason if proj and proj.status is ProjectStatus.PAUSED else None,
+        project_paused_by=proj.paused_by if proj else None,
+        project_budget=proj.budget_micros if proj else None,
+        key_limit_spent=limit_spent,
+        key_limit=key.limit_micros,
+        allowlist=tuple(ipaddress.ip_network(c, strict=False) for c in (ws.ip_allowlist or [])),
+    )
+
+
+@dataclass(frozen=True)
+class Decision:
+    status: int  # 200, 401, 402 or 403
+    reason: str  # a short machine word: ok, unknown_key, revoked, expired, ip_not_allowed, wrong_project, project_budget, workspace_cap, credit_pool, key_limit, project_paused
+    message: str = ""
+    headers: dict[str, str] = field(default_factory=dict)
+    state: KeyState | None = None
+
+
+def decide(state: KeyState | None, client_ip: str | None, project_tag: str | None, now: datetime | None = None) -> Decision:
+    """The order matters: who you are (401), where you are and what you ask for (403), whether money is left (402)."""
+    if state is None:
+        return Decision(401, "unknown_key", "Unknown API key.")
+    refuse = lambda status, reason, message: Decision(status, reason, message, {"X-Purser-Refusal": reason}, state)  # noqa: E731
+    if state.usable:
+        return refuse(401, state.usable.replace(" ", "_"), f"This key is {state.usable}.")
+    if state.expires_at is not None and state.expires_at <= (now or utcnow()):
+        return refuse(401, "expired", f"This key expired at {state.expires_at:%Y-%m-%d %H:%M} UTC; ask for a new one with /ai-key new.")
+    if state.allowlist:
+        address = _address(client_ip)
+        if address is None or not any(address in net for net in state.allowlist):
+            return refuse(403, "ip_not_allowed", "Calls from this address are not allowed for this key's workspace.")
+    if project_tag and project_tag.strip().lower() != (state.project or ""):
+        # Names nothing beyond the caller's own key: the tag may be another workspace's project.
+        return refuse(403, "wrong_project", "This key does not belong to the project named in X-Purser-Project.")
+    if state.workspace_paused == "credit":
+        return refuse(402, "credit_pool", f"The credit pool of {state.workspace} is empty. A Billing Manager or Admin can add credit: /ai-credits add $N -w {state.workspace}")
+    if state.workspace_paused == "cap":
+        return refuse(402, "workspace_cap", f"The spending cap of {state.workspace} is spent. An Admin can raise it: /ai-budget cap $N -w {state.workspace}")
+    if state.project_paused is not None:
+        if state.project_paused_by == "budget":
+            budget = format_money(state.project_budget) if state.project_budget is not None else "its budget"
+            return refuse(402, "project_budget", f"Project {state.project} has spent its budget of {budget}. An Admin can raise it: /ai-budget set {state.project} $N -w {state.workspace}")
+        return refuse(403, "project_paused", f"Project {state.project} is paused by an admin: {state.project_paused}")
+    if state.key_limit_spent:
+        return refuse(402, "key_limit", f"This key has spent its own limit of {format_money(state.key_limit or 0)} for the period. Its owner can ask for a higher limit with a new key.")
+    headers = {
+        "X-Purser-Workspace": state.workspace,
+        "X-Purser-Project": state.project or "",
+        "X-Purser-Key": str(state.key_id),
+        "X-Purser-Member": state.member,
+    }
+    return Decision(200, "ok", "", headers, state)
+
+
+def _address(client_ip: str | None):
+    try:
+        return ipaddress.ip_address((client_ip or "").strip())
+    except ValueError:
+        return None
+
+
+def record_refusals(s: Session, counts: Counter, now: datetime | None = None) -> int:
+    """Add counted refusals ((workspace_id, key_id, reason) → n) to today's tallies."""
+    if not counts:
+        return 0
+    day = period_start(Period.DAILY, now or utcnow())
+    insert = postgresql.insert if s.get_bind().dialect.name == "postgresql" else sqlite.insert
+    stmt = insert(AuthzRefusal)
+    stmt = stmt.on_conflict_do_update(index_elements=["day", "workspace_id", "key_id", "reason"], set_={"count": AuthzRefusal.count + stmt.excluded.count})
+    rows = [{"day": day, "workspace_id": w, "key_id": k, "reason": r, "count": n} for (w, k, r), n in sorted(counts.items())]
+    s.execute(stmt, rows)
+    return sum(counts.values())
+
+
+def refusals_between(s: Session, workspace_id: int, since: datetime, until: datetime) -> list[tuple[str, str, int]]:
+    """(key name, reason, count) refused at the gateway in a window, most first."""
+    rows = s.execute(
+        select(ApiKey.name, AuthzRefusal.reason, AuthzRefusal.count)
+        .join(ApiKey, ApiKey.id == AuthzRefusal.key_id)
+        .where(AuthzRefusal.workspace_id == workspace_id, AuthzRefusal.day >= period_start(Period.DAILY, since), AuthzRefusal.day < until)
+    ).all()
+    totals: Counter = Counter()
+    for name, reason, count in rows:
+        totals[(name, reason)] += count
+    return [(name, reason, n) for (name, reason), n in totals.most_common()]
