@@ -2,26 +2,40 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+HASH   := $(shell cksum pyproject.toml | cut -d' ' -f1)
+RUN_STAMP  := $(VENV)/.run-$(HASH)
+TEST_STAMP := $(VENV)/.test-$(HASH)
+PIP    := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 
-.PHONY: run test bench install clean
+.PHONY: run test soak bench install clean
 
-$(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
-	rm -f $(VENV)/.installed-*
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# `make run` needs only the runtime dependencies; the test extras (a browser driver
+# among them) are installed by `make test`.
+$(RUN_STAMP): pyproject.toml | $(BIN)/python
+	$(PIP) -e .
+	rm -f $(VENV)/.run-*
 	touch $@
 
-install: $(STAMP)
+$(TEST_STAMP): pyproject.toml | $(BIN)/python
+	$(PIP) -e '.[test]'
+	rm -f $(VENV)/.run-* $(VENV)/.test-*
+	touch $@ $(RUN_STAMP)
 
-run: $(STAMP)
+install: $(RUN_STAMP)
+
+run: $(RUN_STAMP)
 	$(BIN)/purser run
 
-test: $(STAMP)
+test: $(TEST_STAMP)
 	$(BIN)/python -m pytest
 
-bench: $(STAMP)
+soak: $(TEST_STAMP)
+	$(BIN)/python -m pytest -m slow tests/reliability
+
+bench: $(TEST_STAMP)
 	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 clean:

@@ -14,10 +14,13 @@ the end). docs/benchmarks.md says what is measured and keeps the last figures.
 from __future__ import annotations
 
 import argparse
+import cProfile
 import itertools
 import logging
 import multiprocessing
 import os
+import pstats
+import signal
 import sys
 import threading
 import time
@@ -30,7 +33,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # sandbox/ ships with the source, not the package
 
 import dramatiq  # noqa: E402
-from sqlalchemy import create_engine, func, select, text  # noqa: E402
+from sqlalchemy import create_engine, event, func, select, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
 from bot.slack_client import Slack  # noqa: E402
@@ -114,6 +117,12 @@ class Stopwatch(dramatiq.Middleware):
         self.started: dict[str, float] = {}
         self.done: dict[str, float] = {}
         self.cpu = time.process_time()
+        self.statements = 0
+        self._counting = threading.Lock()
+
+    def count_statement(self, *_) -> None:
+        with self._counting:
+            self.statements += 1
 
     def stamp_commit(self, actions) -> None:
         now = time.time()
@@ -140,20 +149,59 @@ class Stopwatch(dramatiq.Middleware):
             getattr(self, name).clear()
         now = time.process_time()
         taken["cpu"], self.cpu = now - self.cpu, now
+        with self._counting:
+            taken["statements"], self.statements = self.statements, 0
         return taken
+
+
+class Profiler(dramatiq.Middleware):
+    """cProfile around each actor's run, one profile per worker thread, on the thread's CPU clock (``--profile``).
+
+    CPU rather than wall time: on a shared machine, waits say more about the neighbours.
+    """
+
+    def __init__(self) -> None:
+        self.on = False
+        self.mine = threading.local()
+        self.profiles: list[cProfile.Profile] = []
+
+    def before_process_message(self, broker, message) -> None:
+        if not self.on:
+            return
+        if getattr(self.mine, "profile", None) is None:
+            self.mine.profile = cProfile.Profile(time.thread_time)
+            self.profiles.append(self.mine.profile)
+        self.mine.profile.enable()
+
+    def after_process_message(self, broker, message, *, result=None, exception=None) -> None:
+        if getattr(self.mine, "profile", None) is not None:
+            self.mine.profile.disable()
+
+    after_skip_message = after_process_message
+
+    def dump(self, path: str) -> str | None:
+        if not self.profiles:
+            return None
+        stats = pstats.Stats(self.profiles[0])
+        for more in self.profiles[1:]:
+            stats.add(more)
+        stats.dump_stats(path)
+        return path
 
 
 def noop(label: str) -> None:
     return None
 
 
-def bind(broker: dramatiq.Broker, db: Database, watch: Stopwatch, slack_url: str) -> None:
+def bind(broker: dramatiq.Broker, db: Database, watch: Stopwatch, profiler: Profiler, slack_url: str) -> None:
     """Purser's actors and the no-op on ``broker``, the relay on ``db``, the runtime for the actors."""
     from workers import actors
 
     use_broker(broker)
     dramatiq.actor(noop, actor_name="bench_noop", queue_name="actions", broker=broker)
     broker.add_middleware(watch)
+    broker.add_middleware(profiler)
+    event.listen(db.engine, "before_cursor_execute", watch.count_statement)
     db.on_new_actions(watch.stamp_commit)
     db.on_new_actions(actors.enqueue)
     configure(Runtime(db=db, slack=Slack(db, TOKEN, slack_url + "/api/")))
@@ -162,13 +210,19 @@ def bind(broker: dramatiq.Broker, db: Database, watch: Stopwatch, slack_url: str
 class ThreadWorkers:
     """dramatiq worker threads in this process, as the all-in-one `purser run` starts them."""
 
-    def __init__(self, broker, watch: Stopwatch, threads: int) -> None:
-        self.watch = watch
+    def __init__(self, broker, watch: Stopwatch, profiler: Profiler, threads: int) -> None:
+        self.watch, self.profiler = watch, profiler
         self.worker = start_embedded_worker(broker, threads=threads)
         self.describe = f"dramatiq.Worker, {threads} threads in the benchmark process (workers.broker.start_embedded_worker, worker_timeout {self.worker.worker_timeout} ms)"
 
     def take(self) -> list[dict]:
         return []  # the shared Stopwatch already holds theirs
+
+    def profile(self, directory: str) -> list[str]:
+        if not self.profiler.on:
+            self.profiler.on = True
+            return []
+        return [p for p in [self.profiler.dump(os.path.join(directory, "workers.prof"))] if p]
 
     def stop(self) -> None:
         self.worker.stop()
@@ -179,14 +233,20 @@ def _worker_process(conn, db_url: str, redis_url: str, slack_url: str, threads: 
     broker = StampingRedisBroker(url=redis_url)
     dramatiq.set_broker(broker)
     db = Database(db_url)
-    watch = Stopwatch()
-    bind(broker, db, watch, slack_url)
+    watch, profiler = Stopwatch(), Profiler()
+    bind(broker, db, watch, profiler, slack_url)
     # What `purser worker` gets from the dramatiq CLI: Worker(broker, worker_threads=...), defaults otherwise.
     worker = dramatiq.Worker(broker, worker_threads=threads, **({"worker_timeout": timeout_ms} if timeout_ms else {}))
     worker.start()
     conn.send(worker.worker_timeout)
     while (command := conn.recv()) != "stop":
-        conn.send(watch.take())
+        if command == "take":
+            conn.send(watch.take())
+        elif command == "profile":
+            profiler.on = True
+            conn.send(None)
+        else:  # a path: where to leave the profile
+            conn.send(profiler.dump(command))
     worker.stop()
     db.dispose()
     conn.send("stopped")
@@ -199,25 +259,42 @@ class ProcessWorkers:
         spawn = multiprocessing.get_context("spawn")
         self.conns = []
         self.procs = []
+        self.profiling = False
         for _ in range(processes):
             ours, theirs = spawn.Pipe()
             proc = spawn.Process(target=_worker_process, args=(theirs, db_url, redis_url, slack_url, threads, timeout_ms, cipher_key), daemon=True)
             proc.start()
             self.conns.append(ours)
             self.procs.append(proc)
-        timeouts = {conn.recv() for conn in self.conns}
+        timeouts = {self._answer(i) for i in range(processes)}
         self.describe = f"{processes} worker process(es) × {threads} threads (dramatiq.Worker as the dramatiq CLI makes it: worker_timeout {'/'.join(map(str, timeouts))} ms)"
+
+    def _answer(self, i: int):
+        while not self.conns[i].poll(0.5):
+            if not self.procs[i].is_alive():
+                raise RuntimeError(f"worker process {i} died (exit code {self.procs[i].exitcode}); its traceback is above")
+        return self.conns[i].recv()
 
     def take(self) -> list[dict]:
         for conn in self.conns:
             conn.send("take")
-        return [conn.recv() for conn in self.conns]
+        return [self._answer(i) for i in range(len(self.conns))]
+
+    def profile(self, directory: str) -> list[str]:
+        """First call: start profiling the actors. Second: leave each process's profile in ``directory``."""
+        for i, conn in enumerate(self.conns):
+            conn.send(os.path.join(directory, f"worker-{i}.prof") if self.profiling else "profile")
+        answers = [self._answer(i) for i in range(len(self.conns))]
+        self.profiling = True
+        return [a for a in answers if a]
 
     def stop(self) -> None:
-        for conn in self.conns:
-            conn.send("stop")
         for conn, proc in zip(self.conns, self.procs):
-            conn.recv()
+            if proc.is_alive():
+                conn.send("stop")
+        for i, proc in enumerate(self.procs):
+            if proc.is_alive():
+                self._answer(i)
             proc.join(timeout=30)
 
 
@@ -227,6 +304,7 @@ def timings(watch: Stopwatch, workers) -> dict:
     merged["worker_cpu"] = 0.0
     for part in workers.take():
         merged["worker_cpu"] += part.pop("cpu")
+        merged["statements"] += part.pop("statements")
         for name, values in part.items():
             merged[name].update(values)
     return merged
@@ -379,8 +457,10 @@ def noop_phase(broker, watch: Stopwatch, workers, rate: float, seconds: float, s
     }
 
 
-def pipeline_phase(db: Database, broker, spaces: list[Space], watch: Stopwatch, workers, rate: float, seconds: float, senders: int) -> dict:
+def pipeline_phase(db: Database, probe: Database, api: SlackAPI, broker, spaces: list[Space], watch: Stopwatch, workers, rate: float, seconds: float, senders: int) -> dict:
+    """Approvals at ``rate``; ``probe`` (its own engine, not counted) watches for the end."""
     n = int(rate * seconds)
+    calls_before = len(api.calls)
 
     def approve(i: int) -> None:
         # Approval i goes to workspace i mod W, decided by one of its admins.
@@ -391,10 +471,11 @@ def pipeline_phase(db: Database, broker, spaces: list[Space], watch: Stopwatch, 
     began = time.time()
     sent = open_loop(n, rate, senders, approve)
     approved = n - len(sent.errors)
-    drained = wait_until(lambda: pending_actions(db) == 0 and queue_empty(broker), timeout=max(60.0, seconds * 3), every=0.1)
+    drained = wait_until(lambda: pending_actions(probe) == 0 and queue_empty(broker), timeout=max(60.0, seconds * 3), every=0.1)
     wall = time.time() - began
     t = timings(watch, workers)
-    with db.session() as s:
+    slack_calls = len(api.calls) - calls_before
+    with probe.session() as s:
         kinds = dict(s.execute(select(Action.id, Action.kind).where(Action.kind.in_(PIPELINE_KINDS))).all())
         keys_made = s.scalar(select(func.count()).select_from(ApiKey))
     decided = [t["committed"][a] for a, k in kinds.items() if k == "provision_key" and a in t["committed"]]
@@ -412,6 +493,8 @@ def pipeline_phase(db: Database, broker, spaces: list[Space], watch: Stopwatch, 
         "approvals_per_s": len(dms) / (max(dms) - first),
         "actions_per_s": len(finished) / (max(finished) - first),
         "cpu": (t["cpu"], t["worker_cpu"], wall),
+        "statements": t["statements"],
+        "slack_calls": slack_calls,
     }
 
 
@@ -459,6 +542,9 @@ def report(args, workers_described: str, machine: dict, pipe: dict, base: dict) 
         mine, theirs, wall = phase["cpu"]
         where = f", worker processes {theirs:.1f} s ({theirs / wall:.0%} of a CPU)" if args.processes else ""
         print(f"  CPU during the {name} phase ({wall:.1f} s): benchmark process {mine:.1f} s ({mine / wall:.0%} of a CPU){where}")
+    n, (mine, theirs, _) = pipe["approvals"], pipe["cpu"]
+    split = f" (deciders and fake Slack {mine / n * 1000:.0f}, workers {theirs / n * 1000:.0f})" if args.processes else " (deciders, fake Slack and workers)"
+    print(f"  per approval: {pipe['statements'] / n:.0f} SQL statements, {pipe['slack_calls'] / n:.1f} Slack API calls, {(mine + theirs) / n * 1000:.0f} ms of Python CPU{split}")
     verdict = "ok" if p99 <= TARGET_P99 else "MISSED"
     print(f"  target p99 commit → start ≤ {TARGET_P99 * 1000:.0f} ms at {TARGET_ACTIONS_PER_S} actions/s: {p99 * 1000:.1f} ms at {pipe['actions_per_s']:.0f} actions/s, {verdict}")
     errors = pipe["sent"].errors + base["sent"].errors
@@ -467,6 +553,14 @@ def report(args, workers_described: str, machine: dict, pipe: dict, base: dict) 
     if not (pipe["drained"] and base["drained"]):
         print("  NOT DRAINED: some messages had not finished when the wait ran out")
     return pipe["drained"] and base["drained"] and not errors
+
+
+def show_profile(paths: list[str], approvals: int) -> None:
+    stats = pstats.Stats(*paths)
+    print(f"\nWorker threads' CPU during the pipeline phase ({', '.join(paths)}):")
+    print(f"  {stats.total_tt:.2f} s over {approvals} approvals = {stats.total_tt / approvals * 1000:.1f} ms of CPU per approval in actors")
+    stats.sort_stats("cumulative").print_stats(r"/(store|workers|bot)/", 25)
+    stats.sort_stats("tottime").print_stats(20)
 
 
 def machine_facts(db: Database, redis_url: str) -> dict:
@@ -500,11 +594,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--developers", type=int, default=50, help="developers per workspace")
     parser.add_argument("--processes", type=int, default=1, help="worker processes; 0 runs the worker threads in the benchmark process")
     parser.add_argument("--threads", type=int, default=8, help="dramatiq worker threads (per process)")
+    parser.add_argument("--profile", metavar="DIR", help="profile the actors during the pipeline phase; leave the profiles in DIR and print the top")
     parser.add_argument("--worker-timeout", type=int, help="worker processes' worker_timeout in ms (default: dramatiq's, as `purser worker` runs)")
     args = parser.parse_args(argv)
     if make_url(normalise_url(args.database_url)).get_backend_name() != "postgresql":
         parser.error("the benchmark measures PostgreSQL; give a postgresql:// URL")
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per fake Slack call otherwise
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwind, so the database is dropped
     cipher_key = Cipher.generate()
     use_cipher(Cipher(cipher_key))
     started = time.perf_counter()
@@ -513,17 +609,17 @@ def main(argv: list[str] | None = None) -> int:
     broker = StampingRedisBroker(url=args.redis_url)
     broker.flush_all()
     dramatiq.set_broker(broker)  # before workers.actors is imported, so it binds here
-    watch = Stopwatch()
+    watch, profiler = Stopwatch(), Profiler()
     api = SlackAPI(token=TOKEN)
     served = serve_in_thread(api)
     try:
         with fresh_database(args.database_url) as url:
-            db = Database(url)
-            bind(broker, db, watch, served.url)
+            db, probe = Database(url), Database(url)  # the probe's statements are not counted
+            bind(broker, db, watch, profiler, served.url)
             if args.processes:
                 workers = ProcessWorkers(args.processes, args.threads, args.worker_timeout, url, args.redis_url, served.url, cipher_key)
             else:
-                workers = ThreadWorkers(broker, watch, args.threads)
+                workers = ThreadWorkers(broker, watch, profiler, args.threads)
             try:
                 machine = machine_facts(db, args.redis_url)
                 print(f"setup: {args.workspaces} production workspace(s), {args.developers} developers each, {n:,} pending key requests", flush=True)
@@ -531,7 +627,7 @@ def main(argv: list[str] | None = None) -> int:
                 spaces = build(db, args.workspaces, args.developers, n)
                 print(f"  requests made in {time.perf_counter() - t:.1f} s", flush=True)
                 t = time.perf_counter()
-                assert wait_until(lambda: pending_actions(db) == 0, timeout=180, every=0.2), "approval messages still unposted"
+                assert wait_until(lambda: pending_actions(probe) == 0, timeout=180, every=0.2), "approval messages still unposted"
                 posted = sum(len(api.channel_messages(space.channel)) for space in spaces)
                 assert posted >= n, f"{posted} approval messages posted for {n} requests"
                 print(f"  {posted:,} approval messages posted in {time.perf_counter() - t:.1f} s", flush=True)
@@ -539,17 +635,23 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"no-op: {args.rate * PER_APPROVAL:g} messages/s for {args.seconds:g} s", flush=True)
                 base = noop_phase(broker, watch, workers, args.rate, args.seconds, args.senders)
                 print(f"pipeline: {args.rate:g} approvals/s for {args.seconds:g} s", flush=True)
-                pipe = pipeline_phase(db, broker, spaces, watch, workers, args.rate, args.seconds, args.senders)
+                if args.profile:
+                    workers.profile(args.profile)
+                pipe = pipeline_phase(db, probe, api, broker, spaces, watch, workers, args.rate, args.seconds, args.senders)
+                profiles = workers.profile(args.profile) if args.profile else []
                 assert not api.invalid, f"invalid Block Kit sent to Slack: {api.invalid[:3]}"
             finally:
                 workers.stop()
                 configure(None)
                 db.dispose()
+                probe.dispose()
     finally:
         served.stop()
         broker.flush_all()
         broker.close()
     correct = report(args, workers.describe, machine, pipe, base)
+    if profiles:
+        show_profile(profiles, pipe["approvals"])
     print(f"\n(whole run {time.perf_counter() - started:.0f} s)")
     return 0 if correct else 1
 

@@ -11,7 +11,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 
-from bot import interactions
+from bot import interactions, texts
 from bot.blocks.invitations import ACCEPT, DECLINE
 from bot.blocks.keys import REVEAL
 from bot.blocks.requests import APPROVE, DENY
@@ -24,6 +24,10 @@ from bot.views.key_form import KEY_FORM
 from store.db import Database
 
 log = logging.getLogger(__name__)
+# slack_sdk logs each request and response body at DEBUG, and the reveal modal's body is a
+# key's secret: the Web API client's records below INFO are dropped whatever the log level.
+api_log = logging.getLogger("purser.slack_api")
+api_log.addFilter(lambda record: record.levelno >= logging.INFO)
 
 COMMANDS: dict[str, Callable[..., Reply]] = {
     "/ai-key": key.handle,
@@ -38,7 +42,7 @@ COMMANDS: dict[str, Callable[..., Reply]] = {
 
 
 def web_client(token: str, base_url: str) -> WebClient:
-    return WebClient(token=token, base_url=base_url if base_url.endswith("/") else base_url + "/", timeout=5, retry_handlers=[RateLimitErrorRetryHandler(max_retry_count=2)])
+    return WebClient(token=token, base_url=base_url if base_url.endswith("/") else base_url + "/", timeout=5, retry_handlers=[RateLimitErrorRetryHandler(max_retry_count=2)], logger=api_log)
 
 
 def build_app(db: Database, *, token: str, team_id: str, api_url: str, signing_secret: str | None = None) -> App:
@@ -59,9 +63,10 @@ def build_app(db: Database, *, token: str, team_id: str, api_url: str, signing_s
 
     @app.middleware
     def only_our_team(body: dict, next: Callable, logger) -> BoltResponse | None:
-        team = interactions.asker_of(body).team_id or (body.get("team_id") or "")
-        if team and team != team_id:
-            log.warning("refused a request from team %s (this install serves %s)", team[:20], team_id)
+        # Fail closed: a request naming no team is not known to be ours either.
+        team = interactions.asker_of(body).team_id
+        if team != team_id:
+            log.warning("refused a request from team %r (this install serves %s)", str(team)[:20], team_id)
             return BoltResponse(status=403, body="This Purser serves another Slack team.")
         return next()
 
@@ -74,6 +79,8 @@ def build_app(db: Database, *, token: str, team_id: str, api_url: str, signing_s
             # and the clicker's next look (or click) then sees the outcome.
             try:
                 handler(db, client, body)
+                if db.deferred():
+                    interactions.tell(client, body, texts.QUEUED)
             except Exception:
                 interactions.tell(client, body, unexpected())
             finally:
@@ -91,11 +98,11 @@ def build_app(db: Database, *, token: str, team_id: str, api_url: str, signing_s
 
     @app.view(DENY_FORM)
     def deny_submitted(ack, body):
-        ack(**(interactions.deny_submitted(db, body) or {}))
+        ack(**on_the_form("reason", lambda: interactions.deny_submitted(db, body)))
 
     @app.view(KEY_FORM)
     def key_form_submitted(ack, body, client):
-        ack(**(interactions.key_form_submitted(db, client, body) or {}))
+        ack(**on_the_form("name", lambda: interactions.key_form_submitted(db, client, body)))
 
     @app.event("app_home_opened")
     def home_opened(event, body, client):
@@ -106,6 +113,14 @@ def build_app(db: Database, *, token: str, team_id: str, api_url: str, signing_s
         log.exception("unhandled error in a Slack listener", exc_info=error)
 
     return app
+
+
+def on_the_form(field: str, submit: Callable[[], dict | None]) -> dict:
+    """A submission's answer; an unexpected failure is shown on the form, not as Slack's "trouble connecting"."""
+    try:
+        return submit() or {}
+    except Exception:
+        return {"response_action": "errors", "errors": {field: unexpected().replace("`", "")[:150]}}
 
 
 def refresh_home(db: Database, client: WebClient, asker: Asker) -> None:
@@ -119,6 +134,8 @@ def _command(db: Database, name: str, handler: Callable[..., Reply]):
     def listener(ack, body, client):
         asker = Asker(body.get("team_id", ""), body.get("user_id", ""), body.get("channel_id"))
         reply = guarded(name, handler, db, asker, body.get("text") or "")
+        if db.deferred():  # committed, but the queue is away: say so rather than leave them wondering
+            reply.text = f"{reply.text}\n{texts.QUEUED}".strip()
         if reply.modal is None:
             ack(**reply.ack_kwargs())
             return

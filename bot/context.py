@@ -31,7 +31,7 @@ def pick_workspace(s: Session, asker: Asker, named: str | None) -> Workspace:
     if named:
         ws = s.scalars(live.where(Workspace.slug == named.strip().lower())).one_or_none()
         if ws is None:
-            raise NotFound(f"There is no workspace called `{named[:40]}`. `/ai-workspace list` shows yours.")
+            raise NotFound(f"There is no workspace called “{named[:40]}”. `/ai-workspace list` shows yours.")
         return ws
     mine = list(
         s.scalars(

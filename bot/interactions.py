@@ -14,7 +14,7 @@ from bot.context import Asker
 from bot.commands.common import days
 from bot.commands.key import request_reply
 from bot.commands.parser import UsageError
-from bot.replies import error_text
+from bot.replies import error_text, error_words
 from bot.views.deny import deny_form, reason_of
 from bot.views.key_form import form_values, reveal_view
 from store import invitations, keys, requests
@@ -29,18 +29,32 @@ log = logging.getLogger(__name__)
 
 
 def _int(value) -> int:
+    """An id a button or a modal carried back: whoever clicks can send anything in its place."""
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
+        value = int(value.strip())
+    if type(value) is not int or not 0 < value < 2**63:
+        raise UsageError("That button carries no valid id.")
+    return value
+
+
+def _dict(value) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
+def _metadata(body: dict) -> dict:
     try:
-        return int(value)
+        meta = json.loads(_dict(body.get("view")).get("private_metadata") or "{}")
     except (TypeError, ValueError):
-        raise UsageError("That button carries no valid id.") from None
+        return {}
+    return _dict(meta)
 
 
 def tell(client: WebClient, body: dict, text: str) -> None:
     """An answer only the clicker sees: ephemeral where the button was, else a small modal (App Home)."""
     user = body["user"]["id"]
-    channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id")
+    channel = _dict(body.get("channel")).get("id") or _dict(body.get("container")).get("channel_id")
     try:
-        if channel:
+        if isinstance(channel, str) and channel:
             client.chat_postEphemeral(channel=channel, user=user, text=text)
         elif body.get("trigger_id"):
             from slack_sdk.models.blocks import MarkdownTextObject, PlainTextObject, SectionBlock
@@ -84,10 +98,10 @@ def deny_submitted(db: Database, body: dict) -> dict | None:
     """Returns Slack's ``response_action`` for errors shown in the modal, or None to close it."""
     actor = Actor.slack(body["user"]["id"])
     try:
-        request_id = _int(json.loads(body["view"].get("private_metadata") or "{}").get("request_id"))
-        db.run(requests.decide_request, actor, request_id, approve=False, note=reason_of(body["view"]))
-    except (DomainError, UsageError, ValueError) as exc:
-        return {"response_action": "errors", "errors": {"reason": refusal(exc)[:150]}}
+        request_id = _int(_metadata(body).get("request_id"))
+        db.run(requests.decide_request, actor, request_id, approve=False, note=reason_of(_dict(body.get("view"))))
+    except (DomainError, UsageError) as exc:
+        return {"response_action": "errors", "errors": {"reason": error_words(exc)[:150]}}
     return None
 
 
@@ -136,8 +150,8 @@ def _email(client: WebClient, user: str) -> str | None:
 
 
 def _replace_buttons(client: WebClient, body: dict, line: str) -> None:
-    channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id")
-    ts = (body.get("message") or {}).get("ts") or (body.get("container") or {}).get("message_ts")
+    channel = _dict(body.get("channel")).get("id") or _dict(body.get("container")).get("channel_id")
+    ts = _dict(body.get("message")).get("ts") or _dict(body.get("container")).get("message_ts")
     if not channel or not ts:
         return
     try:
@@ -148,8 +162,8 @@ def _replace_buttons(client: WebClient, body: dict, line: str) -> None:
 
 def key_form_submitted(db: Database, client: WebClient, body: dict) -> dict | None:
     user = body["user"]["id"]
-    meta = json.loads(body["view"].get("private_metadata") or "{}")
-    values = form_values(body["view"])
+    meta = _metadata(body)
+    values = form_values(_dict(body.get("view")))
     try:
         limit = parse_money(values["limit"]) if values["limit"] else None
     except DomainError as exc:
@@ -162,12 +176,13 @@ def key_form_submitted(db: Database, client: WebClient, body: dict) -> dict | No
         req = db.run(keys.request_key, Actor.slack(user), _int(meta.get("workspace_id")), name=values["name"] or "", project=values["project"], limit_micros=limit, expires_days=expires, reason=values["reason"])
         workspace = db.run(lambda s: describe_request(s, req.id).workspace)
     except (DomainError, UsageError) as exc:
-        field = "project" if "project" in error_text(exc).lower() else "name"
-        return {"response_action": "errors", "errors": {field: error_text(exc)[:150]}}
+        field = "project" if "project" in error_words(exc).lower() else "name"
+        return {"response_action": "errors", "errors": {field: error_words(exc)[:150]}}
     text = request_reply(req, workspace)
+    channel = meta.get("channel_id")
     try:
-        if meta.get("channel_id"):
-            client.chat_postEphemeral(channel=meta["channel_id"], user=user, text=text)
+        if isinstance(channel, str) and channel:
+            client.chat_postEphemeral(channel=channel, user=user, text=text)
         else:
             client.chat_postMessage(channel=user, text=text)
     except SlackApiError as exc:
@@ -176,8 +191,8 @@ def key_form_submitted(db: Database, client: WebClient, body: dict) -> dict | No
 
 
 def asker_of(body: dict) -> Asker:
-    team = body.get("team_id") or (body.get("team") or {}).get("id") or (body.get("user") or {}).get("team_id") or ""
-    user = body.get("user_id") or (body.get("user") or {}).get("id") or ""
+    team = body.get("team_id") or _dict(body.get("team")).get("id") or _dict(body.get("user")).get("team_id") or ""
+    user = body.get("user_id") or _dict(body.get("user")).get("id") or ""
     return Asker(team, user, body.get("channel_id"))
 
 

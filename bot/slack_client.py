@@ -4,22 +4,34 @@ slack_sdk's WebClient with its retry handlers (429 honouring Retry-After, 5xx,
 connection errors), pointed at ``SLACK_API_URL`` so tests and the local sandbox can
 stand in for Slack. Every message is posted under a ref whose channel and ts are stored,
 so a retried post or a later change edits the message rather than posting it twice.
+
+The ref is stored before the post, and the message carries it in its metadata: a worker
+that dies after Slack posted but before Purser stored the ts is followed by a retry that
+finds the message in the channel's history instead of posting it again.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from datetime import datetime, timezone
 from typing import Sequence
 
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler, ServerErrorRetryHandler
 from slack_sdk.models.blocks import Block
 
 from store.db import Database
-from store.messages import find_message, remember_message
+from store.messages import POSTING, find_message, hold_message, reserve_message
+from store.types import utcnow
 
 log = logging.getLogger(__name__)
+
+#: the metadata event type of Purser's messages; its payload carries the message's ref
+EVENT_TYPE = "purser_message"
+#: history lookups that cannot succeed by retrying: the post goes ahead (at worst twice) rather than never
+UNSEARCHABLE = {"missing_scope", "not_in_channel", "channel_not_found", "not_allowed_token_type"}
 
 
 class Slack:
@@ -43,22 +55,46 @@ class Slack:
         with self._locks_guard:
             return self._locks.setdefault(ref, threading.Lock())
 
-    def post(self, ref: str, channel: str, text: str, blocks: Sequence[Block]) -> tuple[str, str]:
-        """Post under ``ref`` once; later calls with the same ref update that message in place."""
+    def post(self, ref: str, channel: str, text: str, blocks: Sequence[Block], *, edit: bool = True) -> tuple[str, str]:
+        """Post under ``ref`` once; later calls with the same ref update that message in place (``edit=False``: leave it be)."""
         payload = [b.to_dict() for b in blocks]  # validates sizes and required fields
-        with self._lock(ref):
-            with self.db.session() as s:
-                known = find_message(s, ref)
-                where = (known.channel, known.ts) if known else None
-            if where is not None:
-                self.client.chat_update(channel=where[0], ts=where[1], text=text, blocks=payload)
-                return where
-            answer = self.client.chat_postMessage(channel=channel, text=text, blocks=payload, unfurl_links=False, unfurl_media=False)
-            where = (answer["channel"], answer["ts"])
-            with self.db.session() as s:
-                remember_message(s, ref, *where)
-                s.commit()
-            return where
+        with self._lock(ref), self.db.session() as s:
+            reserve_message(s, ref, channel)
+            # Other processes posting or editing this message wait here, so its updates keep their order.
+            row = hold_message(s, ref)
+            if self.db.dialect != "postgresql":
+                s.commit()  # SQLite serves one process (the thread lock orders it); never hold its write lock over HTTP
+            if row.ts == POSTING:  # new, or an earlier attempt died not knowing whether Slack posted it
+                row.ts = self._posted_before(row.channel, ref, row.created_at) or POSTING
+            if row.ts == POSTING:
+                metadata = {"event_type": EVENT_TYPE, "event_payload": {"ref": ref}}
+                answer = self.client.chat_postMessage(channel=row.channel, text=text, blocks=payload, metadata=metadata, unfurl_links=False, unfurl_media=False)
+                row.channel, row.ts = answer["channel"], answer["ts"]
+            elif edit:
+                self.client.chat_update(channel=row.channel, ts=row.ts, text=text, blocks=payload)
+            row.updated_at = utcnow()
+            s.commit()
+            return row.channel, row.ts
+
+    def _posted_before(self, channel: str, ref: str, since: datetime) -> str | None:
+        """The ts of a message an interrupted attempt posted under ``ref``, if it did."""
+        since = since if since.tzinfo else since.replace(tzinfo=timezone.utc)
+        oldest, cursor = f"{since.timestamp() - 300:.6f}", None  # five minutes' slack for the clocks' disagreement
+        try:
+            for _ in range(10):
+                page = self.client.conversations_history(channel=channel, oldest=oldest, limit=200, include_all_metadata=True, cursor=cursor)
+                for message in page.get("messages") or []:
+                    meta = message.get("metadata") or {}
+                    if meta.get("event_type") == EVENT_TYPE and (meta.get("event_payload") or {}).get("ref") == ref:
+                        return message["ts"]
+                cursor = (page.get("response_metadata") or {}).get("next_cursor")
+                if not cursor:
+                    return None
+        except SlackApiError as exc:
+            if exc.response.get("error") not in UNSEARCHABLE:
+                raise
+            log.warning("cannot search %s for an interrupted post (%s); posting %s", channel, exc.response.get("error"), ref)
+        return None
 
     def dm(self, ref: str, user_id: str, text: str, blocks: Sequence[Block]) -> tuple[str, str]:
         with self.db.session() as s:

@@ -57,6 +57,7 @@ USAGE = {
 }
 
 UNEXPECTED = "Something went wrong on Purser's side (error id `{error_id}`). Nothing was changed; try again, and give an admin the error id if it persists."
+STORE_AWAY = "Purser cannot reach its database right now (error id `{error_id}`). Try again in a minute; if it went through after all, Purser will say so."
 CHOOSE_WORKSPACE = "You are in more than one workspace ({names}). Say which with `-w <name>`, or bind this channel with `/ai-workspace use <name>`."
 NO_WORKSPACE = "You are not a member of any Purser workspace yet. Ask an admin to `/ai-invite` you."
 QUEUED = "Got it — Purser is busy right now, so this is queued and will go ahead shortly."

@@ -19,7 +19,8 @@ workspace_app = typer.Typer(help="Workspaces.", no_args_is_help=True)
 member_app = typer.Typer(help="Members.", no_args_is_help=True)
 usage_app = typer.Typer(help="Usage (spend) events.", no_args_is_help=True)
 audit_app = typer.Typer(help="The audit log.", no_args_is_help=True)
-for sub, name in ((db_app, "db"), (workspace_app, "workspace"), (member_app, "member"), (usage_app, "usage"), (audit_app, "audit")):
+reveals_app = typer.Typer(help="Key secrets waiting for their one reveal.", no_args_is_help=True)
+for sub, name in ((db_app, "db"), (workspace_app, "workspace"), (member_app, "member"), (usage_app, "usage"), (audit_app, "audit"), (reveals_app, "reveals")):
     app.add_typer(sub, name=name)
 
 TEAM_HELP = "Slack team id the workspace belongs to ('local' when Purser runs without Slack)."
@@ -207,6 +208,16 @@ def audit_export(
     with output.open("w", encoding="utf-8", newline="") as fh:
         lines = _run(export, _operator(), ws_id, fh, fmt)
     typer.echo(f"Wrote {lines} line(s) to {output}.", err=True)
+
+
+@reveals_app.command("reencrypt")
+def reveals_reencrypt() -> None:
+    """After putting a new key first in PURSER_SECRET_KEY: re-encrypt the waiting secrets under it."""
+    from store.keys import reencrypt_reveals
+
+    count = _run(reencrypt_reveals)
+    typer.echo(f"Re-encrypted {count} waiting secret(s) under the first key of PURSER_SECRET_KEY.")
+    typer.echo("Once every process runs with that key first, the old key can be removed from the list.")
 
 
 @app.command("secret-key")

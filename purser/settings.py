@@ -32,6 +32,20 @@ class Settings(BaseSettings):
     trusted_proxies: str = Field("127.0.0.1/32,::1/128", alias="PURSER_TRUSTED_PROXIES")
     ingest_token: SecretStr | None = Field(None, alias="PURSER_INGEST_TOKEN")
 
+    def __repr_args__(self):
+        # Connection URLs may carry a password; show it masked like the SecretStr fields.
+        for name, value in super().__repr_args__():
+            yield name, mask_password(value) if name in ("database_url", "redis_url") and isinstance(value, str) else value
+
+
+def mask_password(url: str) -> str:
+    """``scheme://user:***@host/…``: where a URL points, without its password."""
+    scheme, sep, rest = url.partition("://")
+    userinfo, at, hostpart = rest.rpartition("@")
+    if not sep or not at or ":" not in userinfo:
+        return url
+    return f"{scheme}://{userinfo.split(':', 1)[0]}:***@{hostpart}"
+
 
 @lru_cache
 def get_settings() -> Settings:

@@ -82,6 +82,7 @@ class Message:
     user: str | None = None  # for ephemeral messages: the only one who sees it
     thread_ts: str | None = None
     updated: int = 0
+    metadata: dict | None = None  # what chat.postMessage was given as ``metadata``
 
 
 class SlackAPI:
@@ -162,7 +163,7 @@ class SlackAPI:
             return request.get_json(silent=True) or {}
         args = dict(request.form.items())
         args.update(request.args.items())
-        for name in ("blocks", "view", "attachments"):
+        for name in ("blocks", "view", "attachments", "metadata"):
             if isinstance(args.get(name), str):
                 try:
                     args[name] = json.loads(args[name])
@@ -205,9 +206,22 @@ class SlackAPI:
             return {"ok": False, "error": "channel_not_found"}
         if channel.startswith(("U", "W")):
             channel = self._dm_channel(channel)
-        message = Message(channel, self._next_ts(), *checked, thread_ts=args.get("thread_ts"))
+        metadata = args.get("metadata") if isinstance(args.get("metadata"), dict) else None
+        message = Message(channel, self._next_ts(), *checked, thread_ts=args.get("thread_ts"), metadata=metadata)
         self.messages[(channel, message.ts)] = message
         return {"ok": True, "channel": channel, "ts": message.ts, "message": {"text": message.text, "blocks": message.blocks}}
+
+    def api_conversations_history(self, args: dict) -> dict:
+        """Newest first, after ``oldest``, a page of ``limit`` at a time; metadata only when asked for, as Slack does."""
+        channel = args.get("channel", "")
+        oldest = float(args.get("oldest") or 0)
+        found = sorted((m for m in self.messages.values() if m.channel == channel and float(m.ts) > oldest), key=lambda m: float(m.ts), reverse=True)
+        start, limit = int(args.get("cursor") or 0), min(int(args.get("limit") or 100), 999)
+        page = found[start : start + limit]
+        with_metadata = str(args.get("include_all_metadata", "")).lower() in ("1", "true")
+        messages = [{"type": "message", "ts": m.ts, "text": m.text, **({"metadata": m.metadata} if with_metadata and m.metadata else {})} for m in page]
+        more = start + limit < len(found)
+        return {"ok": True, "messages": messages, "has_more": more, "response_metadata": {"next_cursor": str(start + limit) if more else ""}}
 
     def api_chat_update(self, args: dict) -> dict:
         checked = self._text_and_blocks("chat.update", args)

@@ -103,17 +103,32 @@ class Verification:
     def summary(self) -> str:
         if self.ok:
             return f"The audit chain verifies: {self.checked} event(s), none altered."
+        if self.first_bad_seq is None:
+            return f"The audit chain is broken: {self.problem}."
         row = f" (row {self.first_bad_id})" if self.first_bad_id is not None else ""
         return f"The audit chain is broken at event #{self.first_bad_seq}{row}: {self.problem}."
 
 
 def verify_chain(s: Session, workspace_id: int) -> Verification:
-    """Walk one workspace's chain in order and name the first event that does not match."""
-    prev_hash, expected_seq, checked = GENESIS, 1, 0
-    rows = s.scalars(
-        select(AuditEvent).where(AuditEvent.workspace_id == workspace_id).order_by(AuditEvent.seq, AuditEvent.id)
+    """Walk one workspace's chain in order and name the first event that does not match.
+
+    The head is read with the events in one statement, so one snapshot: an event appended
+    while the chain is being read is not mistaken for a missing or a forged one.
+    """
+    rows = s.execute(
+        select(AuditHead.seq, AuditHead.hash, AuditEvent)
+        .select_from(AuditHead)
+        .outerjoin(AuditEvent, AuditEvent.workspace_id == AuditHead.workspace_id)
+        .where(AuditHead.workspace_id == workspace_id)
+        .order_by(AuditEvent.seq, AuditEvent.id)
     ).yield_per(1000)
-    for event in rows:
+    head, prev_hash, expected_seq, checked, last_id = None, GENESIS, 1, 0, None
+    for head_seq, head_hash, event in rows:
+        head = (head_seq, head_hash)
+        if event is None:
+            break
+        if event.seq > head_seq:
+            return Verification(False, checked, event.seq, event.id, f"it lies beyond the chain's head (#{head_seq}), so Purser did not append it")
         if event.seq != expected_seq:
             # seq is unique per workspace, so a mismatch is a gap: the missing seq is the first bad one
             return Verification(False, checked, expected_seq, None, f"it is missing; the next event found is #{event.seq}")
@@ -121,10 +136,14 @@ def verify_chain(s: Session, workspace_id: int) -> Verification:
             return Verification(False, checked, event.seq, event.id, "it does not follow the event before it")
         if chain_hash(prev_hash, event) != event.hash:
             return Verification(False, checked, event.seq, event.id, "its contents were changed after it was written")
-        prev_hash, expected_seq, checked = event.hash, expected_seq + 1, checked + 1
-    head = s.scalars(select(AuditHead).where(AuditHead.workspace_id == workspace_id)).one_or_none()
-    if head is not None and (head.seq != checked or head.hash != prev_hash):
-        return Verification(False, checked, checked + 1, None, f"the chain should hold {head.seq} event(s) but ends after {checked}")
+        prev_hash, expected_seq, checked, last_id = event.hash, expected_seq + 1, checked + 1, event.id
+    if head is None:
+        return Verification(False, 0, None, None, "its head record is missing, so its length and last hash cannot be checked")
+    head_seq, head_hash = head
+    if head_seq > checked:
+        return Verification(False, checked, checked + 1, None, f"it is missing: the chain should hold {head_seq} event(s) but ends after {checked}")
+    if head_hash != prev_hash:
+        return Verification(False, checked, checked, last_id, "it does not match the chain's head, so it or events before it were rewritten")
     return Verification(True, checked)
 
 

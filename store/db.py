@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -101,6 +102,7 @@ class Database:
         event.listen(self.sessions, "before_flush", _track_authz_changes)
         self._action_hooks: list[ActionsHook] = []
         self._change_hooks: list[ChangesHook] = []
+        self._local = threading.local()
 
     @property
     def dialect(self) -> str:
@@ -127,6 +129,7 @@ class Database:
         everything back and then records the denial in the audit log, so a refused
         action changes nothing but leaves its trace.
         """
+        self._local.deferred = False
         with self.sessions() as s:
             try:
                 result = op(s, *args, **kwargs)
@@ -167,7 +170,12 @@ class Database:
             try:
                 hook(actions)
             except Exception:  # the sweeper re-enqueues; committed work never fails here
+                self._local.deferred = True
                 log.exception("could not hand %d new action(s) to the queue; the sweeper will", len(actions))
+
+    def deferred(self) -> bool:
+        """Did this thread's last operation commit work the queue could not take yet (it will run later)?"""
+        return getattr(self._local, "deferred", False)
 
     def dispose(self) -> None:
         self.engine.dispose()

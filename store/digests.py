@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
 from store.audit import Verification, events_between, verify_chain
+from store.authz import refusals_between
 from store.models import AuditEvent, Workspace
 from store.types import utcnow
 
@@ -49,6 +50,8 @@ class Digest:
     denials: list[AuditEvent]
     verification: Verification
     more_notable: int = 0
+    #: (key name, reason, count) refused at the gateway in the window
+    gateway_refusals: list[tuple[str, str, int]] = field(default_factory=list)
 
     @property
     def total(self) -> int:
@@ -77,6 +80,7 @@ def build_digest(s: Session, workspace_id: int, since: datetime, until: datetime
         denials=denials[:MAX_LISTED],
         verification=verify_chain(s, workspace_id),
         more_notable=max(0, len(notable) - MAX_LISTED),
+        gateway_refusals=refusals_between(s, workspace_id, since, until)[:MAX_LISTED],
     )
 
 

@@ -29,6 +29,13 @@ class NotFound(DomainError):
     """The thing named does not exist (or is not visible to the one asking)."""
 
 
+class NotYours(NotFound):
+    """Someone else's key or invitation, named by its id: answered as if it did not exist,
+    so nothing about it leaks, yet audited as the denial it is."""
+
+    audited = True
+
+
 class PermissionDenied(DomainError):
     """The actor's role does not allow this. Carries the roles that would."""
 

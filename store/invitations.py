@@ -9,10 +9,10 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from store import audit, outbox
-from store.errors import Conflict, DomainError, InvalidInput, NotFound
+from store.errors import Conflict, DomainError, InvalidInput, NotFound, NotYours
 from store.members import check_email, check_role_cap, check_slack_user
 from store.models import Invitation, Member, Request, Workspace
-from store.permissions import Actor, Permission, authorize, load_workspace, membership
+from store.permissions import Actor, Permission, authorize, denial, load_workspace, membership
 from store.requests import _requester, open_request
 from store.types import ROLE_CAPS, InvitationStatus, MemberStatus, RequestKind, Role, utcnow
 
@@ -119,8 +119,7 @@ def accept_invitation(s: Session, invitation_id: int, *, slack_user_id: str, ema
     """The invitee accepts: the role is provisioned, caps checked again at this moment."""
     email = email.strip().lower() if email else None
     inv = s.get(Invitation, invitation_id)
-    if inv is None or not _addressed_to(inv, slack_user_id, email):
-        raise NotFound("There is no invitation for you here.")
+    _check_addressed(inv, slack_user_id, email, "invitation.accept")
     ws = load_workspace(s, inv.workspace_id, lock=True)
     inv = s.scalars(select(Invitation).where(Invitation.id == invitation_id).with_for_update().execution_options(populate_existing=True)).one()
     if inv.status is not InvitationStatus.PENDING:
@@ -148,13 +147,19 @@ def accept_invitation(s: Session, invitation_id: int, *, slack_user_id: str, ema
 
 def decline_invitation(s: Session, invitation_id: int, *, slack_user_id: str, email: str | None = None) -> Invitation:
     inv = s.scalars(select(Invitation).where(Invitation.id == invitation_id).with_for_update()).one_or_none()
-    if inv is None or not _addressed_to(inv, slack_user_id, email):
-        raise NotFound("There is no invitation for you here.")
+    _check_addressed(inv, slack_user_id, email, "invitation.decline")
     if inv.status is not InvitationStatus.PENDING:
         raise Conflict(f"This invitation was already {inv.status.value}.", state=inv.status.value)
     inv.status, inv.decided_at = InvitationStatus.DECLINED, utcnow()
     audit.record(s, workspace_id=inv.workspace_id, actor=f"slack:{slack_user_id}", action="invitation.decline", resource=f"invitation:{inv.id}", details={})
     return inv
+
+
+def _check_addressed(inv: Invitation | None, slack_user_id: str, email: str | None, attempted: str) -> None:
+    if inv is None:
+        raise NotFound("There is no invitation for you here.")
+    if not _addressed_to(inv, slack_user_id, email):
+        raise NotYours("There is no invitation for you here.", denial=denial(inv.workspace_id, Actor.slack(slack_user_id), attempted, f"invitation:{inv.id}", reason="not the invitee"))
 
 
 def _addressed_to(inv: Invitation, slack_user_id: str, email: str | None) -> bool:

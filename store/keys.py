@@ -10,9 +10,9 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from store import audit, outbox
-from store.errors import Conflict, InvalidInput, NotFound
+from store.errors import Conflict, InvalidInput, NotFound, NotYours
 from store.models import Action, ApiKey, KeyReveal, Member, Project, Request, Workspace
-from store.permissions import Actor, Permission, authorize, load_workspace, membership
+from store.permissions import Actor, Permission, authorize, denial, load_workspace, membership
 from store.requests import approve_automatically, open_request
 from store.secrets import cipher, display_prefix, hash_secret
 from store.types import ActionStatus, KeyPolicy, KeyStatus, Period, RequestKind, RequestState, Role, utcnow
@@ -91,7 +91,7 @@ def request_key(
 def _project(s: Session, ws: Workspace, slug: str) -> Project:
     proj = s.scalars(select(Project).where(Project.workspace_id == ws.id, Project.slug == slug.strip().lower())).one_or_none()
     if proj is None:
-        raise NotFound(f"`{ws.slug}` has no project called `{slug[:40]}`. `/ai-budget show` lists them.")
+        raise NotFound(f"`{ws.slug}` has no project called “{slug[:40]}”. `/ai-budget show` lists them.")
     return proj
 
 
@@ -301,9 +301,11 @@ class Revealed:
 def reveal_key(s: Session, actor: Actor, key_id: int) -> Revealed:
     """Hand the owner their secret, once. The ciphertext is wiped in the same transaction."""
     key = s.get(ApiKey, key_id)
-    me = membership(s, actor, key.workspace_id) if key else None
-    if key is None or me is None or me.id != key.member_id:
+    if key is None:
         raise NotFound("There is no key of yours to reveal here.")
+    me = membership(s, actor, key.workspace_id)
+    if me is None or me.id != key.member_id:
+        raise NotYours("There is no key of yours to reveal here.", denial=denial(key.workspace_id, actor, "key.reveal", f"key:{key.id}", reason="not the owner"))
     if key.status is KeyStatus.REVOKED:
         # revoking wipes the secret too; say so rather than blame the 24 hours
         raise Conflict(f"Key `{key.name}` was revoked and its secret destroyed. Ask for a new key.", state="revoked")
@@ -342,7 +344,8 @@ def wipe_expired_reveals(s: Session, now: datetime | None = None) -> int:
 
 def reencrypt_reveals(s: Session) -> int:
     """After a PURSER_SECRET_KEY rotation: re-encrypt waiting secrets under the newest key."""
-    waiting = list(s.scalars(select(KeyReveal).where(KeyReveal.ciphertext.is_not(None))))
+    # Locked, so a reveal committing meanwhile is not undone by writing its secret back.
+    waiting = list(s.scalars(select(KeyReveal).where(KeyReveal.ciphertext.is_not(None)).with_for_update()))
     for reveal in waiting:
         reveal.ciphertext = cipher().rotate(reveal.ciphertext)
     return len(waiting)

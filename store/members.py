@@ -96,12 +96,15 @@ def _find(s: Session, workspace_id: int, slack_user_id: str | None, email: str |
     return None
 
 
-def find_member(s: Session, workspace_id: int, slack_user_id: str) -> Member:
+def find_member(s: Session, workspace_id: int, slack_user_id: str, actor: Actor | None = None, attempted: str = "member.find") -> Member:
+    """A member by Slack id. Asked on behalf of ``actor``, only a member may look: an outsider learns not even who is in."""
+    if actor is not None:
+        authorize(s, actor, load_workspace(s, workspace_id), Permission.VIEW_OWN_USAGE, resource=f"member:{slack_user_id[:40]}", attempted=attempted)
     member = s.scalars(
         select(Member).where(Member.workspace_id == workspace_id, Member.slack_user_id == slack_user_id, Member.status == MemberStatus.ACTIVE)
     ).one_or_none()
     if member is None:
-        raise NotFound(f"{slack_user_id} is not a member of this workspace.")
+        raise NotFound(f"“{slack_user_id[:40]}” is not a member of this workspace.")
     return member
 
 

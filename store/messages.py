@@ -3,14 +3,35 @@
 from __future__ import annotations
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from store.models import SlackMessage
 from store.types import utcnow
 
 
+#: the ts of a message whose post has begun and not yet been answered (or whose poster died before it heard)
+POSTING = ""
+
+
 def find_message(s: Session, ref: str) -> SlackMessage | None:
     return s.get(SlackMessage, ref)
+
+
+def reserve_message(s: Session, ref: str, channel: str) -> None:
+    """Note, and commit, that ``ref`` is about to be posted in ``channel`` — unless it is known already."""
+    if s.get(SlackMessage, ref) is not None:
+        return
+    s.add(SlackMessage(ref=ref, channel=channel, ts=POSTING))
+    try:
+        s.commit()
+    except IntegrityError:  # another process noted it first: theirs stands
+        s.rollback()
+
+
+def hold_message(s: Session, ref: str) -> SlackMessage:
+    """The message's row, locked until the caller commits, so one process at a time posts or edits it."""
+    return s.scalars(select(SlackMessage).where(SlackMessage.ref == ref).with_for_update()).one()
 
 
 def remember_message(s: Session, ref: str, channel: str, ts: str) -> SlackMessage:

@@ -170,6 +170,7 @@ class ApiKey(Base):
     __tablename__ = "api_keys"
     __table_args__ = (
         Index("ix_api_keys_workspace_member", "workspace_id", "member_id"),
+        Index("ix_api_keys_member_name", "member_id", "name"),  # one live key of a name per owner
         Index("ix_api_keys_project", "project_id"),
     )
 
@@ -269,7 +270,10 @@ class AlertSent(Base):
 
 class Request(Base):
     __tablename__ = "requests"
-    __table_args__ = (Index("ix_requests_workspace_state", "workspace_id", "state"),)
+    __table_args__ = (
+        Index("ix_requests_workspace_state", "workspace_id", "state"),
+        Index("ix_requests_requester_state", "requester_id", "state"),  # "you already asked for a key called …"
+    )
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
     workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id"))

@@ -54,10 +54,20 @@ class Cipher:
         try:
             return self._fernet.decrypt(token).decode()
         except InvalidToken:
-            raise InvalidInput("This key's secret cannot be decrypted with the current PURSER_SECRET_KEY; keep the old key listed after the new one when rotating.") from None
+            raise InvalidInput(UNKNOWN_KEY) from None
 
     def rotate(self, token: bytes) -> bytes:
-        return self._fernet.rotate(token)
+        try:
+            return self._fernet.rotate(token)
+        except InvalidToken:
+            raise InvalidInput(UNKNOWN_KEY) from None
+
+
+UNKNOWN_KEY = (
+    "This secret was encrypted with a key that is no longer in PURSER_SECRET_KEY, so it cannot be opened. Nothing was wiped: "
+    "the operator should list the old key after the new one (`PURSER_SECRET_KEY=new,old`) and run `purser reveals reencrypt`; "
+    "the reveal then works."
+)
 
 
 _cipher: Cipher | None = None
@@ -77,7 +87,7 @@ def use_cipher(c: Cipher | None) -> None:
 
 
 def _load_secret_key() -> str:
-    value = os.environ.get("PURSER_SECRET_KEY", "").strip()
+    value = os.environ.get("PURSER_SECRET_KEY", "").strip() or _from_dotenv()
     if value:
         return value
     path = os.environ.get("PURSER_SECRET_KEY_FILE", "var/secret.key")
@@ -85,3 +95,11 @@ def _load_secret_key() -> str:
         with open(path) as fh:
             return fh.read().strip()
     raise InvalidInput("PURSER_SECRET_KEY is not set. Generate one with `purser secret-key` and export it.")
+
+
+def _from_dotenv() -> str:
+    # Every other setting may live in .env; the one that opens the secrets must too.
+    from purser.settings import get_settings
+
+    key = get_settings().purser_secret_key
+    return key.get_secret_value().strip() if key else ""

@@ -458,6 +458,9 @@ def sync_provider_usage(s: Session, provider: str, usages: Sequence[tuple[str, i
         return IngestResult()
     events: list[UsageIn] = []
     refs = sorted(cumulative)
+    # Workspaces first, in id order, as every other operation does, then the keys.
+    owning = sorted(set(s.scalars(select(ApiKey.workspace_id).where(ApiKey.provider == provider, ApiKey.provider_ref.in_(refs)))))
+    s.execute(select(Workspace.id).where(Workspace.id.in_(owning)).order_by(Workspace.id).with_for_update(key_share=True))
     for chunk in (refs[i : i + 1000] for i in range(0, len(refs), 1000)):
         for key in s.scalars(select(ApiKey).where(ApiKey.provider == provider, ApiKey.provider_ref.in_(chunk)).order_by(ApiKey.id).with_for_update()):
             current = cumulative[key.provider_ref]

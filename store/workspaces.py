@@ -197,6 +197,13 @@ def remove_allowlist(s: Session, actor: Actor, workspace_id: int, cidr: str) -> 
     return ws
 
 
+def show_allowlist(s: Session, actor: Actor, workspace_id: int) -> Workspace:
+    """The workspace with its allowlist, for its members' eyes only."""
+    ws = load_workspace(s, workspace_id)
+    authorize(s, actor, ws, Permission.VIEW_OWN_USAGE, resource=f"workspace:{ws.slug}", attempted="allowlist.show")
+    return ws
+
+
 def set_thresholds(s: Session, actor: Actor, workspace_id: int, thresholds: list[int]) -> Workspace:
     message = "Alert thresholds are whole percentages from 1 to 100, like 50,80,100."
     try:
@@ -302,6 +309,7 @@ __all__ = [
     "set_channels",
     "add_allowlist",
     "remove_allowlist",
+    "show_allowlist",
     "set_thresholds",
     "set_digest",
     "delete_workspace",

@@ -75,8 +75,11 @@ class Workers:
         self.worker.start()
 
     def settle(self, timeout: float = 30) -> None:
-        """Wait until the queues are empty and no action is pending and due."""
-        from store import outbox
+        """Wait until the queues are empty and no action is pending and due — held by a worker or not."""
+        from sqlalchemy import func, select
+
+        from store.models import Action
+        from store.types import ActionStatus, utcnow
 
         deadline = time.time() + timeout
         while time.time() < deadline:
@@ -84,19 +87,14 @@ class Workers:
                 self.broker.join(q, timeout=int(max(1, deadline - time.time()) * 1000))
             self.worker.join()
             with self.rt.db.session() as s:
-                if not outbox.due(s, older_than=_zero()):
-                    return
+                running = s.scalar(select(func.count()).select_from(Action).where(Action.status == ActionStatus.PENDING, Action.run_after <= utcnow()))
+            if not running:
+                return
             time.sleep(0.05)
         raise AssertionError("actions still pending after the timeout")
 
     def stop(self) -> None:
         self.worker.stop()
-
-
-def _zero():
-    from datetime import timedelta
-
-    return timedelta(0)
 
 
 @pytest.fixture

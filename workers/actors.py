@@ -100,7 +100,11 @@ def action_gave_up(message: dict, retry_info: dict) -> None:
     action_id = (message.get("args") or [None])[0]
     if action_id:
         error = (message.get("options", {}).get("traceback") or "").strip().splitlines()
-        last = error[-1][:300] if error else "it kept failing"
+        last = error[-1] if error else "it kept failing"
+        name, sep, rest = last.partition(": ")
+        if sep and "." in name and " " not in name:  # "dramatiq.errors.Retry: …" → what it said
+            last = rest
+        last = last[:300]
         runtime().db.run(outbox.fail, action_id, f"gave up after {retry_info.get('retries', '?')} tries ({last})")
 
 

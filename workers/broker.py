@@ -17,7 +17,9 @@ def make_broker(redis_url: str | None) -> dramatiq.Broker:
     if redis_url:
         from dramatiq.brokers.redis import RedisBroker
 
-        return RedisBroker(url=redis_url)
+        # Bounded waits: a Slack command must still be answered when Redis is unreachable
+        # (its work then waits in the outbox for the sweeper).
+        return RedisBroker(url=redis_url, socket_connect_timeout=1, socket_timeout=5, health_check_interval=15)
     return StubBroker()
 
 

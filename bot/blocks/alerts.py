@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from slack_sdk.models.blocks import Block
 
-from bot.blocks.common import code, context, money, section
+from bot.blocks.common import code, context, lit, money, section
 
 KIND_NAMES = {"project": "Project", "cap": "Workspace cap", "credit": "Credit pool"}
 
@@ -30,7 +30,7 @@ def threshold_alert(kind: str, name: str, threshold: int, spent: int, limit: int
 
 def paused(kind: str, name: str, reason: str, workspace: str) -> tuple[str, list[Block]]:
     if kind == "project":
-        what = f"Project {code(name)} is paused: {reason}. Its keys are refused until it resumes; other projects carry on."
+        what = f"Project {code(name)} is paused: {lit(reason, 200)}. Its keys are refused until it resumes; other projects carry on."
         todo = f"An Admin can raise the budget with `/ai-budget set {name} $N -w {workspace}`; a Developer can ask with `/ai-budget request {name} $N --reason \"…\"`."
     elif reason == "credit":
         what = f"Workspace {code(name)} is paused: its credit pool is empty. Every key in it is refused."

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 
 from slack_sdk.models.blocks import ContextBlock, DividerBlock, HeaderBlock, MarkdownTextObject, PlainTextObject, SectionBlock
@@ -22,6 +23,30 @@ def lit(text: object, limit: int = 300) -> str:
         shown = shown[: limit - 1] + "…"
     shown = shown.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     return shown.translate(_FORMATTING)
+
+
+_ENTITY = re.compile(r"&(?!(?:amp|lt|gt);)")
+_ECHO = re.compile(r"“.*”", re.S)  # greedy: a ” typed inside the quote must not end it
+_CODE_SPAN = re.compile(r"(`[^`\n]+`)")
+
+
+def inert(message: str) -> str:
+    """A message that may quote what someone typed (a store error, a usage line), made safe as mrkdwn.
+
+    Its own `code` spans stay as they are; elsewhere mentions, links and formatting are
+    defused, and whatever stands in “…” (how the store echoes input) is shown literally.
+    Text already passed through lit() comes out unchanged.
+    """
+    text = _ENTITY.sub("&amp;", message).replace("<", "&lt;").replace(">", "&gt;")
+    echo = _ECHO.search(text)
+    if echo is None:
+        return _outside_code(text)
+    return _outside_code(text[: echo.start()]) + echo.group(0).translate(_FORMATTING) + _outside_code(text[echo.end() :])
+
+
+def _outside_code(text: str) -> str:
+    parts = _CODE_SPAN.split(text)
+    return "".join(part if i % 2 else part.translate(_FORMATTING) for i, part in enumerate(parts))
 
 
 def code(text: object) -> str:

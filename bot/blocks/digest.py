@@ -31,6 +31,8 @@ def digest_message(d: Digest) -> tuple[str, list[Block]]:
         blocks += [divider(), section("*Notable*\n" + "\n".join(_line(e) for e in d.notable) + more)]
     if d.denials:
         blocks += [divider(), section("*Denied attempts*\n" + "\n".join(_line(e) for e in d.denials))]
-    if not d.counts and not d.denials:
+    if d.gateway_refusals:
+        blocks += [divider(), section("*Refused at the gateway*\n" + "\n".join(f"• {code(name)} {code(reason)} × {n}" for name, reason, n in d.gateway_refusals))]
+    if not d.counts and not d.denials and not d.gateway_refusals:
         blocks.append(context("Nothing changed."))
     return text, blocks

@@ -42,5 +42,7 @@ def handle(db: Database, asker: Asker, text: str) -> Reply:
         body = out.getvalue()
         shown = body if len(body) <= EXPORT_LIMIT else body[:EXPORT_LIMIT].rsplit("\n", 1)[0] + "\n…"
         note = "" if len(body) <= EXPORT_LIMIT else "\nThe whole log, hashes included: `purser audit export <workspace> --format " + fmt + "`."
-        return Reply(f"```{shown.replace('```', 'ˋˋˋ')}```{note}")
+        # Reasons and names in the log are whatever people typed: escaped even inside the code block.
+        shown = shown.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("```", "ˋˋˋ")
+        return Reply(f"```{shown}```{note}")
     raise UsageError(f"`{lit(sub, 20)}` is not something /ai-audit does.")

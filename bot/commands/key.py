@@ -29,7 +29,7 @@ def handle(db: Database, asker: Asker, text: str) -> Reply:
         return list_keys(db, asker, parsed)
     if sub in ("rotate", "revoke", "disable", "enable"):
         return change(db, asker, parsed, sub)
-    raise UsageError(f"`{sub[:20]}` is not something /ai-key does.")
+    raise UsageError(f"{code(sub[:20])} is not something /ai-key does.")
 
 
 def new(db: Database, asker: Asker, parsed) -> Reply:

@@ -74,7 +74,7 @@ def parse(text: str, *, options: dict[str, str], flags: dict[str, str] | None = 
         elif name in flags:
             parsed.flags.add(flags[name])
         elif token.startswith("--") or (token.startswith("-") and len(token) == 2 and token[1].isalpha()):
-            raise UsageError(f"`{token[:30]}` is not an option of this command.")
+            raise UsageError(f"“{token[:30]}” is not an option of this command.")
         else:
             parsed.words.append(token)
         i += 1

@@ -31,7 +31,7 @@ def handle(db: Database, asker: Asker, text: str) -> Reply:
         user, role = parsed.word(1), parsed.word(2)
         if user is None or role is None:
             raise UsageError("Say who and which role: `/ai-team role @someone developer`.")
-        target = db.run(members.find_member, ws_id, user)
+        target = db.run(members.find_member, ws_id, user, asker.actor, "member.role")
         me = db.run(membership, asker.actor, ws_id)
         if me is not None and me.role is Role.DEVELOPER:
             req = db.run(requests.request_role_change, asker.actor, ws_id, target.id, role, parsed.options.get("reason"))
@@ -42,11 +42,11 @@ def handle(db: Database, asker: Asker, text: str) -> Reply:
         user = parsed.word(1)
         if user is None:
             raise UsageError("Say who: `/ai-team remove @someone`.")
-        target = db.run(members.find_member, ws_id, user)
+        target = db.run(members.find_member, ws_id, user, asker.actor, "member.remove")
         db.run(members.remove_member, asker.actor, ws_id, target.id)
         return Reply(f"✅ Removed {_who(target)}; their keys are revoked.")
     if sub == "leave":
-        me = db.run(members.find_member, ws_id, asker.user_id)
+        me = db.run(members.find_member, ws_id, asker.user_id, asker.actor, "member.leave")
         db.run(members.remove_member, asker.actor, ws_id, me.id)
         return Reply("✅ You left the workspace; your keys are revoked.")
     raise UsageError(f"`{lit(sub, 20)}` is not something /ai-team does.")

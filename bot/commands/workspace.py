@@ -56,7 +56,7 @@ def handle(db: Database, asker: Asker, text: str) -> Reply:
     if sub == "allowlist":
         verb = (parsed.word(1) or "show").lower()
         if verb == "show":
-            ws = db.run(lambda s: workspaces.load_workspace(s, ws_id))
+            ws = db.run(workspaces.show_allowlist, asker.actor, ws_id)
             return Reply(f"IP allowlist of {code(ws.slug)}: " + (", ".join(code(c) for c in ws.ip_allowlist) or "empty (every address allowed)"))
         verb = one_of(verb, ("add", "remove"), "allowlist change")
         cidr = parsed.word(2)

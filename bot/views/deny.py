@@ -7,6 +7,8 @@ import json
 from slack_sdk.models.blocks import InputBlock, MarkdownTextObject, PlainTextInputElement, PlainTextObject, SectionBlock
 from slack_sdk.models.views import View
 
+from bot.views import submitted
+
 DENY_FORM = "deny_reason"
 
 
@@ -26,4 +28,4 @@ def deny_form(request_id: int, summary: str) -> View:
 
 
 def reason_of(view: dict) -> str:
-    return ((view.get("state", {}).get("values", {}).get("reason", {}).get("value", {}) or {}).get("value") or "").strip()
+    return (submitted(view, "reason") or "").strip()

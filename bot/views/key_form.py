@@ -8,6 +8,7 @@ from slack_sdk.models.blocks import ContextBlock, InputBlock, MarkdownTextObject
 from slack_sdk.models.views import View
 
 from bot.context import Asker
+from bot.views import submitted
 from store import budgets
 from store.db import Database
 
@@ -37,12 +38,7 @@ def key_form(db: Database, asker: Asker, workspace_id: int, workspace: str) -> V
 
 
 def form_values(view: dict) -> dict[str, str | None]:
-    values = view.get("state", {}).get("values", {})
-    out = {}
-    for block in ("name", "project", "limit", "expires", "reason"):
-        value = (values.get(block, {}).get("value", {}) or {}).get("value")
-        out[block] = value.strip() if isinstance(value, str) and value.strip() else None
-    return out
+    return {block: (submitted(view, block) or "").strip() or None for block in ("name", "project", "limit", "expires", "reason")}
 
 
 def reveal_view(name: str, secret: str) -> View:

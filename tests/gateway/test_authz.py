@@ -29,8 +29,10 @@ def serve(db):
         add_gateway(web, db, Settings(PURSER_INGEST_TOKEN=TOKENS, PURSER_TRUSTED_PROXIES=trusted))
         server = serve_in_thread(web)
         served.append(server)
+        start.gateways.append(web.gateway)
         return server.url
 
+    start.gateways = []
     yield start
     for server in served:
         server.stop()
@@ -161,3 +163,32 @@ def test_client_address_rules():
     assert client_address("127.0.0.1", None, "198.51.100.5", trusted) == "198.51.100.5"
     assert client_address("127.0.0.1", "garbage, 10.2.2.2", None, trusted) is None
     assert client_address("127.0.0.1", None, None, trusted) == "127.0.0.1"
+
+
+def test_refusals_are_counted_and_shown_in_the_digest_not_audited_one_by_one(db, serve):
+    from datetime import timedelta
+
+    from sqlalchemy import func, select
+
+    from bot.blocks.digest import digest_message
+    from store.digests import build_digest
+    from store.models import AuditEvent
+    from store.types import utcnow
+
+    a, b, dev, key_id, secret = two_workspaces(db)
+    db.run(workspaces.add_allowlist, f.OPERATOR, a, "10.0.0.0/8")
+    url = serve()
+    import time
+
+    time.sleep(0.6)
+    with db.session() as s:
+        audited = s.scalar(select(func.count()).select_from(AuditEvent))
+    for _ in range(3):
+        assert authz(url, secret).status_code == 403
+    serve.gateways[-1].flush_refusals()  # it flushes by itself every few seconds
+    with db.session() as s:
+        assert s.scalar(select(func.count()).select_from(AuditEvent)) == audited
+        digest = build_digest(s, a, utcnow() - timedelta(days=1), utcnow() + timedelta(days=1))
+    assert digest.gateway_refusals == [("bot", "ip_not_allowed", 3)]
+    text, blocks = digest_message(digest)
+    assert "Refused at the gateway" in str([b.to_dict() for b in blocks])

@@ -55,26 +55,12 @@ def upstream_app(environ, start_response):
     return Response(json.dumps(body), mimetype="application/json")(environ, start_response)
 
 
-@pytest.fixture
-def stack(db, tmp_path, request):
-    """Purser (web with the gateway endpoints), the stub upstream, and nginx between the client and both."""
-    binary = nginx_binary()
-    redis_url = None
-    if db.dialect == "postgresql":  # on PostgreSQL also prove the Redis pub/sub path
-        redis_url = request.getfixturevalue("redis_url")
-    settings = Settings(PURSER_INGEST_TOKEN=INGEST_TOKEN, REDIS_URL=redis_url)
-    web = WebApp(db, bolt_app=_no_bolt(), signing_secret="unused")
-    add_gateway(web, db, settings)
-    purser = serve_in_thread(web)
-    upstream = serve_in_thread(upstream_app)
+def start_nginx(binary: str, server: str, temp: Path, *, modules: str = "") -> tuple[subprocess.Popen, str]:
     port = free_port()
-    server = CONFIG.read_text()
-    server = server.replace("127.0.0.1:8000", f"127.0.0.1:{upstream.server.server_port}")
-    server = server.replace("127.0.0.1:3000", f"127.0.0.1:{purser.server.server_port}")
     server = server.replace("listen 127.0.0.1:8080", f"listen 127.0.0.1:{port}")
-    temp = tmp_path / "nginx"
-    temp.mkdir()
+    temp.mkdir(exist_ok=True)
     main = f"""
+{modules}
 daemon off;
 worker_processes 1;
 pid {temp}/nginx.pid;
@@ -96,21 +82,45 @@ http {{
     for _ in range(100):
         try:
             httpx.get(url + "/", timeout=0.5)
-            break
+            return proc, url
         except httpx.HTTPError:
             time.sleep(0.05)
-    else:
-        proc.kill()
-        pytest.fail("nginx did not start: " + (temp / "error.log").read_text())
+    proc.kill()
+    pytest.fail("nginx did not start: " + (temp / "error.log").read_text())
+
+
+@pytest.fixture
+def purser_and_upstream(db, request):
+    redis_url = None
+    if db.dialect == "postgresql":  # on PostgreSQL also prove the Redis pub/sub path
+        redis_url = request.getfixturevalue("redis_url")
+    settings = Settings(PURSER_INGEST_TOKEN=INGEST_TOKEN, REDIS_URL=redis_url)
+    web = WebApp(db, bolt_app=_no_bolt(), signing_secret="unused")
+    add_gateway(web, db, settings)
+    purser = serve_in_thread(web)
+    upstream = serve_in_thread(upstream_app)
     if redis_url:
         from tests.slack_requests import wait_for
 
         wait_for(lambda: web.gateway.cache.invalidation_live, timeout=10)
-    yield url, purser.url, web.gateway
-    proc.terminate()
-    proc.wait(timeout=10)
+    yield purser, upstream, web.gateway
     purser.stop()
     upstream.stop()
+
+
+def addressed(config: str, purser, upstream) -> str:
+    config = config.replace("127.0.0.1:8000", f"127.0.0.1:{upstream.server.server_port}")
+    return config.replace("127.0.0.1:3000", f"127.0.0.1:{purser.server.server_port}")
+
+
+@pytest.fixture
+def stack(purser_and_upstream, tmp_path):
+    """Purser (web with the gateway endpoints), the stub upstream, and nginx between the client and both."""
+    purser, upstream, gateway = purser_and_upstream
+    proc, url = start_nginx(nginx_binary(), addressed(CONFIG.read_text(), purser, upstream), tmp_path / "nginx")
+    yield url, purser.url, gateway
+    proc.terminate()
+    proc.wait(timeout=10)
 
 
 def _no_bolt():
@@ -193,3 +203,37 @@ def test_nginx_in_front_of_an_upstream_obeys_purser(db, stack):
     with db.session() as s:
         counted = {(name, reason): n for name, reason, n in refusals_between(s, ws, utcnow() - timedelta(days=1), utcnow() + timedelta(days=1))}
     assert counted[("bot", "project_budget")] >= 1 and counted[("spare", "revoked")] >= 1
+
+
+def test_nginx_with_njs_reports_each_calls_cost(db, purser_and_upstream, tmp_path):
+    module = Path("/usr/lib/nginx/modules/ngx_http_js_module.so")
+    if not module.exists():
+        if IN_CI:
+            pytest.fail("nginx's njs module is not installed; .ci/run installs libnginx-mod-http-js", pytrace=False)
+        pytest.skip("libnginx-mod-http-js is not installed")
+    purser, upstream, gateway = purser_and_upstream
+    temp = tmp_path / "nginx"
+    temp.mkdir()
+    shutil.copy(ROOT / "docs" / "gateway" / "purser.js", temp / "purser.js")
+    config = addressed((ROOT / "docs" / "gateway" / "nginx-usage.conf").read_text(), purser, upstream)
+    config = config.replace('"change-me"', f'"{INGEST_TOKEN}"').replace("js_import purser from purser.js;", f"js_import purser from {temp}/purser.js;")
+    proc, url = start_nginx(nginx_binary(), config, temp, modules=f"load_module {module};")
+    try:
+        ws = f.workspace(db, "prod", "development")
+        dev = f.member(db, ws, Role.DEVELOPER)
+        f.project(db, ws, "search", budget=parse_money("$10"))
+        key_id, secret = f.key(db, ws, dev, "bot", project="search")
+        for _ in range(3):
+            answer = call(url, secret)
+            assert answer.status_code == 200, answer.text + (temp / "error.log").read_text()
+            assert answer.json()["usage"]["total_tokens"] == 15
+        from store.usage import usage_report
+
+        report = db.run(usage_report, f.OPERATOR, ws)
+        # 3 calls × (10 prompt × $0.15/M + 5 completion × $0.60/M) = 3 × $0.0000045, to the micro-dollar
+        assert report.rows[0].events == 3
+        assert report.total_micros == 3 * 5  # each rounds half-up from 4.5 micro-dollars to 5
+        assert call(url, "sk-purser-forged").status_code == 401
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

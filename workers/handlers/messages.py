@@ -20,7 +20,8 @@ def request_opened(rt: Runtime, a: Claimed) -> None:
     # Approved by policy in the same transaction: nobody has anything to decide.
     if rt.slack is not None and view.state == "pending" and view.approvals_channel:
         text, blocks = approval_message(view)
-        rt.slack.post(f"request:{view.id}", view.approvals_channel, text, blocks)
+        # Never an edit: by the time a retry runs, the message may already show the decision.
+        rt.slack.post(f"request:{view.id}", view.approvals_channel, text, blocks, edit=False)
     rt.db.run(outbox.complete, a.id)
 
 

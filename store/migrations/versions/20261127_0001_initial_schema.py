@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-27 06:30:18.060762
+Create Date: 2026-11-27 07:11:03.306407
 """
 from __future__ import annotations
 
@@ -213,6 +213,7 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_requests'))
     )
     with op.batch_alter_table('requests', schema=None) as batch_op:
+        batch_op.create_index('ix_requests_requester_state', ['requester_id', 'state'], unique=False)
         batch_op.create_index('ix_requests_workspace_state', ['workspace_id', 'state'], unique=False)
 
     op.create_table('actions',
@@ -266,6 +267,7 @@ def upgrade() -> None:
     sa.UniqueConstraint('secret_hash', name=op.f('uq_api_keys_secret_hash'))
     )
     with op.batch_alter_table('api_keys', schema=None) as batch_op:
+        batch_op.create_index('ix_api_keys_member_name', ['member_id', 'name'], unique=False)
         batch_op.create_index('ix_api_keys_project', ['project_id'], unique=False)
         batch_op.create_index('ix_api_keys_workspace_member', ['workspace_id', 'member_id'], unique=False)
 
@@ -312,6 +314,7 @@ def downgrade() -> None:
     with op.batch_alter_table('api_keys', schema=None) as batch_op:
         batch_op.drop_index('ix_api_keys_workspace_member')
         batch_op.drop_index('ix_api_keys_project')
+        batch_op.drop_index('ix_api_keys_member_name')
 
     op.drop_table('api_keys')
     with op.batch_alter_table('actions', schema=None) as batch_op:
@@ -320,6 +323,7 @@ def downgrade() -> None:
     op.drop_table('actions')
     with op.batch_alter_table('requests', schema=None) as batch_op:
         batch_op.drop_index('ix_requests_workspace_state')
+        batch_op.drop_index('ix_requests_requester_state')
 
     op.drop_table('requests')
     with op.batch_alter_table('invitations', schema=None) as batch_op:

@@ -1,0 +1,702 @@
+"""Gateway authorization on the production web stack: /v1/authz against a trivial request, its latency at a fixed rate, and how soon a pause is obeyed.
+
+gunicorn with gthread workers (the command line `purser web` runs, bound to loopback)
+serves `bot.web:create_app()` with a fresh PostgreSQL database (migrated, dropped at the
+end) and a Redis db of its own, so cache invalidation over pub/sub is live as in
+production. The keys: 200 live ones in four workspaces (one with an IP allowlist), sent
+as nginx's auth_request sends them, about half naming their project, and one request in
+twenty refused (a spent budget, a revoked or unknown key, a wrong project, an address
+outside the allowlist).
+
+(a) Closed loop: wrk, 50 keep-alive connections, rotating through the keys; the figure
+    is checks/s against the stack's cheapest answer (a 404 from the router) and /healthz.
+(b) Open loop: checks at fixed intervals (1,000/s for 30 s) whatever the answers, from one
+    selector loop over raw keep-alive sockets; latency runs from the scheduled send.
+(c) A project is paused in this process (by hand, or by usage reaching its budget) while a
+    client polls /v1/authz with that project's key every 2 ms; the figure is the time from
+    the commit to the first refusal, idle and with wrk saturating the server.
+
+docs/benchmarks.md says what is measured and keeps the last figures.
+
+    .venv/bin/python bench/authz.py [--workers 2] [--threads 8] [--clients 50] [--rate 1000] [--seconds 30] [--pauses 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import itertools
+import os
+import platform
+import random
+import re
+import resource
+import selectors
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import redis  # noqa: E402
+from sqlalchemy import create_engine, event, select, text  # noqa: E402
+from sqlalchemy.engine import make_url  # noqa: E402
+
+from gateway.invalidation import install_publisher  # noqa: E402
+from store import budgets, keys, members, workspaces  # noqa: E402
+from store.db import Database, normalise_url  # noqa: E402
+from store.migrate import upgrade  # noqa: E402
+from store.models import Project, Request  # noqa: E402
+from store.money import parse_money  # noqa: E402
+from store.permissions import Actor  # noqa: E402
+from store.requests import decide_request  # noqa: E402
+from store.secrets import Cipher, mint_local_secret, use_cipher  # noqa: E402
+from store.types import RequestState, Role  # noqa: E402
+from store.usage import UsageIn, ingest_usage  # noqa: E402
+from tests.factories import provision_pending  # noqa: E402
+
+DEFAULT_DB = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+DEFAULT_REDIS = "redis://127.0.0.1:6379/11"  # a db of its own: it is flushed (pub/sub itself spans all dbs)
+OPERATOR = Actor.operator("bench")
+INGEST_TOKEN = "bench-ingest-token"
+TARGET_RATIO = 0.7
+TARGET_P99 = 0.005
+TARGET_PAUSE = 1.0
+POLL_EVERY = 0.002
+
+
+@contextmanager
+def fresh_database(url: str) -> Iterator[tuple[str, str]]:
+    name = f"purser_authz_{uuid.uuid4().hex[:10]}"
+    server = create_engine(normalise_url(url), isolation_level="AUTOCOMMIT")
+    with server.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        bench_url = make_url(normalise_url(url)).set(database=name).render_as_string(hide_password=False)
+        upgrade(bench_url)
+        yield bench_url, name
+    finally:
+        with server.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        server.dispose()
+
+
+# --- state, built through the store's operations -----------------------------------------------
+
+
+@dataclass(frozen=True)
+class Check:
+    """One /v1/authz request as nginx's auth_request sends it, and the answer it must get."""
+
+    secret: str
+    client_ip: str
+    project_tag: str | None
+    status: int
+    key_id: int | None = None
+
+    def headers(self) -> dict[str, str]:
+        h = {
+            "Authorization": f"Bearer {self.secret}",
+            "X-Real-IP": self.client_ip,
+            "X-Forwarded-For": self.client_ip,
+            "Content-Type": "application/json",
+            "User-Agent": "OpenAI/Python 1.54.0",
+        }
+        if self.project_tag:
+            h["X-Purser-Project"] = self.project_tag
+        return h
+
+    def raw(self, port: int) -> bytes:
+        lines = [f"GET /v1/authz HTTP/1.1", f"Host: 127.0.0.1:{port}", *(f"{k}: {v}" for k, v in self.headers().items())]
+        return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+_users = (f"U{n:08d}" for n in itertools.count(1))
+_names = (f"svc-{n}" for n in itertools.count(1))
+
+
+def workspace(db: Database, slug: str, developers: int) -> tuple[int, Actor, list[Actor]]:
+    ws = db.run(workspaces.create_workspace, OPERATOR, slug=slug, environment="production").id
+    admin = Actor.slack(next(_users))
+    devs = [Actor.slack(next(_users)) for _ in range(developers)]
+    db.run(members.add_member, OPERATOR, ws, role=Role.ADMIN, slack_user_id=admin.slack_user_id)
+    db.run(lambda s: [members.add_member(s, OPERATOR, ws, role=Role.DEVELOPER, slack_user_id=d.slack_user_id) for d in devs])
+    return ws, admin, devs
+
+
+def make_keys(db: Database, ws: int, admin: Actor, wanted: list[tuple[Actor, str | None]]) -> list[tuple[int, str]]:
+    """One live key per (owner, project), asked for by its owner, approved by the admin, provisioned."""
+    asked = db.run(lambda s: [keys.request_key(s, owner, ws, name=next(_names), project=p).id for owner, p in wanted])
+    db.run(lambda s: [decide_request(s, admin, r, approve=True) for r in asked if s.get(Request, r).state is RequestState.PENDING])
+    made = provision_pending(db)
+    assert len(made) == len(wanted), f"asked for {len(wanted)} keys, got {len(made)}"
+    return made
+
+
+def build_checks(db: Database, n_keys: int, rnd: random.Random) -> tuple[list[Check], dict]:
+    """``n_keys`` live keys in four workspaces, then one refusal for every twenty checks."""
+    checks: list[Check] = []
+    per_ws = n_keys // 4
+    spaces = {}
+    for w, slug in enumerate(("search", "support", "research", "platform")):
+        ws, admin, devs = workspace(db, slug, developers=10)
+        projects = [f"{slug}-{p}" for p in ("api", "batch", "eval")]
+        for p in projects:
+            db.run(budgets.create_project, OPERATOR, ws, p)
+        if slug == "search":
+            db.run(workspaces.add_allowlist, OPERATOR, ws, "10.20.0.0/16")
+        wanted = [(devs[i % len(devs)], None if i % 10 == 9 else projects[i % 3]) for i in range(per_ws)]
+        for (key_id, secret), (_, project) in zip(make_keys(db, ws, admin, wanted), wanted):
+            ip = f"10.20.{rnd.randrange(256)}.{rnd.randrange(1, 255)}" if slug == "search" else f"10.{w}.{rnd.randrange(256)}.{rnd.randrange(1, 255)}"
+            tag = project if project and rnd.random() < 0.5 else None
+            checks.append(Check(secret, ip, tag, 200, key_id))
+        spaces[slug] = (ws, admin, devs)
+
+    # The refusals, about one check in twenty: a spent budget (402), revoked and unknown keys
+    # (401), a wrong project tag and an address outside the allowlist (403).
+    ws, admin, devs = spaces["support"]
+    db.run(budgets.create_project, OPERATOR, ws, "support-spent", budget_micros=parse_money("$1"))
+    spent = make_keys(db, ws, admin, [(devs[i], "support-spent") for i in range(4)])
+    db.run(ingest_usage, [UsageIn(f"spend-{k}", k, parse_money("$0.25"), datetime.now(timezone.utc)) for k, _ in spent])
+    checks += [Check(secret, "10.1.0.9", None, 402) for _, secret in spent]
+    revoked = make_keys(db, ws, admin, [(devs[i], "support-api") for i in range(4, 6)])
+    for key_id, _ in revoked:
+        db.run(keys.revoke_key, admin, key_id, reason="leaked")
+    checks += [Check(secret, "10.1.0.9", None, 401) for _, secret in revoked]
+    checks += [Check(mint_local_secret(), "10.1.0.9", None, 401) for _ in range(2)]
+    search = next(c for c in checks if c.client_ip.startswith("10.20.") and c.status == 200)
+    checks.append(Check(search.secret, search.client_ip, "research-api", 403))
+    checks.append(Check(search.secret, "10.99.0.1", None, 403))
+    rnd.shuffle(checks)
+    return checks, spaces
+
+
+# --- the production server ---------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def gunicorn(port: int, workers: int, threads: int, env: dict[str, str], log_path: Path) -> Iterator[subprocess.Popen]:
+    # The same command line as `purser web`, bound to loopback.
+    argv = [sys.executable, "-m", "gunicorn", "--worker-class", "gthread", "--workers", str(workers), "--threads", str(threads)]
+    argv += ["--bind", f"127.0.0.1:{port}", "--access-logfile", "-", "bot.web:create_app()"]
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while not answers(port, "/healthz"):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"gunicorn did not come up:\n{log_path.read_text()[-3000:]}")
+            time.sleep(0.2)
+        yield proc
+    finally:
+        proc.terminate()  # gunicorn's graceful stop: the master ends its workers
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def answers(port: int, path: str) -> bool:
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+        conn.request("GET", path)
+        return conn.getresponse().status == 200
+    except OSError:
+        return False
+
+
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def server_cpu(master: int) -> float:
+    """CPU seconds used so far by gunicorn's master and its workers."""
+    total = 0.0
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as f:
+                raw = f.read().decode(errors="replace")
+        except OSError:
+            continue
+        fields = raw[raw.rindex(")") + 2 :].split()
+        if pid == str(master) or fields[1] == str(master):
+            total += (int(fields[11]) + int(fields[12])) / TICK
+    return total
+
+
+def store_transactions(db: Database, name: str) -> int:
+    with db.engine.connect() as conn:
+        conn.exec_driver_sql("SELECT pg_stat_clear_snapshot()")
+        return conn.scalar(text("SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = :n"), {"n": name})
+
+
+# --- (a) closed loop: wrk ----------------------------------------------------------------------
+
+WRK_SCRIPT = """
+local entries = {%s}
+local requests, i = {}, 0
+init = function(args)
+  for n, e in ipairs(entries) do requests[n] = wrk.format("GET", e[1], e[2]) end
+end
+request = function()
+  i = i %% #requests + 1
+  return requests[i]
+end
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format("RESULT %%d %%d %%d %%d %%d %%d\\n", summary.requests, summary.duration, e.status,
+    e.connect + e.read + e.write + e.timeout, latency:percentile(50), latency:percentile(99)))
+end
+"""
+
+
+def lua_entries(items: list[tuple[str, dict[str, str]]]) -> str:
+    def q(s: str) -> str:
+        return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+    return ", ".join("{" + q(path) + ", {" + ", ".join(f"[{q(k)}] = {q(v)}" for k, v in h.items()) + "}}" for path, h in items)
+
+
+@dataclass
+class Closed:
+    name: str
+    rate: float
+    refused: float  # share of answers that were not 2xx
+    errors: int
+    p50: float
+    p99: float
+    server_us: float  # gunicorn CPU per answer
+    client: float  # wrk's share of one core
+    store_tx: float  # store transactions per second (cache misses, health checks)
+
+
+def wrk(port: int, script: Path, clients: int, seconds: float, master: int, db: Database, dbname: str, name: str) -> Closed:
+    tx0, cpu0, wrk0 = store_transactions(db, dbname), server_cpu(master), resource.getrusage(resource.RUSAGE_CHILDREN)
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{clients}", f"-d{seconds:g}s", "--timeout", "10s", "-s", str(script), f"http://127.0.0.1:{port}"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    used, wrk1 = server_cpu(master) - cpu0, resource.getrusage(resource.RUSAGE_CHILDREN)
+    tx = store_transactions(db, dbname) - tx0
+    m = re.search(r"^RESULT (\d+) (\d+) (\d+) (\d+) (\d+) (\d+)$", out.stdout, re.M)
+    if not m:
+        raise SystemExit(f"wrk said:\n{out.stdout}\n{out.stderr}")
+    n, duration_us, non2xx, errors, p50, p99 = map(int, m.groups())
+    duration = duration_us / 1e6
+    client = (wrk1.ru_utime + wrk1.ru_stime - wrk0.ru_utime - wrk0.ru_stime) / duration
+    return Closed(name, n / duration, non2xx / max(1, n), errors, p50 / 1e6, p99 / 1e6, used / max(1, n) * 1e6, client, tx / duration)
+
+
+# --- (b) open loop: a selector over raw keep-alive sockets --------------------------------------
+
+_LENGTH = re.compile(rb"\r\ncontent-length:\s*(\d+)", re.I)
+
+
+class Conn:
+    def __init__(self, port: int, sel: selectors.BaseSelector) -> None:
+        self.port, self.sel = port, sel
+        self.request, self.t0, self.buf, self.retried = b"", 0.0, b"", False
+        self._connect()
+
+    def _connect(self) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", self.port))
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.sel.register(self.sock, selectors.EVENT_READ, self)
+
+    def _reconnect(self) -> None:
+        self.sel.unregister(self.sock)
+        self.sock.close()
+        self._connect()
+
+    def send(self, request: bytes, t0: float) -> None:
+        self.request, self.t0, self.buf, self.retried = request, t0, b"", False
+        self.sock.sendall(request)
+
+    def receive(self) -> int | None:
+        """The status once a whole answer is in, else None."""
+        try:
+            data = self.sock.recv(65536)
+        except ConnectionError:
+            data = b""
+        if not data:
+            if self.buf or self.retried:
+                raise ConnectionError("the server closed a connection mid-answer")
+            # A keep-alive connection the server had closed while idle: send again on a new one.
+            self._reconnect()
+            self.retried = True
+            self.sock.sendall(self.request)
+            return None
+        self.buf += data
+        head_end = self.buf.find(b"\r\n\r\n")
+        if head_end < 0:
+            return None
+        head = self.buf[:head_end]
+        m = _LENGTH.search(head)
+        if m is None:
+            raise ConnectionError("an answer without Content-Length")
+        if len(self.buf) < head_end + 4 + int(m.group(1)):
+            return None
+        if b"connection: close" in head.lower():
+            self._reconnect()
+        return int(head[9:12])
+
+    def close(self) -> None:
+        self.sel.unregister(self.sock)
+        self.sock.close()
+
+
+@dataclass
+class Opened:
+    rate: float
+    seconds: float
+    latencies: list[float] = field(default_factory=list)
+    wrong: int = 0
+    client: float = 0.0
+    server_us: float = 0.0
+
+    def pct(self, q: float) -> float:
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def open_loop(port: int, checks: list[Check], rate: float, seconds: float, pool: int, master: int) -> Opened:
+    """Sends at fixed intervals; with every connection busy a check waits, and its wait counts."""
+    sel = selectors.DefaultSelector()
+    run = Opened(rate, seconds)
+    requests = [(c.raw(port), c.status) for c in checks]
+    idle = deque(Conn(port, sel) for _ in range(pool))
+    expected: dict[Conn, int] = {}
+    n = int(rate * seconds)
+    cpu0, srv0 = time.process_time(), server_cpu(master)
+    start = time.perf_counter() + 0.05
+    waiting: deque[float] = deque()
+    i = busy = 0
+    while i < n or waiting or busy:
+        now = time.perf_counter()
+        while i < n and start + i / rate <= now:
+            waiting.append(start + i / rate)
+            i += 1
+        while waiting and idle:
+            # The oldest idle connection goes first, so none sits idle past the server's keep-alive.
+            c = idle.popleft()
+            raw, expected[c] = requests[(i - len(waiting)) % len(requests)]
+            c.send(raw, waiting.popleft())
+            busy += 1
+        timeout = max(0.0, start + i / rate - time.perf_counter()) if i < n else 30
+        events = sel.select(timeout=timeout)
+        if not events and i >= n and busy:
+            raise SystemExit(f"{busy} checks unanswered for 30 s")
+        for key, _ in events:
+            c = key.data
+            status = c.receive()
+            if status is None:
+                continue
+            run.latencies.append(time.perf_counter() - c.t0)
+            run.wrong += status != expected[c]
+            busy -= 1
+            idle.append(c)
+    run.client = (time.process_time() - cpu0) / seconds
+    run.server_us = (server_cpu(master) - srv0) / n * 1e6
+    for c in idle:
+        c.close()
+    return run
+
+
+# --- (c) a pause, and the first refusal a polling client sees ----------------------------------
+
+
+class Poller(threading.Thread):
+    """Asks /v1/authz about one key every POLL_EVERY, over a few keep-alive connections in turn."""
+
+    def __init__(self, port: int, connections: int, check: Check) -> None:
+        super().__init__(name="poller", daemon=True)
+        self.conns = [http.client.HTTPConnection("127.0.0.1", port, timeout=30) for _ in range(connections)]
+        self.check = check
+        self.log: list[tuple[float, int, int]] = []  # (answered at, connection, status); list.append is atomic
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        for n in itertools.cycle(range(len(self.conns))):
+            if self.stop.is_set():
+                return
+            t = time.perf_counter()
+            conn = self.conns[n]
+            try:
+                conn.request("GET", "/v1/authz", headers=self.check.headers())
+                answer = conn.getresponse()
+                answer.read()
+            except (http.client.HTTPException, ConnectionError):
+                conn.close()  # the server dropped an idle connection: the next request opens a new one
+                continue
+            self.log.append((time.perf_counter(), n, answer.status))
+            time.sleep(max(0.0, POLL_EVERY - (time.perf_counter() - t)))
+
+    def wait_for(self, refused: bool, since: float, timeout: float = 10.0) -> tuple[float, float]:
+        """When the first connection, and then every one, was answered a refusal (or a 200) after ``since``."""
+        wanted = (lambda st: st in (402, 403)) if refused else (lambda st: st == 200)
+        deadline = time.perf_counter() + timeout
+        while time.perf_counter() < deadline:
+            first: dict[int, float] = {}
+            for t, n, status in self.log[::-1]:
+                if t <= since:
+                    break
+                if wanted(status):
+                    first[n] = t
+            if len(first) == len(self.conns):
+                return min(first.values()), max(first.values())
+            time.sleep(0.001)
+        raise SystemExit(f"not every poller connection saw {'a refusal' if refused else 'a 200'} within {timeout:.0f} s")
+
+    def workers(self, port: int) -> int:
+        """How many gunicorn processes hold the poller's connections (from ss)."""
+        mine = {str(c.sock.getsockname()[1]) for c in self.conns if c.sock}
+        out = subprocess.run(["ss", "-tnpH", "state", "established", f"( sport = :{port} )"], capture_output=True, text=True).stdout
+        pids = set()
+        for line in out.splitlines():
+            cols = line.split()
+            if len(cols) > 3 and cols[3].rsplit(":", 1)[-1] in mine:
+                pids.update(re.findall(r"pid=(\d+)", line))
+        return len(pids)
+
+
+@dataclass(frozen=True)
+class Target:
+    workspace: int
+    admin: Actor
+    hand: Check  # a key of platform-ops, paused and resumed by an admin
+    budget: Check  # a key of platform-budget, paused by its spend reaching the budget
+
+
+def pause_target(db: Database, spaces: dict) -> Target:
+    ws, admin, devs = spaces["platform"]
+    db.run(budgets.create_project, OPERATOR, ws, "platform-ops")
+    db.run(budgets.create_project, OPERATOR, ws, "platform-budget", budget_micros=parse_money("$1"))
+    (hand_id, hand), (budget_id, budget) = make_keys(db, ws, admin, [(devs[0], "platform-ops"), (devs[1], "platform-budget")])
+    return Target(ws, admin, Check(hand, "10.3.0.1", None, 200, hand_id), Check(budget, "10.3.0.2", None, 200, budget_id))
+
+
+def pause_delays(db: Database, poller: Poller, target: Target, rounds: int, rnd: random.Random, label: str) -> list[tuple[str, float, float]]:
+    """Pause and resume ``rounds`` times, by hand and by usage reaching the budget in turn:
+    (how, commit → first refusal, commit → refusal on every poller connection)."""
+    committed: list[float] = []
+
+    def note(session) -> None:
+        committed.append(time.perf_counter())
+
+    event.listen(db.sessions, "after_commit", note)
+    out = []
+    try:
+        for r in range(rounds):
+            by_hand = r % 2 == 0
+            poller.check = target.hand if by_hand else target.budget
+            poller.wait_for(refused=False, since=time.perf_counter())  # the key is cached as active everywhere
+            time.sleep(rnd.uniform(0.05, 0.25))  # at any phase of the polling
+            committed.clear()
+            if by_hand:
+                db.run(budgets.pause_project, target.admin, target.workspace, "platform-ops", "bench pause")
+            else:
+                db.run(ingest_usage, [UsageIn(f"{label}-{r}", target.budget.key_id, parse_money("$1"), datetime.now(timezone.utc))])
+            at = committed[-1]
+            first, every = poller.wait_for(refused=True, since=at)
+            out.append(("by hand" if by_hand else "budget", first - at, every - at))
+            if by_hand:
+                db.run(budgets.resume_project, target.admin, target.workspace, "platform-ops")
+            else:
+                # A dollar more than was spent: the project resumes.
+                raised = db.run(lambda s: s.scalar(select(Project.budget_micros).where(Project.workspace_id == target.workspace, Project.slug == "platform-budget"))) + parse_money("$1")
+                db.run(budgets.set_project_budget, target.admin, target.workspace, "platform-budget", raised)
+    finally:
+        event.remove(db.sessions, "after_commit", note)
+    return out
+
+
+# --- the report ---------------------------------------------------------------------------------
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:.1f}"
+
+
+def machine(db: Database, broker: redis.Redis, load: tuple[float, ...]) -> dict:
+    import gunicorn as gunicorn_pkg
+
+    cpu = "?"
+    with open("/proc/cpuinfo") as f:
+        cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
+    with db.engine.connect() as conn:
+        pg = conn.scalar(text("SHOW server_version"))
+    wrk_version = subprocess.run(["wrk", "--version"], capture_output=True, text=True).stdout.split(" [")[0] if shutil.which("wrk") else "not installed"
+    return {
+        "nproc": os.cpu_count(), "cpu": cpu, "load": " ".join(f"{x:.2f}" for x in load), "pg": pg,
+        "redis": broker.info("server")["redis_version"], "python": platform.python_version(), "gunicorn": gunicorn_pkg.__version__, "wrk": wrk_version,
+    }  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--database-url", default=DEFAULT_DB, help="a PostgreSQL server; the benchmark makes and drops its own database there")
+    parser.add_argument("--redis-url", default=DEFAULT_REDIS, help="a Redis db number of its own: it is flushed")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
+    parser.add_argument("--threads", type=int, default=8, help="threads per worker")
+    parser.add_argument("--keys", type=int, default=200, help="live keys the checks rotate through (a multiple of 4)")
+    parser.add_argument("--clients", type=int, default=50, help="wrk connections in the closed loop")
+    parser.add_argument("--round", type=float, default=8, help="seconds of each closed-loop round (two rounds per endpoint)")
+    parser.add_argument("--rate", type=float, default=1000, help="checks/s in the open loop")
+    parser.add_argument("--seconds", type=float, default=30, help="seconds of the open loop")
+    parser.add_argument("--pool", type=int, default=32, help="connections the open loop may have in flight")
+    parser.add_argument("--pauses", type=int, default=20, help="pauses timed, idle and again under load")
+    args = parser.parse_args(argv)
+    if make_url(normalise_url(args.database_url)).get_backend_name() != "postgresql":
+        parser.error("the benchmark measures PostgreSQL; give a postgresql:// URL")
+    has_wrk = shutil.which("wrk") is not None
+    if not has_wrk:
+        print("wrk is not installed (apt-get install wrk): the closed loop (a) and the pauses under load are skipped", flush=True)
+    load = os.getloadavg()
+    started = time.perf_counter()
+    rnd = random.Random(7)
+    use_cipher(Cipher(Cipher.generate()))
+    broker = redis.Redis.from_url(args.redis_url)
+    broker.flushdb()
+    port = free_port()
+    try:
+        with fresh_database(args.database_url) as (url, dbname), tempfile.TemporaryDirectory(prefix="purser-authz-") as tmp:
+            db = Database(url)
+            install_publisher(db, args.redis_url)  # as every process that commits has it
+            try:
+                facts = machine(db, broker, load)
+                checks, spaces = build_checks(db, args.keys, rnd)
+                target = pause_target(db, spaces)
+                env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "PURSER_", "LOG_"))}
+                env.update(
+                    DATABASE_URL=url, REDIS_URL=args.redis_url, SLACK_BOT_TOKEN="xoxb-bench", SLACK_SIGNING_SECRET="bench",
+                    PURSER_INGEST_TOKEN=INGEST_TOKEN, PURSER_TRUSTED_PROXIES="127.0.0.1/32,::1/128",
+                )  # fmt: skip
+                refused = sum(c.status != 200 for c in checks) / len(checks)
+                print(f"load average at start {facts['load']}; gunicorn on 127.0.0.1:{port}, {args.workers} × {args.threads}; {len(checks)} checks, {refused:.1%} refused", flush=True)
+                with gunicorn(port, args.workers, args.threads, env, Path(tmp) / "gunicorn.log") as proc:
+                    correct = verify(port, checks)
+                    scripts = {
+                        "/v1/authz": [("/v1/authz", c.headers()) for c in checks],
+                        "404": [("/bench-not-a-route", {"User-Agent": "OpenAI/Python 1.54.0"})],
+                        "/healthz": [("/healthz", {"User-Agent": "OpenAI/Python 1.54.0"})],
+                    }
+                    closed: dict[str, list[Closed]] = {name: [] for name in scripts}
+                    if has_wrk:
+                        paths = {}
+                        for name, items in scripts.items():
+                            paths[name] = Path(tmp) / f"{len(paths)}.lua"
+                            paths[name].write_text(WRK_SCRIPT % lua_entries(items))
+                        # Every key loaded into both workers' caches: a cold cache is a restart, not the steady state.
+                        for name in scripts:
+                            warm = wrk(port, paths[name], args.clients, 4 if name == "/v1/authz" else 2, proc.pid, db, dbname, name)
+                            print(f"  warm-up {name:<9} {warm.rate:6.0f}/s, {warm.store_tx:4.0f} store transactions/s", flush=True)
+                        for r in range(2):
+                            # Alternate who goes first, so neither always meets the quieter moment.
+                            for name in scripts if r % 2 == 0 else reversed(scripts):
+                                run = wrk(port, paths[name], args.clients, args.round, proc.pid, db, dbname, name)
+                                closed[name].append(run)
+                                print(f"  closed {name:<10} round {r + 1}: {run.rate:6.0f}/s, p99 {ms(run.p99)} ms, wrk {run.client:.0%} of a core", flush=True)
+                    opened = open_loop(port, checks, args.rate, args.seconds, args.pool, proc.pid)
+                    print(f"  open   /v1/authz {args.rate:g}/s: p50 {ms(opened.pct(0.5))} ms, p99 {ms(opened.pct(0.99))} ms", flush=True)
+
+                    poller = Poller(port, 4, target.hand)
+                    poller.start()
+                    idle = pause_delays(db, poller, target, args.pauses, rnd, "idle")
+                    print(f"  pauses idle: max {ms(max(d[2] for d in idle))} ms to every connection", flush=True)
+                    loaded, poll_workers = [], poller.workers(port)
+                    if has_wrk:
+                        background = subprocess.Popen(
+                            ["wrk", "-t1", f"-c{args.clients}", "-d120s", "--timeout", "10s", "-s", str(paths["/v1/authz"]), f"http://127.0.0.1:{port}"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                        )  # fmt: skip
+                        try:
+                            time.sleep(1)
+                            loaded = pause_delays(db, poller, target, args.pauses, rnd, "loaded")
+                        finally:
+                            background.terminate()
+                            background.wait()
+                        print(f"  pauses under load: max {ms(max(d[2] for d in loaded))} ms to every connection", flush=True)
+                    poller.stop.set()
+                    poller.join(timeout=5)
+                report(args, facts, closed, opened, idle, loaded, poll_workers)
+                correct &= opened.wrong == 0 and all(abs(r.refused - refused) < 0.01 and not r.errors for r in closed["/v1/authz"])
+                if opened.wrong:
+                    print(f"{opened.wrong} open-loop answers had the wrong status")
+            finally:
+                db.dispose()
+    finally:
+        broker.flushdb()
+        broker.close()
+    print(f"(whole run {time.perf_counter() - started:.0f} s)")
+    return 0 if correct else 1
+
+
+def report(args, facts: dict, closed: dict[str, list[Closed]], opened: Opened, idle: list, loaded: list, poll_workers: int) -> None:
+    print(f"\nGateway authorization on gunicorn, gthread {args.workers} workers × {args.threads} threads, keep-alive connections")
+    print(f"machine: {facts['nproc']} cores, {facts['cpu']}; load average at start {facts['load']}")
+    print(f"PostgreSQL {facts['pg']}, Redis {facts['redis']}, Python {facts['python']}, gunicorn {facts['gunicorn']}, {facts['wrk']}")
+    if closed["/v1/authz"]:
+        print(f"\n(a) closed loop, wrk -t1 -c{args.clients}, {args.round:g} s a round; srv: gunicorn CPU µs per answer; wrk: its share of one core; tx/s: store transactions")
+        print(f"{'endpoint':<12}{'round /s':>16}{'best /s':>9}{'p50 ms':>8}{'p99 ms':>8}{'refused':>9}{'srv µs':>8}{'wrk':>6}{'tx/s':>7}")
+        best = {}
+        for name, runs in closed.items():
+            top = best[name] = max(runs, key=lambda r: r.rate)
+            rounds = " ".join(f"{r.rate:7.0f}" for r in runs)
+            print(f"{name:<12}{rounds:>16}{top.rate:9.0f}{ms(top.p50):>8}{ms(top.p99):>8}{top.refused:9.1%}{top.server_us:8.0f}{top.client:6.0%}{top.store_tx:7.0f}")
+        for base in ("404", "/healthz"):
+            ratio = best["/v1/authz"].rate / best[base].rate
+            verdict = f"target ≥ {TARGET_RATIO}: {'met' if ratio >= TARGET_RATIO else 'MISSED'}" if base == "404" else "for reference"
+            print(f"ratio /v1/authz / {base}: {ratio:.2f} checks/s, {best[base].server_us / best['/v1/authz'].server_us:.2f} in CPU per answer ({verdict})")
+    print(f"\n(b) open loop, {args.rate:g} checks/s for {args.seconds:g} s over up to {args.pool} connections, latency from the scheduled send to the whole answer")
+    print(f"{'sent':>7}{'p50 ms':>8}{'p90 ms':>8}{'p99 ms':>8}{'p99.9 ms':>9}{'max ms':>8}{'srv µs':>8}{'client':>8}")
+    print(f"{len(opened.latencies):>7}{ms(opened.pct(0.5)):>8}{ms(opened.pct(0.9)):>8}{ms(opened.pct(0.99)):>8}{ms(opened.pct(0.999)):>9}{ms(max(opened.latencies)):>8}{opened.server_us:8.0f}{opened.client:8.0%}")
+    p99 = opened.pct(0.99)
+    print(f"p99 at {args.rate:g}/s: {ms(p99)} ms (target ≤ {ms(TARGET_P99)} ms) — {'met' if p99 <= TARGET_P99 else 'MISSED'}")
+    print(f"\n(c) commit of a pause → refusal, {len(idle)} pauses (half by hand: 403, half by the budget: 402); polled every {POLL_EVERY * 1000:g} ms over 4 connections held by {poll_workers} worker(s)")
+    print(f"{'while':<22}{'first p50':>10}{'first max':>10}{'every p50':>10}{'every max':>10}  (ms)")
+    worst = 0.0
+    for label, delays in (("idle", idle), (f"wrk saturating", loaded)):
+        if delays:
+            firsts, every = [d[1] for d in delays], [d[2] for d in delays]
+            worst = max(worst, max(every))
+            print(f"{label:<22}{ms(statistics.median(firsts)):>10}{ms(max(firsts)):>10}{ms(statistics.median(every)):>10}{ms(max(every)):>10}")
+    print(f"slowest pause obeyed on every connection: {ms(worst)} ms (target ≤ {TARGET_PAUSE:g} s) — {'met' if worst <= TARGET_PAUSE else 'MISSED'}")
+
+
+def verify(port: int, checks: list[Check]) -> bool:
+    """Every check once, its status and (for a 200) the key it names, before anything is timed."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    wrong = []
+    for c in checks:
+        conn.request("GET", "/v1/authz", headers=c.headers())
+        answer = conn.getresponse()
+        answer.read()
+        if answer.status != c.status or (c.status == 200 and answer.headers.get("X-Purser-Key") != str(c.key_id)):
+            wrong.append((c, answer.status, answer.headers.get("X-Purser-Refusal")))
+    conn.close()
+    for c, status, reason in wrong[:5]:
+        print(f"  expected {c.status}, got {status} ({reason}) for {c}")
+    return not wrong
+
+
+if __name__ == "__main__":
+    sys.exit(main())

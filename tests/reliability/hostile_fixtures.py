@@ -1,0 +1,154 @@
+"""Hostile-input scenarios: the app over HTTP on real PostgreSQL, workers on a real Redis, and a
+reading of everything Purser said back — in replies and through the fake Slack Web API.
+
+Import the fixtures by name into a test module (``from tests.reliability.hostile_fixtures import …``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from typing import Iterable, Iterator
+
+import pytest
+
+from bot.app import build_app
+from bot.web import WebApp, health_checks
+from sandbox.serve import serve_in_thread
+from store.models import AuditEvent
+from tests.fixtures_workers import BOT_TOKEN, Workers, _runtime
+from tests.services import require
+from tests.slack_requests import SlackSender
+
+SIGNING_SECRET = "hostile-signing-secret"
+TEAM = "T0PURSER"
+# A Redis database of its own: other suites flush theirs while these run.
+REDIS_URL = os.environ.get("PURSER_HOSTILE_REDIS_URL", "redis://127.0.0.1:6379/12")
+
+#: what must never reach Slack as markup: each would ping, link or notify if it did
+RAW = ("<!channel>", "<!here>", "<!everyone>", "<https://evil", "<@U123>")
+#: what an answer must never show: the words of an exception, or an unexpected error
+LEAKS = ("Traceback", "Exception", "Error(", "sqlalchemy", "psycopg", "KeyError", "TypeError", "ValueError", "AttributeError", "File \"", "error id", "went wrong")
+
+
+@pytest.fixture
+def db(pg_db):
+    """These scenarios run on PostgreSQL: its types refuse what SQLite lets through (NUL, overflow)."""
+    return pg_db
+
+
+@pytest.fixture
+def workers(pg_db, slack_server, openrouter_server):
+    from dramatiq.brokers.redis import RedisBroker
+
+    from workers.broker import use_broker
+    from workers.runtime import configure
+
+    require(REDIS_URL, "Redis")
+    broker = RedisBroker(url=REDIS_URL)
+    broker.flush_all()
+    use_broker(broker)
+    running = Workers(broker, _runtime(pg_db, slack_server, openrouter_server))
+    yield running
+    running.stop()
+    broker.flush_all()
+    broker.close()
+    configure(None)
+
+
+@pytest.fixture
+def web(pg_db, workers, slack_server):
+    _, slack_url = slack_server
+    bolt = build_app(pg_db, token=BOT_TOKEN, team_id=TEAM, api_url=slack_url + "/api/")
+    served = serve_in_thread(WebApp(pg_db, bolt, SIGNING_SECRET, health=health_checks(pg_db, None)))
+    yield served
+    served.stop()
+
+
+@pytest.fixture
+def slack(web) -> SlackSender:
+    return SlackSender(web.url + "/slack/events", SIGNING_SECRET, TEAM)
+
+
+# -- reading what Purser said -----------------------------------------------------------
+
+_SENDS = ("chat.postMessage", "chat.update", "chat.postEphemeral")
+_VIEWS = ("views.open", "views.update", "views.publish")
+
+
+def mrkdwn(node) -> Iterator[str]:
+    """Every mrkdwn text object in a Block Kit structure."""
+    if isinstance(node, dict):
+        if node.get("type") == "mrkdwn" and isinstance(node.get("text"), str):
+            yield node["text"]
+        for value in node.values():
+            yield from mrkdwn(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from mrkdwn(item)
+
+
+def said_to_slack(slack_api, since: int = 0) -> list[str]:
+    """Every text Purser sent through the Web API since call number ``since``: message texts (rendered as
+    mrkdwn when there are no blocks, and shown in notifications) and every mrkdwn object."""
+    out = []
+    for call in slack_api.calls[since:]:
+        if call.method in _SENDS:
+            out.append(str(call.args.get("text") or ""))
+            out.extend(mrkdwn(call.args.get("blocks") or []))
+        elif call.method in _VIEWS:
+            out.extend(mrkdwn(call.args.get("view") or {}))
+    return out
+
+
+def said_in_reply(answer) -> list[str]:
+    """The mrkdwn of an HTTP answer to Slack: an ephemeral reply's text and blocks."""
+    body = _body(answer)
+    if not isinstance(body, dict):
+        return [answer.text]
+    return [str(body.get("text") or ""), *mrkdwn(body.get("blocks") or [])]
+
+
+def errors_in_reply(answer) -> list[str]:
+    """A modal's field errors: plain text, shown verbatim under the field."""
+    body = _body(answer)
+    return [str(v) for v in ((body.get("errors") or {}) if isinstance(body, dict) else {}).values()]
+
+
+def _body(answer):
+    if not answer.content:
+        return {}
+    try:
+        return answer.json()
+    except ValueError:
+        return None
+
+
+_CODE = re.compile(r"```.*?```|`[^`\n]+`", re.S)
+
+
+def assert_inert(texts: Iterable[str], raw: Iterable[str] = RAW, marks: Iterable[str] = ()) -> None:
+    """No raw mention or link sequence anywhere; no user formatting ``marks`` (like ``*PWN*``) outside code."""
+    problems = []
+    for text in texts:
+        problems += [f"{sequence!r} reached Slack as markup: {text[:300]!r}" for sequence in raw if sequence in text]
+        plain = _CODE.sub("", text)
+        problems += [f"{mark!r} would render as formatting: {text[:300]!r}" for mark in marks if mark in plain]
+    assert not problems, "\n".join(dict.fromkeys(problems))
+
+
+def assert_no_leak(texts: Iterable[str]) -> None:
+    problems = [f"{word!r} shown to a user: {text[:300]!r}" for text in texts for word in LEAKS if word in text]
+    assert not problems, "\n".join(dict.fromkeys(problems))
+
+
+def denials(db, workspace_id: int) -> list[AuditEvent]:
+    from sqlalchemy import select
+
+    with db.session() as s:
+        return list(s.scalars(select(AuditEvent).where(AuditEvent.workspace_id == workspace_id, AuditEvent.outcome == "denied").order_by(AuditEvent.seq)))
+
+
+def payload_json(value) -> str:
+    return json.dumps(value)

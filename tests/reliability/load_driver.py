@@ -1,0 +1,250 @@
+"""The load: members asking for keys with `/ai-key new`, admins approving or denying them — all signed HTTP.
+
+Members ask from several threads at once; a person whose command got an error (the store
+unreachable, say) asks again a moment later, as anyone would. Admins act on what Slack
+shows them: each approval message that still has its buttons gets a click — Approve, or
+Deny and the reason modal — and a click that did not take (the message still shows its
+buttons a while later) is tried again. Some approvals are clicked by two admins at once.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+import threading
+import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import httpx
+from sqlalchemy import func, select
+
+from store import members, workspaces
+from store.db import Database
+from store.models import Action, AuditHead, Request
+from store.permissions import Actor
+from store.types import ActionStatus, RequestState
+from tests.reliability.load_stack import Stack, wait_until
+
+OPERATOR = Actor.operator("load")
+APPROVE, DENY, DENY_FORM = "request_approve", "request_deny", "deny_reason"
+ASKED = re.compile(r"request #(\d+)")
+ALREADY_ASKED = "You already asked for a key called"
+
+
+@dataclass
+class Team:
+    id: int
+    slug: str
+    provider: str
+    approvals: str
+    admins: list[str]
+    members: list[str]
+    audit_seq: int = 0  # the audit chain's length when the load began
+
+
+def build_teams(db: Database, tag: str, members_total: int, providers: tuple[str, ...] = ("openrouter", "openrouter", "local")) -> list[Team]:
+    """Production workspaces (approval policy), two admins each, the members shared out among them."""
+    teams = []
+    for i, provider in enumerate(providers):
+        slug = f"{tag.lower()}-{i}"
+        ws = db.run(workspaces.create_workspace, OPERATOR, slug=slug, environment="production", provider=provider)
+        approvals = f"C{tag.upper()}{i}APPROVALS"
+        db.run(workspaces.set_channels, OPERATOR, ws.id, approvals=approvals)
+        team = Team(ws.id, slug, provider, approvals, [f"U{tag.upper()}{i}A{j}" for j in range(2)], [])
+        for admin in team.admins:
+            db.run(members.add_member, OPERATOR, ws.id, role="admin", slack_user_id=admin)
+        teams.append(team)
+    for n in range(members_total):
+        team = teams[n % len(teams)]
+        user = f"U{tag.upper()}{n % len(teams)}M{n:04d}"
+        db.run(members.add_member, OPERATOR, team.id, role="developer", slack_user_id=user)
+        team.members.append(user)
+    with db.session() as s:
+        for team in teams:
+            team.audit_seq = s.scalar(select(AuditHead.seq).where(AuditHead.workspace_id == team.id))
+    return teams
+
+
+@dataclass(frozen=True)
+class Ask:
+    team: Team
+    user: str
+    name: str
+    limit: str
+
+
+@dataclass(frozen=True)
+class Reply:
+    kind: str  # command, approve, deny, reason
+    user: str
+    sent: float  # time.monotonic()
+    answered: float
+    status: int
+    text: str
+
+    def during(self, start: float, end: float) -> bool:
+        return self.sent >= start and self.answered <= end
+
+
+@dataclass
+class Load:
+    stack: Stack
+    teams: list[Team]
+    requests: int
+    senders: int = 6
+    deciders: int = 4
+    deny_every: int = 5  # request ids divisible by this are denied
+    double_click_every: int = 7  # … and these are approved by two admins clicking at once
+    reclick_after: float = 6.0
+    asks: list[Ask] = field(init=False)
+    replies: list[Reply] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        people = [(team, user) for team in self.teams for user in team.members]
+        people.sort(key=lambda p: p[1][-4:])  # interleave the workspaces
+        self.asks = [Ask(team, user, f"k{i}", f"${5 + i % 40}") for i, (team, user) in zip(range(self.requests), itertools.cycle(people))]
+        self.answered: set[int] = set()
+        self._todo = deque(range(len(self.asks)))
+        self._lock = threading.Lock()
+        self._halt = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.by_channel = {t.approvals: t for t in self.teams}
+        self.started = self.finished = 0.0
+
+    # -- running ------------------------------------------------------------------
+
+    def start(self) -> "Load":
+        self.started = time.monotonic()
+        self._threads = [threading.Thread(target=self._send_loop, name=f"sender-{i}", daemon=True) for i in range(self.senders)]
+        self._threads.append(threading.Thread(target=self._decide_loop, name="decider", daemon=True))
+        for t in self._threads:
+            t.start()
+        return self
+
+    def wait_answered(self, fraction: float, timeout: float = 120) -> None:
+        wait_until(lambda: len(self.answered) >= fraction * len(self.asks), timeout, f"{fraction:.0%} of the key requests answered")
+
+    def finish(self, timeout: float) -> None:
+        """Wait until every ask is answered and decided and the workers have carried everything out."""
+        try:
+            wait_until(lambda: len(self.answered) == len(self.asks), timeout, "every key request answered")
+            wait_until(self._all_decided, timeout, "every request decided", every=0.2)
+            wait_until(self._outbox_empty, timeout, "every action carried out", every=0.2)
+        finally:
+            self._halt.set()
+            for t in self._threads:
+                t.join(timeout=15)
+            self.finished = time.monotonic()
+
+    def _all_decided(self) -> bool:
+        with self.stack.db.session() as s:
+            ids = [t.id for t in self.teams]
+            total = s.scalar(select(func.count()).select_from(Request).where(Request.workspace_id.in_(ids)))
+            pending = s.scalar(select(func.count()).select_from(Request).where(Request.workspace_id.in_(ids), Request.state == RequestState.PENDING))
+        return total >= len(self.asks) and pending == 0
+
+    def _outbox_empty(self) -> bool:
+        with self.stack.db.session() as s:
+            return not s.scalar(select(func.count()).select_from(Action).where(Action.status == ActionStatus.PENDING))
+
+    # -- members ------------------------------------------------------------------
+
+    def _send_loop(self) -> None:
+        while not self._halt.is_set():
+            with self._lock:
+                if not self._todo:
+                    return
+                i = self._todo.popleft()
+            ask = self.asks[i]
+            reply = self._post("command", ask.user, lambda: self.stack.sender.command(ask.user, "/ai-key", f"new {ask.name} --limit {ask.limit}", channel="C0GENERAL"))
+            if reply.status == 200 and (ASKED.search(reply.text) or ALREADY_ASKED in reply.text):
+                with self._lock:
+                    self.answered.add(i)
+            else:  # ask again in a moment, as a person would
+                time.sleep(0.5)
+                with self._lock:
+                    self._todo.append(i)
+
+    def _post(self, kind: str, user: str, send) -> Reply:
+        sent = time.monotonic()
+        try:
+            response = send()
+            status = response.status_code
+            try:
+                body = response.json().get("text", "") if response.content else ""
+            except ValueError:
+                body = response.text
+        except httpx.HTTPError as exc:
+            status, body = 0, f"{type(exc).__name__}: {exc}"
+        reply = Reply(kind, user, sent, time.monotonic(), status, body)
+        with self._lock:
+            self.replies.append(reply)
+        return reply
+
+    # -- admins -------------------------------------------------------------------
+
+    def _decide_loop(self) -> None:
+        tried: dict[int, float] = {}
+        busy: set[int] = set()
+        with ThreadPoolExecutor(self.deciders, thread_name_prefix="admin") as pool:
+            while not self._halt.is_set():
+                messages, _, _, _ = self.stack.slack.snapshot()
+                now = time.monotonic()
+                for m in messages:
+                    team = self.by_channel.get(m.channel)
+                    rid = _pending_request(m.blocks) if team else None
+                    if rid is None or rid in busy or now - tried.get(rid, -1e9) < self.reclick_after:
+                        continue
+                    tried[rid] = now
+                    busy.add(rid)
+                    pool.submit(self._decide, team, rid, m.channel, m.ts).add_done_callback(lambda _f, rid=rid: busy.discard(rid))
+                time.sleep(0.05)
+
+    def _decide(self, team: Team, rid: int, channel: str, ts: str) -> None:
+        sender = self.stack.sender
+        admin = team.admins[rid % len(team.admins)]
+        if rid % self.deny_every == 0:
+            self._post("deny", admin, lambda: sender.click(admin, DENY, str(rid), channel=channel, message_ts=ts))
+            form = self._deny_form(rid)
+            if form is not None:
+                self._post("reason", admin, lambda: sender.submit(admin, form, {"reason": f"Not this quarter (request {rid})."}))
+            return
+        clickers = team.admins if rid % self.double_click_every == 0 else [admin]
+        go = threading.Barrier(len(clickers))
+
+        def click(user: str) -> None:
+            go.wait()
+            self._post("approve", user, lambda: sender.click(user, APPROVE, str(rid), channel=channel, message_ts=ts))
+
+        both = [threading.Thread(target=click, args=(u,)) for u in clickers]
+        for t in both:
+            t.start()
+        for t in both:
+            t.join()
+
+    def _deny_form(self, rid: int) -> dict | None:
+        _, _, views, _ = self.stack.slack.snapshot()
+        forms = [v for v in views.values() if v.get("callback_id") == DENY_FORM and json.loads(v.get("private_metadata") or "{}").get("request_id") == rid]
+        return max(forms, key=lambda v: v["id"]) if forms else None
+
+    # -- what happened ------------------------------------------------------------
+
+    def replies_of(self, kind: str, start: float = 0.0, end: float = float("inf")) -> list[Reply]:
+        with self._lock:
+            return [r for r in self.replies if r.kind == kind and r.during(start, end)]
+
+    @property
+    def asked(self) -> set[tuple[str, str]]:
+        return {(a.user, a.name) for a in self.asks}
+
+
+def _pending_request(blocks: list[dict]) -> int | None:
+    for block in blocks:
+        if block.get("type") == "actions":
+            for element in block.get("elements", []):
+                if element.get("action_id") == APPROVE:
+                    return int(element["value"])
+    return None
