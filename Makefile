@@ -5,22 +5,26 @@ BIN    := $(VENV)/bin
 HASH   := $(shell cksum pyproject.toml | cut -d' ' -f1)
 RUN_STAMP  := $(VENV)/.run-$(HASH)
 TEST_STAMP := $(VENV)/.test-$(HASH)
-PIP    := $(BIN)/python -m pip install --quiet --disable-pip-version-check
+# uv installs in parallel and in seconds; pip is the fallback where uv cannot be had.
+pip_install = if $(BIN)/python -m uv --version >/dev/null 2>&1; \
+	then $(BIN)/python -m uv pip install --quiet --python $(BIN)/python $(1); \
+	else $(BIN)/python -m pip install --quiet --disable-pip-version-check $(1); fi
 
 .PHONY: run test soak bench install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
+	-$(BIN)/python -m pip install --quiet --disable-pip-version-check uv
 
 # `make run` needs only the runtime dependencies; the test extras (a browser driver
 # among them) are installed by `make test`.
 $(RUN_STAMP): pyproject.toml | $(BIN)/python
-	$(PIP) -e .
+	$(call pip_install,-e .)
 	rm -f $(VENV)/.run-*
 	touch $@
 
 $(TEST_STAMP): pyproject.toml | $(BIN)/python
-	$(PIP) -e '.[test]'
+	$(call pip_install,-e '.[test]')
 	rm -f $(VENV)/.run-* $(VENV)/.test-*
 	touch $@ $(RUN_STAMP)
 

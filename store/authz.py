@@ -13,7 +13,7 @@ from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, lazyload
 
 from store.budgets import spent
 from store.models import ApiKey, AuthzRefusal, Member, Project, Workspace
@@ -49,6 +49,7 @@ def load_key_state(s: Session, secret_hash: str) -> KeyState | None:
         .join(Workspace, Workspace.id == ApiKey.workspace_id)
         .outerjoin(Project, Project.id == ApiKey.project_id)
         .where(ApiKey.secret_hash == secret_hash)
+        .options(lazyload("*"))
     ).one_or_none()
     if row is None:
         return None

@@ -75,6 +75,17 @@ def claim(s: Session, action_id: str, now: datetime | None = None) -> Claimed | 
     return Claimed(action.id, action.kind, action.workspace_id, action.request_id, dict(action.payload), action.attempts, action.run_after)
 
 
+def renew(s: Session, action_id: str, attempt: int, now: datetime | None = None) -> bool:
+    """Extend a running action's lease — only while this attempt still holds it (not released, finished, or re-claimed)."""
+    now = now or utcnow()
+    result = s.execute(
+        update(Action)
+        .where(Action.id == action_id, Action.status == ActionStatus.PENDING, Action.attempts == attempt, Action.claimed_until.is_not(None))
+        .values(claimed_until=now + LEASE)
+    )
+    return result.rowcount == 1
+
+
 def release(s: Session, action_id: str) -> None:
     """Give the lease back after a transient failure, so the retry can claim it at once."""
     s.execute(update(Action).where(Action.id == action_id, Action.status == ActionStatus.PENDING).values(claimed_until=None))

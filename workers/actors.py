@@ -17,6 +17,7 @@ from slack_sdk.errors import SlackApiError
 from store import outbox
 from workers.broker import RETRY_OPTIONS, setup_broker
 from workers.handlers import budgets, keys, messages
+from workers.leases import LEASES
 from workers.providers.base import PermanentProviderError, TransientProviderError
 from workers.runtime import Runtime, runtime
 
@@ -62,7 +63,8 @@ def perform(handler: Handler, action_id: str) -> None:
     if claimed is None:
         return  # done already, not due yet, or another worker holds it
     try:
-        handler(rt, claimed)
+        with LEASES.kept(rt.db, claimed):  # however long it takes, no second worker takes it over
+            handler(rt, claimed)
     except PermanentProviderError as exc:
         log.warning("action %s (%s) failed for good: %s", action_id, claimed.kind, exc)
         rt.db.run(outbox.fail, action_id, str(exc))

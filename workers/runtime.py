@@ -37,9 +37,14 @@ def from_settings() -> Runtime:
 
     from gateway.invalidation import install_publisher
 
+    from workers import actors
+
     settings = get_settings()
     db = Database(settings.database_url)
     install_publisher(db, settings.redis_url)  # pauses and revocations reach every web process's cache at once
+    # What an action's own commit emits (the "key is ready" DM after provisioning) goes to the
+    # queue at once, not after the sweeper's half minute.
+    db.on_new_actions(actors.enqueue)
     slack = None
     if settings.slack_bot_token:
         slack = Slack(db, settings.slack_bot_token.get_secret_value(), settings.slack_api_url)

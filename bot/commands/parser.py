@@ -45,8 +45,8 @@ def normalise(token: str) -> str:
 def split(text: str) -> list[str]:
     if len(text) > MAX_TEXT:
         raise UsageError(f"That is {len(text)} characters; commands take at most {MAX_TEXT}.")
-    # Slack turns straight quotes into curly ones on some clients.
-    text = text.replace("“", '"').replace("”", '"').replace("‘", "'").replace("’", "'")
+    # Slack turns straight quotes into curly ones on some clients. NUL can be in no store column.
+    text = text.replace("“", '"').replace("”", '"').replace("‘", "'").replace("’", "'").replace("\x00", "")
     try:
         return [normalise(t) for t in shlex.split(text)]
     except ValueError:

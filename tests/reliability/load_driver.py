@@ -18,7 +18,6 @@ from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-import httpx
 from sqlalchemy import func, select
 
 from store import members, workspaces
@@ -124,7 +123,7 @@ class Load:
             t.start()
         return self
 
-    def wait_answered(self, fraction: float, timeout: float = 120) -> None:
+    def wait_answered(self, fraction: float, timeout: float = 600) -> None:
         wait_until(lambda: len(self.answered) >= fraction * len(self.asks), timeout, f"{fraction:.0%} of the key requests answered")
 
     def finish(self, timeout: float) -> None:
@@ -174,10 +173,11 @@ class Load:
             response = send()
             status = response.status_code
             try:
-                body = response.json().get("text", "") if response.content else ""
+                data = response.json() if response.content else {}
+                body = data.get("text", "") if "text" in data else (response.text if data else "")
             except ValueError:
                 body = response.text
-        except httpx.HTTPError as exc:
+        except Exception as exc:  # recorded, and the sender carries on: a dead thread would only stall the load
             status, body = 0, f"{type(exc).__name__}: {exc}"
         reply = Reply(kind, user, sent, time.monotonic(), status, body)
         with self._lock:
@@ -187,7 +187,8 @@ class Load:
     # -- admins -------------------------------------------------------------------
 
     def _decide_loop(self) -> None:
-        tried: dict[int, float] = {}
+        tried: dict[int, float] = {}  # when each request's buttons were last clicked
+        tries: dict[int, int] = {}
         busy: set[int] = set()
         with ThreadPoolExecutor(self.deciders, thread_name_prefix="admin") as pool:
             while not self._halt.is_set():
@@ -196,12 +197,13 @@ class Load:
                 for m in messages:
                     team = self.by_channel.get(m.channel)
                     rid = _pending_request(m.blocks) if team else None
-                    if rid is None or rid in busy or now - tried.get(rid, -1e9) < self.reclick_after:
+                    # Still showing its buttons: the click did not take, or the update is slow to come; try again, less and less often.
+                    if rid is None or rid in busy or now - tried.get(rid, -1e9) < min(60, self.reclick_after * 2 ** (tries.get(rid, 1) - 1)):
                         continue
-                    tried[rid] = now
+                    tried[rid], tries[rid] = now, tries.get(rid, 0) + 1
                     busy.add(rid)
                     pool.submit(self._decide, team, rid, m.channel, m.ts).add_done_callback(lambda _f, rid=rid: busy.discard(rid))
-                time.sleep(0.05)
+                time.sleep(0.1)
 
     def _decide(self, team: Team, rid: int, channel: str, ts: str) -> None:
         sender = self.stack.sender

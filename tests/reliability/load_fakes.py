@@ -84,7 +84,7 @@ class FlakyOpenRouter(FakeOpenRouter):
         self.refused = 0  # calls answered with the scripted outage
         self.deleted: list[str] = []  # names of the keys deleted, in order
         self.on_create: Callable[[str | None, str], None] | None = None  # (worker, key name) after a key is made
-        self.slow_answered = 0
+        self.slow_started = self.slow_answered = 0
         self._slow: list[float] = []
         self._outage_until = 0.0
         self._retry_after = 1.0
@@ -103,7 +103,7 @@ class FlakyOpenRouter(FakeOpenRouter):
     def reset(self) -> None:
         super().reset()
         with self._lock:
-            self.refused, self._outage_until, self.slow_answered = 0, 0.0, 0
+            self.refused, self._outage_until, self.slow_started, self.slow_answered = 0, 0.0, 0, 0
             self.deleted.clear()
             self._slow.clear()
         self.on_create = None
@@ -125,6 +125,7 @@ class FlakyOpenRouter(FakeOpenRouter):
             with self._lock:
                 delay = self._slow.pop() if self._slow else 0.0
         if delay:
+            self.slow_started += 1
             time.sleep(delay)
             self.slow_answered += 1
         return super().__call__(environ, start_response)

@@ -34,6 +34,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from sandbox.serve import Served, serve_in_thread
+from sandbox.signing import sign
 from store.db import Database
 from store.migrate import upgrade
 from store.secrets import Cipher
@@ -65,6 +66,19 @@ def wait_until(check, timeout: float, what: str, every: float = 0.05):
             return found
         time.sleep(every)
     raise AssertionError(f"{what} not within {timeout:.0f} s")
+
+
+@dataclass
+class KeptAliveSender(SlackSender):
+    """SlackSender over one pooled HTTP client: a new client per request costs more CPU than the request."""
+
+    def __post_init__(self) -> None:
+        self.client = httpx.Client(timeout=15, limits=httpx.Limits(max_connections=32, max_keepalive_connections=32))
+
+    def post(self, body: bytes, content_type: str = "application/x-www-form-urlencoded", *, timestamp: str | None = None, signature: str | None = None) -> httpx.Response:
+        ts = timestamp or str(int(time.time()))
+        headers = {"Content-Type": content_type, "X-Slack-Request-Timestamp": ts, "X-Slack-Signature": signature or sign(self.secret, ts, body)}
+        return self.client.post(self.url, content=body, headers=headers)
 
 
 class Process:
@@ -218,7 +232,7 @@ class Stack:
         }
         self.clock: Process | None = None
         self.sweeper: Sweeper | None = None
-        self.sender = SlackSender(f"http://127.0.0.1:{self.web_port}/slack/events", SIGNING_SECRET, TEAM)
+        self.sender = KeptAliveSender(f"http://127.0.0.1:{self.web_port}/slack/events", SIGNING_SECRET, TEAM)
 
     def env(self, worker: str | None = None) -> dict[str, str]:
         keep = {k: v for k, v in os.environ.items() if not k.startswith(("PURSER_", "SLACK_", "OPENROUTER_")) and k not in ("DATABASE_URL", "REDIS_URL")}
@@ -292,6 +306,7 @@ class Stack:
         self.pg_proxy.close()
         for served in self._served:
             served.stop()
+        self.sender.client.close()
         self.db.dispose()
         self.database.drop()
 

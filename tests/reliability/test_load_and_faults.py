@@ -50,8 +50,8 @@ class Size:
 
 
 SIZES = {
-    "short": Size("short", requests=60, members=15, outage=5, pg_cut=4, kills=3, slow_create=8, timeout=90),
-    "long": Size("long", requests=1000, members=100, outage=60, pg_cut=10, kills=6, slow_create=12, timeout=1200),
+    "short": Size("short", requests=40, members=12, outage=5, pg_cut=4, kills=2, slow_create=8, timeout=90),
+    "long": Size("long", requests=1000, members=100, outage=60, pg_cut=10, kills=6, slow_create=9, timeout=1200),
 }
 
 
@@ -91,6 +91,7 @@ class Run:
             "load": f"{len(load.asks)} key requests from {sum(len(t.members) for t in load.teams)} members in {len(load.teams)} workspaces; {len(commands)} commands, {len(load.replies) - len(commands)} clicks and submissions",
             "faults": faults,
             "tally": tally.summary(),
+            "observed": observed(self.stack, load),
             "lost": tally.lost,
             "doubled": tally.doubled,
             "slowest_ack_s": round(acks[-1], 2) if acks else None,
@@ -102,6 +103,18 @@ class Run:
         if os.environ.get("PURSER_LOAD_REPORT"):
             with open(os.environ["PURSER_LOAD_REPORT"], "a") as fh:
                 fh.write(json.dumps(row) + "\n")
+
+
+def observed(stack: Stack, load: Load) -> str:
+    """What the faults did, as the people and the fakes saw it."""
+    seen = {
+        "replies saying queued": sum(texts.QUEUED in r.text for r in load.replies),
+        "replies saying the database is away": sum(STORE_AWAY in r.text for r in load.replies),
+        "OpenRouter calls refused": stack.openrouter.refused,
+        "orphaned OpenRouter keys deleted": sum(name.startswith("purser-") for name in stack.openrouter.deleted),
+        "Slack calls answered 429": stack.slack.limited,
+    }
+    return ", ".join(f"{what}: {n}" for what, n in seen.items() if n) or "nothing unusual"
 
 
 def held_actions(stack: Stack) -> int:
@@ -126,7 +139,7 @@ def test_worker_killed_mid_action_loses_and_doubles_nothing(run):
         if n % 2 == 0:
             victim = kill_when_a_key_is_made(stack)  # OpenRouter made it; the answer never reaches the worker
         else:
-            wait_until(lambda: held_actions(stack), 30, "an action in progress")
+            wait_until(lambda: held_actions(stack), 120, "an action in progress")
             victim = sorted(stack.workers)[n // 2 % 2]
             stack.kill_worker(victim)
         killed.append(victim)
@@ -138,7 +151,7 @@ def test_worker_killed_mid_action_loses_and_doubles_nothing(run):
     assert orphans, "no key a killed worker left at OpenRouter was found and deleted"
 
 
-def kill_when_a_key_is_made(stack: Stack, timeout: float = 30) -> str:
+def kill_when_a_key_is_made(stack: Stack, timeout: float = 120) -> str:
     fired: list[str] = []
 
     def hook(worker: str | None, name: str) -> None:
@@ -181,14 +194,14 @@ def test_postgres_cut_commands_answer_readably_and_nothing_is_half_done(run):
     up = time.monotonic()
     stack.pg_proxy.up()
     run.settle_and_check(load, f"every connection to PostgreSQL cut and new ones refused for {run.size.pg_cut:.0f} s (a TcpProxy between Purser and the server)")
-    for r in load.replies:
-        if r.answered > down - 1 and r.sent < up + 3:
-            print(f"{r.kind:8} {r.sent - down:6.2f} {r.answered - down:6.2f} {r.status} {r.text[:90]!r}")
     during = load.replies_of("command", down + 0.2, up)
     refused = [r for r in during if not ASKED.search(r.text)]
     assert refused, "no command met the outage"
     assert all(r.status == 200 for r in during), {r.status for r in during}
     assert all(r.text.startswith(STORE_AWAY) for r in refused), [r.text for r in refused][:3]
+    # A deny reason submitted into the outage is answered on the form, in the same words.
+    forms = [r for r in load.replies_of("reason", down + 0.2, up) if r.text]
+    assert all(r.status == 200 and STORE_AWAY in r.text for r in forms), [r.text for r in forms][:3]
     _, ephemeral, _, _ = stack.slack.snapshot()
     assert not [m.text for m in ephemeral if UNEXPECTED in m.text]
 
@@ -198,14 +211,15 @@ def test_provider_down_then_back_every_approved_key_live_once(run):
     load = run.load("provider").start()
     load.wait_answered(0.2)
     stack.openrouter.slow_creates(3, run.size.slow_create)
-    wait_until(lambda: stack.openrouter.slow_answered == 3, 60, "the slow answers")
+    wait_until(lambda: stack.openrouter.slow_started == 3, 60, "three key creations under way")
     stack.openrouter.outage(run.size.outage, retry_after=1)
     tally = run.settle_and_check(
         load,
-        f"3 key creations answered after {run.size.slow_create:.0f} s (past the action lease, or the client's 10 s timeout), "
+        f"3 key creations answered only after {run.size.slow_create:.0f} s (the action lease: {stack.tuning.lease_seconds or 60:.0f} s), "
         f"then OpenRouter answering 500 and 429 (Retry-After: 1) in turn for {run.size.outage:.0f} s",
     )
     assert stack.openrouter.refused, "the outage met no call"
+    assert stack.openrouter.slow_answered == 3
     assert tally.live_at_provider, "no key was made at OpenRouter"
 
 

@@ -40,7 +40,7 @@ from store.types import Role, utcnow
 from tests import factories as f
 from tests.fixtures_workers import BOT_TOKEN, Workers
 from tests.slack_requests import SlackSender
-from workers import actors, maintenance
+from workers import maintenance
 from workers.broker import use_broker
 from workers.providers import get_provider
 from workers.providers.openrouter import OpenRouterProvider
@@ -90,14 +90,18 @@ class Config:
         return found
 
 
+def answer_text(response: httpx.Response) -> str:
+    return f"{response.status_code} {dict(response.headers)} {response.text}"
+
+
 class RecordingSender(SlackSender):
-    """Signed requests like Slack's, keeping every answer the app gave."""
+    """Signed requests like Slack's, keeping every answer the app gave, headers and all."""
 
     answers: list[str]
 
     def post(self, *args, **kwargs) -> httpx.Response:
         response = super().post(*args, **kwargs)
-        self.answers.append(response.text)
+        self.answers.append(answer_text(response))
         return response
 
 
@@ -115,7 +119,7 @@ class Deployment:
 
     def gateway(self, method: str, path: str, token: str, **kwargs) -> httpx.Response:
         response = httpx.request(method, self.url + path, headers={"Authorization": f"Bearer {token}"}, timeout=10, **kwargs)
-        self.slack.answers.append(response.text)
+        self.slack.answers.append(answer_text(response))
         return response
 
 
@@ -163,11 +167,10 @@ def deployed(db, slack_server, openrouter, monkeypatch, caplog):
     broker.emit_after("process_boot")
     use_broker(broker)
     rt = from_settings()  # what a `purser worker` process builds
-    rt.db.on_new_actions(actors.enqueue)
     configure(rt)
     workers = Workers(broker, rt)
     app = create_app()  # what gunicorn runs
-    every_logger_at_debug()  # create_app quiets some; hear everything
+    saved_levels += every_logger_at_debug()  # create_app quiets some and makes new ones; hear everything
     served = serve_in_thread(app)
     sender = RecordingSender(served.url + "/slack/events", config.signing_secret, TEAM)
     sender.answers = []
@@ -184,7 +187,7 @@ def deployed(db, slack_server, openrouter, monkeypatch, caplog):
     get_provider.cache_clear()
     use_cipher(saved_cipher)
     openrouter.management_key = saved_key
-    for lg, level, disabled in saved_levels:
+    for lg, level, disabled in reversed(saved_levels):
         lg.setLevel(level)
         lg.disabled = disabled
 
@@ -359,7 +362,7 @@ def openrouter_run(d: Deployment, db, slack_api, openrouter, tag: str) -> Team:
     return t
 
 
-def burst(d: Deployment, db, slack_api, t: Team, n: int) -> None:
+def burst(d: Deployment, slack_api, t: Team, n: int) -> None:
     """``n`` keys asked for at once, then every Reveal button clicked twice at the same moment."""
     names = [f"burst-{i}" for i in range(n)]
     with ThreadPoolExecutor(8) as pool:
@@ -405,7 +408,7 @@ def waiting_secrets(db, config: Config) -> list[str]:
     return secrets
 
 
-def assert_no_secret_escaped(d: Deployment, db, slack_api, openrouter, caplog, teams: list[Team], unrevealed: int) -> str:
+def assert_no_secret_escaped(d: Deployment, db, slack_api, openrouter, caplog, teams: list[Team], unrevealed: int) -> None:
     clicked = [s for t in teams for s in t.clicked]
     shown = reveal_modals(slack_api)
     assert sorted(shown) == sorted(clicked) and len(set(shown)) == len(shown), "one modal per revealed key"
@@ -434,12 +437,11 @@ def assert_no_secret_escaped(d: Deployment, db, slack_api, openrouter, caplog, t
     print("\nsecret hygiene " + summary)
     assert found == []
     assert n_records > 100 and n_calls > 20 and n_rows > 50  # the search looked at a real run
-    return summary
 
 
 def test_a_whole_run_leaves_no_secret_outside_its_one_reveal_modal(deployed, db, slack_api, openrouter, caplog):
     teams = [local_run(deployed, db, slack_api, "l1"), openrouter_run(deployed, db, slack_api, openrouter, "r1")]
-    burst(deployed, db, slack_api, teams[1], 3)
+    burst(deployed, slack_api, teams[1], 3)
     look_around(deployed, slack_api, teams)
     # never-shown (local) and router-spare (OpenRouter) still wait for their owners
     assert_no_secret_escaped(deployed, db, slack_api, openrouter, caplog, teams, unrevealed=2)
@@ -450,8 +452,8 @@ def test_many_runs_and_bursts_leave_no_secret_outside_its_one_reveal_modal(deplo
     teams = []
     for i in range(4):
         teams += [local_run(deployed, db, slack_api, f"l{i}"), openrouter_run(deployed, db, slack_api, openrouter, f"r{i}")]
-        burst(deployed, db, slack_api, teams[-2], 10)
-        burst(deployed, db, slack_api, teams[-1], 10)
+        burst(deployed, slack_api, teams[-2], 10)
+        burst(deployed, slack_api, teams[-1], 10)
     look_around(deployed, slack_api, teams)
     assert_no_secret_escaped(deployed, db, slack_api, openrouter, caplog, teams, unrevealed=8)
 

@@ -25,7 +25,7 @@ from purser.settings import get_settings
 from store import audit, budgets, workspaces
 from store.audit import chain_hash
 from store.errors import PermissionDenied
-from store.models import AuditEvent, AuditHead
+from store.models import AuditEvent
 from store.types import Role, utcnow
 from tests import factories as f
 from workers import maintenance
