@@ -21,7 +21,7 @@ import statistics
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from datetime import datetime, timedelta, timezone
 
@@ -86,8 +86,8 @@ class Cpu:
     """CPU seconds spent by this process and by the server backends of one database.
 
     On a shared machine a side's wall time depends on what else runs; its CPU much less.
-    The server's share is read from /proc, so it is there only when PostgreSQL runs on
-    this machine (``server`` is None otherwise).
+    The server's share is read from /proc, so it is measured only when PostgreSQL runs
+    on this machine.
     """
 
     TICK = 1 / os.sysconf("SC_CLK_TCK")
@@ -102,9 +102,12 @@ class Cpu:
         for pid in pids:
             try:
                 with open(f"/proc/{pid}/stat", "rb") as f:
-                    fields = f.read().rsplit(b")", 1)[1].split()
+                    name, fields = f.read().rsplit(b")", 1)
             except OSError:
-                return None  # not a local server
+                return None
+            if b"postgres" not in name:
+                return None  # a process of this machine, not the server's backend
+            fields = fields.split()
             used[pid] = (int(fields[11]) + int(fields[12])) * self.TICK  # utime + stime
         return used
 
@@ -433,7 +436,7 @@ def report(i: dict, b: dict, load: tuple[tuple[float, ...], tuple[float, ...]], 
         return "n/a" if "server" not in m else f"{secs(m['client'], unit)} + {secs(m['server'], unit)}"
 
     rows = [
-        (f"Ingest: {i['events']:,} events in batches of {BATCH:,} ({i['keys']:,} keys, {i['projects']} projects, {i['workspaces']} workspaces)", "wall", "events/s", "CPU client + server"),
+        (f"Ingest: {i['events']:,} events in batches of {BATCH:,} ({i['keys']:,} keys, {i['projects']} projects, {i['alerts']} alerts)", "wall", "events/s", "CPU client + server"),
         ("  ingest_usage through Database.run", secs(ing["wall"]), f"{i['events'] / ing['wall']:,.0f}", cpu_split(ing)),
         ("  plain INSERT into a bare table", secs(pl["wall"]), f"{i['events'] / pl['wall']:,.0f}", cpu_split(pl)),
         ("  plain / ingest, wall time (target >= 0.5)", ratio(pl["wall"], ing["wall"]), "", ""),

@@ -33,6 +33,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # sandbox/ ships with the source, not the package
 
 import dramatiq  # noqa: E402
+from dramatiq.brokers.redis import RedisBroker, _RedisConsumer  # noqa: E402
 from sqlalchemy import create_engine, event, func, select, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
@@ -47,7 +48,6 @@ from store.permissions import Actor  # noqa: E402
 from store.requests import decide_request  # noqa: E402
 from store.secrets import Cipher, use_cipher  # noqa: E402
 from store.types import ActionStatus, Role  # noqa: E402
-from dramatiq.brokers.redis import RedisBroker, _RedisConsumer  # noqa: E402
 from workers.broker import start_embedded_worker, use_broker  # noqa: E402
 from workers.runtime import Runtime, configure  # noqa: E402
 
@@ -95,7 +95,6 @@ class StampingRedisBroker(RedisBroker):
     @property
     def consumer_class(self):
         return _StampingConsumer
-
 
 
 class Stopwatch(dramatiq.Middleware):
@@ -212,8 +211,8 @@ def bind(broker: dramatiq.Broker, db: Database, watch: Stopwatch, profiler: Prof
 class ThreadWorkers:
     """dramatiq worker threads in this process, as the all-in-one `purser run` starts them."""
 
-    def __init__(self, broker, watch: Stopwatch, profiler: Profiler, threads: int) -> None:
-        self.watch, self.profiler = watch, profiler
+    def __init__(self, broker, profiler: Profiler, threads: int) -> None:
+        self.profiler = profiler
         self.worker = start_embedded_worker(broker, threads=threads)
         self.describe = f"dramatiq.Worker, {threads} threads in the benchmark process (workers.broker.start_embedded_worker, worker_timeout {self.worker.worker_timeout} ms)"
 
@@ -668,7 +667,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.processes:
                 workers = ProcessWorkers(args.processes, args.threads, args.worker_timeout, url, args.redis_url, served.url, cipher_key)
             else:
-                workers = ThreadWorkers(broker, watch, profiler, args.threads)
+                workers = ThreadWorkers(broker, profiler, args.threads)
             try:
                 machine = machine_facts(db, args.redis_url)
                 print(f"setup: {args.workspaces} production workspace(s), {args.developers} developers each, {n:,} pending key requests", flush=True)

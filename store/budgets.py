@@ -34,7 +34,7 @@ def _project(s: Session, ws: Workspace, slug: str, *, lock: bool = False) -> Pro
         stmt = stmt.with_for_update()
     proj = s.scalars(stmt).one_or_none()
     if proj is None:
-        raise NotFound(f"`{ws.slug}` has no project called “{slug[:40]}”. `/ai-budget show` lists them.")
+        raise NotFound(f"`{ws.slug}` has no project called `{slug[:40].replace('`', '')}`. `/ai-budget show` lists them.")
     return proj
 
 
@@ -188,7 +188,8 @@ def pause_project(s: Session, actor: Actor, workspace_id: int, slug: str, reason
     authorize(s, actor, ws, Permission.CONFIGURE, resource=f"project:{slug}", attempted="project.pause")
     proj = _project(s, ws, slug, lock=True)
     if proj.status is ProjectStatus.PAUSED:
-        raise Conflict(f"`{proj.slug}` is already paused: “{proj.paused_reason}”.")
+        why = (proj.paused_reason or "").replace("`", "'")  # free text, inside a message that marks names with backticks
+        raise Conflict(f"`{proj.slug}` is already paused ({why}).")
     if not (reason or "").strip():
         raise InvalidInput("Say why the project is paused; its members will read it.")
     pause_project_row(s, actor.label, ws, proj, reason.strip()[:200], by="manual")

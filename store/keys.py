@@ -91,7 +91,7 @@ def request_key(
 def _project(s: Session, ws: Workspace, slug: str) -> Project:
     proj = s.scalars(select(Project).where(Project.workspace_id == ws.id, Project.slug == slug.strip().lower())).one_or_none()
     if proj is None:
-        raise NotFound(f"`{ws.slug}` has no project called “{slug[:40]}”. `/ai-budget show` lists them.")
+        raise NotFound(f"`{ws.slug}` has no project called `{slug[:40].replace('`', '')}`. `/ai-budget show` lists them.")
     return proj
 
 

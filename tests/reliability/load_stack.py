@@ -322,6 +322,12 @@ class Stack:
         self.openrouter.reset()
         return self
 
+    def explain(self, error_ids: list[str], chars: int = 3000) -> str:
+        """The web process's log around each error id a person was shown."""
+        log = self.web.log_path.read_text(errors="replace")
+        found = [log[max(0, log.find(e)) : log.find(e) + chars] for e in error_ids[:2] if e in log]
+        return "\n...\n".join(found) or "(no log line names them)"
+
     def logs(self) -> str:
         parts = [f"--- {p.label}\n{p.tail(3000)}" for p in (self.web, *self.workers.values(), self.clock) if p is not None]
         return "\n".join(parts)
