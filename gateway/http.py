@@ -85,7 +85,7 @@ class Gateway:
             return None, _json({"error": {"code": "too_large", "message": f"send at most {MAX_USAGE_BODY // 1024} KiB per request"}}, 413)
         try:
             return json.loads(request.get_data(cache=False, as_text=False)[: MAX_USAGE_BODY + 1]), None
-        except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: nesting deeper than any event needs
+        except (ValueError, UnicodeDecodeError):
             return None, _json({"error": {"code": "invalid_json", "message": "the body is not valid JSON"}}, 400)
 
     def usage(self, request: Request) -> Response:
@@ -197,10 +197,7 @@ def _bearer(header: str | None) -> str | None:
 
 def _refusal(status: int, reason: str, message: str) -> Response:
     body = {"error": {"code": reason, "message": message}}
-    # The message may carry what an admin typed (a pause reason): only printable ASCII goes in a header,
-    # so a line break cannot end it (werkzeug would refuse the response: a 500 on every call).
-    shown = "".join(c if " " <= c <= "~" else "?" for c in message[:300])
-    return Response(json.dumps(body), status=status, headers={"X-Purser-Refusal": reason, "X-Purser-Message": shown}, mimetype="application/json")
+    return Response(json.dumps(body), status=status, headers={"X-Purser-Refusal": reason, "X-Purser-Message": message[:300].encode("ascii", "replace").decode()}, mimetype="application/json")
 
 
 def _json(body, status: int) -> Response:

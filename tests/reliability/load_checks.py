@@ -53,8 +53,8 @@ class Tally:
     def wrong(self, what: str) -> None:
         self.problems.append(what)
 
-    def assert_holds(self) -> None:
-        assert not self.problems, f"{len(self.problems)} invariant(s) broken:\n" + "\n".join(self.problems[:60])
+    def assert_holds(self, where_to_look: str = "") -> None:
+        assert not self.problems, f"{len(self.problems)} invariant(s) broken ({where_to_look}):\n" + "\n".join(self.problems[:60])
 
     def summary(self) -> str:
         return (

@@ -25,7 +25,7 @@ from tests.gateway.test_nginx import _no_bolt
 from tests.reliability.hostile_fixtures import assert_no_leak, db  # noqa: F401  (fixture)
 
 TOKENS = "new-token,old-token"
-FAST, SLOW = 100, 3000
+FAST, SLOW = 100, 2000
 TRUSTED = "127.0.0.1/32,::1/128"
 NOBODY_TRUSTED = "192.0.2.1/32"  # the test client (127.0.0.1) is no proxy of ours
 
@@ -236,6 +236,34 @@ def test_fuzzed_usage_bodies_are_answered_and_counted_exactly(db, serve, keyring
 @pytest.mark.slow
 def test_fuzzed_usage_bodies_at_length(db, serve, keyring):
     fuzz_usage(db, serve(), keyring, SLOW)
+
+
+def test_events_the_fuzzer_broke_are_refused_one_by_one(db, serve, keyring):
+    """Each once answered 500: too large for the decimal context, NUL (PostgreSQL refuses it), a model
+    that is no string, token counts past a column, times no datetime holds, JSON nested past recursion."""
+    url = serve()
+    live, good_hash = keyring["live"], hashlib.sha256(keyring["live"].encode()).hexdigest()
+    bad = [
+        {"external_id": "huge", "key": live, "amount_usd": 10**22},
+        {"external_id": "nul-hash", "key_hash": "\x00" * 64, "amount_usd": 0},
+        {"external_id": "short-hash", "key_hash": good_hash[:-1], "amount_usd": 0},
+        {"external_id": "nul\x00id", "key": live, "amount_usd": 1},
+        {"external_id": "model-object", "key": live, "amount_usd": 1, "model": {"name": "gpt"}},
+        {"external_id": "model-nul", "key": live, "amount_usd": 1, "model": "gpt\x00"},
+        {"external_id": "tokens-huge", "key": live, "amount_usd": 1, "prompt_tokens": 2**40, "completion_tokens": 1},
+        {"external_id": "tokens-text", "key": live, "amount_usd": 1, "prompt_tokens": "12", "completion_tokens": 1},
+        {"external_id": "far-future", "key": live, "amount_usd": 1, "occurred_at": 1e20},
+        {"external_id": "before-year-1", "key": live, "amount_usd": 1, "occurred_at": "0001-01-01T00:00:00+14:00"},
+    ]
+    answer = httpx.post(url + "/v1/usage", content=json.dumps({"events": bad}).encode(), headers={"Authorization": "Bearer new-token"})
+    assert answer.status_code == 200, answer.text[:300]
+    assert [r["result"] for r in answer.json()["results"]] == ["refused"] * len(bad)
+    nan = httpx.post(url + "/v1/usage", content=b'{"events": [{"external_id": "nan", "key": "%s", "amount_usd": 1, "occurred_at": NaN}]}' % live.encode(), headers={"Authorization": "Bearer new-token"})
+    assert nan.status_code == 200 and nan.json()["results"][0]["result"] == "refused"
+    hashed = [{"id": "x", "response_cost": 1, "metadata": {"user_api_key_hash": "\x00" * 64}}, {"id": "y", "response_cost": 1, "model": [1], "metadata": {"user_api_key_hash": good_hash}}]
+    litellm = httpx.post(url + "/v1/usage/litellm", content=json.dumps(hashed).encode(), headers={"Authorization": "Bearer new-token"})
+    assert litellm.status_code == 200 and [r["result"] for r in litellm.json()["results"]] == ["refused", "refused"]
+    assert events_stored(db) == 0
 
 
 @pytest.mark.parametrize(

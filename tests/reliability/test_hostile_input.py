@@ -374,13 +374,27 @@ def test_key_form_naming_a_workspace_the_submitter_is_not_in_is_refused(db, worl
     assert len(slack_api.channel_messages("C0ZULUAPPR")) == posted
 
 
-def test_a_command_that_says_payload_is_still_a_command(db, world, slack):
-    """Found by the long fuzz run: Bolt mistook any form body containing "payload" for an interaction."""
+def test_words_that_confuse_parsers_are_still_understood(db, world, slack, slack_api, workers):
+    """Found by the long fuzz runs: Bolt mistook any form body containing "payload" for an interaction
+    (and dropped the command); a NUL byte reached PostgreSQL, which refuses it (an unexpected error)."""
     answer = slack.command(world.admin, "/ai-audit", "payload")
     assert answer.status_code == 200 and "is not something /ai-audit does" in answer.json()["text"]
     body = urlencode({"token": "unused", "team_id": TEAM, "channel_id": "C0PAYLOAD", "channel_name": "payload-team", "user_id": world.admin, "command": "/ai-team", "text": "list"}).encode()
     answer = slack.post(body)
     assert answer.status_code == 200 and "member(s)" in answer.json()["text"]
+    for text in ("list -w al\x00pha", "list -w \x00", "role U0NO\x00BODY admin"):
+        answer = slack.command(world.admin, "/ai-team", text)
+        assert answer.status_code == 200
+        assert_no_leak(said_in_reply(answer))
+    assert "Paused" in slack.command(world.admin, "/ai-budget", 'pause search --reason "nul\x00byte"').json()["text"]
+    meta = json.dumps({"request_id": world.a_request})
+    answer = slack.interaction(view_submission(world.admin, "deny_reason", meta, form(reason="no\x00pe")))
+    assert answer.status_code == 200 and not answer.content
+    workers.settle(SETTLE)
+    with db.session() as s:
+        assert s.scalar(select(Project.paused_reason).where(Project.slug == "search", Project.workspace_id == world.alpha)) == "nulbyte"
+        assert s.get(Request, world.a_request).decision_note == "nope"
+    assert_no_leak(said_to_slack(slack_api))
 
 
 # -- other Slack teams ---------------------------------------------------------------------

@@ -78,10 +78,11 @@ class Run:
         finally:
             tally = check_invariants(self.stack.db, load.teams, load.asked, self.stack.slack, self.stack.openrouter)
             self.report(load, tally, faults)
-        tally.assert_holds()
+        tally.assert_holds(f"process logs: {self.stack.workdir}")
         _, ephemeral, _, _ = self.stack.slack.snapshot()
         unexpected = [r.text for r in load.replies if UNEXPECTED in r.text] + [m.text for m in ephemeral if UNEXPECTED in m.text]
-        assert not unexpected, f"{len(unexpected)} answer(s) admitted an unexpected error:\n{self.stack.explain(re.findall(r'error id `(\w+)`', ' '.join(unexpected)))}"
+        error_ids = re.findall(r"error id `(\w+)`", " ".join(unexpected))
+        assert not unexpected, f"{len(unexpected)} answer(s) admitted an unexpected error:\n{self.stack.explain(error_ids)}"
         return tally
 
     def report(self, load: Load, tally: Tally, faults: str) -> None:
