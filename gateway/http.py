@@ -5,6 +5,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import re
 import threading
 from collections import Counter
 from datetime import datetime, timezone
@@ -85,7 +86,7 @@ class Gateway:
             return None, _json({"error": {"code": "too_large", "message": f"send at most {MAX_USAGE_BODY // 1024} KiB per request"}}, 413)
         try:
             return json.loads(request.get_data(cache=False, as_text=False)[: MAX_USAGE_BODY + 1]), None
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: nesting deeper than any event needs
             return None, _json({"error": {"code": "invalid_json", "message": "the body is not valid JSON"}}, 400)
 
     def usage(self, request: Request) -> Response:
@@ -118,6 +119,8 @@ class Gateway:
             try:
                 if not external_id:
                     raise DomainError("external_id is required (it makes reporting idempotent)")
+                if "\x00" in external_id:
+                    raise DomainError("external_id must not contain NUL")
                 secret_hash, amount, model, prompt, completion, at = parse(raw)
                 state = self.cache.get(secret_hash)
                 if state is None:
@@ -150,17 +153,17 @@ def _event(raw) -> tuple:
     if not isinstance(raw, dict):
         raise DomainError("each event must be an object")
     if raw.get("key_hash"):
-        secret_hash = str(raw["key_hash"]).strip().lower()
+        secret_hash = _key_hash(raw["key_hash"])
     elif raw.get("key"):
         secret_hash = hash_secret(str(raw["key"]).strip())
     else:
         raise DomainError("name the key: key (the secret) or key_hash (its sha256)")
-    model = raw.get("model")
-    prompt, completion = raw.get("prompt_tokens"), raw.get("completion_tokens")
+    model = _model(raw.get("model"))
+    prompt, completion = _tokens(raw.get("prompt_tokens")), _tokens(raw.get("completion_tokens"))
     if raw.get("amount_usd") is not None:
         amount = usd_to_micros(raw["amount_usd"])
     elif model and prompt is not None and completion is not None:
-        amount = cost_of(str(model), prompt, completion)
+        amount = cost_of(model, prompt, completion)
     else:
         raise DomainError("send amount_usd, or model with prompt_tokens and completion_tokens")
     return secret_hash, amount, model, prompt, completion, _when(raw.get("occurred_at"))
@@ -170,22 +173,53 @@ def _litellm_event(raw) -> tuple:
     if not isinstance(raw, dict):
         raise DomainError("each payload must be an object")
     metadata = raw.get("metadata") or {}
-    secret_hash = str(metadata.get("user_api_key_hash") or "").lower()
-    if not secret_hash:
+    if not metadata.get("user_api_key_hash"):
         raise DomainError("metadata.user_api_key_hash is missing")
+    secret_hash = _key_hash(metadata["user_api_key_hash"])
     amount = usd_to_micros(raw.get("response_cost") or 0)
-    return secret_hash, amount, raw.get("model"), raw.get("prompt_tokens"), raw.get("completion_tokens"), _when(raw.get("endTime"))
+    return secret_hash, amount, _model(raw.get("model")), _tokens(raw.get("prompt_tokens")), _tokens(raw.get("completion_tokens")), _when(raw.get("endTime"))
+
+
+# What a gateway reports is checked here, before it reaches a query or a column: a NUL byte,
+# a model that is an object, a token count past 2^31 would otherwise fail in PostgreSQL (a 500).
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def _key_hash(value) -> str:
+    text = str(value).strip().lower()
+    if not _SHA256.fullmatch(text):
+        raise DomainError("key_hash must be the key's sha256 as 64 hex digits")
+    return text
+
+
+def _model(value) -> str | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or "\x00" in value:
+        raise DomainError("model must be a string")
+    return value[:120]
+
+
+def _tokens(value) -> int | None:
+    if value is None:
+        return None
+    if type(value) is not int or not 0 <= value < 2**31:
+        raise DomainError("token counts must be whole numbers from 0")
+    return value
 
 
 def _when(value) -> datetime:
     if value is None or value == "":
         return datetime.now(timezone.utc)
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return datetime.fromtimestamp(float(value), timezone.utc)
-    at = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    if at.tzinfo is None:
-        raise DomainError("occurred_at must carry a time zone (…Z or +00:00)")
-    return at
+    try:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return datetime.fromtimestamp(float(value), timezone.utc)
+        at = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        if at.tzinfo is None:
+            raise DomainError("occurred_at must carry a time zone (…Z or +00:00)")
+        return at.astimezone(timezone.utc)
+    except (OverflowError, OSError, ValueError):  # years past 9999, before 1, NaN
+        raise DomainError("occurred_at is not a time Purser can record") from None
 
 
 def _bearer(header: str | None) -> str | None:
@@ -197,7 +231,10 @@ def _bearer(header: str | None) -> str | None:
 
 def _refusal(status: int, reason: str, message: str) -> Response:
     body = {"error": {"code": reason, "message": message}}
-    return Response(json.dumps(body), status=status, headers={"X-Purser-Refusal": reason, "X-Purser-Message": message[:300].encode("ascii", "replace").decode()}, mimetype="application/json")
+    # The message may carry what an admin typed (a pause reason): only printable ASCII goes in a header,
+    # so a line break cannot end it (werkzeug would refuse the response: a 500 on every call).
+    shown = "".join(c if " " <= c <= "~" else "?" for c in message[:300])
+    return Response(json.dumps(body), status=status, headers={"X-Purser-Refusal": reason, "X-Purser-Message": shown}, mimetype="application/json")
 
 
 def _json(body, status: int) -> Response:

@@ -123,6 +123,7 @@ class SlackAPI:
             self.ephemeral.clear()
             self.views.clear()
             self.home.clear()
+            self._failures.clear()
 
     # -- the API -------------------------------------------------------------------
 

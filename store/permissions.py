@@ -99,7 +99,10 @@ def roles_text(roles: frozenset[Role] | set[Role]) -> str:
 def load_workspace(s: Session, workspace_id: int, *, lock: bool = False) -> Workspace:
     stmt = select(Workspace).where(Workspace.id == workspace_id, Workspace.status != WorkspaceStatus.DELETED)
     if lock:
-        stmt = stmt.with_for_update()
+        # FOR NO KEY UPDATE: it serialises whoever changes the workspace (deciders, role caps) but lets
+        # inserts that merely reference it through (their foreign-key checks take KEY SHARE). A plain
+        # FOR UPDATE queued behind those deadlocked with audit appends under load.
+        stmt = stmt.with_for_update(key_share=True)
     ws = s.scalars(stmt).one_or_none()
     if ws is None:
         raise NotFound(f"There is no workspace with id {workspace_id}.")

@@ -46,9 +46,10 @@ def usd_to_micros(value) -> int:
         raise InvalidInput("amount_usd must be a number") from None
     if not amount.is_finite() or amount < 0:
         raise InvalidInput("amount_usd must be a finite number from 0")
-    micros = int((amount * MICROS_PER_DOLLAR).quantize(Decimal(1), rounding=ROUND_HALF_UP))
-    if micros > MAX_MICROS:
+    # Compared before scaling: $1e22 would not fit the decimal context's 28 digits (InvalidOperation).
+    if amount > Decimal(MAX_MICROS) / MICROS_PER_DOLLAR:
         raise InvalidInput("amount_usd is absurdly large")
+    micros = int((amount * MICROS_PER_DOLLAR).quantize(Decimal(1), rounding=ROUND_HALF_UP))
     return micros
 
 

@@ -6,7 +6,6 @@ Import the fixtures by name into a test module (``from tests.reliability.hostile
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from typing import Iterable, Iterator
@@ -148,7 +147,3 @@ def denials(db, workspace_id: int) -> list[AuditEvent]:
 
     with db.session() as s:
         return list(s.scalars(select(AuditEvent).where(AuditEvent.workspace_id == workspace_id, AuditEvent.outcome == "denied").order_by(AuditEvent.seq)))
-
-
-def payload_json(value) -> str:
-    return json.dumps(value)

@@ -18,7 +18,6 @@ from purser.settings import Settings
 from sandbox.serve import serve_in_thread
 from store import budgets, keys, workspaces
 from store.models import UsageEvent
-from store.money import parse_money
 from store.types import Role
 from tests import factories as f
 from tests.gateway.test_nginx import _no_bolt

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from bot.app import COMMANDS
-from store import budgets, invitations, keys, requests, workspaces
+from store import invitations, keys, requests, workspaces
 from store.models import ApiKey, AuditEvent, CreditEntry, Invitation, Member, Project, Request, Workspace
 from store.money import parse_money
 from store.permissions import Actor

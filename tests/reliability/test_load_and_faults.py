@@ -21,14 +21,17 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from bot import texts
 from bot.blocks.common import section
 from bot.slack_client import EVENT_TYPE, Slack
+from store import outbox
 from store.messages import find_message, reserve_message
 from store.models import Action
+from store.permissions import load_workspace
 from store.types import ActionStatus, utcnow
+from tests import factories as f
 from tests.reliability.load_checks import Tally, check_invariants
 from tests.reliability.load_driver import ASKED, Load, build_teams
 from tests.reliability.load_stack import BOT_TOKEN, Stack, wait_until
@@ -249,3 +252,17 @@ def test_a_post_cut_off_before_its_ts_was_stored_is_found_again_not_repeated(sho
     assert writes == [("chat.postMessage", "before the crash"), ("chat.update", "after the crash")]
     with stack.db.session() as s:
         assert find_message(s, ref).ts == stack.slack.writes[-1].ts
+
+
+@pytest.mark.postgres
+def test_locking_a_workspace_waits_for_no_insert_that_merely_references_it(pg_db):
+    """Found by the long provider run: a decision's FOR UPDATE on the workspace queued behind a request's
+    foreign-key lock, an audit append queued behind the decision, and PostgreSQL broke the deadlock by
+    failing the admin's click."""
+    ws = f.workspace(pg_db, "locks")
+    with pg_db.session() as inserting, pg_db.session() as deciding:
+        outbox.emit(inserting, "refresh_authz", workspace_id=ws)  # its foreign-key check holds KEY SHARE on the workspace
+        deciding.execute(text("SET LOCAL lock_timeout = '2s'"))
+        assert load_workspace(deciding, ws, lock=True).id == ws  # would time out behind `inserting` with FOR UPDATE
+        deciding.rollback()
+        inserting.rollback()

@@ -101,15 +101,22 @@ def test_action_run_twice_has_one_effect(db, stub_workers, slack_api):
 
 
 def test_running_the_same_pending_action_twice_at_once_makes_one_key(db, stub_workers, slack_api):
+    import threading
+
     ws, admin = setup_workspace(db)
     dev = f.member(db, ws, Role.DEVELOPER)
     req = db.run(keys.request_key, dev, ws, name="bot")
-    stub_workers.worker.stop()  # hold the queue so both deliveries are pending together
-    db.run(requests.decide_request, admin, req.id, approve=True)
+    db.run(requests.decide_request, admin, req.id, approve=True)  # the queue delivers it once …
     [provision] = actions(db, "provision_key")
-    actors.ACTION_ACTORS["provision_key"].send(provision.id)  # a duplicate delivery
-    stub_workers.worker = __import__("dramatiq").Worker(stub_workers.broker, worker_threads=4, worker_timeout=50)
-    stub_workers.worker.start()
+    go = threading.Barrier(3)
+
+    def deliver():  # … and two more deliveries race it (the sweeper, a broker redelivery)
+        go.wait()
+        actors.perform(actors.HANDLERS["provision_key"], provision.id)
+
+    racers = [threading.Thread(target=deliver) for _ in range(3)]
+    [t.start() for t in racers]
+    [t.join() for t in racers]
     stub_workers.settle()
     with db.session() as s:
         assert s.scalar(select(func.count()).select_from(ApiKey)) == 1
@@ -222,7 +229,6 @@ def test_invitation_to_unknown_email_tells_the_inviter_why(db, stub_workers, sla
 def test_slack_refusing_a_channel_fails_the_action_with_a_readable_reason(db, stub_workers, slack_api):
     ws, admin = setup_workspace(db)
     dev = f.member(db, ws, Role.DEVELOPER)
-    slack_api.fail("chat.postMessage", status=200, times=0)  # no-op: keep the fixture's API honest
     db.run(workspaces.set_channels, f.OPERATOR, ws, approvals="C0GONE")
     original = slack_api.api_chat_postMessage
     slack_api.api_chat_postMessage = lambda args: {"ok": False, "error": "channel_not_found"} if args.get("channel") == "C0GONE" else original(args)
