@@ -264,15 +264,15 @@ def workers_of(master: int) -> set[str]:
     return set(subprocess.run(["pgrep", "-P", str(master)], capture_output=True, text=True).stdout.split())
 
 
-def holder(port: int, sock: socket.socket) -> str | None:
-    """The pid of the gunicorn worker that accepted this (answered) connection, from ss."""
-    mine = str(sock.getsockname()[1])
+def holders(port: int) -> dict[int, str]:
+    """Which gunicorn worker (pid) holds each client port connected to ``port``, from ss."""
     out = subprocess.run(["ss", "-tnpH", "state", "established", f"( sport = :{port} )"], capture_output=True, text=True).stdout
+    found = {}
     for line in out.splitlines():
-        cols = line.split()
-        if len(cols) > 3 and cols[3].rsplit(":", 1)[-1] == mine:
-            return next(iter(re.findall(r"pid=(\d+)", line)), None)
-    return None
+        cols, pid = line.split(), re.search(r"pid=(\d+)", line)
+        if len(cols) > 3 and pid:
+            found[int(cols[3].rsplit(":", 1)[-1])] = pid.group(1)
+    return found
 
 
 # --- (a) closed loop: wrk ----------------------------------------------------------------------
@@ -347,7 +347,7 @@ _LENGTH = re.compile(rb"\r\ncontent-length:\s*(\d+)", re.I)
 class Conn:
     def __init__(self, port: int, sel: selectors.BaseSelector) -> None:
         self.port, self.sel = port, sel
-        self.request, self.t0, self.buf, self.retried = b"", 0.0, b"", False
+        self.request, self.t0, self.buf, self.retried, self.in_flight = b"", 0.0, b"", False, False
         self._connect()
 
     def _connect(self) -> None:
@@ -361,7 +361,7 @@ class Conn:
         self._connect()
 
     def send(self, request: bytes, t0: float) -> None:
-        self.request, self.t0, self.buf, self.retried = request, t0, b"", False
+        self.request, self.t0, self.buf, self.retried, self.in_flight = request, t0, b"", False, True
         self.sock.sendall(request)
 
     def receive(self) -> int | None:
@@ -370,10 +370,14 @@ class Conn:
             data = self.sock.recv(65536)
         except ConnectionError:
             data = b""
+        if not self.in_flight:
+            # The server closed this idle keep-alive connection: have a fresh one ready.
+            self._reconnect()
+            return None
         if not data:
             if self.buf or self.retried:
                 raise ConnectionError("the server closed a connection mid-answer")
-            # A keep-alive connection the server had closed while idle: send again on a new one.
+            # Closed by the server just as we sent: send again on a new one.
             self._reconnect()
             self.retried = True
             self.sock.sendall(self.request)
@@ -388,6 +392,7 @@ class Conn:
             raise ConnectionError("an answer without Content-Length")
         if len(self.buf) < head_end + 4 + int(m.group(1)):
             return None
+        self.in_flight = False
         if b"connection: close" in head.lower():
             self._reconnect()
         return int(head[9:12])
@@ -402,17 +407,20 @@ def balanced(port: int, sel: selectors.BaseSelector, pool: int, workers: set[str
     and left to chance one of them may get all of them (and serve everything under one GIL)."""
     share = -(-pool // len(workers))
     held: dict[str, list[Conn]] = {w: [] for w in workers}
-    for _ in range(pool * 10):
-        c = Conn(port, sel)
-        c.send(request, time.perf_counter())
-        while c.receive() is None:
-            pass
-        pid = holder(port, c.sock)
-        if pid in held and len(held[pid]) < share:
-            held[pid].append(c)
-        else:
-            c.close()
-        if sum(map(len, held.values())) >= pool:
+    for _ in range(5):
+        candidates = [Conn(port, sel) for _ in range(pool)]
+        for c in candidates:  # once answered, a connection is a worker's
+            c.send(request, time.perf_counter())
+            while c.receive() is None:
+                pass
+        owners = holders(port)
+        for c in candidates:
+            pid = owners.get(c.sock.getsockname()[1])
+            if pid in held and len(held[pid]) < share:
+                held[pid].append(c)
+            else:
+                c.close()
+        if all(len(cs) == share for cs in held.values()):
             break
     return [c for pair in itertools.zip_longest(*held.values()) for c in pair if c]  # interleaved: every worker gets work at once
 
@@ -491,7 +499,7 @@ class Poller(threading.Thread):
         for _ in range(64):  # which worker accepts a connection is up to the workers: open until each has one
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
             self._ask(conn, check)  # once answered, the connection is a worker's
-            pid = holder(port, conn.sock)
+            pid = holders(port).get(conn.sock.getsockname()[1])
             if pid in held or pid is None:
                 conn.close()
                 continue

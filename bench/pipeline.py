@@ -58,6 +58,7 @@ OPERATOR = Actor.operator("bench")
 #: what one approval sets off: provision_key and request_decided at its commit, then notify_key_ready
 PIPELINE_KINDS = ("provision_key", "request_decided", "notify_key_ready")
 PER_APPROVAL = len(PIPELINE_KINDS)
+PROBE = "purser-bench-probe"  # the benchmark's own watching connections, left out of what is counted
 TARGET_P99 = 0.250
 TARGET_ACTIONS_PER_S = 100
 
@@ -366,7 +367,7 @@ class Backends(threading.Thread):
 
     QUERY = text(
         "SELECT CASE WHEN state = 'active' THEN coalesce(wait_event_type || ':' || wait_event, 'running') ELSE state END, count(*)"
-        " FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        f" FROM pg_stat_activity WHERE datname = current_database() AND application_name <> '{PROBE}'"
         " AND backend_type = 'client backend' AND state IN ('active', 'idle in transaction') GROUP BY 1"
     )
 
@@ -388,6 +389,21 @@ class Backends(threading.Thread):
         self.halt.set()
         self.join()
         return {state: n / max(1, self.samples) for state, n in sorted(self.counts.items(), key=lambda kv: -kv[1])}
+
+
+def backend_cpu(probe: Database) -> dict[int, float]:
+    """CPU seconds so far of each PostgreSQL backend on this database (read from /proc: a local server only)."""
+    with probe.engine.connect() as conn:
+        pids = list(conn.scalars(text(f"SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND application_name <> '{PROBE}'")))
+    cpu = {}
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        cpu[pid] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+    return cpu
 
 
 def pending_actions(db: Database) -> int:
@@ -511,10 +527,12 @@ def pipeline_phase(db: Database, probe: Database, api: SlackAPI, broker, spaces:
     began = time.time()
     backends = Backends(probe)
     backends.start()
+    pg_before = backend_cpu(probe)
     sent = open_loop(n, rate, senders, approve)
     approved = n - len(sent.errors) - sent.skipped
     drained = wait_until(lambda: pending_actions(probe) == 0 and queue_empty(broker), timeout=60, every=0.1)
     wall = time.time() - began
+    pg_after = backend_cpu(probe)
     busy = backends.stop()
     t = timings(watch, workers)
     slack_calls = len(api.calls) - calls_before
@@ -539,6 +557,7 @@ def pipeline_phase(db: Database, probe: Database, api: SlackAPI, broker, spaces:
         "statements": t["statements"],
         "slack_calls": slack_calls,
         "backends": busy,
+        "pg_cpu": sum(v - pg_before.get(pid, 0.0) for pid, v in pg_after.items()) if pg_after else None,
     }
 
 
@@ -590,6 +609,12 @@ def report(args, workers_described: str, machine: dict, pipe: dict, base: dict) 
     split = f" (deciders and fake Slack {mine / n * 1000:.0f}, workers {theirs / n * 1000:.0f})" if args.processes else " (deciders, fake Slack and workers)"
     print("  PostgreSQL backends on the benchmark's database, mean over the pipeline phase: " + ", ".join(f"{v:.2f} {k}" for k, v in list(pipe["backends"].items())[:6]))
     print(f"  per approval: {pipe['statements'] / n:.0f} SQL statements, {pipe['slack_calls'] / n:.1f} Slack API calls, {(mine + theirs) / n * 1000:.0f} ms of Python CPU{split}")
+    if pipe["pg_cpu"] is not None:
+        total = (mine + theirs + pipe["pg_cpu"]) / n
+        print(
+            f"  per approval: {pipe['pg_cpu'] / n * 1000:.0f} ms of PostgreSQL CPU; with the Python, {total * 1000:.0f} ms in all: "
+            f"{machine['nproc']} CPUs carry at most ~{machine['nproc'] / total:.0f} approvals/s (~{machine['nproc'] / total * PER_APPROVAL:.0f} actions/s)"
+        )
     verdict = "ok" if p99 <= TARGET_P99 else "MISSED"
     print(f"  target p99 commit → start ≤ {TARGET_P99 * 1000:.0f} ms at {TARGET_ACTIONS_PER_S} actions/s: {p99 * 1000:.1f} ms at {pipe['actions_per_s']:.0f} actions/s, {verdict}")
     errors = pipe["sent"].errors + base["sent"].errors
@@ -662,7 +687,7 @@ def main(argv: list[str] | None = None) -> int:
     served = serve_in_thread(api)
     try:
         with fresh_database(args.database_url) as url:
-            db, probe = Database(url), Database(url)  # the probe's statements are not counted
+            db, probe = Database(url), Database(url, connect_args={"application_name": PROBE})  # the probe is not counted
             bind(broker, db, watch, profiler, served.url)
             if args.processes:
                 workers = ProcessWorkers(args.processes, args.threads, args.worker_timeout, url, args.redis_url, served.url, cipher_key)

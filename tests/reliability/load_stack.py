@@ -113,6 +113,10 @@ class Process:
             self._signal_group(signal.SIGKILL)
             self.proc.wait(timeout=10)
 
+    def terminate(self) -> None:
+        if self.proc is not None:
+            self._signal_group(signal.SIGTERM)
+
     def stop(self, timeout: float = 10) -> None:
         if self.proc is None:
             return
@@ -299,9 +303,11 @@ class Stack:
     def stop(self) -> None:
         if self.sweeper is not None:
             self.sweeper.stop()
-        for proc in (self.clock, self.web, *self.workers.values()):
-            if proc is not None:
-                proc.stop()
+        running = [p for p in (self.clock, self.web, *self.workers.values()) if p is not None]
+        for proc in running:
+            proc.terminate()  # all at once: each takes a few seconds to wind down
+        for proc in running:
+            proc.stop()
         self.redis.stop()
         self.pg_proxy.close()
         for served in self._served:

@@ -164,7 +164,7 @@ def test_a_pause_reason_cannot_break_the_refusal_headers(db, serve, keyring):
     assert "line one" in answer.json()["error"]["message"]
 
 
-def test_an_oversized_authorization_header_is_refused_not_failed(db, serve, keyring):
+def test_an_oversized_authorization_header_is_refused_not_failed(db, serve):
     url = serve()
     answer = httpx.get(url + "/v1/authz", headers={"Authorization": "Bearer " + "x" * 60_000})
     assert answer.status_code in (401, 431), answer.status_code
@@ -265,16 +265,15 @@ def test_events_the_fuzzer_broke_are_refused_one_by_one(db, serve, keyring):
     assert events_stored(db) == 0
 
 
-@pytest.mark.parametrize(
-    "raw",
-    [b"", b"{", b"\xff\xfe\x00", b"[" * 100_000, b'{"events": [' + b"{}," * 2000 + b"{}]}", b"NaN", b'"events"', b"\xef\xbb\xbf{}"],
-    ids=["empty", "open-brace", "not-utf8", "deep-nesting", "too-many-events", "nan", "a-string", "bom"],
-)
-def test_junk_usage_bodies_are_refused_not_failed(db, serve, keyring, raw):
+JUNK = [b"", b"{", b"\xff\xfe\x00", b"[" * 100_000, b'{"events": [' + b"{}," * 2000 + b"{}]}", b"NaN", b'"events"', b"\xef\xbb\xbf{}", b"{}", b'{"events": {}}']
+
+
+def test_junk_usage_bodies_are_refused_not_failed(db, serve):
     url = serve()
-    answer = httpx.post(url + "/v1/usage", content=raw, headers={"Authorization": "Bearer new-token", "Content-Type": "application/json"})
-    assert answer.status_code in (400, 413), (answer.status_code, answer.text[:200])
-    assert_no_leak([answer.text])
+    for raw in JUNK:
+        answer = httpx.post(url + "/v1/usage", content=raw, headers={"Authorization": "Bearer new-token", "Content-Type": "application/json"})
+        assert answer.status_code in (400, 413), (raw[:30], answer.status_code, answer.text[:200])
+        assert_no_leak([answer.text])
     assert events_stored(db) == 0
 
 
@@ -287,16 +286,16 @@ def test_an_oversized_usage_body_is_refused_with_413(db, serve, keyring):
     assert events_stored(db) == 0
 
 
-@pytest.mark.parametrize(
-    "header",
-    [None, "", "Bearer", "Bearer wrong", "Bearer NEW-TOKEN", "Bearer new-toke", "Bearer new-token-x", "Bearer new-token,old-token", "Basic bmV3LXRva2Vu", "Token new-token", "new-token", "Bearer\tnew-token\tx"],
-)
-def test_a_wrong_ingest_token_is_refused_and_nothing_is_recorded(db, serve, keyring, header):
+WRONG_TOKENS = [None, "", "Bearer", "Bearer wrong", "Bearer NEW-TOKEN", "Bearer new-toke", "Bearer new-token-x", "Bearer new-token,old-token", "Basic bmV3LXRva2Vu", "Token new-token", "new-token", "Bearer\tnew-token\tx"]
+
+
+def test_a_wrong_ingest_token_is_refused_and_nothing_is_recorded(db, serve, keyring):
     url = serve()
     body = {"events": [{"external_id": "e1", "key": keyring["live"], "amount_usd": 1}]}
-    headers = {"Authorization": header} if header is not None else {}
-    for path in ("/v1/usage", "/v1/usage/litellm"):
-        assert httpx.post(url + path, json=body, headers=headers).status_code == 401
+    for header in WRONG_TOKENS:
+        headers = {"Authorization": header} if header is not None else {}
+        for path in ("/v1/usage", "/v1/usage/litellm"):
+            assert httpx.post(url + path, json=body, headers=headers).status_code == 401, (header, path)
     assert events_stored(db) == 0
 
 
