@@ -508,6 +508,7 @@ class Poller(threading.Thread):
             if held >= self.workers:
                 break
         self.held = len(held)
+        self.reconnects = 0
         self.log: list[tuple[float, float, int, int, Check]] = []  # (sent, answered, connection, status, check); append is atomic
         self.stop = threading.Event()
 
@@ -522,7 +523,14 @@ class Poller(threading.Thread):
             if self.stop.is_set():
                 return
             sent, check = time.perf_counter(), self.check
-            status = self._ask(self.conns[n], check)
+            try:
+                status = self._ask(self.conns[n], check)
+            except (http.client.HTTPException, OSError):
+                # Closed by the server (a keep-alive timeout while this thread waited for a CPU):
+                # the next request opens a new connection, to whichever worker accepts it.
+                self.conns[n].close()
+                self.reconnects += 1
+                continue
             self.log.append((sent, time.perf_counter(), n, status, check))
             time.sleep(max(0.0, POLL_EVERY - (time.perf_counter() - sent)))
 
@@ -764,7 +772,8 @@ def report(args, facts: dict, closed: dict[str, list[Closed]], opened: dict[str,
     p99 = opened["/v1/authz"].pct(0.99)
     print(f"p99 of /v1/authz at {args.rate:g}/s: {ms(p99)} ms (target ≤ {ms(TARGET_P99)} ms) — {'met' if p99 <= TARGET_P99 else 'MISSED'}; the 404 row is the stack's own")
     print(f"\n(c) commit of a pause → refusal, {args.pauses} pauses each (by hand, 403, and by usage reaching the budget, 402, in turn);")
-    print(f"    polled every {POLL_EVERY * 1000:g} ms over one connection per worker ({poller.held} of {len(poller.workers)} workers); first: any worker, every: all of them")
+    again = f", {poller.reconnects} reconnected during the run" if poller.reconnects else ""
+    print(f"    polled every {POLL_EVERY * 1000:g} ms over one connection per worker ({poller.held} of {len(poller.workers)} workers{again}); first: any worker, every: all of them")
     print(f"{'while':<22}{'first p50':>10}{'first max':>10}{'every p50':>10}{'every max':>10}{'a poll took':>12}  (ms)")
     for label, (delays, poll) in pauses.items():
         if delays:
