@@ -440,7 +440,6 @@ def open_loop(n: int, rate: float, threads: int, act: Callable[[int], None]) -> 
                 time.sleep(wait)
             began = time.time()
             if began > give_up:
-                out.skipped += len(range(i, n, threads))
                 return
             out.lags.append(began - due)
             try:
@@ -454,6 +453,7 @@ def open_loop(n: int, rate: float, threads: int, act: Callable[[int], None]) -> 
         t.start()
     for t in pool:
         t.join()
+    out.skipped = n - len(out.lags)
     return out
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import uuid
 from typing import Iterable, Iterator
 
 import pytest
@@ -22,7 +23,7 @@ from tests.slack_requests import SlackSender
 
 SIGNING_SECRET = "hostile-signing-secret"
 TEAM = "T0PURSER"
-# A Redis database of its own: other suites flush theirs while these run.
+# A Redis database of its own, and a namespace per test (below).
 REDIS_URL = os.environ.get("PURSER_HOSTILE_REDIS_URL", "redis://127.0.0.1:6379/12")
 
 #: what must never reach Slack as markup: each would ping, link or notify if it did
@@ -45,13 +46,15 @@ def workers(pg_db, slack_server, openrouter_server):
     from workers.runtime import configure
 
     require(REDIS_URL, "Redis")
-    broker = RedisBroker(url=REDIS_URL)
-    broker.flush_all()
+    # A namespace of its own: two runs sharing one Redis would otherwise take (and flush) each
+    # other's messages, and each would wait for actions the other's workers swallowed.
+    broker = RedisBroker(url=REDIS_URL, namespace=f"purser-hostile-{uuid.uuid4().hex[:12]}")
     use_broker(broker)
     running = Workers(broker, _runtime(pg_db, slack_server, openrouter_server))
     yield running
     running.stop()
-    broker.flush_all()
+    for key in broker.client.scan_iter(f"{broker.namespace}:*"):
+        broker.client.delete(key)
     broker.close()
     configure(None)
 
@@ -68,6 +71,21 @@ def web(pg_db, workers, slack_server):
 @pytest.fixture
 def slack(web) -> SlackSender:
     return SlackSender(web.url + "/slack/events", SIGNING_SECRET, TEAM)
+
+
+def settle(workers, timeout: float = 120) -> None:
+    """Wait for the workers; when they do not settle, say which actions are stuck and why."""
+    try:
+        workers.settle(timeout)
+    except AssertionError:
+        from sqlalchemy import select
+
+        from store.models import Action
+        from store.types import ActionStatus
+
+        with workers.rt.db.session() as s:
+            stuck = [(a.kind, a.attempts, a.claimed_until, a.run_after, (a.error or "")[:200]) for a in s.scalars(select(Action).where(Action.status == ActionStatus.PENDING))]
+        raise AssertionError(f"actions still pending: {stuck}") from None
 
 
 # -- reading what Purser said -----------------------------------------------------------

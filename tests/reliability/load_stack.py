@@ -182,7 +182,6 @@ class Sweeper(threading.Thread):
 
         self.broker = RedisBroker(url=redis_url, socket_connect_timeout=1, socket_timeout=2)
         self.every, self.older_than = every, older_than
-        self.sent = 0
         self._halt = threading.Event()
 
     def run(self) -> None:
@@ -191,7 +190,6 @@ class Sweeper(threading.Thread):
         while not self._halt.wait(self.every):
             try:
                 self.broker.enqueue(Message(queue_name="maintenance", actor_name="sweep_outbox", args=(self.older_than,), kwargs={}, options={}))
-                self.sent += 1
             except Exception:  # Redis away: the next tick tries again, as the clock's would
                 pass
 

@@ -32,6 +32,7 @@ from tests.reliability.hostile_fixtures import (  # noqa: F401  (fixtures)
     errors_in_reply,
     said_in_reply,
     said_to_slack,
+    settle,
     slack,
     web,
     workers,
@@ -44,7 +45,6 @@ pytestmark = pytest.mark.slow
 ACTIONS = ("request_approve", "request_deny", "key_reveal", "invitation_accept", "invitation_decline")
 FORMS = ("key_new", "deny_reason")
 FAST, SLOW = 60, 1500
-SETTLE = 120  # seconds: generous, for a machine busy with other suites
 MARKS = ("*PWN*", "_PWN_", "~PWN~")
 OUTSIDER = "U0OUTSIDER"
 
@@ -91,7 +91,7 @@ def _key_for(db, workers, ws: int, owner, name: str, project: str | None = None)
     if req.state.value == "pending":
         admin = db.run(lambda s: s.scalars(select(Member).where(Member.workspace_id == ws, Member.role == Role.ADMIN)).first().slack_user_id)
         db.run(requests.decide_request, Actor.slack(admin), req.id, approve=True)
-    workers.settle(SETTLE)
+    settle(workers)
     with db.session() as s:
         return s.scalars(select(ApiKey.id).where(ApiKey.request_id == req.id)).one()
 
@@ -112,7 +112,7 @@ def world(db, workers, slack_api) -> World:
     z_request = db.run(keys.request_key, z_dev_actor, zulu, name="zpending", project="moonshot").id
     [z_inv] = db.run(invitations.invite, z_admin_actor, zulu, ["U0ZINVITEE"], "developer")
     [a_inv] = db.run(invitations.invite, Actor.slack(admin), alpha, ["U0AINVITEE"], "developer")
-    workers.settle(SETTLE)
+    settle(workers)
     return World(alpha, zulu, admin, dev, viewer, billing, z_admin_actor.slack_user_id, z_dev_actor.slack_user_id, a_request, z_request, z_key, z_inv.invitation_id, a_inv.invitation_id, len(slack_api.calls))
 
 
@@ -212,7 +212,7 @@ def fuzz_commands(db, slack, slack_api, workers, w: World, examples: int) -> Non
         assert_inert(texts, RAW[:-1] + ("`TICK`",), MARKS)
 
     prop()
-    workers.settle(SETTLE)
+    settle(workers)
     everything = said_to_slack(slack_api)
     assert_no_leak(everything)
     assert_inert(everything, RAW[:-1] + ("`TICK`",), MARKS)
@@ -244,7 +244,7 @@ def fuzz_clicks(db, slack, slack_api, workers, w: World, examples: int) -> None:
         assert_inert(texts, RAW[:-1])
 
     prop()
-    workers.settle(SETTLE)
+    settle(workers)
     assert_no_leak(said_to_slack(slack_api))
 
 
@@ -288,7 +288,7 @@ def fuzz_submissions(db, slack, slack_api, workers, w: World, examples: int) -> 
         assert_inert(said_to_slack(slack_api, since), RAW[:-1] + ("`TICK`",), MARKS)
 
     prop()
-    workers.settle(SETTLE)
+    settle(workers)
     everything = said_to_slack(slack_api)
     assert_no_leak(everything)
     assert_inert(everything, RAW[:-1] + ("`TICK`",), MARKS)
@@ -366,7 +366,7 @@ def test_forged_modal_submissions_are_refused_audited_and_change_nothing(db, wor
         shown = " ".join(body["errors"].values())
         for word in world.zulu_words(db):
             assert word not in shown, (word, shown)
-    workers.settle(SETTLE)
+    settle(workers)
     assert snapshot(db, world.zulu) == zulu_before
     assert len(denials(db, world.zulu)) == denied_before[1] + 3
     assert len(slack_api.channel_messages("C0ZULUAPPR")) == posted
@@ -388,7 +388,7 @@ def test_words_that_confuse_parsers_are_still_understood(db, world, slack, slack
     meta = json.dumps({"request_id": world.a_request})
     answer = slack.interaction(view_submission(world.admin, "deny_reason", meta, form(reason="no\x00pe")))
     assert answer.status_code == 200 and not answer.content
-    workers.settle(SETTLE)
+    settle(workers)
     with db.session() as s:
         assert s.scalar(select(Project.paused_reason).where(Project.slug == "search", Project.workspace_id == world.alpha)) == "nulbyte"
         assert s.get(Request, world.a_request).decision_note == "nope"
@@ -488,7 +488,7 @@ def test_user_text_reaches_slack_only_as_literal_text(db, world, slack, slack_ap
     say(world.admin, "/ai-budget", f"pause search --reason {quoted}")
     say(world.admin, "/ai-budget", f"pause search --reason {quoted}")
     say(world.admin, "/ai-budget", "show")
-    workers.settle(SETTLE)
+    settle(workers)
     # the deny modal: an admin's reason shown on the approval message and to the requester
     with db.session() as s:
         pending = list(s.scalars(select(Request.id).where(Request.workspace_id == world.alpha, Request.state == "pending").order_by(Request.id)))
@@ -500,7 +500,7 @@ def test_user_text_reaches_slack_only_as_literal_text(db, world, slack, slack_ap
     for name, project in (("form-bot", "search"), (EVIL, "search"), ("form-bot2", EVIL)):
         answer = slack.interaction(view_submission(world.dev, "key_new", json.dumps({"workspace_id": world.alpha, "channel_id": "C0GENERAL"}), form(name=name, project=project, reason=EVIL, limit="$5")))
         assert_no_leak(errors_in_reply(answer))  # plain text: shown verbatim, never interpreted
-    workers.settle(SETTLE)
+    settle(workers)
     # what an admin sees on clicking: the deny modal's summary, late clicks, App Home
     slack.interaction(block_actions(world.admin, "request_deny", str(pending[3])))
     slack.interaction(block_actions(world.admin, "request_approve", str(pending[0])))
@@ -513,7 +513,7 @@ def test_user_text_reaches_slack_only_as_literal_text(db, world, slack, slack_ap
     from workers import maintenance
 
     maintenance.post_digest.send(world.alpha)
-    workers.settle(SETTLE)
+    settle(workers)
     wait_for(lambda: slack_api.channel_messages("C0ALPHAAUDT"))
 
     everything = replies + said_to_slack(slack_api)
@@ -593,7 +593,7 @@ def cross_commands(db, world, slack, slack_api, workers, users) -> None:
                 problems.append(f"{user} {command} {text}: changed zulu")
             if len(denials(db, world.zulu)) <= denied:
                 problems.append(f"{user} {command} {text}: no denial audited ({reply[:120]!r})")
-    workers.settle(SETTLE)
+    settle(workers)
     assert len(slack_api.channel_messages("C0ZULUAPPR")) == posted and not slack_api.channel_messages("C0ZULUALRT")
     assert not problems, "\n".join(problems)
 
@@ -632,7 +632,7 @@ def cross_buttons(db, world, slack, slack_api, workers, users, places) -> None:
                     problems.append(f"{user} {action} {target}: changed zulu")
                 if len(denials(db, world.zulu)) <= denied:
                     problems.append(f"{user} {action} {target}: no denial audited ({told[:1]})")
-    workers.settle(SETTLE)
+    settle(workers)
     assert not problems, "\n".join(problems)
 
 
