@@ -57,7 +57,7 @@ from sqlalchemy.engine import make_url  # noqa: E402
 
 from sandbox.serve import serve_in_thread  # noqa: E402
 from sandbox.signing import sign  # noqa: E402
-from sandbox.slack_api import SlackAPI  # noqa: E402
+from sandbox.slack_api import SlackAPI, response_url  # noqa: E402
 from store import members, workspaces  # noqa: E402
 from store.db import Database, normalise_url  # noqa: E402
 from store.migrate import upgrade  # noqa: E402
@@ -71,7 +71,7 @@ TEAM = "T0BENCH"
 SECRET = "bench-signing-secret"
 TOKEN = "xoxb-bench"
 OPERATOR = Actor.operator("bench")
-ACTIONS_QUEUE = "dramatiq:actions.msgs"  # where dramatiq's RedisBroker keeps the relay's messages
+COMMANDS_QUEUE = "dramatiq:commands.msgs"  # where dramatiq's RedisBroker keeps the commands handed to workers
 APP = "bot.web:create_app()"  # the production entry point
 TARGET_RATIO = 0.5
 TARGET_P99 = 0.100
@@ -218,7 +218,8 @@ class CpuMeter:
 class Commands:
     """Slash commands as Slack sends them: form-encoded, signed, each with a trigger id of its own."""
 
-    def __init__(self, port: int, users: list[str], keep_alive: bool) -> None:
+    def __init__(self, port: int, users: list[str], keep_alive: bool, slack_url: str) -> None:
+        self.slack_url = slack_url  # answers that come later go to the fake Slack in this process
         connection = "keep-alive" if keep_alive else "close"
         self.head = f"POST /slack/events HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: {connection}\r\nContent-Type: application/x-www-form-urlencoded\r\n"
         self.users = users
@@ -229,7 +230,7 @@ class Commands:
         form = {
             "token": "unused", "team_id": TEAM, "team_domain": "bench", "channel_id": "C0GENERAL", "channel_name": "general",
             "user_id": user, "user_name": user.lower(), "command": "/ai-key", "text": text, "api_app_id": "A0PURSER",
-            "response_url": "http://127.0.0.1:9/unused", "trigger_id": f"{n}.trigger",
+            "response_url": response_url(self.slack_url, "C0GENERAL", user, n), "trigger_id": f"{n}.trigger",
         }  # fmt: skip
         body = urlencode(form).encode()
         ts = str(int(time.time()))
@@ -250,10 +251,10 @@ class Commands:
 class Endpoint:
     name: str
     requests: Callable[[], Iterator[bytes]]
-    marker: bytes  # what a right answer's body holds
+    marker: bytes | None  # what a right answer's body holds; None: an empty ack (handed to a worker)
 
     def ok(self, status: int, body: bytes) -> bool:
-        return status == 200 and self.marker in body
+        return status == 200 and (not body.strip() if self.marker is None else self.marker in body)
 
 
 # --- the load: HTTP/1.1 connections driven by one selector loop ----------------------
@@ -481,6 +482,38 @@ def production_workspace(db: Database, developers: int) -> list[str]:
     return users
 
 
+def drain(args, url: str, db: Database, api: SlackAPI, slack_url: str) -> bool:
+    """The other half of a handed-off command: worker threads in this process carry out the queue for a while."""
+    import dramatiq
+    from dramatiq.brokers.redis import RedisBroker
+
+    from bot.slack_client import Slack
+    from workers import actors
+    from workers.broker import use_broker
+    from workers.runtime import Runtime, configure
+
+    broker = use_broker(RedisBroker(url=args.redis_url))
+    worker_db = Database(url)
+    worker_db.on_new_actions(actors.enqueue)
+    configure(Runtime(db=worker_db, slack=Slack(worker_db, TOKEN, slack_url + "/api/")))
+    before = pending_requests(db)
+    worker = dramatiq.Worker(broker, worker_threads=args.threads, worker_timeout=100)
+    began = time.perf_counter()
+    worker.start()
+    time.sleep(args.drain)
+    worker.stop(timeout=30_000)
+    took = time.perf_counter() - began
+    answers = [body for bodies in list(api.responses.values()) for body in bodies]
+    opened = pending_requests(db) - before
+    good = sum("request #" in (b.get("text") or "") for b in answers)
+    print(f"\nworkers: {args.threads} threads in one process for {took:.1f} s carried out {len(answers):,} commands ({len(answers) / took:.1f}/s), "
+          f"{good:,} answered with a request number; {opened:,} pending requests opened")  # fmt: skip
+    worker_db.dispose()
+    broker.close()
+    configure(None)
+    return good == len(answers) == opened
+
+
 def pending_requests(db: Database) -> int:
     with db.session() as s:
         return s.scalar(select(func.count()).select_from(Request).where(Request.state == RequestState.PENDING))
@@ -576,11 +609,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pool", type=int, default=64, help="connections the open loop may have in flight")
     parser.add_argument("--keep-alive", action="store_true", help="reuse connections (each then stays with one worker) instead of one per request")
     parser.add_argument("--developers", type=int, default=200, help="developers of the production workspace")
+    parser.add_argument("--drain", type=float, default=15, help="seconds for worker threads in this process to carry out queued commands afterwards (0: none)")
     args = parser.parse_args(argv)
     if make_url(normalise_url(args.database_url)).get_backend_name() != "postgresql":
         parser.error("the benchmark measures PostgreSQL; give a postgresql:// URL")
     load = os.getloadavg()
     started = time.perf_counter()
+    import logging
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # the fake Slack's access log: a line per answer
 
     broker = redis.Redis.from_url(args.redis_url)
     broker.flushdb()
@@ -603,8 +640,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"load average at start {facts['load']}; gunicorn on 127.0.0.1:{port}, {args.workers} × {args.threads}", flush=True)
                 with gunicorn(port, args.workers, args.threads, env, log_path) as proc:
                     meter = CpuMeter(proc.pid, name)
-                    commands = Commands(port, users, args.keep_alive)
-                    new = Endpoint("/ai-key new", commands.new, b"request #")
+                    commands = Commands(port, users, args.keep_alive, served.url)
+                    new = Endpoint("/ai-key new", commands.new, None)
                     trivial = Endpoint("/ai-key help", commands.help, b"ai-key new")
                     # Both workers booted, pools filled, code paths warm.
                     warm = [closed_loop(port, e, args.clients, 2, args.keep_alive) for e in (trivial, new)]
@@ -624,15 +661,16 @@ def main(argv: list[str] | None = None) -> int:
                         opened.append((rate, run))
                         print(f"  open   {e.name:<13} {rate:g}/s: p50 {ms(run.pct(0.5))} ms, p99 {ms(run.pct(0.99))} ms, {run.late} given up", flush=True)
                     correct = report(args, facts, closed, opened)
-                # gunicorn has stopped: every acked `new` left one pending request in the store and its message in Redis.
+                # gunicorn has stopped: every acked `new` left its command in Redis for the workers.
                 runs = warm + [r for _, r in opened] + [r for rs in closed.values() for r in rs]
                 acked = sum(r.answered - r.wrong for r in runs if r.endpoint == new.name)
-                pending, queued = pending_requests(db), broker.hlen(ACTIONS_QUEUE)
-                print(f"store: {pending:,} pending requests for {acked:,} acked /ai-key new, so {pending - acked:,} made after Slack gave up on them")
-                print(f"Redis: {queued:,} request_opened messages; Slack Web API calls: {len(api.calls)}")
-                if pending < acked or queued < acked:
-                    print("an acked /ai-key new left no pending request, or no message in Redis")
+                queued = broker.hlen(COMMANDS_QUEUE)
+                print(f"Redis: {queued:,} commands waiting for the workers, for {acked:,} acked /ai-key new")
+                if queued < acked:
+                    print("an acked /ai-key new left no command in Redis")
                     correct = False
+                if args.drain:
+                    correct = drain(args, url, db, api, served.url) and correct
             finally:
                 db.dispose()
     finally:

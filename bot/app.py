@@ -15,7 +15,7 @@ from bot import interactions, texts
 from bot.blocks.invitations import ACCEPT, DECLINE
 from bot.blocks.keys import REVEAL
 from bot.blocks.requests import APPROVE, DENY
-from bot.commands import audit, budget, credits, invite, key, team, usage, workspace
+from bot.commands.registry import COMMANDS, answered_at_once
 from bot.context import Asker
 from bot.home import home_view
 from bot.replies import Reply, guarded, unexpected
@@ -29,24 +29,20 @@ log = logging.getLogger(__name__)
 api_log = logging.getLogger("purser.slack_api")
 api_log.addFilter(lambda record: record.levelno >= logging.INFO)
 
-COMMANDS: dict[str, Callable[..., Reply]] = {
-    "/ai-key": key.handle,
-    "/ai-invite": invite.handle,
-    "/ai-team": team.handle,
-    "/ai-budget": budget.handle,
-    "/ai-credits": credits.handle,
-    "/ai-usage": usage.handle,
-    "/ai-audit": audit.handle,
-    "/ai-workspace": workspace.handle,
-}
+#: hands a command to the workers (``workers.commands.hand_off``); False means answer it in the ack
+Handoff = Callable[[str, Asker, str, "str | None"], bool]
 
 
 def web_client(token: str, base_url: str) -> WebClient:
     return WebClient(token=token, base_url=base_url if base_url.endswith("/") else base_url + "/", timeout=5, retry_handlers=[RateLimitErrorRetryHandler(max_retry_count=2)], logger=api_log)
 
 
-def build_app(db: Database, *, token: str, team_id: str, api_url: str, signing_secret: str | None = None) -> App:
-    """Signature checks happen in front of Bolt (bot/web.py) over HTTP; Socket Mode needs none."""
+def build_app(db: Database, *, token: str, team_id: str, api_url: str, signing_secret: str | None = None, handoff: Handoff | None = None) -> App:
+    """Signature checks happen in front of Bolt (bot/web.py) over HTTP; Socket Mode needs none.
+
+    With ``handoff``, commands that touch the store are acked at once and answered by a
+    worker through their response_url; without it (no queue shared with workers) in the ack.
+    """
     def authorize(enterprise_id, team_id, logger):
         # One team, one bot token: nothing to look up, so a Slack API outage cannot fail a request here.
         return AuthorizeResult(enterprise_id=enterprise_id, team_id=team_id, bot_token=token)
@@ -71,7 +67,7 @@ def build_app(db: Database, *, token: str, team_id: str, api_url: str, signing_s
         return next()
 
     for name, handler in COMMANDS.items():
-        app.command(name)(_command(db, name, handler))
+        app.command(name)(_command(db, name, handler, handoff))
 
     def action(handler):
         def listener(ack, body, client):
@@ -130,10 +126,14 @@ def refresh_home(db: Database, client: WebClient, asker: Asker) -> None:
         log.warning("could not publish App Home: %s", exc.response.get("error"))
 
 
-def _command(db: Database, name: str, handler: Callable[..., Reply]):
+def _command(db: Database, name: str, handler: Callable[..., Reply], handoff: Handoff | None):
     def listener(ack, body, client):
         asker = Asker(body.get("team_id", ""), body.get("user_id", ""), body.get("channel_id"))
-        reply = guarded(name, handler, db, asker, body.get("text") or "")
+        text = body.get("text") or ""
+        if handoff is not None and not answered_at_once(name, text) and handoff(name, asker, text, body.get("response_url")):
+            ack()  # the answer follows through response_url, as Slack advises for anything slow
+            return
+        reply = guarded(name, handler, db, asker, text)
         if db.deferred():  # committed, but the queue is away: say so rather than leave them wondering
             reply.text = f"{reply.text}\n{texts.QUEUED}".strip()
         if reply.modal is None:

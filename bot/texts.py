@@ -61,3 +61,6 @@ STORE_AWAY = "Purser cannot reach its database right now (error id `{error_id}`)
 CHOOSE_WORKSPACE = "You are in more than one workspace ({names}). Say which with `-w <name>`, or bind this channel with `/ai-workspace use <name>`."
 NO_WORKSPACE = "You are not a member of any Purser workspace yet. Ask an admin to `/ai-invite` you."
 QUEUED = "Got it — Purser is busy right now, so this is queued and will go ahead shortly."
+INTERRUPTED = "Purser was interrupted while doing {command} and cannot tell whether it went through. Look first (`/ai-key list`, `/ai-audit recent`, `/ai-budget show`), then ask again if it did not."
+TOO_LATE = "Purser was too busy to do {command} in time, so it did nothing. Please ask again."
+NO_FORM = "Could not open the form; type it instead, like `{command} new search-bot --limit $50`."

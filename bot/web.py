@@ -154,6 +154,7 @@ def create_app() -> WebApp:
     from purser.logs import setup_logging
     from purser.settings import get_settings
     from workers import actors
+    from workers.commands import hand_off
 
     setup_logging()
     settings = get_settings()
@@ -161,7 +162,9 @@ def create_app() -> WebApp:
         raise SystemExit("SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET must be set for the web process.")
     db = Database(settings.database_url)
     db.on_new_actions(actors.enqueue)
-    bolt = build_app(db, token=settings.slack_bot_token.get_secret_value(), team_id=settings.slack_team_id, api_url=settings.slack_api_url)
+    # Commands go to the workers only through a queue they share; alone, this process answers them itself.
+    handoff = hand_off if settings.redis_url else None
+    bolt = build_app(db, token=settings.slack_bot_token.get_secret_value(), team_id=settings.slack_team_id, api_url=settings.slack_api_url, handoff=handoff)
     app = WebApp(db, bolt, settings.slack_signing_secret.get_secret_value(), health=health_checks(db, settings.redis_url))
     add_gateway(app, db, settings)
     return app

@@ -50,6 +50,7 @@ def main() -> None:
     from workers import actors
     from workers.broker import make_broker, start_embedded_worker, use_broker
     from workers.clock import Clock, Intervals
+    from workers.commands import hand_off
     from workers.leader import make_lock
     from workers.runtime import Runtime, configure, from_settings
 
@@ -72,17 +73,18 @@ def main() -> None:
 
         token, signing = "xoxb-sandbox", secrets.token_hex(16)
         api_url = f"http://127.0.0.1:{port}/api/"
-        bolt = build_app(db, token=token, team_id=settings.slack_team_id, api_url=api_url)
+        bolt = build_app(db, token=token, team_id=settings.slack_team_id, api_url=api_url, handoff=hand_off)
         web = WebApp(db, bolt, signing, health=health_checks(db, settings.redis_url))
         add_gateway(web, db, settings)
         app = Sandbox(db, SlackAPI(token=token), web, signing, settings.slack_team_id)
         app.bot_url = f"http://127.0.0.1:{port}/slack/events"
+        app.api_url = api_url
         configure(Runtime(db=db, slack=Slack(db, token, api_url)))
         seeded = seed(db, settings.slack_team_id)
         host = "127.0.0.1"  # the sandbox has no login: never listen beyond this machine
     else:
         token = settings.slack_bot_token.get_secret_value()
-        bolt = build_app(db, token=token, team_id=settings.slack_team_id, api_url=settings.slack_api_url)
+        bolt = build_app(db, token=token, team_id=settings.slack_team_id, api_url=settings.slack_api_url, handoff=hand_off)
         app = WebApp(db, bolt, settings.slack_signing_secret.get_secret_value(), health=health_checks(db, settings.redis_url))
         add_gateway(app, db, settings)
         rt = from_settings()

@@ -21,7 +21,7 @@ from werkzeug.wrappers import Request, Response
 
 from sandbox.demo import CHANNELS, PEOPLE
 from sandbox.signing import sign
-from sandbox.slack_api import Message, SlackAPI
+from sandbox.slack_api import Message, SlackAPI, response_url
 from store.db import Database
 from store.errors import DomainError
 from store.models import ApiKey, Member, Project, Workspace
@@ -39,6 +39,7 @@ class Sandbox:
         self.api = slack_api
         self.bot = bot  # the WSGI app serving /slack/events
         self.bot_url = ""  # set once the server knows its port
+        self.api_url = ""  # the Web API double's base URL, where commands' later answers go
         self.secret = signing_secret
         self.team_id = team_id
         self.triggers: dict[str, str] = {}  # trigger id -> the user who clicked
@@ -106,7 +107,7 @@ class Sandbox:
             "command": command,
             "text": text,
             "api_app_id": "A0SANDBOX",
-            "response_url": f"{self.bot_url}/unused",
+            "response_url": response_url(self.api_url, channel, user, next(self._n)),
             "trigger_id": self._trigger(user),
         }
         answer = self._post(urlencode(form).encode())

@@ -85,8 +85,18 @@ class Message:
     metadata: dict | None = None  # what chat.postMessage was given as ``metadata``
 
 
+def response_url(base: str, channel: str, user: str, n: int | str) -> str:
+    """Where the app answers one slash command later: Slack hands out such a URL with every command."""
+    return f"{base.rstrip('/')}/response/{channel}/{user}/{n}"
+
+
 class SlackAPI:
-    """The WSGI app. ``calls`` records everything; ``messages`` holds the current state of each message."""
+    """The WSGI app. ``calls`` records everything; ``messages`` holds the current state of each message.
+
+    Besides the Web API methods it takes what the app posts to a command's ``response_url``
+    (made by ``response_url()`` above): kept by URL in ``responses``, and shown like Slack shows
+    it, as an ephemeral message for the one who typed the command (or in the channel).
+    """
 
     def __init__(self, token: str | None = None, users: dict[str, dict] | None = None) -> None:
         self.token = token
@@ -96,6 +106,7 @@ class SlackAPI:
         self.ephemeral: list[Message] = []
         self.views: dict[str, dict] = {}  # view id -> view (with "user")
         self.home: dict[str, dict] = {}  # user -> App Home view
+        self.responses: dict[str, list[dict]] = {}  # response_url path -> what was posted to it
         self.users = users or {}
         self._ts = itertools.count(1)
         self._views = itertools.count(1)
@@ -123,12 +134,15 @@ class SlackAPI:
             self.ephemeral.clear()
             self.views.clear()
             self.home.clear()
+            self.responses.clear()
             self._failures.clear()
 
     # -- the API -------------------------------------------------------------------
 
     def __call__(self, environ, start_response):
         request = Request(environ)
+        if "/response/" in request.path:
+            return self._respond(request)(environ, start_response)
         method = request.path.rstrip("/").rsplit("/", 1)[-1]
         args = self._args(request)
         with self._lock:
@@ -147,6 +161,32 @@ class SlackAPI:
             with self._lock:
                 body = handler(args)
         return self._json(body)(environ, start_response)
+
+    def _respond(self, request: Request) -> Response:
+        """A post to a command's response_url. Slack answers ``ok`` in plain text, or 404 for a URL it never gave."""
+        parts = request.path.split("/response/", 1)[1].strip("/").split("/")
+        if len(parts) != 3:
+            return Response("invalid_url", status=404)
+        channel, user, _ = parts
+        body = request.get_json(silent=True)
+        if not isinstance(body, dict):
+            return Response("invalid_payload", status=400)
+        with self._lock:
+            self.calls.append(Call("response_url", body))
+            failure = self._take_failure("response_url")
+            if failure is not None:
+                status, retry_after = failure
+                return Response("rate_limited" if status == 429 else "internal_error", status=status, headers={"Retry-After": str(int(retry_after))} if retry_after else {})
+            checked = self._text_and_blocks("response_url", body)
+            if isinstance(checked, dict):
+                return Response(checked.get("error", "invalid_blocks"), status=400)
+            self.responses.setdefault(request.path, []).append(body)
+            if body.get("response_type") == "in_channel":
+                message = Message(channel, self._next_ts(), *checked)
+                self.messages[(channel, message.ts)] = message
+            else:
+                self.ephemeral.append(Message(channel, self._next_ts(), *checked, user=user))
+        return Response("ok", mimetype="text/plain")
 
     def _take_failure(self, method: str):
         for i, (m, status, retry_after, times) in enumerate(self._failures):

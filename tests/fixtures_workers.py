@@ -17,7 +17,7 @@ from workers.broker import use_broker
 from workers.runtime import Runtime, configure
 from workers.providers.openrouter import OpenRouterProvider
 
-QUEUES = ("actions", "maintenance")
+QUEUES = ("commands", "actions", "maintenance")
 BOT_TOKEN = "xoxb-test-token"
 
 

@@ -10,7 +10,9 @@ from urllib.parse import urlencode
 
 import httpx
 
+from bot.commands.registry import answered_at_once
 from sandbox.signing import sign
+from sandbox.slack_api import SlackAPI, response_url
 
 _triggers = itertools.count(1)
 
@@ -20,6 +22,11 @@ class SlackSender:
     url: str  # the app's /slack/events
     secret: str
     team_id: str = "local"
+    #: the Slack double and its URL: where a command handed to a worker posts its answer
+    slack: SlackAPI | None = None
+    slack_url: str | None = None
+    #: how long to wait for an answer that comes through response_url
+    answer_timeout: float = 30.0
 
     def post(self, body: bytes, content_type: str = "application/x-www-form-urlencoded", *, timestamp: str | None = None, signature: str | None = None) -> httpx.Response:
         ts = timestamp or str(int(time.time()))
@@ -27,6 +34,13 @@ class SlackSender:
         return httpx.post(self.url, content=body, headers=headers, timeout=10)
 
     def command(self, user: str, command: str, text: str = "", channel: str = "C0GENERAL") -> httpx.Response:
+        """What the person sees: the ack's answer, or, when the ack is empty, what came to the response_url.
+
+        An answer that comes later is returned as a 200 whose JSON body is what was posted,
+        so a test reads both alike; ``ack`` on it is the app's own HTTP answer.
+        """
+        n = next(_triggers)
+        url = response_url(self.slack_url, channel, user, f"{n}-{time.monotonic_ns()}") if self.slack_url else "http://127.0.0.1:9/unused"
         form = {
             "token": "unused",
             "team_id": self.team_id,
@@ -38,10 +52,20 @@ class SlackSender:
             "command": command,
             "text": text,
             "api_app_id": "A0PURSER",
-            "response_url": "http://127.0.0.1:9/unused",
-            "trigger_id": f"{next(_triggers)}.trigger",
+            "response_url": url,
+            "trigger_id": f"{n}.trigger",
         }
-        return self.post(urlencode(form).encode())
+        ack = self.post(urlencode(form).encode())
+        if self.slack is None or ack.status_code != 200 or ack.content.strip() or answered_at_once(command, text):
+            return ack  # answered in the ack (an empty one: a form was opened instead)
+        path = httpx.URL(url).path
+        try:
+            posted = wait_for(lambda: self.slack.responses.get(path), timeout=self.answer_timeout)
+        except AssertionError:
+            raise AssertionError(f"no answer to `{command} {text}` came to its response_url in {self.answer_timeout:.0f} s") from None
+        answer = httpx.Response(200, json=posted[0], request=ack.request)
+        answer.ack = ack
+        return answer
 
     def interaction(self, payload: dict) -> httpx.Response:
         return self.post(urlencode({"payload": json.dumps(payload)}).encode())

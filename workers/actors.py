@@ -1,4 +1,4 @@
-"""The dramatiq actors: one per outbox action kind (each takes the action's id), and the clock's jobs.
+"""The dramatiq actors: one per outbox action kind (each takes the action's id), the clock's jobs, and slash commands.
 
 Importing this module binds the actors to the broker from the settings (Redis when
 REDIS_URL is set); `dramatiq workers.actors` runs them as the `worker` process.
@@ -128,6 +128,6 @@ def enqueue(actions) -> None:
         actor.send_with_options(args=(a.id,), delay=delay_ms or None)
 
 
-from workers import maintenance  # noqa: E402  (its actors join ALL below)
+from workers import commands, maintenance  # noqa: E402  (their actors join ALL below)
 
-ALL = [*ACTION_ACTORS.values(), action_gave_up, *maintenance.ACTORS]
+ALL = [*ACTION_ACTORS.values(), action_gave_up, *maintenance.ACTORS, *commands.ACTORS]

@@ -32,9 +32,14 @@ def handle(db: Database, asker: Asker, text: str) -> Reply:
     raise UsageError(f"{code(sub[:20])} is not something /ai-key does.")
 
 
+def opens_form(parsed) -> bool:
+    """`/ai-key new` with nothing but a workspace: the form asks for the rest."""
+    return len(parsed.words) == 1 and not parsed.options.keys() - {"workspace"}
+
+
 def new(db: Database, asker: Asker, parsed) -> Reply:
     ws = workspace_of(db, asker, parsed)
-    if len(parsed.words) == 1 and not parsed.options.keys() - {"workspace"}:
+    if opens_form(parsed):
         return Reply(modal=key_form(db, asker, ws.id, ws.slug))
     name = parsed.word(1)
     if name is None:

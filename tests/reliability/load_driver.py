@@ -22,7 +22,7 @@ from sqlalchemy import func, select
 
 from store import members, workspaces
 from store.db import Database
-from store.models import Action, AuditHead, Request
+from store.models import Action, AuditHead, Member, Request
 from store.permissions import Actor
 from store.types import ActionStatus, RequestState
 from tests.reliability.load_stack import Stack, wait_until
@@ -83,6 +83,7 @@ class Reply:
     answered: float
     status: int
     text: str
+    ack_s: float | None = None  # how long Slack waited for the HTTP answer (the text may come later)
 
     def during(self, start: float, end: float) -> bool:
         return self.sent >= start and self.answered <= end
@@ -159,7 +160,10 @@ class Load:
                 i = self._todo.popleft()
             ask = self.asks[i]
             reply = self._post("command", ask.user, lambda: self.stack.sender.command(ask.user, "/ai-key", f"new {ask.name} --limit {ask.limit}", channel="C0GENERAL"))
-            if reply.status == 200 and (ASKED.search(reply.text) or ALREADY_ASKED in reply.text):
+            # No clear answer (an error, a queued command lost with Redis, a worker killed while on
+            # it): look before asking again, as the answer itself advises, so that the asker does
+            # not open a second request of their own after the first was decided.
+            if (reply.status == 200 and (ASKED.search(reply.text) or ALREADY_ASKED in reply.text)) or self._asked(ask):
                 with self._lock:
                     self.answered.add(i)
             else:  # ask again in a moment, as a person would
@@ -167,11 +171,22 @@ class Load:
                 with self._lock:
                     self._todo.append(i)
 
+    def _asked(self, ask: Ask) -> bool:
+        """What `/ai-key list` and the DMs would tell the asker: is there a request for this key already?"""
+        try:
+            with self.stack.db.session() as s:
+                member_ids = select(Member.id).where(Member.workspace_id == ask.team.id, Member.slack_user_id == ask.user)
+                return any(r.payload.get("name") == ask.name for r in s.scalars(select(Request).where(Request.requester_id.in_(member_ids))))
+        except Exception:  # the store away: nothing to look at, so ask again
+            return False
+
     def _post(self, kind: str, user: str, send) -> Reply:
         sent = time.monotonic()
+        ack_s = None
         try:
             response = send()
             status = response.status_code
+            ack_s = getattr(response, "ack", response).elapsed.total_seconds()
             try:
                 data = response.json() if response.content else {}
                 body = data.get("text", "") if "text" in data else (response.text if data else "")
@@ -179,7 +194,7 @@ class Load:
                 body = response.text
         except Exception as exc:  # recorded, and the sender carries on: a dead thread would only stall the load
             status, body = 0, f"{type(exc).__name__}: {exc}"
-        reply = Reply(kind, user, sent, time.monotonic(), status, body)
+        reply = Reply(kind, user, sent, time.monotonic(), status, body, ack_s)
         with self._lock:
             self.replies.append(reply)
         return reply

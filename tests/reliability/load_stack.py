@@ -234,7 +234,9 @@ class Stack:
         }
         self.clock: Process | None = None
         self.sweeper: Sweeper | None = None
-        self.sender = KeptAliveSender(f"http://127.0.0.1:{self.web_port}/slack/events", SIGNING_SECRET, TEAM)
+        # Commands are answered by the workers through response_url; one lost with a Redis that
+        # restarted empty is asked again, as a person who heard nothing would.
+        self.sender = KeptAliveSender(f"http://127.0.0.1:{self.web_port}/slack/events", SIGNING_SECRET, TEAM, slack=self.slack, slack_url=self.slack_url, answer_timeout=10)
 
     def env(self, worker: str | None = None) -> dict[str, str]:
         keep = {k: v for k, v in os.environ.items() if not k.startswith(("PURSER_", "SLACK_", "OPENROUTER_")) and k not in ("DATABASE_URL", "REDIS_URL")}

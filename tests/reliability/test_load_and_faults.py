@@ -91,7 +91,7 @@ class Run:
     def report(self, load: Load, tally: Tally, faults: str) -> None:
         """One line per scenario; with PURSER_LOAD_REPORT set, also a JSON row appended to that file."""
         commands = load.replies_of("command")
-        acks = sorted(r.answered - r.sent for r in commands)
+        acks = sorted(r.ack_s for r in commands if r.ack_s is not None)
         row = {
             "scenario": self.scenario,
             "size": self.size.name,
