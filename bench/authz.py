@@ -214,7 +214,7 @@ def free_port() -> int:
 def gunicorn(port: int, workers: int, threads: int, env: dict[str, str], log_path: Path) -> Iterator[subprocess.Popen]:
     # The same command line as `purser web`, bound to loopback.
     argv = [sys.executable, "-m", "gunicorn", "--worker-class", "gthread", "--workers", str(workers), "--threads", str(threads)]
-    argv += ["--bind", f"127.0.0.1:{port}", "--access-logfile", "-", "bot.web:create_app()"]
+    argv += ["--bind", f"127.0.0.1:{port}", "bot.web:create_app()"]  # as `purser web`: the app logs one line per request
     with log_path.open("wb") as log:
         proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:

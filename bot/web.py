@@ -48,7 +48,11 @@ class WebApp:
             response = handler(request) if handler else Response("not found\n", status=404)
             status = response.status_code
             response = response(environ, start_response)
-        log.info("%s %s %s %.1fms id=%s", request.method, request.path, status, (time.perf_counter() - started) * 1000, request_id)
+        # One line per request is the access log (gunicorn's own is off). A gateway asks /v1/authz
+        # before every model call and logs those calls itself: here only its refusals are news.
+        level = logging.DEBUG if status == 200 and request.path == "/v1/authz" else logging.INFO
+        if log.isEnabledFor(level):
+            log.log(level, "%s %s %s %.1fms id=%s", request.method, request.path, status, (time.perf_counter() - started) * 1000, request_id)
         return response
 
     def slack_request(self, request: Request, environ, start_response):
@@ -129,6 +133,13 @@ def for_bolt(body: bytes, mimetype: str) -> bytes:
 
 
 def health_checks(db: Database, redis_url: str | None) -> Callable[[], dict[str, str]]:
+    client = None
+    if redis_url:
+        import redis
+
+        # One client (and its pool) for every probe: a load balancer asks often.
+        client = redis.Redis.from_url(redis_url, socket_timeout=1, socket_connect_timeout=1)
+
     def check() -> dict[str, str]:
         problems = {}
         try:
@@ -136,11 +147,9 @@ def health_checks(db: Database, redis_url: str | None) -> Callable[[], dict[str,
                 conn.exec_driver_sql("SELECT 1")
         except Exception as exc:
             problems["store"] = f"not answering ({type(exc).__name__})"
-        if redis_url:
+        if client is not None:
             try:
-                import redis
-
-                redis.Redis.from_url(redis_url, socket_timeout=1, socket_connect_timeout=1).ping()
+                client.ping()
             except Exception as exc:
                 problems["broker"] = f"Redis not answering ({type(exc).__name__})"
         return problems
