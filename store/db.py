@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import random
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -12,6 +14,7 @@ from typing import Any, NamedTuple, ParamSpec, TypeVar
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from store.errors import DomainError
@@ -22,6 +25,9 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 DEFAULT_URL = "sqlite:///var/purser.db"
+#: SQLSTATEs after which a transaction is safe to run again: deadlock victim, serialization failure
+RETRYABLE = {"40P01", "40001"}
+RETRIES = 3
 
 
 class NewAction(NamedTuple):
@@ -130,17 +136,28 @@ class Database:
         action changes nothing but leaves its trace.
         """
         self._local.deferred = False
-        with self.sessions() as s:
-            try:
-                result = op(s, *args, **kwargs)
-                s.commit()
-            except DomainError as exc:
-                s.rollback()
-                if exc.audited:
-                    self._audit_denial(exc)
-                raise
-            new_actions = list(s.info.pop("new_actions", []))
-            changed = set(s.info.pop("changed_workspaces", set()))
+        for attempt in range(1, RETRIES + 1):
+            with self.sessions() as s:
+                try:
+                    result = op(s, *args, **kwargs)
+                    s.commit()
+                except DomainError as exc:
+                    s.rollback()
+                    if exc.audited:
+                        self._audit_denial(exc)
+                    raise
+                except DBAPIError as exc:
+                    s.rollback()
+                    if attempt == RETRIES or getattr(exc.orig, "sqlstate", None) not in RETRYABLE:
+                        raise
+                    # PostgreSQL chose this transaction as a deadlock's victim (or a serialization
+                    # failure): nothing of it was kept, so running it again is safe and is the fix.
+                    log.info("retrying %s after %s (attempt %d)", getattr(op, "__name__", "an operation"), exc.orig.sqlstate, attempt)
+                    time.sleep(random.uniform(0.005, 0.05) * attempt)
+                    continue
+                new_actions = list(s.info.pop("new_actions", []))
+                changed = set(s.info.pop("changed_workspaces", set()))
+                break
         if changed:
             self._notify(self._change_hooks, changed)
         if new_actions:
