@@ -52,6 +52,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # sandbox/ ships with the source, not the package
 
 import redis  # noqa: E402
+from cryptography.fernet import Fernet  # noqa: E402
 from sqlalchemy import create_engine, func, select, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
@@ -632,7 +633,7 @@ def main(argv: list[str] | None = None) -> int:
                 users = production_workspace(db, args.developers)
                 env = {k: v for k, v in os.environ.items() if not k.startswith("SLACK_")}
                 env.update(
-                    DATABASE_URL=url, REDIS_URL=args.redis_url, SLACK_BOT_TOKEN=TOKEN, SLACK_SIGNING_SECRET=SECRET,
+                    DATABASE_URL=url, REDIS_URL=args.redis_url, SLACK_BOT_TOKEN=TOKEN, SLACK_SIGNING_SECRET=SECRET, PURSER_SECRET_KEY=Fernet.generate_key().decode(),
                     SLACK_TEAM_ID=TEAM, SLACK_API_URL=served.url + "/api/",
                 )  # fmt: skip
                 log_path = ROOT / "var" / "bench" / "ack-gunicorn.log"  # kept for a look afterwards

@@ -56,6 +56,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import redis  # noqa: E402
+from cryptography.fernet import Fernet  # noqa: E402
 from sqlalchemy import create_engine, event, select, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
@@ -666,7 +667,7 @@ def main(argv: list[str] | None = None) -> int:
                 target = pause_target(db, spaces)
                 env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "PURSER_", "LOG_"))}
                 env.update(
-                    DATABASE_URL=url, REDIS_URL=args.redis_url, SLACK_BOT_TOKEN="xoxb-bench", SLACK_SIGNING_SECRET="bench",
+                    DATABASE_URL=url, REDIS_URL=args.redis_url, SLACK_BOT_TOKEN="xoxb-bench", SLACK_SIGNING_SECRET="bench", PURSER_SECRET_KEY=Fernet.generate_key().decode(),
                     PURSER_INGEST_TOKEN=INGEST_TOKEN, PURSER_TRUSTED_PROXIES="127.0.0.1/32,::1/128",
                 )  # fmt: skip
                 refused = sum(c.status != 200 for c in checks) / len(checks)

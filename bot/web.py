@@ -169,6 +169,13 @@ def create_app() -> WebApp:
     settings = get_settings()
     if not settings.slack_signing_secret or not settings.slack_bot_token:
         raise SystemExit("SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET must be set for the web process.")
+    from store.errors import InvalidInput
+    from store.secrets import cipher
+
+    try:  # the Reveal button needs it: say so at start, not to the first person who clicks
+        cipher()
+    except InvalidInput as exc:
+        raise SystemExit(exc.message) from None
     db = Database(settings.database_url)
     db.on_new_actions(actors.enqueue)
     # Commands go to the workers only through a queue they share; alone, this process answers them itself.

@@ -131,3 +131,24 @@ def test_manifest_declares_every_command_the_app_handles():
     assert manifest["settings"]["event_subscriptions"]["bot_events"] == ["app_home_opened"]
     assert manifest["settings"]["interactivity"]["is_enabled"] is True
     assert manifest["features"]["app_home"]["home_tab_enabled"] is True
+
+
+def test_the_web_process_will_not_start_without_its_secret_key(tmp_path, monkeypatch, sqlite_db):
+    import pytest
+
+    from bot.web import create_app
+    from purser.settings import get_settings
+    from store import secrets
+
+    for name, value in {"SLACK_BOT_TOKEN": "xoxb-x", "SLACK_SIGNING_SECRET": "s", "DATABASE_URL": sqlite_db.url, "PURSER_SECRET_KEY_FILE": str(tmp_path / "none")}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("PURSER_SECRET_KEY", raising=False)
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    monkeypatch.chdir(tmp_path)  # no .env here either
+    monkeypatch.setattr(secrets, "_cipher", None)
+    get_settings.cache_clear()
+    try:
+        with pytest.raises(SystemExit, match="PURSER_SECRET_KEY is not set"):
+            create_app()
+    finally:
+        get_settings.cache_clear()
