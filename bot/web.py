@@ -7,6 +7,7 @@ serves `/healthz` for load balancers, and logs one line per request without secr
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
 import time
@@ -183,6 +184,7 @@ def create_app() -> WebApp:
     bolt = build_app(db, token=settings.slack_bot_token.get_secret_value(), team_id=settings.slack_team_id, api_url=settings.slack_api_url, handoff=handoff)
     app = WebApp(db, bolt, settings.slack_signing_secret.get_secret_value(), health=health_checks(db, settings.redis_url))
     add_gateway(app, db, settings)
+    atexit.register(app.gateway.close)  # a worker that exits keeps its last seconds of refusal counts
     return app
 
 

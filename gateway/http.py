@@ -36,6 +36,7 @@ class Gateway:
         self.tokens = [t.strip() for t in ingest_tokens.split(",") if t.strip()]
         self._refusals: Counter = Counter()
         self._refusals_lock = threading.Lock()
+        self._stopping = threading.Event()
         self._flusher = threading.Thread(target=self._flush_loop, name="authz-refusals", daemon=True)
         self._flusher.start()
 
@@ -59,11 +60,13 @@ class Gateway:
         return _refusal(decision.status, decision.reason, decision.message)
 
     def _flush_loop(self) -> None:
-        import time
-
-        while True:
-            time.sleep(FLUSH_EVERY)
+        while not self._stopping.wait(FLUSH_EVERY):
             self.flush_refusals()
+
+    def close(self) -> None:
+        """Stop counting into the store, and record what was counted since the last flush."""
+        self._stopping.set()
+        self.flush_refusals()
 
     def flush_refusals(self) -> None:
         with self._refusals_lock:

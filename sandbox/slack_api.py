@@ -87,7 +87,7 @@ class Message:
 
 def response_url(base: str, channel: str, user: str, n: int | str) -> str:
     """Where the app answers one slash command later: Slack hands out such a URL with every command."""
-    return f"{base.rstrip('/')}/response/{channel}/{user}/{n}"
+    return f"{base.rstrip('/')}/response/{channel or '-'}/{user or '-'}/{n}"
 
 
 class SlackAPI:
@@ -167,7 +167,7 @@ class SlackAPI:
         parts = request.path.split("/response/", 1)[1].strip("/").split("/")
         if len(parts) != 3:
             return Response("invalid_url", status=404)
-        channel, user, _ = parts
+        channel, user = (p if p != "-" else "" for p in parts[:2])
         body = request.get_json(silent=True)
         if not isinstance(body, dict):
             return Response("invalid_payload", status=400)

@@ -36,6 +36,8 @@ def serve(db):
     yield start
     for server in served:
         server.stop()
+    for gateway in start.gateways:
+        gateway.close()
 
 
 def two_workspaces(db):

@@ -106,6 +106,7 @@ def purser_and_upstream(db, request):
     yield purser, upstream, web.gateway
     purser.stop()
     upstream.stop()
+    web.gateway.close()
 
 
 def addressed(config: str, purser, upstream) -> str:

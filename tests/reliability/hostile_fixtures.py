@@ -20,6 +20,7 @@ from store.models import AuditEvent
 from tests.fixtures_workers import BOT_TOKEN, Workers, _runtime
 from tests.services import require
 from tests.slack_requests import SlackSender
+from workers.commands import hand_off
 
 SIGNING_SECRET = "hostile-signing-secret"
 TEAM = "T0PURSER"
@@ -62,22 +63,28 @@ def workers(pg_db, slack_server, openrouter_server):
 @pytest.fixture
 def web(pg_db, workers, slack_server):
     _, slack_url = slack_server
-    bolt = build_app(pg_db, token=BOT_TOKEN, team_id=TEAM, api_url=slack_url + "/api/")
+    # As in production: commands that touch the store are acked at once and answered by a
+    # worker through their response_url, so the worker's answers are fuzzed too.
+    bolt = build_app(pg_db, token=BOT_TOKEN, team_id=TEAM, api_url=slack_url + "/api/", handoff=hand_off)
     served = serve_in_thread(WebApp(pg_db, bolt, SIGNING_SECRET, health=health_checks(pg_db, None)))
     yield served
     served.stop()
 
 
 @pytest.fixture
-def slack(web) -> SlackSender:
-    return SlackSender(web.url + "/slack/events", SIGNING_SECRET, TEAM)
+def slack(web, slack_server) -> SlackSender:
+    # With the Slack double, a command answered through its response_url reads like one answered in the ack.
+    api, slack_url = slack_server
+    return SlackSender(web.url + "/slack/events", SIGNING_SECRET, TEAM, slack=api, slack_url=slack_url)
 
 
 def settle(workers, timeout: float = 120) -> None:
     """Wait for the workers; when they do not settle, say which actions are stuck and why."""
+    from dramatiq.errors import QueueJoinTimeout
+
     try:
         workers.settle(timeout)
-    except AssertionError:
+    except (AssertionError, QueueJoinTimeout):  # the Redis broker's join raises the latter
         from sqlalchemy import select
 
         from store.models import Action
@@ -90,7 +97,8 @@ def settle(workers, timeout: float = 120) -> None:
 
 # -- reading what Purser said -----------------------------------------------------------
 
-_SENDS = ("chat.postMessage", "chat.update", "chat.postEphemeral")
+#: "response_url": a command's answer posted by a worker (the double records it with this name)
+_SENDS = ("chat.postMessage", "chat.update", "chat.postEphemeral", "response_url")
 _VIEWS = ("views.open", "views.update", "views.publish")
 
 
@@ -120,11 +128,21 @@ def said_to_slack(slack_api, since: int = 0) -> list[str]:
 
 
 def said_in_reply(answer) -> list[str]:
-    """The mrkdwn of an HTTP answer to Slack: an ephemeral reply's text and blocks."""
+    """The mrkdwn of a reply as the person sees it: its text and blocks.
+
+    ``answer`` is what ``SlackSender`` returns: the app's HTTP answer, or, for a command a
+    worker answered through its response_url, what was posted there. Every test reads
+    replies through here (or ``reply_text``), so how replies travel is known in one place.
+    """
     body = _body(answer)
     if not isinstance(body, dict):
         return [answer.text]
     return [str(body.get("text") or ""), *mrkdwn(body.get("blocks") or [])]
+
+
+def reply_text(answer) -> str:
+    """A reply's text, blocks included, as one string to search."""
+    return "\n".join(said_in_reply(answer))
 
 
 def errors_in_reply(answer) -> list[str]:

@@ -37,12 +37,13 @@ def serve(db):
         web = WebApp(db, bolt_app=_no_bolt(), signing_secret="unused")
         add_gateway(web, db, Settings(PURSER_INGEST_TOKEN=tokens or None, PURSER_TRUSTED_PROXIES=trusted, REDIS_URL=None))
         server = serve_in_thread(web)
-        served.append(server)
+        served.append((server, web))
         return server.url
 
     yield start
-    for server in served:
+    for server, web in served:
         server.stop()
+        web.gateway.close()  # its counts go to this test's store, not the next one's
 
 
 @pytest.fixture
