@@ -230,15 +230,16 @@ class ThreadWorkers:
         self.worker.stop()
 
 
-def _worker_process(conn, db_url: str, redis_url: str, slack_url: str, threads: int, timeout_ms: int | None, cipher_key: str) -> None:
+def _worker_process(conn, db_url: str, redis_url: str, slack_url: str, threads: int, timeout_ms: int, cipher_key: str) -> None:
     use_cipher(Cipher(cipher_key))
     broker = StampingRedisBroker(url=redis_url)
     dramatiq.set_broker(broker)
     db = Database(db_url)
     watch, profiler = Stopwatch(), Profiler()
     bind(broker, db, watch, profiler, slack_url)
-    # What `purser worker` gets from the dramatiq CLI: Worker(broker, worker_threads=...), defaults otherwise.
-    worker = dramatiq.Worker(broker, worker_threads=threads, **({"worker_timeout": timeout_ms} if timeout_ms else {}))
+    # What `purser worker` gets from the dramatiq CLI: Worker(broker, worker_threads=...), and the worker_timeout
+    # that `purser worker --poll-ms` passes in dramatiq_worker_timeout; dramatiq's defaults otherwise.
+    worker = dramatiq.Worker(broker, worker_threads=threads, worker_timeout=timeout_ms)
     worker.start()
     conn.send(worker.worker_timeout)
     while (command := conn.recv()) != "stop":
@@ -257,7 +258,7 @@ def _worker_process(conn, db_url: str, redis_url: str, slack_url: str, threads: 
 class ProcessWorkers:
     """Separate worker processes, each a dramatiq.Worker as the dramatiq CLI behind `purser worker` makes it."""
 
-    def __init__(self, processes: int, threads: int, timeout_ms: int | None, db_url: str, redis_url: str, slack_url: str, cipher_key: str) -> None:
+    def __init__(self, processes: int, threads: int, timeout_ms: int, db_url: str, redis_url: str, slack_url: str, cipher_key: str) -> None:
         spawn = multiprocessing.get_context("spawn")
         self.conns = []
         self.procs = []
@@ -668,7 +669,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--processes", type=int, default=2, help="worker processes, as the Procfile's `purser worker`; 0 runs worker threads in the benchmark process")
     parser.add_argument("--threads", type=int, default=8, help="dramatiq worker threads per process (the Procfile's 8)")
     parser.add_argument("--profile", metavar="DIR", help="profile the actors during the pipeline phase; leave the profiles in DIR and print the top")
-    parser.add_argument("--worker-timeout", type=int, help="worker processes' worker_timeout in ms (default: dramatiq's, as `purser worker` runs)")
+    parser.add_argument("--worker-timeout", type=int, default=100, help="worker processes' worker_timeout in ms (default 100, as `purser worker` runs them; dramatiq's own default is 1000)")
     args = parser.parse_args(argv)
     if make_url(normalise_url(args.database_url)).get_backend_name() != "postgresql":
         parser.error("the benchmark measures PostgreSQL; give a postgresql:// URL")

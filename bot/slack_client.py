@@ -7,7 +7,12 @@ so a retried post or a later change edits the message rather than posting it twi
 
 The ref is stored before the post, and the message carries it in its metadata: a worker
 that dies after Slack posted but before Purser stored the ts is followed by a retry that
-finds the message in the channel's history instead of posting it again.
+finds the message in the channel's history instead of posting it again. Only a retry
+searches: a post whose ref it has just stored cannot have been sent before.
+
+An action whose last step is a message completes in the transaction that stores the
+message's ts (``also``): one commit instead of two, and no moment where the action is
+done but the ts unknown.
 """
 
 from __future__ import annotations
@@ -15,15 +20,16 @@ from __future__ import annotations
 import logging
 import threading
 from datetime import datetime, timezone
-from typing import Sequence
+from typing import Callable, Sequence
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler, ServerErrorRetryHandler
 from slack_sdk.models.blocks import Block
+from sqlalchemy.orm import Session
 
 from store.db import Database
-from store.messages import POSTING, find_message, hold_message, reserve_message
+from store.messages import POSTING, hold_or_reserve
 from store.types import utcnow
 
 log = logging.getLogger(__name__)
@@ -32,6 +38,9 @@ log = logging.getLogger(__name__)
 EVENT_TYPE = "purser_message"
 #: history lookups that cannot succeed by retrying: the post goes ahead (at worst twice) rather than never
 UNSEARCHABLE = {"missing_scope", "not_in_channel", "channel_not_found", "not_allowed_token_type"}
+
+#: more work for the transaction that stores a message's ts (see ``Slack.post``)
+Also = Callable[[Session], object]
 
 
 class Slack:
@@ -55,16 +64,27 @@ class Slack:
         with self._locks_guard:
             return self._locks.setdefault(ref, threading.Lock())
 
-    def post(self, ref: str, channel: str, text: str, blocks: Sequence[Block], *, edit: bool = True) -> tuple[str, str]:
-        """Post under ``ref`` once; later calls with the same ref update that message in place (``edit=False``: leave it be)."""
+    def post(self, ref: str, channel: str, text: str, blocks: Sequence[Block], *, edit: bool = True, also: Also | None = None) -> tuple[str, str]:
+        """Post under ``ref`` once; later calls with the same ref update that message in place (``edit=False``: leave it be).
+
+        ``also(session)`` runs in the transaction that stores where the message is, just
+        before it commits: an action that ends with this message completes with it, in one
+        commit rather than two.
+        """
+        return self._send(ref, channel, text, blocks, edit=edit, also=also)
+
+    def dm(self, ref: str, user_id: str, text: str, blocks: Sequence[Block], *, also: Also | None = None) -> tuple[str, str]:
+        """``post`` to a person's DM; Slack is asked for the DM's channel only the first time."""
+        return self._send(ref, lambda: self.client.conversations_open(users=user_id)["channel"]["id"], text, blocks, edit=True, also=also)
+
+    def _send(self, ref: str, channel: str | Callable[[], str], text: str, blocks: Sequence[Block], *, edit: bool, also: Also | None) -> tuple[str, str]:
         payload = [b.to_dict() for b in blocks]  # validates sizes and required fields
         with self._lock(ref), self.db.session() as s:
-            reserve_message(s, ref, channel)
             # Other processes posting or editing this message wait here, so its updates keep their order.
-            row = hold_message(s, ref)
+            row, reserved_now = hold_or_reserve(s, ref, channel)
             if self.db.dialect != "postgresql":
                 s.commit()  # SQLite serves one process (the thread lock orders it); never hold its write lock over HTTP
-            if row.ts == POSTING:  # new, or an earlier attempt died not knowing whether Slack posted it
+            if row.ts == POSTING and not reserved_now:  # an earlier attempt died not knowing whether Slack posted it
                 row.ts = self._posted_before(row.channel, ref, row.created_at) or POSTING
             if row.ts == POSTING:
                 metadata = {"event_type": EVENT_TYPE, "event_payload": {"ref": ref}}
@@ -73,6 +93,8 @@ class Slack:
             elif edit:
                 self.client.chat_update(channel=row.channel, ts=row.ts, text=text, blocks=payload)
             row.updated_at = utcnow()
+            if also is not None:
+                also(s)
             s.commit()
             return row.channel, row.ts
 
@@ -95,12 +117,6 @@ class Slack:
                 raise
             log.warning("cannot search %s for an interrupted post (%s); posting %s", channel, exc.response.get("error"), ref)
         return None
-
-    def dm(self, ref: str, user_id: str, text: str, blocks: Sequence[Block]) -> tuple[str, str]:
-        with self.db.session() as s:
-            known = find_message(s, ref)
-        channel = known.channel if known else self.client.conversations_open(users=user_id)["channel"]["id"]
-        return self.post(ref, channel, text, blocks)
 
     def user_by_email(self, email: str) -> str | None:
         from slack_sdk.errors import SlackApiError

@@ -246,7 +246,7 @@ def web(
     bind = f"0.0.0.0:{port or settings.port}"
     os.execvp(
         sys.executable,
-        [sys.executable, "-m", "gunicorn", "--worker-class", "gthread", "--workers", str(workers), "--threads", str(threads), "--bind", bind, "--access-logfile", "-", "bot.web:create_app()"],
+        [sys.executable, "-m", "gunicorn", "--worker-class", "gthread", "--workers", str(workers), "--threads", str(threads), "--bind", bind, "bot.web:create_app()"],
     )
 
 
@@ -254,13 +254,18 @@ def web(
 def worker(
     processes: int = typer.Option(2, help="Worker processes."),
     threads: int = typer.Option(8, help="Threads per process."),
+    poll_ms: int = typer.Option(100, min=5, help="Longest wait, in ms, between two fetches from an empty queue (dramatiq's worker_timeout)."),
 ) -> None:
     """Run the dramatiq workers (needs REDIS_URL): the `worker` process."""
     from purser.settings import get_settings
 
     if not get_settings().redis_url:
         _fail("REDIS_URL is not set: separate worker processes need Redis. `purser run` runs workers in-process instead.", 2)
-    os.execvp(sys.executable, [sys.executable, "-m", "dramatiq", "workers.actors", "--processes", str(processes), "--threads", str(threads)])
+    # The dramatiq CLI has no flag for worker_timeout; it reads this variable when dramatiq
+    # is imported. Its default of 1,000 ms lets an action on a quiet queue wait up to a
+    # second for its actor (docs/benchmarks.md, "Pipeline"); 100 ms costs a few % of a core.
+    env = {**os.environ, "dramatiq_worker_timeout": str(poll_ms)}
+    os.execvpe(sys.executable, [sys.executable, "-m", "dramatiq", "workers.actors", "--processes", str(processes), "--threads", str(threads)], env)
 
 
 @app.command("clock")

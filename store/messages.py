@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Callable
+
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -32,6 +34,33 @@ def reserve_message(s: Session, ref: str, channel: str) -> None:
 def hold_message(s: Session, ref: str) -> SlackMessage:
     """The message's row, locked until the caller commits, so one process at a time posts or edits it."""
     return s.scalars(select(SlackMessage).where(SlackMessage.ref == ref).with_for_update()).one()
+
+
+def hold_or_reserve(s: Session, ref: str, channel: str | Callable[[], str]) -> tuple[SlackMessage, bool]:
+    """The message's row, locked until the caller commits (``hold_message``), and whether this call reserved it.
+
+    A known message costs one locking SELECT. A new one is noted, and committed, as about
+    to be posted in ``channel`` before it is locked, as ``reserve_message`` does. When
+    ``channel`` is a function it is called only for a new message, with no transaction
+    open: finding a DM's channel is a call to Slack.
+
+    Every post is reserved before it is sent, so a ref this call reserved has never been
+    posted: its poster need not search the channel for an interrupted earlier attempt.
+    """
+    row = s.scalars(select(SlackMessage).where(SlackMessage.ref == ref).with_for_update()).one_or_none()
+    if row is not None:
+        return row, False
+    if callable(channel):
+        s.rollback()
+        channel = channel()
+    s.add(SlackMessage(ref=ref, channel=channel, ts=POSTING))
+    try:
+        s.commit()
+        reserved = True
+    except IntegrityError:  # another process noted it first: theirs stands
+        s.rollback()
+        reserved = False
+    return hold_message(s, ref), reserved
 
 
 def remember_message(s: Session, ref: str, channel: str, ts: str) -> SlackMessage:

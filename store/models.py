@@ -112,7 +112,8 @@ class Member(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     removed_at: Mapped[datetime | None]
 
-    workspace: Mapped[Workspace] = relationship(lazy="selectin")
+    # Loaded when read, not with every member: nothing reads it often enough to pay a SELECT per load.
+    workspace: Mapped[Workspace] = relationship(lazy="select")
 
     @property
     def label(self) -> str:
@@ -195,8 +196,9 @@ class ApiKey(Base):
     # the provider's cumulative usage already turned into usage events (OpenRouter sync)
     synced_usage_micros: Mapped[int] = mapped_column(Money, default=0)
 
-    member: Mapped[Member] = relationship(lazy="selectin", foreign_keys=[member_id])
-    project: Mapped[Project | None] = relationship(lazy="selectin")
+    # Loaded when read (store.views joins them where a key is shown), not with every key.
+    member: Mapped[Member] = relationship(lazy="select", foreign_keys=[member_id])
+    project: Mapped[Project | None] = relationship(lazy="select")
 
 
 class KeyReveal(Base):
@@ -289,8 +291,9 @@ class Request(Base):
     expires_at: Mapped[datetime]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
-    requester: Mapped[Member] = relationship(lazy="selectin", foreign_keys=[requester_id])
-    decided_by: Mapped[Member | None] = relationship(lazy="selectin", foreign_keys=[decided_by_id])
+    # Loaded when read (store.views joins them where a request is shown), not with every request.
+    requester: Mapped[Member] = relationship(lazy="select", foreign_keys=[requester_id])
+    decided_by: Mapped[Member | None] = relationship(lazy="select", foreign_keys=[decided_by_id])
 
 
 class Action(Base):

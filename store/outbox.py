@@ -65,14 +65,23 @@ class Claimed:
 def claim(s: Session, action_id: str, now: datetime | None = None) -> Claimed | None:
     """Take the action for one lease; None when it is finished, unknown, not due, or held by another worker."""
     now = now or utcnow()
-    action = s.scalars(select(Action).where(Action.id == action_id).with_for_update()).one_or_none()
-    if action is None or action.status is not ActionStatus.PENDING or action.run_after > now:
+    # One statement: the UPDATE locks the row and checks it, so of two workers claiming at
+    # once the second, once the first commits, finds the lease taken and gets nothing.
+    row = s.execute(
+        update(Action)
+        .where(
+            Action.id == action_id,
+            Action.status == ActionStatus.PENDING,
+            Action.run_after <= now,
+            or_(Action.claimed_until.is_(None), Action.claimed_until <= now),
+        )
+        .values(claimed_until=now + LEASE, attempts=Action.attempts + 1)
+        .returning(Action.id, Action.kind, Action.workspace_id, Action.request_id, Action.payload, Action.attempts, Action.run_after)
+        .execution_options(synchronize_session=False)
+    ).one_or_none()
+    if row is None:
         return None
-    if action.claimed_until is not None and action.claimed_until > now:
-        return None
-    action.claimed_until = now + LEASE
-    action.attempts += 1
-    return Claimed(action.id, action.kind, action.workspace_id, action.request_id, dict(action.payload), action.attempts, action.run_after)
+    return Claimed(row.id, row.kind, row.workspace_id, row.request_id, dict(row.payload), row.attempts, row.run_after)
 
 
 def renew(s: Session, action_id: str, attempt: int, now: datetime | None = None) -> bool:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from store.budgets import spent
 from store.errors import NotFound
@@ -36,7 +36,8 @@ class RequestView:
 
 
 def describe_request(s: Session, request_id: int) -> RequestView:
-    req = s.get(Request, request_id)
+    # One SELECT for the request and both people, rather than one each.
+    req = s.get(Request, request_id, options=[joinedload(Request.requester), joinedload(Request.decided_by)])
     if req is None:
         raise NotFound(f"There is no request #{request_id}.")
     ws = s.get(Workspace, req.workspace_id)
@@ -83,7 +84,7 @@ class KeyView:
 
 
 def describe_key(s: Session, key_id: int) -> KeyView:
-    key = s.get(ApiKey, key_id)
+    key = s.get(ApiKey, key_id, options=[joinedload(ApiKey.member), joinedload(ApiKey.project)])  # one SELECT for all three
     if key is None:
         raise NotFound(f"There is no key #{key_id}.")
     ws = s.get(Workspace, key.workspace_id)

@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.orm import joinedload
 
 from store import keys, workspaces
 from store.errors import Conflict, InvalidInput, NotFound, PermissionDenied
@@ -19,7 +20,8 @@ from tests import factories as f
 
 def get_key(db, key_id: int) -> ApiKey:
     with db.session() as s:
-        return s.get(ApiKey, key_id)
+        # Read after the session closes: load the people and project the assertions look at.
+        return s.get(ApiKey, key_id, options=[joinedload(ApiKey.member), joinedload(ApiKey.project)])
 
 
 def actions(db, kind: str) -> list[Action]:

@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.orm import joinedload
 
 from store import budgets, credits, invitations, keys, members, requests
 from store.errors import Conflict, InvalidInput, LimitReached, NotFound, PermissionDenied
@@ -19,7 +20,8 @@ USD = parse_money
 
 def get_request(db, request_id: int) -> Request:
     with db.session() as s:
-        return s.get(Request, request_id)
+        # Read after the session closes: load the people the assertions look at.
+        return s.get(Request, request_id, options=[joinedload(Request.requester), joinedload(Request.decided_by)])
 
 
 def actions_for(db, request_id: int) -> list[str]:

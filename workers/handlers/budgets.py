@@ -10,14 +10,18 @@ from store.alerts import forecast
 from store.models import ApiKey, Project, Workspace
 from store.outbox import Claimed
 from store.types import BudgetKind, KeyStatus
+from workers.handlers import completes
 from workers.handlers.keys import apply_key_states
 from workers.runtime import Runtime
 
 
 def _announce(rt: Runtime, a: Claimed, channel: str | None, text_blocks) -> None:
+    """Post the announcement and complete the action (in the transaction that stores the message's ts)."""
     if rt.slack is not None and channel:
         text, message = text_blocks
-        rt.slack.post(f"action:{a.id}", channel, text, message)
+        rt.slack.post(f"action:{a.id}", channel, text, message, also=completes(a))
+    else:
+        rt.db.run(outbox.complete, a.id)
 
 
 def _project_keys(s, project_id: int) -> list[int]:
@@ -35,7 +39,6 @@ def pause_project(rt: Runtime, a: Claimed) -> None:
         key_ids, slug, channel, ws_slug = _project_keys(s, proj.id), proj.slug, ws.alerts_channel, ws.slug
     apply_key_states(rt, key_ids)
     _announce(rt, a, channel, blocks.paused("project", slug, a.payload.get("reason", "paused"), ws_slug))
-    rt.db.run(outbox.complete, a.id)
 
 
 def resume_project(rt: Runtime, a: Claimed) -> None:
@@ -45,7 +48,6 @@ def resume_project(rt: Runtime, a: Claimed) -> None:
         key_ids, slug, channel = _project_keys(s, proj.id), proj.slug, ws.alerts_channel
     apply_key_states(rt, key_ids)
     _announce(rt, a, channel, blocks.resumed("project", slug, a.payload.get("why", "resumed")))
-    rt.db.run(outbox.complete, a.id)
 
 
 def pause_workspace(rt: Runtime, a: Claimed) -> None:
@@ -54,7 +56,6 @@ def pause_workspace(rt: Runtime, a: Claimed) -> None:
         key_ids, channel, slug = _workspace_keys(s, ws.id), ws.alerts_channel, ws.slug
     apply_key_states(rt, key_ids)
     _announce(rt, a, channel, blocks.paused("workspace", slug, a.payload.get("reason", "cap"), slug))
-    rt.db.run(outbox.complete, a.id)
 
 
 def resume_workspace(rt: Runtime, a: Claimed) -> None:
@@ -63,7 +64,6 @@ def resume_workspace(rt: Runtime, a: Claimed) -> None:
         key_ids, channel, slug = _workspace_keys(s, ws.id), ws.alerts_channel, ws.slug
     apply_key_states(rt, key_ids)
     _announce(rt, a, channel, blocks.resumed("workspace", slug, a.payload.get("why", "resumed")))
-    rt.db.run(outbox.complete, a.id)
 
 
 def post_alert(rt: Runtime, a: Claimed) -> None:
@@ -73,7 +73,6 @@ def post_alert(rt: Runtime, a: Claimed) -> None:
         outlook = forecast(s, BudgetKind(p["kind"]), p["budget_id"], p["spent_micros"], p["limit_micros"]).describe()
         channel = ws.alerts_channel
     _announce(rt, a, channel, blocks.threshold_alert(p["kind"], p["name"], p["threshold"], p["spent_micros"], p["limit_micros"], p["period"], outlook))
-    rt.db.run(outbox.complete, a.id)
 
 
 def announce_rollover(rt: Runtime, a: Claimed) -> None:
@@ -81,7 +80,6 @@ def announce_rollover(rt: Runtime, a: Claimed) -> None:
         ws = s.get(Workspace, a.workspace_id)
         channel, slug = ws.alerts_channel, ws.slug
     _announce(rt, a, channel, blocks.rollover(slug, a.payload.get("resumed", [])))
-    rt.db.run(outbox.complete, a.id)
 
 
 def nothing_at_the_provider(rt: Runtime, a: Claimed) -> None:

@@ -13,6 +13,7 @@ from store.outbox import Claimed
 from store.types import KeyStatus, ProjectStatus, WorkspaceStatus, utcnow
 from store.views import describe_key
 from workers.faults import crash_point
+from workers.handlers import completes
 from workers.runtime import Runtime
 
 
@@ -77,7 +78,8 @@ def notify_key_ready(rt: Runtime, a: Claimed) -> None:
         view = describe_key(s, a.payload["key_id"])
     if rt.slack is not None and view.owner:
         text, blocks = key_ready_dm(view, rotated=bool(a.payload.get("rotated")))
-        rt.slack.dm(f"key_ready:{view.id}", view.owner, text, blocks)
+        rt.slack.dm(f"key_ready:{view.id}", view.owner, text, blocks, also=completes(a))
+        return
     rt.db.run(outbox.complete, a.id)
 
 

@@ -10,6 +10,7 @@ from store.messages import find_message
 from store.models import Action, Invitation, Member, Workspace
 from store.outbox import Claimed
 from store.views import describe_invitation, describe_request
+from workers.handlers import completes
 from workers.providers.base import PermanentProviderError
 from workers.runtime import Runtime
 
@@ -21,7 +22,8 @@ def request_opened(rt: Runtime, a: Claimed) -> None:
     if rt.slack is not None and view.state == "pending" and view.approvals_channel:
         text, blocks = approval_message(view)
         # Never an edit: by the time a retry runs, the message may already show the decision.
-        rt.slack.post(f"request:{view.id}", view.approvals_channel, text, blocks, edit=False)
+        rt.slack.post(f"request:{view.id}", view.approvals_channel, text, blocks, edit=False, also=completes(a))
+        return
     rt.db.run(outbox.complete, a.id)
 
 
@@ -29,13 +31,15 @@ def request_decided(rt: Runtime, a: Claimed) -> None:
     with rt.db.session() as s:
         view = describe_request(s, a.payload["request_id"])
         posted = find_message(s, f"request:{view.id}") is not None
-    if rt.slack is not None:
+    tell_requester = bool(view.requester and view.requester != view.decided_by)
+    if rt.slack is not None and (posted or tell_requester):
         if posted:
             text, blocks = approval_message(view)
-            rt.slack.post(f"request:{view.id}", view.approvals_channel or "", text, blocks)
-        if view.requester and view.requester != view.decided_by:
+            rt.slack.post(f"request:{view.id}", view.approvals_channel or "", text, blocks, also=None if tell_requester else completes(a))
+        if tell_requester:
             text, blocks = outcome_dm(view)
-            rt.slack.dm(f"request_outcome:{view.id}", view.requester, text, blocks)
+            rt.slack.dm(f"request_outcome:{view.id}", view.requester, text, blocks, also=completes(a))
+        return
     rt.db.run(outbox.complete, a.id)
 
 
@@ -49,7 +53,8 @@ def send_invitation(rt: Runtime, a: Claimed) -> None:
         if view.invitee_slack_id is None:
             rt.db.run(_bind_invitee, view.id, user)
         text, blocks = invitation_dm(view)
-        rt.slack.dm(f"invitation:{view.id}", user, text, blocks)
+        rt.slack.dm(f"invitation:{view.id}", user, text, blocks, also=completes(a))
+        return
     rt.db.run(outbox.complete, a.id)
 
 
@@ -71,10 +76,11 @@ def action_failed(rt: Runtime, a: Claimed) -> None:
             who = inviter.slack_user_id if inviter else None
         ws = s.get(Workspace, failed.workspace_id) if failed.workspace_id else None
         channel = ws.alerts_channel if ws else None
-    if rt.slack is not None:
+    if rt.slack is not None and (who or channel):
         text, blocks = failure_blocks(kind, reason)
         if who:
-            rt.slack.dm(f"failure:{a.id}", who, text, blocks)
-        elif channel:
-            rt.slack.post(f"failure:{a.id}", channel, text, blocks)
+            rt.slack.dm(f"failure:{a.id}", who, text, blocks, also=completes(a))
+        else:
+            rt.slack.post(f"failure:{a.id}", channel, text, blocks, also=completes(a))
+        return
     rt.db.run(outbox.complete, a.id)
