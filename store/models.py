@@ -226,6 +226,14 @@ class CreditEntry(Base):
 
 
 class UsageEvent(Base):
+    """Spend as reported, one row an event; written only by store.usage.ingest_usage.
+
+    No foreign keys: ingest has just read the key row that names the workspace and the
+    project, and keys, projects and workspaces are revoked, paused or marked deleted,
+    never removed. Three constraint checks a row, each locking its parent row, cost
+    ingest more than the rest of the insert (docs/benchmarks.md, "Ingest").
+    """
+
     __tablename__ = "usage_events"
     __table_args__ = (
         UniqueConstraint("workspace_id", "external_id"),
@@ -234,9 +242,9 @@ class UsageEvent(Base):
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
     external_id: Mapped[str] = mapped_column(String(200))
-    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id"))
-    project_id: Mapped[int | None] = mapped_column(ForeignKey("projects.id"))
-    key_id: Mapped[int] = mapped_column(ForeignKey("api_keys.id"))
+    workspace_id: Mapped[int] = mapped_column(BigIntPK)  # workspaces.id
+    project_id: Mapped[int | None] = mapped_column(BigIntPK)  # projects.id
+    key_id: Mapped[int] = mapped_column(BigIntPK)  # api_keys.id
     amount_micros: Mapped[int] = mapped_column(Money)
     model: Mapped[str | None] = mapped_column(String(120))
     prompt_tokens: Mapped[int | None] = mapped_column(Integer)

@@ -2,19 +2,28 @@
 
 Ingest is idempotent by (workspace, external id): re-sending a batch adds nothing.
 Totals are upserted with ``amount = amount + delta`` and the new value returned, so
-under concurrency each batch learns the exact total before and after its own spend,
-and exactly one batch sees a threshold being crossed.
+each batch learns the exact total before and after its own spend, and exactly one
+batch sees a threshold being crossed.
+
+Which totals an event moves: its project's and its workspace's for every tracked
+period (a budget or a cap may change period at any time, and the forecast reads the
+daily ones), and its key's for the key's limit period only. A key's limit and period
+are fixed when it is made (rotation copies them to the new key), and only that
+period's total is ever read for a key, so the other three would be written and never
+read: a batch of events spread over many keys would move three times the rows.
 """
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from typing import Any, Iterable, Sequence
+from datetime import date, datetime, timedelta, timezone
+from typing import Any, Iterable, NamedTuple, Sequence
 
-from sqlalchemy import bindparam, case, func, select, text, update
+from sqlalchemy import BigInteger, String, bindparam, case, cast, func, select, text, type_coerce, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session
 
 from store import outbox
@@ -22,13 +31,17 @@ from store.budgets import pause_project_row, pause_workspace_row
 from store.errors import InvalidInput, PermissionDenied
 from store.models import AlertSent, ApiKey, CreditEntry, Member, Project, SpendTotal, UsageEvent, Workspace
 from store.money import MAX_MICROS, format_money
-from store.periods import TRACKED, period_start
+from store.periods import EPOCH, TRACKED, next_period_start, period_start
 from store.permissions import Actor, Permission, authorize, load_workspace, membership
 from store.types import BudgetKind, Period, ProjectStatus, Scope, UTCDateTime, WorkspaceStatus, utcnow
 
 #: events stamped further in the future than this are refused: a clock is wrong somewhere
 FUTURE_SKEW = timedelta(minutes=5)
 MAX_BATCH = 10_000
+
+# plain strings: an enum member's .value costs a descriptor call, and ingest takes thousands a batch
+_KEY, _PROJECT, _WORKSPACE = Scope.KEY.value, Scope.PROJECT.value, Scope.WORKSPACE.value
+_PERIODS = tuple(period.value for period in TRACKED)
 
 
 @dataclass(frozen=True)
@@ -74,6 +87,35 @@ class IngestResult:
         return "duplicate" if external_id in self.duplicates else "accepted"
 
 
+class _Key(NamedTuple):
+    workspace_id: int
+    project_id: int | None
+    limit_micros: int | None
+    limit_period: str  # a Period's value
+
+
+class _Row(NamedTuple):
+    """An event that passed the checks, as it is stored."""
+
+    external_id: str
+    workspace_id: int
+    project_id: int | None
+    key_id: int
+    amount_micros: int
+    model: str | None
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    occurred_at: datetime  # in UTC
+    key_period: str  # the period of the key's own running total
+
+
+#: a running total of the current period: (scope, scope id, period)
+TotalKey = tuple[str, int, str]
+#: the totals a limit, budget or cap is checked against that a batch moved: the amount
+#: after the batch, and the batch's part of it
+Moved = dict[TotalKey, tuple[int, int]]
+
+
 def _dialect_insert(s: Session):
     return postgresql.insert if s.get_bind().dialect.name == "postgresql" else sqlite.insert
 
@@ -84,67 +126,107 @@ def ingest_usage(s: Session, events: Sequence[UsageIn], now: datetime | None = N
     result = IngestResult()
     if len(events) > MAX_BATCH:
         raise InvalidInput(f"Send at most {MAX_BATCH} usage events at a time; this batch has {len(events)}.")
-    keys = _keys(s, {e.key_id for e in events})
-    rows: list[dict[str, Any]] = []
-    seen: set[tuple[int, str]] = set()
-    for e in events:
-        reason = _refusal(e, keys, now)
-        if reason:
-            result.refused[e.external_id] = reason
-            continue
-        workspace_id, project_id = keys[e.key_id]
-        if (workspace_id, e.external_id) in seen:
-            result.duplicates.append(e.external_id)
-            continue
-        seen.add((workspace_id, e.external_id))
-        rows.append(
-            {
-                "external_id": e.external_id,
-                "workspace_id": workspace_id,
-                "project_id": project_id,
-                "key_id": e.key_id,
-                "amount_micros": int(e.amount_micros),
-                "model": (e.model or None) and e.model[:120],
-                "prompt_tokens": e.prompt_tokens,
-                "completion_tokens": e.completion_tokens,
-                "occurred_at": e.occurred_at,
-                "ingested_at": now,
-            }
-        )
+    pg = s.get_bind().dialect.name == "postgresql"
+    keys = _keys(s, {e.key_id for e in events}, pg)
+    rows = _admit(events, keys, now, result)
     if not rows:
         return result
-    # Lock the workspace rows first, as every admin operation does. Otherwise the insert
-    # below takes key-share locks on the key and project (foreign keys) and then waits on
-    # an admin holding the workspace, who waits on those locks — a deadlock on PostgreSQL.
-    # Batches of one workspace queue on its totals anyway, so this costs no concurrency.
-    s.execute(select(Workspace.id).where(Workspace.id.in_(sorted({r["workspace_id"] for r in rows}))).order_by(Workspace.id).with_for_update(key_share=True))
-    new = _insert_events(s, rows, now)
-    accepted = [r for r in rows if (r["workspace_id"], r["external_id"]) in new]
-    result.accepted = [r["external_id"] for r in accepted]
-    result.duplicates += [r["external_id"] for r in rows if (r["workspace_id"], r["external_id"]) not in new]
-    if accepted:
-        _move_totals(s, accepted, now, result)
+    # Lock the workspace rows first, in id order, as every administrative operation does.
+    # Ingest then queues behind an admin changing a budget, a cap or the thresholds (and
+    # they behind it), so the budgets read next stay true until this commits; and the
+    # project and workspace rows a pause below locks are taken in the admins' order.
+    # Batches of one workspace queue here; they would queue on its totals anyway.
+    thresholds = {
+        w: list(t or [])
+        for w, t in s.execute(
+            select(Workspace.id, Workspace.alert_thresholds).where(Workspace.id.in_(sorted({r.workspace_id for r in rows}))).order_by(Workspace.id).with_for_update(key_share=True)
+        )
+    }
+    budgeted = _budgeted_projects(s, {r.project_id for r in rows if r.project_id is not None}, pg)
+    duplicate, after = (_record_pg if pg else _record_sqlite)(s, rows, now)
+    accepted = []
+    spent: dict[int, int] = defaultdict(int)
+    for i, r in enumerate(rows):
+        if i in duplicate:
+            result.duplicates.append(r.external_id)
+        else:
+            result.accepted.append(r.external_id)
+            accepted.append(r)
+            spent[r.workspace_id] += r.amount_micros
+    if not any(spent.values()):
+        return result
+    moved = _moved(accepted, keys, _wanted(keys, accepted, budgeted), after, now)
+    _check_key_limits(s, keys, moved)
+    _check_projects(s, budgeted, moved, thresholds, now, result)
+    for workspace_id in sorted(spent):
+        if spent[workspace_id]:
+            _check_workspace(s, workspace_id, spent[workspace_id], moved, now, result)
     return result
 
 
-def _keys(s: Session, key_ids: Iterable[int]) -> dict[int, tuple[int, int | None]]:
-    ids = [k for k in key_ids if isinstance(k, int)]
-    out: dict[int, tuple[int, int | None]] = {}
+def _ids_in(column, ids: list[int], pg: bool):
+    # On PostgreSQL one parameter, since an IN list of a batch's worth of ids is a new
+    # statement text each time, for the driver to parse again. A JSON array, as the
+    # events travel (below), and unnested: with "= ANY(array)", once the driver prepares
+    # the statement, the server's generic plan compares every row with every element.
+    return column.in_(select(cast(func.jsonb_array_elements_text(cast(bindparam(None, json.dumps(ids), type_=String), JSONB)), BigInteger))) if pg else column.in_(ids)
+
+
+def _keys(s: Session, key_ids: Iterable[int], pg: bool) -> dict[int, _Key]:
+    ids = sorted(k for k in key_ids if isinstance(k, int))
+    out: dict[int, _Key] = {}
     for chunk in (ids[i : i + 5000] for i in range(0, len(ids), 5000)):
-        out.update({k: (w, p) for k, w, p in s.execute(select(ApiKey.id, ApiKey.workspace_id, ApiKey.project_id).where(ApiKey.id.in_(chunk)))})
+        # On the table, not the ORM entity: plain rows, not the ORM's (a thousand a batch).
+        # The period as stored, a Period's value: no enum to make for each key.
+        c = ApiKey.__table__.c
+        stmt = select(c.id, c.workspace_id, c.project_id, c.limit_micros, type_coerce(c.limit_period, String)).where(_ids_in(c.id, chunk, pg))
+        out.update({row[0]: _Key._make(row[1:]) for row in s.execute(stmt)})
     return out
 
 
-def _refusal(e: UsageIn, keys: dict[int, tuple[int, int | None]], now: datetime) -> str | None:
+def _budgeted_projects(s: Session, project_ids: set[int], pg: bool) -> dict[int, Any]:
+    ids = sorted(project_ids)
+    out = {}
+    for chunk in (ids[i : i + 5000] for i in range(0, len(ids), 5000)):
+        stmt = select(Project.id, Project.workspace_id, Project.slug, Project.budget_micros, Project.budget_period, Project.status)
+        out.update({p.id: p for p in s.execute(stmt.where(_ids_in(Project.id, chunk, pg), Project.budget_micros.is_not(None)))})
+    return out
+
+
+def _admit(events: Sequence[UsageIn], keys: dict[int, _Key], now: datetime, result: IngestResult) -> list[_Row]:
+    """The events to record, each once; refusals and repeats within the batch go to ``result``."""
+    latest = now + FUTURE_SKEW
+    utc = timezone.utc
+    rows: list[_Row] = []
+    seen: set[tuple[int, str]] = set()
+    for e in events:
+        reason = _refusal(e, keys, latest)
+        if reason:
+            result.refused[e.external_id] = reason
+            continue
+        key = keys[e.key_id]
+        if (key.workspace_id, e.external_id) in seen:
+            result.duplicates.append(e.external_id)
+            continue
+        seen.add((key.workspace_id, e.external_id))
+        model = (e.model or None) and e.model[:120]
+        rows.append(
+            _Row(e.external_id, key.workspace_id, key.project_id, e.key_id, e.amount_micros, model, e.prompt_tokens, e.completion_tokens, e.occurred_at.astimezone(utc), key.limit_period)
+        )
+    return rows
+
+
+def _refusal(e: UsageIn, keys: dict[int, _Key], latest: datetime) -> str | None:
     if not e.external_id or len(e.external_id) > 200:
         return "external_id must be 1–200 characters"
     if e.key_id not in keys:
         return "unknown key"
-    if not isinstance(e.amount_micros, int) or isinstance(e.amount_micros, bool) or not 0 <= e.amount_micros <= MAX_MICROS:
+    amount = e.amount_micros
+    if (type(amount) is not int and (not isinstance(amount, int) or isinstance(amount, bool))) or not 0 <= amount <= MAX_MICROS:
         return "amount must be a whole number of micro-dollars from 0 to $1,000,000,000"
     if e.occurred_at.tzinfo is None:
         return "occurred_at must carry a time zone"
-    if e.occurred_at > now + FUTURE_SKEW:
+    if e.occurred_at > latest:
         return "occurred_at is in the future"
     for tokens in (e.prompt_tokens, e.completion_tokens):
         if tokens is not None and not (isinstance(tokens, int) and 0 <= tokens < 2**31):
@@ -152,144 +234,190 @@ def _refusal(e: UsageIn, keys: dict[int, tuple[int, int | None]], now: datetime)
     return None
 
 
-def _move_totals(s: Session, accepted: list[dict[str, Any]], now: datetime, result: IngestResult) -> None:
-    deltas: dict[tuple[str, int, str, datetime], int] = defaultdict(int)
-    by_workspace: dict[int, int] = defaultdict(int)
-    # Enum member lookups are slow enough to show at twelve totals an event.
-    key, project, workspace = Scope.KEY.value, Scope.PROJECT.value, Scope.WORKSPACE.value
-    tracked = [(period, period.value) for period in TRACKED]
+def _wanted(keys: dict[int, _Key], rows: list[_Row], budgeted: dict[int, Any]) -> set[TotalKey]:
+    """The totals the checks read: limited keys', budgeted projects', and the workspaces' (the cap's period is read later)."""
+    wanted = {(_KEY, r.key_id, r.key_period) for r in rows if keys[r.key_id].limit_micros is not None}
+    wanted.update((_PROJECT, p.id, Period(p.budget_period).value) for p in budgeted.values())
+    wanted.update((_WORKSPACE, w, period) for w in {r.workspace_id for r in rows} for period in _PERIODS)
+    return wanted
+
+
+def _moved(accepted: list[_Row], keys: dict[int, _Key], wanted: set[TotalKey], after: dict[TotalKey, int], now: datetime) -> Moved:
+    """The wanted totals this batch moved, with the amount after and the batch's own part of it."""
+    parts = {k: 0 for k in wanted if k in after}
+    if not parts:
+        return {}
+    # this batch's spend by UTC day, per key, then per project and workspace
+    by_key: dict[tuple[int, date], int] = defaultdict(int)
     for r in accepted:
-        amount = r["amount_micros"]
-        if amount == 0:
-            continue
-        by_workspace[r["workspace_id"]] += amount
-        for period, name in tracked:
-            start = period_start(period, r["occurred_at"])
-            deltas[(key, r["key_id"], name, start)] += amount
-            deltas[(workspace, r["workspace_id"], name, start)] += amount
-            if r["project_id"] is not None:
-                deltas[(project, r["project_id"], name, start)] += amount
-    if not deltas:
-        return
-    # One statement, rows in a fixed order: concurrent batches lock totals in the same
-    # order and so cannot deadlock on each other.
-    ordered = sorted(deltas.items())
-    after = _upsert_totals(s, ordered)
-    _check_key_limits(s, deltas, after, now)
-    _check_projects(s, deltas, after, now, result)
-    for workspace_id in sorted(by_workspace):
-        _check_workspace(s, workspace_id, by_workspace[workspace_id], deltas, after, now, result)
+        by_key[(r.key_id, r.occurred_at.date())] += r.amount_micros  # occurred_at is in UTC
+    by_scope: dict[tuple[str, int, date], int] = defaultdict(int)
+    for (key_id, day), amount in by_key.items():
+        key = keys[key_id]
+        by_scope[(_KEY, key_id, day)] += amount
+        by_scope[(_WORKSPACE, key.workspace_id, day)] += amount
+        if key.project_id is not None:
+            by_scope[(_PROJECT, key.project_id, day)] += amount
+    # each current period as the UTC days it spans; a lifetime never ends
+    days = {}
+    for period, name in zip(TRACKED, _PERIODS):
+        end = next_period_start(period, now)
+        days[name] = (period_start(period, now).date(), end.date() if end else date.max)
+    periods_of: dict[tuple[str, int], list[str]] = defaultdict(list)
+    for scope, scope_id, period in parts:
+        periods_of[(scope, scope_id)].append(period)
+    for (scope, scope_id, day), amount in by_scope.items():
+        for period in periods_of.get((scope, scope_id), ()):
+            first, end = days[period]
+            if first <= day < end:
+                parts[(scope, scope_id, period)] += amount
+    return {k: (after[k], part) for k, part in parts.items()}
 
 
-# On PostgreSQL a batch travels as one array per column through unnest(): a short
-# statement, where a multi-row VALUES of tens of thousands of placeholders costs the
-# driver more to build and parse than the server needs to run it. WITH ORDINALITY …
-# ORDER BY keeps the rows in the order given, which the lock order relies on.
-_PG_INSERT_EVENTS = text(
-    """
-    INSERT INTO usage_events (external_id, workspace_id, project_id, key_id, amount_micros, model, prompt_tokens, completion_tokens, occurred_at, ingested_at)
-    SELECT external_id, workspace_id, project_id, key_id, amount_micros, model, prompt_tokens, completion_tokens, occurred_at, CAST(:ingested_at AS timestamp)
-    FROM unnest(
-        CAST(:external_id AS varchar[]), CAST(:workspace_id AS bigint[]), CAST(:project_id AS bigint[]), CAST(:key_id AS bigint[]), CAST(:amount_micros AS bigint[]),
-        CAST(:model AS varchar[]), CAST(:prompt_tokens AS integer[]), CAST(:completion_tokens AS integer[]), CAST(:occurred_at AS timestamp[])
-    ) WITH ORDINALITY AS e(external_id, workspace_id, project_id, key_id, amount_micros, model, prompt_tokens, completion_tokens, occurred_at, n)
-    ORDER BY n
-    ON CONFLICT (workspace_id, external_id) DO NOTHING
-    RETURNING workspace_id, external_id
-    """
-).bindparams(bindparam("occurred_at", type_=postgresql.ARRAY(UTCDateTime())), bindparam("ingested_at", type_=UTCDateTime()))
-_EVENT_ARRAYS = ("external_id", "workspace_id", "project_id", "key_id", "amount_micros", "model", "prompt_tokens", "completion_tokens", "occurred_at")
-
-_PG_UPSERT_TOTALS = (
-    text(
-        """
-        INSERT INTO spend_totals (scope, scope_id, period, period_start, amount_micros)
-        SELECT scope, scope_id, period, period_start, amount_micros
-        FROM unnest(CAST(:scope AS varchar[]), CAST(:scope_id AS bigint[]), CAST(:period AS varchar[]), CAST(:period_start AS timestamp[]), CAST(:amount_micros AS bigint[]))
-            WITH ORDINALITY AS t(scope, scope_id, period, period_start, amount_micros, n)
-        ORDER BY n
-        ON CONFLICT (scope, scope_id, period, period_start) DO UPDATE SET amount_micros = spend_totals.amount_micros + excluded.amount_micros
-        RETURNING scope, scope_id, period, period_start, amount_micros
-        """
-    )
-    .bindparams(bindparam("period_start", type_=postgresql.ARRAY(UTCDateTime())))
-    .columns(period_start=UTCDateTime())
+# The start of each tracked period for each day a batch's events fall on: the same rule
+# as store.periods.period_start, on timestamps stored as UTC (date_trunc('week') starts
+# weeks on Monday, as ISO does). Worked out once a day, not once an event.
+_TRACKED_SQL = ", ".join(f"('{p}')" for p in _PERIODS)
+_STARTS_SQL = (
+    f"SELECT d.day, t.period, CASE t.period WHEN '{Period.DAILY.value}' THEN d.day WHEN '{Period.WEEKLY.value}' THEN date_trunc('week', d.day) "
+    f"WHEN '{Period.MONTHLY.value}' THEN date_trunc('month', d.day) ELSE CAST(:epoch AS timestamp) END AS period_start "
+    f"FROM (SELECT DISTINCT day FROM daily) AS d CROSS JOIN (VALUES {_TRACKED_SQL}) AS t(period)"
 )
 
+# On PostgreSQL one statement records a batch: it inserts the events (a duplicate's
+# insert does nothing), sums the new ones by key and day, adds those to the totals they
+# move, and answers with the duplicates' positions and the amounts after of the totals
+# of current periods it moved. (Each total's part of the batch is summed by _moved in
+# Python: joining it back here on estimates of a few rows each, the planner chose a
+# nested loop that compared every total with every other, a hundred milliseconds.)
+# The events travel as one JSON array: the driver quotes one string in C, where an
+# array parameter per column costs a Python step and a regular expression for every
+# element, several milliseconds a batch. Events go in the order given; totals in key
+# order, so concurrent batches lock rows in one order.
+_PG_RECORD = text(
+    f"""
+    WITH e AS (
+        SELECT j.n, j.r->>0 AS external_id, CAST(j.r->>1 AS bigint) AS workspace_id, CAST(j.r->>2 AS bigint) AS project_id,
+               CAST(j.r->>3 AS bigint) AS key_id, CAST(j.r->>4 AS bigint) AS amount_micros, j.r->>5 AS model,
+               CAST(j.r->>6 AS integer) AS prompt_tokens, CAST(j.r->>7 AS integer) AS completion_tokens,
+               CAST(j.r->>8 AS timestamptz) AT TIME ZONE 'UTC' AS occurred_at, j.r->>9 AS key_period
+        FROM jsonb_array_elements(CAST(:events AS jsonb)) WITH ORDINALITY AS j(r, n)
+    ), inserted AS (
+        INSERT INTO usage_events (external_id, workspace_id, project_id, key_id, amount_micros, model, prompt_tokens, completion_tokens, occurred_at, ingested_at)
+        SELECT external_id, workspace_id, project_id, key_id, amount_micros, model, prompt_tokens, completion_tokens, occurred_at, :ingested_at
+        FROM e ORDER BY n
+        ON CONFLICT (workspace_id, external_id) DO NOTHING
+        RETURNING workspace_id, external_id
+    ), daily AS (
+        SELECT e.key_id, e.key_period, e.project_id, e.workspace_id, date_trunc('day', e.occurred_at) AS day, sum(e.amount_micros) AS amount
+        FROM e JOIN inserted i ON i.workspace_id = e.workspace_id AND i.external_id = e.external_id
+        WHERE e.amount_micros <> 0
+        GROUP BY 1, 2, 3, 4, 5
+    ), starts AS (
+        {_STARTS_SQL}
+    ), delta AS (
+        SELECT '{_KEY}' AS scope, key_id AS scope_id, key_period AS period, s.period_start, CAST(sum(amount) AS bigint) AS amount
+        FROM daily JOIN starts AS s ON s.day = daily.day AND s.period = daily.key_period GROUP BY 1, 2, 3, 4
+        UNION ALL
+        SELECT '{_PROJECT}', project_id, s.period, s.period_start, CAST(sum(amount) AS bigint)
+        FROM (SELECT project_id, day, sum(amount) AS amount FROM daily WHERE project_id IS NOT NULL GROUP BY 1, 2) AS p JOIN starts AS s USING (day) GROUP BY 1, 2, 3, 4
+        UNION ALL
+        SELECT '{_WORKSPACE}', workspace_id, s.period, s.period_start, CAST(sum(amount) AS bigint)
+        FROM (SELECT workspace_id, day, sum(amount) AS amount FROM daily GROUP BY 1, 2) AS w JOIN starts AS s USING (day) GROUP BY 1, 2, 3, 4
+    ), moved AS (
+        INSERT INTO spend_totals (scope, scope_id, period, period_start, amount_micros)
+        SELECT scope, scope_id, period, period_start, amount FROM delta
+        ORDER BY scope, scope_id, period, period_start
+        ON CONFLICT (scope, scope_id, period, period_start) DO UPDATE SET amount_micros = spend_totals.amount_micros + excluded.amount_micros
+        RETURNING scope, scope_id, period, period_start, amount_micros
+    )
+    SELECT e.n, NULL AS scope, NULL AS scope_id, NULL AS period, NULL AS after
+    FROM e WHERE NOT EXISTS (SELECT FROM inserted i WHERE i.workspace_id = e.workspace_id AND i.external_id = e.external_id)
+    UNION ALL
+    SELECT NULL, scope, scope_id, period, amount_micros
+    FROM moved
+    WHERE period_start = CASE period WHEN '{Period.DAILY.value}' THEN :day WHEN '{Period.WEEKLY.value}' THEN :week WHEN '{Period.MONTHLY.value}' THEN :month ELSE :epoch END
+    """
+).bindparams(*(bindparam(name, type_=UTCDateTime()) for name in ("ingested_at", "day", "week", "month")), bindparam("epoch", EPOCH, type_=UTCDateTime()))
 
-def _insert_events(s: Session, rows: list[dict[str, Any]], now: datetime) -> set[tuple[int, str]]:
-    """The (workspace, external id) of the rows that were new."""
-    if s.get_bind().dialect.name == "postgresql":
-        params = {c: [r[c] for r in rows] for c in _EVENT_ARRAYS}
-        return {(w, x) for w, x in s.execute(_PG_INSERT_EVENTS, {**params, "ingested_at": now})}
-    stmt = _dialect_insert(s)(UsageEvent).on_conflict_do_nothing(index_elements=["workspace_id", "external_id"]).returning(UsageEvent.workspace_id, UsageEvent.external_id)
-    return {(w, x) for w, x in s.execute(stmt, rows)}
+
+def _record_pg(s: Session, rows: list[_Row], now: datetime) -> tuple[set[int], dict[TotalKey, int]]:
+    """Insert the events, move their totals: the positions of the duplicates, and the totals of the current periods moved."""
+    events = json.dumps(
+        [[r.external_id, r.workspace_id, r.project_id, r.key_id, r.amount_micros, r.model, r.prompt_tokens, r.completion_tokens, r.occurred_at.isoformat(), r.key_period] for r in rows]
+    )
+    current = {name: period_start(period, now) for name, period in (("day", Period.DAILY), ("week", Period.WEEKLY), ("month", Period.MONTHLY))}
+    duplicate: set[int] = set()
+    after: dict[TotalKey, int] = {}
+    for n, scope, scope_id, period, amount in s.execute(_PG_RECORD, {"events": events, "ingested_at": now, **current}):
+        if scope is None:
+            duplicate.add(n - 1)  # WITH ORDINALITY counts from 1
+        else:
+            after[(scope, scope_id, period)] = amount
+    return duplicate, after
 
 
-def _upsert_totals(s: Session, ordered: list[tuple[tuple[str, int, str, datetime], int]]) -> dict[tuple[str, int, str, datetime], int]:
-    """Add each delta to its total; the totals after."""
-    if s.get_bind().dialect.name == "postgresql":
-        params = {name: [k[i] for k, _ in ordered] for i, name in enumerate(("scope", "scope_id", "period", "period_start"))}
-        params["amount_micros"] = [v for _, v in ordered]
-        return {(scope, scope_id, period, start): amount for scope, scope_id, period, start, amount in s.execute(_PG_UPSERT_TOTALS, params)}
-    stmt = _dialect_insert(s)(SpendTotal)
-    stmt = stmt.on_conflict_do_update(
+_EVENT_COLUMNS = ("external_id", "workspace_id", "project_id", "key_id", "amount_micros", "model", "prompt_tokens", "completion_tokens", "occurred_at")
+
+
+def _record_sqlite(s: Session, rows: list[_Row], now: datetime) -> tuple[set[int], dict[TotalKey, int]]:
+    """What _record_pg does, in Python: SQLite takes one writer at a time, so order matters less."""
+    stmt = sqlite.insert(UsageEvent).on_conflict_do_nothing(index_elements=["workspace_id", "external_id"]).returning(UsageEvent.workspace_id, UsageEvent.external_id)
+    events = [{c: getattr(r, c) for c in _EVENT_COLUMNS} | {"ingested_at": now} for r in rows]
+    new = {(w, x) for w, x in s.execute(stmt, events)}
+    duplicate = {i for i, r in enumerate(rows) if (r.workspace_id, r.external_id) not in new}
+    deltas = _deltas(r for i, r in enumerate(rows) if i not in duplicate)
+    upsert = sqlite.insert(SpendTotal)
+    upsert = upsert.on_conflict_do_update(
         index_elements=["scope", "scope_id", "period", "period_start"],
-        set_={"amount_micros": SpendTotal.amount_micros + stmt.excluded.amount_micros},
+        set_={"amount_micros": SpendTotal.amount_micros + upsert.excluded.amount_micros},
     ).returning(SpendTotal.scope, SpendTotal.scope_id, SpendTotal.period, SpendTotal.period_start, SpendTotal.amount_micros)
-    after = {}
+    current = {period: period_start(period, now) for period in TRACKED}
+    ordered = sorted(deltas.items())
+    after: dict[TotalKey, int] = {}
     for chunk_start in range(0, len(ordered), 1000):
         chunk = ordered[chunk_start : chunk_start + 1000]
         params = [{"scope": Scope(k[0]), "scope_id": k[1], "period": Period(k[2]), "period_start": k[3], "amount_micros": v} for k, v in chunk]
-        for scope, scope_id, period, start, amount in s.execute(stmt, params):
-            after[(Scope(scope).value, scope_id, Period(period).value, start)] = amount
-    return after
+        for scope, scope_id, period, start, amount in s.execute(upsert, params):
+            if start == current[Period(period)]:
+                after[(Scope(scope).value, scope_id, Period(period).value)] = amount
+    return duplicate, after
 
 
-def _check_key_limits(s, deltas, after, now) -> None:
-    """A key reaching its own limit changes what a gateway hears for it: tell the caches."""
-    key_ids = sorted({k[1] for k in deltas if k[0] == Scope.KEY.value})
-    limited = []
-    for chunk in (key_ids[i : i + 5000] for i in range(0, len(key_ids), 5000)):
-        limited += s.execute(
-            select(ApiKey.id, ApiKey.workspace_id, ApiKey.limit_micros, ApiKey.limit_period).where(ApiKey.id.in_(chunk), ApiKey.limit_micros.is_not(None))
-        ).all()
-    for key_id, workspace_id, limit, period in limited:
-        period = Period(period)
-        k = (Scope.KEY.value, key_id, period.value, period_start(period, now))
-        if k in deltas and after[k] - deltas[k] < limit <= after[k]:
-            s.info.setdefault("changed_workspaces", set()).add(workspace_id)
-
-
-def _check_projects(s, deltas, after, now, result) -> None:
-    project_ids = sorted({k[1] for k in deltas if k[0] == Scope.PROJECT.value})
-    if not project_ids:
-        return
-    budgeted = {}
-    for chunk in (project_ids[i : i + 5000] for i in range(0, len(project_ids), 5000)):
-        budgeted.update(
-            {
-                p.id: p
-                for p in s.execute(
-                    select(Project.id, Project.workspace_id, Project.slug, Project.budget_micros, Project.budget_period, Project.status).where(
-                        Project.id.in_(chunk), Project.budget_micros.is_not(None)
-                    )
-                )
-            }
-        )
-    if not budgeted:
-        return
-    thresholds = _thresholds(s, {p.workspace_id for p in budgeted.values()})
-    for pid in project_ids:
-        p = budgeted.get(pid)
-        if p is None:
+def _deltas(accepted: Iterable[_Row]) -> dict[tuple[str, int, str, datetime], int]:
+    """What each total gains from these events (the rule _PG_RECORD applies in SQL)."""
+    deltas: dict[tuple[str, int, str, datetime], int] = defaultdict(int)
+    for r in accepted:
+        if r.amount_micros == 0:
             continue
+        deltas[(_KEY, r.key_id, r.key_period, period_start(Period(r.key_period), r.occurred_at))] += r.amount_micros
+        for period, name in zip(TRACKED, _PERIODS):
+            start = period_start(period, r.occurred_at)
+            deltas[(_WORKSPACE, r.workspace_id, name, start)] += r.amount_micros
+            if r.project_id is not None:
+                deltas[(_PROJECT, r.project_id, name, start)] += r.amount_micros
+    return deltas
+
+
+def _check_key_limits(s: Session, keys: dict[int, _Key], moved: Moved) -> None:
+    """A key reaching its own limit changes what a gateway hears for it: tell the caches."""
+    for (scope, key_id, _), (after, delta) in moved.items():
+        if scope == _KEY:
+            key = keys[key_id]
+            if after - delta < key.limit_micros <= after:
+                s.info.setdefault("changed_workspaces", set()).add(key.workspace_id)
+
+
+def _check_projects(s: Session, budgeted: dict[int, Any], moved: Moved, thresholds: dict[int, list[int]], now: datetime, result: IngestResult) -> None:
+    for pid in sorted(budgeted):
+        p = budgeted[pid]
         period = Period(p.budget_period)
-        k = (Scope.PROJECT.value, pid, period.value, period_start(period, now))
-        if k not in deltas:
-            continue  # only late events for an earlier period: they count, but alert nobody now
-        spent_after, limit = after[k], p.budget_micros
-        _crossings(s, result, p.workspace_id, BudgetKind.PROJECT, pid, p.slug, spent_after - deltas[k], spent_after, limit, period, k[3], thresholds[p.workspace_id])
+        k = (_PROJECT, pid, period.value)
+        if k not in moved:
+            continue  # no spend, or only late events for an earlier period: they count, but alert nobody now
+        spent_after, delta = moved[k]
+        limit = p.budget_micros
+        _crossings(s, result, p.workspace_id, BudgetKind.PROJECT, pid, p.slug, spent_after - delta, spent_after, limit, period, period_start(period, now), thresholds[p.workspace_id])
         if spent_after >= limit and ProjectStatus(p.status) is ProjectStatus.ACTIVE:
             proj = s.scalars(select(Project).where(Project.id == pid).with_for_update()).one()
             ws = s.get(Workspace, p.workspace_id)
@@ -297,37 +425,42 @@ def _check_projects(s, deltas, after, now, result) -> None:
                 result.paused.append(f"project:{p.slug}")
 
 
-def _thresholds(s: Session, workspace_ids: set[int]) -> dict[int, list[int]]:
-    return {w: list(t or []) for w, t in s.execute(select(Workspace.id, Workspace.alert_thresholds).where(Workspace.id.in_(sorted(workspace_ids))))}
+_WORKSPACES = Workspace.__table__.c
+# The debit of a workspace's credit pool (only a funded pool is debited; before its first
+# top-up, spend is just counted), answering with what the checks read. A statement on
+# the table, not the ORM entity: the ORM's bookkeeping for an UPDATE took longer than the
+# statement; the one object it might have had to refresh is expired by hand instead.
+_DEBIT = (
+    update(Workspace.__table__)
+    .where(_WORKSPACES.id == bindparam("workspace_id"))
+    .values(credit_balance_micros=case((_WORKSPACES.credit_funded, _WORKSPACES.credit_balance_micros - bindparam("spent")), else_=_WORKSPACES.credit_balance_micros))
+    .returning(
+        _WORKSPACES.credit_balance_micros,
+        _WORKSPACES.credit_funded,
+        _WORKSPACES.cap_micros,
+        _WORKSPACES.cap_period,
+        _WORKSPACES.status,
+        _WORKSPACES.paused_reason,
+        _WORKSPACES.slug,
+        _WORKSPACES.alert_thresholds,
+    )
+)
 
 
-def _check_workspace(s, workspace_id, spent_now, deltas, after, now, result) -> None:
-    # The credit debit is the last row this batch locks, after every total.
-    balance, funded, cap, cap_period, status, paused_reason, slug, thresholds = s.execute(
-        update(Workspace)
-        .where(Workspace.id == workspace_id)
-        .values(
-            # only a funded pool is debited; before its first top-up spend is just counted
-            credit_balance_micros=case((Workspace.credit_funded, Workspace.credit_balance_micros - spent_now), else_=Workspace.credit_balance_micros)
-        )
-        .returning(
-            Workspace.credit_balance_micros,
-            Workspace.credit_funded,
-            Workspace.cap_micros,
-            Workspace.cap_period,
-            Workspace.status,
-            Workspace.paused_reason,
-            Workspace.slug,
-            Workspace.alert_thresholds,
-        )
-    ).one()
+def _check_workspace(s: Session, workspace_id: int, spent_now: int, moved: Moved, now: datetime, result: IngestResult) -> None:
+    # The credit debit is the last row this batch changes, after every total (its lock
+    # was taken first of all, in ingest_usage).
+    balance, funded, cap, cap_period, status, paused_reason, slug, thresholds = s.execute(_DEBIT, {"workspace_id": workspace_id, "spent": spent_now}).one()
+    loaded = s.identity_map.get(s.identity_key(Workspace, workspace_id))  # a project pause above may have loaded it
+    if loaded is not None:
+        s.expire(loaded, ["credit_balance_micros"])
     ws = None
     if cap is not None:
         period = Period(cap_period)
-        k = (Scope.WORKSPACE.value, workspace_id, period.value, period_start(period, now))
-        if k in deltas:
-            spent_after = after[k]
-            _crossings(s, result, workspace_id, BudgetKind.CAP, workspace_id, slug, spent_after - deltas[k], spent_after, cap, period, k[3], thresholds or [])
+        k = (_WORKSPACE, workspace_id, period.value)
+        if k in moved:
+            spent_after, delta = moved[k]
+            _crossings(s, result, workspace_id, BudgetKind.CAP, workspace_id, slug, spent_after - delta, spent_after, cap, period, period_start(period, now), thresholds or [])
             if spent_after >= cap and WorkspaceStatus(status) is WorkspaceStatus.ACTIVE:
                 ws = s.get(Workspace, workspace_id)
                 if pause_workspace_row(s, "system:budget", ws, "cap"):

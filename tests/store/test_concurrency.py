@@ -21,7 +21,7 @@ from store.money import parse_money
 from store.periods import TRACKED, period_start
 from store.permissions import Actor
 from store.requests import decide_request
-from store.types import BudgetKind, MemberStatus, ProjectStatus, RequestState, Role, Scope
+from store.types import BudgetKind, MemberStatus, Period, ProjectStatus, RequestState, Role, Scope
 from store.usage import UsageIn, ingest_usage
 from tests import factories as f
 
@@ -215,6 +215,13 @@ def totals(db, scope: Scope, scope_id: int, at: datetime) -> dict[str, int]:
         }
 
 
+def assert_totals(db, ws: int, project_id: int, key_id: int, at: datetime, total: int) -> None:
+    for scope, scope_id in ((Scope.PROJECT, project_id), (Scope.WORKSPACE, ws)):
+        assert totals(db, scope, scope_id, at) == {p.value: total for p in TRACKED}, scope
+    # a key's total is kept for its limit period only (monthly unless its template says otherwise)
+    assert totals(db, Scope.KEY, key_id, at) == {p.value: (total if p is Period.MONTHLY else None) for p in TRACKED}
+
+
 VARIED = [parse_money("$1") + i * 37_123 for i in range(50)]  # $95.475675 in all
 TWO_DOLLARS = [parse_money("$2")] * 50  # $100 in all
 
@@ -238,8 +245,7 @@ def test_fifty_simultaneous_ingests_count_every_amount_once_and_pause_once(pg_db
     reached = [t for t in (50, 80, 100) if total * 100 >= t * budget]
 
     assert [len(r.accepted) for r in results] == [1] * 50
-    for scope, scope_id in ((Scope.PROJECT, project_id), (Scope.WORKSPACE, ws), (Scope.KEY, key_id)):
-        assert totals(pg_db, scope, scope_id, at) == {p.value: total for p in TRACKED}, scope
+    assert_totals(pg_db, ws, project_id, key_id, at, total)
 
     with pg_db.session() as s:
         assert (s.get(Project, project_id).status is ProjectStatus.PAUSED) is paused
@@ -280,8 +286,7 @@ def test_same_batch_sent_twice_at_once_counts_once(pg_db, size, rounds, reverse_
         assert accepted == Counter(e.external_id for e in batch)  # every event by exactly one of the two
         assert sorted(x for r in results for x in r.duplicates) == sorted(e.external_id for e in batch)
     assert count(pg_db, select(UsageEvent.id).where(UsageEvent.workspace_id == ws)) == size * rounds
-    for scope, scope_id in ((Scope.PROJECT, project_id), (Scope.WORKSPACE, ws), (Scope.KEY, key_id)):
-        assert totals(pg_db, scope, scope_id, at) == {p.value: total for p in TRACKED}, scope
+    assert_totals(pg_db, ws, project_id, key_id, at, total)
 
 
 @pytest.mark.postgres

@@ -7,13 +7,14 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy import func, select
 
-from store import budgets, usage
+from store import budgets, usage, workspaces
 from store.errors import PermissionDenied
 from store.models import Action, AlertSent, AuditEvent, Project, SpendTotal, UsageEvent
 from store.money import parse_money
 from store.periods import EPOCH, next_period_start, period_start
 from store.types import BudgetKind, Period, ProjectStatus, Role, Scope, utcnow
 from store.usage import UsageIn, ingest_usage, roll_over_periods
+from store.views import describe_key
 from tests import factories as f
 
 USD = parse_money
@@ -74,13 +75,13 @@ def test_spend_is_attributed_to_key_project_and_workspace(db, search):
         a = s.scalars(select(UsageEvent).where(UsageEvent.external_id == "a")).one()
         assert (a.workspace_id, a.project_id, a.key_id, a.model, a.prompt_tokens) == (ws, pid, key_id, "gpt-x", 100)
         assert s.scalars(select(UsageEvent.project_id).where(UsageEvent.external_id == "b")).one() is None
-    assert totals(db, Scope.KEY, key_id)[("none", EPOCH)] == USD("$1.50")
+    assert totals(db, Scope.KEY, key_id) == {("monthly", period_start(Period.MONTHLY, utcnow())): USD("$1.50")}  # the key's limit period
     assert totals(db, Scope.PROJECT, project(db, ws).id)[("none", EPOCH)] == USD("$1.50")
     assert totals(db, Scope.WORKSPACE, ws)[("none", EPOCH)] == USD("$1.75")
 
 
-def test_totals_are_kept_per_day_week_month_and_lifetime(db, search):
-    _, _, _, key_id = search
+def test_project_and_workspace_totals_are_kept_per_day_week_month_and_lifetime(db, search):
+    ws, _, _, key_id = search
     at = lambda month, day: datetime(2025, month, day, 9, tzinfo=timezone.utc)  # noqa: E731
     db.run(
         ingest_usage,
@@ -88,7 +89,8 @@ def test_totals_are_kept_per_day_week_month_and_lifetime(db, search):
         now=datetime(2025, 4, 1, 12, tzinfo=timezone.utc),
     )
     day = lambda month, d: datetime(2025, month, d, tzinfo=timezone.utc)  # noqa: E731
-    assert totals(db, Scope.KEY, key_id) == {
+    # any of them may become a budget's or the cap's period, and the forecast reads the days
+    assert totals(db, Scope.PROJECT, project(db, ws).id) == totals(db, Scope.WORKSPACE, ws) == {
         ("daily", day(3, 3)): USD("$1"),
         ("daily", day(3, 4)): USD("$2"),
         ("daily", day(3, 11)): USD("$4"),
@@ -100,6 +102,26 @@ def test_totals_are_kept_per_day_week_month_and_lifetime(db, search):
         ("monthly", day(4, 1)): USD("$8"),
         ("none", EPOCH): USD("$15"),
     }
+    # a key's limit period is fixed when it is made: its total is kept for that period only
+    assert totals(db, Scope.KEY, key_id) == {("monthly", day(3, 1)): USD("$7"), ("monthly", day(4, 1)): USD("$8")}
+
+
+def test_a_key_with_a_daily_limit_keeps_a_daily_total_and_its_limit_tells_the_caches(db):
+    ws = f.workspace(db, "lab", "development")
+    dev = f.member(db, ws, Role.DEVELOPER)
+    db.run(workspaces.set_role_template, f.OPERATOR, ws, Role.DEVELOPER, key_limit_micros=USD("$3"), limit_period="daily")
+    key_id, _ = f.key(db, ws, dev, "bot")
+    changed = []
+    db.on_authz_changes(changed.append)
+    now = utcnow()
+    yesterday = now - timedelta(days=1)
+    db.run(ingest_usage, [event(key_id, USD("$2"), "late", yesterday), event(key_id, USD("$2"), "a", now)], now=now)
+    assert changed == []  # $4 in two days, $2 of it today: under the limit
+    db.run(ingest_usage, [event(key_id, USD("$1"), "b", now)], now=now)
+    assert changed == [{ws}]  # today's $3 reaches it
+    assert totals(db, Scope.KEY, key_id) == {("daily", period_start(Period.DAILY, yesterday)): USD("$2"), ("daily", period_start(Period.DAILY, now)): USD("$3")}
+    with db.session() as s:
+        assert describe_key(s, key_id).spent_micros == USD("$3")  # what a key shows is its limit period's spend
 
 
 def test_each_threshold_is_announced_once_per_period(db, search):
@@ -163,6 +185,15 @@ def test_late_events_for_an_earlier_period_count_but_do_not_pause(db, search):
     assert proj_totals[("monthly", period_start(Period.MONTHLY, last_month))] == USD("$50")
     assert ("monthly", period_start(Period.MONTHLY, utcnow())) not in proj_totals
     assert proj_totals[("none", EPOCH)] == USD("$50")
+
+
+def test_a_batch_mixing_late_and_current_events_alerts_on_the_current_period_alone(db, search):
+    ws, _, _, key_id = search
+    last_month = period_start(Period.MONTHLY, utcnow()) - timedelta(hours=1)
+    result = db.run(ingest_usage, [event(key_id, USD("$50"), "late", last_month), event(key_id, USD("$6"), "now"), event(key_id, USD("$20"), "late-2", last_month)])
+    assert [(c.threshold, c.spent_micros) for c in result.crossings] == [(50, USD("$6"))]
+    assert (result.paused, project(db, ws).status) == ([], ProjectStatus.ACTIVE)
+    assert totals(db, Scope.PROJECT, project(db, ws).id)[("none", EPOCH)] == USD("$76")
 
 
 def test_refused_events_are_reported_one_by_one_and_the_rest_accepted(db, search):
