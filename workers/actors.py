@@ -53,6 +53,10 @@ HANDLERS: dict[str, Handler] = {
     "refresh_authz": budgets.nothing_at_the_provider,
 }
 
+#: A worker takes what it has fetched lowest number first: a person waiting in Slack for a
+#: command's answer (priority 0) goes before a backlog of actions.
+ACTION_PRIORITY = 10
+
 #: Slack errors that retrying will not mend
 PERMANENT_SLACK = {"channel_not_found", "not_in_channel", "is_archived", "user_not_found", "invalid_auth", "account_inactive", "invalid_blocks", "msg_too_long", "cannot_dm_bot"}
 
@@ -90,13 +94,13 @@ def _action_actor(kind: str, handler: Handler) -> dramatiq.Actor:
 
     run.__name__ = kind
     run.__qualname__ = kind
-    return dramatiq.actor(run, actor_name=kind, queue_name="actions", on_retry_exhausted="action_gave_up", **RETRY_OPTIONS)
+    return dramatiq.actor(run, actor_name=kind, queue_name="actions", priority=ACTION_PRIORITY, on_retry_exhausted="action_gave_up", **RETRY_OPTIONS)
 
 
 ACTION_ACTORS = {kind: _action_actor(kind, handler) for kind, handler in HANDLERS.items()}
 
 
-@dramatiq.actor(queue_name="actions", max_retries=3)
+@dramatiq.actor(queue_name="actions", priority=ACTION_PRIORITY, max_retries=3)
 def action_gave_up(message: dict, retry_info: dict) -> None:
     """Retries ran out: mark the action failed so the requester hears about it."""
     action_id = (message.get("args") or [None])[0]

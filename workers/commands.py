@@ -38,7 +38,8 @@ _queue_down_until = 0.0
 _lock = threading.Lock()
 
 
-@dramatiq.actor(queue_name="commands", max_retries=0, time_limit=120_000)
+# Priority 0: fetched commands go before fetched actions (workers.actors.ACTION_PRIORITY).
+@dramatiq.actor(queue_name="commands", priority=0, max_retries=0, time_limit=120_000)
 def run_command(command: str, team_id: str, user_id: str, channel_id: str | None, text: str, response_url: str, asked_at: float, delivery: str) -> None:
     rt = runtime()
     shown = code(f"{command} {text}".strip()[:80])
