@@ -7,6 +7,7 @@ REDIS_URL is set); `dramatiq workers.actors` runs them as the `worker` process.
 from __future__ import annotations
 
 import logging
+import random
 from datetime import datetime
 from typing import Callable
 
@@ -74,8 +75,7 @@ def perform(handler: Handler, action_id: str) -> None:
         rt.db.run(outbox.fail, action_id, str(exc))
     except TransientProviderError as exc:
         rt.db.run(outbox.release, action_id)
-        delay = int(exc.retry_after * 1000) if exc.retry_after is not None else None
-        raise Retry(str(exc), delay=delay) from None
+        raise Retry(str(exc), delay=retry_delay_ms(claimed.attempts, exc.retry_after)) from None
     except SlackApiError as exc:
         error = exc.response.get("error", "unknown")
         if error in PERMANENT_SLACK:
@@ -86,6 +86,18 @@ def perform(handler: Handler, action_id: str) -> None:
     except Exception:
         rt.db.run(outbox.release, action_id)
         raise
+
+
+def retry_delay_ms(attempts: int, retry_after: float | None) -> int:
+    """The usual doubling backoff, never shorter than the provider's Retry-After.
+
+    Taking a short Retry-After at its word on every try would spend all the retries of an
+    action in a few seconds of a provider's outage, and fail a key that a minute's patience
+    would have made.
+    """
+    backoff = min(RETRY_OPTIONS["min_backoff"] * 2 ** max(0, attempts - 1), RETRY_OPTIONS["max_backoff"])
+    backoff = int(backoff * random.uniform(0.8, 1.2))  # actions refused together do not all come back together
+    return max(backoff, int(retry_after * 1000)) if retry_after is not None else backoff
 
 
 def _action_actor(kind: str, handler: Handler) -> dramatiq.Actor:

@@ -18,6 +18,8 @@ from store.money import parse_money
 from store.types import ActionStatus, Period, ProjectStatus, Scope
 from tests import factories as f
 from workers import maintenance
+from workers.actors import retry_delay_ms
+from workers.broker import RETRY_OPTIONS
 from workers.providers.base import PermanentProviderError, TransientProviderError
 from workers.providers.openrouter import OpenRouterProvider
 
@@ -25,8 +27,11 @@ KEYS = "/api/v1/keys"
 
 
 @pytest.fixture
-def fake(openrouter):
+def fake(openrouter, monkeypatch):
     openrouter.reset()  # also forgets the calls of earlier tests
+    # Retries back off from 1 s to 5 min in production; here from 20 ms, so ten of them fit in a test.
+    monkeypatch.setitem(RETRY_OPTIONS, "min_backoff", 20)
+    monkeypatch.setitem(RETRY_OPTIONS, "max_backoff", 200)
     return openrouter
 
 
@@ -441,3 +446,14 @@ def test_provisioning_crash_leaves_one_live_key_on_redis(pg_db, redis_workers, f
 
 def test_refused_management_key_reaches_the_requester_on_redis(pg_db, redis_workers, fake, slack_api, monkeypatch):
     refused_key_reaches_the_requester(pg_db, redis_workers, fake, slack_api, monkeypatch)
+
+
+def test_a_short_retry_after_never_shortens_the_backoff(monkeypatch):
+    monkeypatch.setitem(RETRY_OPTIONS, "min_backoff", 1_000)
+    monkeypatch.setitem(RETRY_OPTIONS, "max_backoff", 300_000)
+    # A provider saying "1 s" on every try would otherwise use up ten retries in ten seconds of an outage.
+    waits = [retry_delay_ms(attempt, 1.0) for attempt in range(1, 11)]
+    assert waits[0] >= 1_000 and all(later > earlier for earlier, later in zip(waits[4:], waits[5:8]))
+    assert sum(waits) / 1000 > 300  # ten tries outlast a provider's minute-long outage several times over
+    assert retry_delay_ms(1, 30.0) >= 30_000  # a longer Retry-After is honoured as given
+    assert retry_delay_ms(20, None) <= 300_000 * 1.2
