@@ -41,7 +41,11 @@ def purser(tmp_path):
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "DATABASE_URL", "REDIS_URL", "PURSER_"))}
     env.update(PORT=str(port), DATABASE_URL=f"sqlite:///{tmp_path}/purser.db", PURSER_SECRET_KEY_FILE=str(tmp_path / "secret.key"))
-    proc = subprocess.Popen([sys.executable, "-m", "purser", "run"], cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # Its log goes to a file: a pipe nobody reads fills up (a line per request the page makes)
+    # and then stops Purser at its next log line.
+    log_path = tmp_path / "purser-run.log"
+    log = log_path.open("w")
+    proc = subprocess.Popen([sys.executable, "-m", "purser", "run"], cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 60
     while time.time() < deadline:
@@ -52,14 +56,16 @@ def purser(tmp_path):
             time.sleep(0.2)
     else:
         proc.kill()
-        pytest.fail("purser run did not answer within 60 s:\n" + proc.stdout.read())
+        pytest.fail("purser run did not answer within 60 s:\n" + log_path.read_text()[-5000:])
     yield url
     proc.terminate()
     try:
         proc.wait(timeout=15)
     except subprocess.TimeoutExpired:
         proc.kill()
-    assert proc.returncode == 0, "purser run did not stop cleanly on SIGTERM"
+    log.close()
+    print(f"--- purser run's log ({log_path}), last 5,000 characters ---\n" + log_path.read_text()[-5000:])  # shown when a test fails
+    assert proc.returncode == 0, "purser run did not stop cleanly on SIGTERM:\n" + log_path.read_text()[-3000:]
 
 
 @pytest.fixture
