@@ -15,8 +15,13 @@ async function call(path, body) {
 }
 
 async function refresh() {
-  const res = await fetch(`/sandbox/state?user=${encodeURIComponent(me)}`);
-  state = await res.json();
+  const asked = me;
+  const res = await fetch(`/sandbox/state?user=${encodeURIComponent(asked)}`);
+  const answer = await res.json();
+  // The person was switched while this was on its way: it shows the one before, so drop it
+  // (taking its user would switch the page back).
+  if (me !== asked) return;
+  state = answer;
   me = state.user;
   render();
 }
