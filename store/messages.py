@@ -20,15 +20,18 @@ def find_message(s: Session, ref: str) -> SlackMessage | None:
     return s.get(SlackMessage, ref)
 
 
-def reserve_message(s: Session, ref: str, channel: str) -> None:
-    """Note, and commit, that ``ref`` is about to be posted in ``channel`` — unless it is known already."""
+def reserve_message(s: Session, ref: str, channel: str) -> bool:
+    """Note, and commit, that ``ref`` is about to be posted in ``channel`` — unless it is known
+    already. True when this call noted it."""
     if s.get(SlackMessage, ref) is not None:
-        return
+        return False
     s.add(SlackMessage(ref=ref, channel=channel, ts=POSTING))
     try:
         s.commit()
+        return True
     except IntegrityError:  # another process noted it first: theirs stands
         s.rollback()
+        return False
 
 
 def hold_message(s: Session, ref: str) -> SlackMessage:
@@ -40,7 +43,7 @@ def hold_or_reserve(s: Session, ref: str, channel: str | Callable[[], str]) -> t
     """The message's row, locked until the caller commits (``hold_message``), and whether this call reserved it.
 
     A known message costs one locking SELECT. A new one is noted, and committed, as about
-    to be posted in ``channel`` before it is locked, as ``reserve_message`` does. When
+    to be posted in ``channel`` (``reserve_message``) before it is locked. When
     ``channel`` is a function it is called only for a new message, with no transaction
     open: finding a DM's channel is a call to Slack.
 
@@ -53,25 +56,8 @@ def hold_or_reserve(s: Session, ref: str, channel: str | Callable[[], str]) -> t
     if callable(channel):
         s.rollback()
         channel = channel()
-    s.add(SlackMessage(ref=ref, channel=channel, ts=POSTING))
-    try:
-        s.commit()
-        reserved = True
-    except IntegrityError:  # another process noted it first: theirs stands
-        s.rollback()
-        reserved = False
+    reserved = reserve_message(s, ref, channel)
     return hold_message(s, ref), reserved
-
-
-def remember_message(s: Session, ref: str, channel: str, ts: str) -> SlackMessage:
-    found = s.get(SlackMessage, ref)
-    if found is None:
-        found = SlackMessage(ref=ref, channel=channel, ts=ts)
-        s.add(found)
-    else:
-        found.channel, found.ts, found.updated_at = channel, ts, utcnow()
-    s.flush()
-    return found
 
 
 def messages_with_prefix(s: Session, prefix: str) -> list[SlackMessage]:
