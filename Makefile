@@ -10,7 +10,7 @@ pip_install = if $(BIN)/python -m uv --version >/dev/null 2>&1; \
 	then $(BIN)/python -m uv pip install --quiet --python $(BIN)/python $(1); \
 	else $(BIN)/python -m pip install --quiet --disable-pip-version-check $(1); fi
 
-.PHONY: run test soak bench install clean
+.PHONY: run test soak bench screenshot install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,10 @@ test: $(TEST_STAMP)
 
 soak: $(TEST_STAMP)
 	$(BIN)/python -m pytest -m slow tests/reliability
+
+# Refreshes the README's picture of the sandbox (make test writes its screenshot to a temporary folder).
+screenshot: $(TEST_STAMP)
+	PURSER_SCREENSHOT=$(CURDIR)/docs/sandbox.png $(BIN)/python -m pytest -q tests/sandbox/test_browser.py -k see_the_alert
 
 bench: $(TEST_STAMP)
 	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done

@@ -19,6 +19,7 @@ from store.db import Database
 from store.errors import DomainError
 from store.pricing import cost_of, usd_to_micros
 from store.secrets import hash_secret
+from store.types import utcnow
 from store.usage import UsageIn, ingest_usage
 
 log = logging.getLogger("purser.gateway")
@@ -213,7 +214,7 @@ def _tokens(value) -> int | None:
 
 def _when(value) -> datetime:
     if value is None or value == "":
-        return datetime.now(timezone.utc)
+        return utcnow()
     try:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return datetime.fromtimestamp(float(value), timezone.utc)

@@ -139,6 +139,7 @@ def usage_record(
     """Record spend against a key (for the local provider and for demos)."""
     from store.keys import find_key
     from store.money import format_money, parse_money
+    from store.types import utcnow
     from store.usage import UsageIn, ingest_usage
 
     try:
@@ -147,7 +148,7 @@ def usage_record(
         _fail(exc.message, 2)
     ws_id = _workspace_id(workspace, team)
     key_id = _run(lambda s: find_key(s, _operator(), ws_id, key).id)
-    when = (at.replace(tzinfo=timezone.utc) if at and at.tzinfo is None else at) or datetime.now(timezone.utc)
+    when = (at.replace(tzinfo=timezone.utc) if at and at.tzinfo is None else at) or utcnow()
     event = UsageIn(external_id=external_id or f"cli-{uuid.uuid4().hex}", key_id=key_id, amount_micros=micros, occurred_at=when, model=model)
     result = _run(ingest_usage, [event])
     if result.refused:

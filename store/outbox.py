@@ -95,9 +95,16 @@ def renew(s: Session, action_id: str, attempt: int, now: datetime | None = None)
     return result.rowcount == 1
 
 
-def release(s: Session, action_id: str) -> None:
-    """Give the lease back after a transient failure, so the retry can claim it at once."""
-    s.execute(update(Action).where(Action.id == action_id, Action.status == ActionStatus.PENDING).values(claimed_until=None))
+def release(s: Session, action_id: str, *, retry_at: datetime | None = None) -> None:
+    """Give the lease back after a transient failure; the action is due again at ``retry_at``.
+
+    Until then neither the sweeper nor an early delivery can claim it (``claim`` and ``due``
+    both wait for run_after), so the retry's backoff holds whoever hands the action out.
+    """
+    values: dict[str, Any] = {"claimed_until": None}
+    if retry_at is not None:
+        values["run_after"] = retry_at
+    s.execute(update(Action).where(Action.id == action_id, Action.status == ActionStatus.PENDING).values(**values))
 
 
 def complete(s: Session, action_id: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
 import uuid
 from pathlib import Path
 
@@ -16,14 +17,42 @@ from store.models import Base
 from store.secrets import Cipher, use_cipher
 from tests.services import IN_CI, PG_URL, REDIS_URL, answering, require
 
-pytest_plugins = ["tests.fixtures_workers"]
+pytest_plugins = ["tests.clocks", "tests.fixtures_workers"]
+
+
+ROOT = Path(__file__).resolve().parents[1]
+_BEFORE = pytest.StashKey[set[str] | None]()
+
+
+def _checkout_changes() -> set[str] | None:
+    """`git status --porcelain` of the checkout, or None outside a git checkout."""
+    try:
+        done = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"], cwd=ROOT, capture_output=True, text=True, check=True)
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return set(done.stdout.splitlines())
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
+    session.config.stash[_BEFORE] = _checkout_changes()
     if IN_CI:
         missing = [name for name, url in (("PostgreSQL", PG_URL), ("Redis", REDIS_URL)) if not answering(url)]
         if missing:
             raise pytest.UsageError(f"CI=true but {', '.join(missing)} not answering; .ci/run should have started it.")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """The suite leaves the checkout as it found it: tests write under var/ or a temporary folder."""
+    before = session.config.stash.get(_BEFORE, None)
+    after = _checkout_changes()
+    if before is None or after is None or after <= before:
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line("the tests changed the checkout (git status --porcelain):", red=True)
+        for line in sorted(after - before):
+            reporter.write_line(f"  {line}", red=True)
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import random
-from datetime import datetime
+from datetime import timedelta
 from typing import Callable
 
 import dramatiq
@@ -16,6 +16,7 @@ from dramatiq import Retry
 from slack_sdk.errors import SlackApiError
 
 from store import outbox
+from store.types import utcnow
 from workers.broker import RETRY_OPTIONS, setup_broker
 from workers.handlers import budgets, keys, messages
 from workers.leases import LEASES
@@ -74,18 +75,36 @@ def perform(handler: Handler, action_id: str) -> None:
         log.warning("action %s (%s) failed for good: %s", action_id, claimed.kind, exc)
         rt.db.run(outbox.fail, action_id, str(exc))
     except TransientProviderError as exc:
-        rt.db.run(outbox.release, action_id)
-        raise Retry(str(exc), delay=retry_delay_ms(claimed.attempts, exc.retry_after)) from None
+        retry_later(rt, claimed, str(exc), exc.retry_after)
     except SlackApiError as exc:
         error = exc.response.get("error", "unknown")
         if error in PERMANENT_SLACK:
             rt.db.run(outbox.fail, action_id, f"Slack refused the message ({error}); check that Purser is invited to the channel")
             return
-        rt.db.run(outbox.release, action_id)
-        raise
-    except Exception:
-        rt.db.run(outbox.release, action_id)
-        raise
+        retry_later(rt, claimed, f"Slack answered {error}", _slack_retry_after(exc))
+    except Exception as exc:
+        log.warning("action %s (%s) failed; it will be retried", action_id, claimed.kind, exc_info=True)
+        retry_later(rt, claimed, f"{type(exc).__name__}: {exc}", None)
+
+
+def retry_later(rt: Runtime, claimed: outbox.Claimed, reason: str, retry_after: float | None) -> None:
+    """Give the lease back with the action due again only when its retry is, then have dramatiq retry it then.
+
+    The action's own run_after moves to the retry's time: a sweep or a duplicate delivery
+    during the wait finds it not due, so a provider's Retry-After is never cut short.
+    """
+    delay = retry_delay_ms(claimed.attempts, retry_after)
+    rt.db.run(outbox.release, claimed.id, retry_at=utcnow() + timedelta(milliseconds=delay))
+    raise Retry(reason, delay=delay)
+
+
+def _slack_retry_after(exc: SlackApiError) -> float | None:
+    headers = getattr(exc.response, "headers", None) or {}
+    value = next((v for k, v in headers.items() if k.lower() == "retry-after"), None)
+    try:
+        return max(0.0, float(value[0] if isinstance(value, list) else value))
+    except (TypeError, ValueError):
+        return None
 
 
 def retry_delay_ms(attempts: int, retry_after: float | None) -> int:
@@ -132,7 +151,7 @@ MAX_QUEUE_DELAY_MS = 60_000
 
 def enqueue(actions) -> None:
     """Hand committed actions to the queue (the relay). A rotation's retirement a day away waits in the store."""
-    now = datetime.now().astimezone()
+    now = utcnow()
     for a in actions:
         actor = ACTION_ACTORS.get(a.kind)
         if actor is None:

@@ -23,6 +23,7 @@ from bot.blocks.common import code
 from bot.commands.registry import COMMANDS
 from bot.context import Asker
 from bot.replies import Reply, guarded
+from store.types import utcnow
 from workers.runtime import runtime
 
 log = logging.getLogger(__name__)
@@ -46,7 +47,7 @@ def run_command(command: str, team_id: str, user_id: str, channel_id: str | None
     if not _first_delivery(delivery):
         answer(response_url, Reply(texts.INTERRUPTED.format(command=shown)))
         return
-    if time.time() - asked_at > STALE_AFTER:
+    if utcnow().timestamp() - asked_at > STALE_AFTER:
         answer(response_url, Reply(texts.TOO_LATE.format(command=shown)))
         return
     handler = COMMANDS.get(command)
@@ -95,7 +96,7 @@ def hand_off(command: str, asker: Asker, text: str, response_url: str | None) ->
     if not response_url or time.monotonic() < _queue_down_until:
         return False
     try:
-        run_command.send(command, asker.team_id, asker.user_id, asker.channel_id, text, response_url, time.time(), uuid.uuid4().hex)
+        run_command.send(command, asker.team_id, asker.user_id, asker.channel_id, text, response_url, utcnow().timestamp(), uuid.uuid4().hex)
         return True
     except Exception as exc:
         with _lock:

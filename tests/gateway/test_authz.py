@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from datetime import timedelta
 
 import httpx
 import pytest
@@ -13,7 +14,7 @@ from purser.settings import Settings
 from sandbox.serve import serve_in_thread
 from store import budgets, workspaces
 from store.money import parse_money
-from store.types import Role
+from store.types import Role, utcnow
 from tests import factories as f
 from tests.gateway.test_nginx import _no_bolt
 
@@ -74,6 +75,7 @@ def test_a_tag_naming_another_workspaces_project_is_refused_without_naming_it(db
     assert authz(url, secret, **{"X-Purser-Project": "search"}).status_code == 200
 
 
+@pytest.mark.calendar
 def test_headers_on_success_and_reasons_on_refusal(db, serve):
     a, b, dev, key_id, secret = two_workspaces(db)
     url = serve()
@@ -91,13 +93,15 @@ def test_headers_on_success_and_reasons_on_refusal(db, serve):
     assert "/ai-budget cap" in refused.json()["error"]["message"]
 
 
+@pytest.mark.calendar
 def test_usage_ingest_results_per_event_and_token_rotation(db, serve):
     a, b, dev, key_id, secret = two_workspaces(db)
     url = serve()
+    an_hour_ago = (utcnow() - timedelta(hours=1)).isoformat().replace("+00:00", "Z")
     body = {
         "events": [
             {"external_id": "e1", "key": secret, "amount_usd": 0.5},
-            {"external_id": "e2", "key_hash": hashlib.sha256(secret.encode()).hexdigest(), "model": "gpt-4o-mini", "prompt_tokens": 1000, "completion_tokens": 1000, "occurred_at": "2026-01-01T00:00:00Z"},
+            {"external_id": "e2", "key_hash": hashlib.sha256(secret.encode()).hexdigest(), "model": "gpt-4o-mini", "prompt_tokens": 1000, "completion_tokens": 1000, "occurred_at": an_hour_ago},
             {"external_id": "e3", "key": "sk-purser-nobody", "amount_usd": 1},
             {"external_id": "e4", "key": secret, "model": "mystery-model", "prompt_tokens": 1, "completion_tokens": 1},
             {"external_id": "e5", "key": secret, "amount_usd": -1},
@@ -167,6 +171,7 @@ def test_client_address_rules():
     assert client_address("127.0.0.1", None, None, trusted) == "127.0.0.1"
 
 
+@pytest.mark.calendar
 def test_refusals_are_counted_and_shown_in_the_digest_not_audited_one_by_one(db, serve):
     from datetime import timedelta
 

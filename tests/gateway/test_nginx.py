@@ -22,6 +22,8 @@ from store.types import Role
 from tests import factories as f
 from tests.services import IN_CI
 
+pytestmark = pytest.mark.real_clock  # nginx and the upstream run as other processes on the machine's clock
+
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "docs" / "gateway" / "nginx.conf"
 INGEST_TOKEN = "ingest-token-for-tests"
@@ -145,13 +147,23 @@ def report(purser_url: str, key: str, amount: str, external_id: str) -> dict:
     return answer.json()
 
 
-def within_a_second(url: str, key: str, expected: int) -> float:
-    started = time.monotonic()
-    while time.monotonic() - started < 3:
-        if call(url, key).status_code == expected:
-            return time.monotonic() - started
+#: Purser's promise: a change reaches every check within a second
+PROMISED = 1.0
+
+
+def answers_within_the_second(url: str, key: str, expected: int, changed_at: float) -> None:
+    """Every call started a second or more after the change gets ``expected``.
+
+    What is timed is when a call *starts*, against the change: a machine too busy to answer
+    quickly makes the loop go round fewer times, but cannot turn a kept promise into a failure.
+    """
+    while True:
+        started = time.monotonic()
+        status = call(url, key).status_code
+        if status == expected:
+            return
+        assert started - changed_at < PROMISED, f"still {status}, not {expected}, for a call started {started - changed_at:.2f} s after the change"
         time.sleep(0.02)
-    raise AssertionError(f"no {expected} within 3 s")
 
 
 def test_nginx_in_front_of_an_upstream_obeys_purser(db, stack):
@@ -172,28 +184,27 @@ def test_nginx_in_front_of_an_upstream_obeys_purser(db, stack):
 
     # A revoked key gets 401 (within the cache's second).
     db.run(keys.revoke_key, admin, other_id)
-    assert within_a_second(url, other_secret, 401) <= 1.0
+    answers_within_the_second(url, other_secret, 401, time.monotonic())
     assert call(url, other_secret).json()["error"]["code"] == "revoked"
 
     # Usage pushes the project to 100 %: the next call is refused with 402 within a second.
     report(purser_url, secret, "9.99", "u1")
     assert call(url, secret).status_code == 200
     assert report(purser_url, secret, "0.01", "u2")["results"][0]["result"] == "accepted"
-    took = within_a_second(url, secret, 402)
-    assert took <= 1.0, took
+    answers_within_the_second(url, secret, 402, time.monotonic())
     refused = call(url, secret).json()["error"]
     assert refused["code"] == "project_budget" and "/ai-budget set search" in refused["message"]
 
     # Raising the budget lets it through again within a second.
     db.run(budgets.set_project_budget, admin, ws, "search", parse_money("$20"))
-    assert within_a_second(url, secret, 200) <= 1.0
+    answers_within_the_second(url, secret, 200, time.monotonic())
 
     # An address outside the allowlist gets 403; inside it passes.
     db.run(workspaces.add_allowlist, admin, ws, "10.0.0.0/8")
-    assert within_a_second(url, secret, 403) <= 1.0
+    answers_within_the_second(url, secret, 403, time.monotonic())
     assert call(url, secret).json()["error"]["code"] == "ip_not_allowed"
     db.run(workspaces.add_allowlist, admin, ws, "127.0.0.0/8")
-    assert within_a_second(url, secret, 200) <= 1.0
+    answers_within_the_second(url, secret, 200, time.monotonic())
 
     # Refusals were counted per key and reason, not audited one by one.
     gateway.flush_refusals()

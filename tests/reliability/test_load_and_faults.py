@@ -36,6 +36,8 @@ from tests.reliability.load_checks import Tally, check_invariants
 from tests.reliability.load_driver import ASKED, Load, build_teams
 from tests.reliability.load_stack import BOT_TOKEN, Stack, wait_until
 
+pytestmark = pytest.mark.real_clock  # the stack's processes sign, lease and time out on the machine's clock
+
 
 STORE_AWAY = texts.STORE_AWAY.split(" (")[0]
 UNEXPECTED = texts.UNEXPECTED.split(" (")[0]

@@ -130,6 +130,7 @@ def test_manual_pause_needs_a_reason_and_resume_lifts_it(db):
     assert [k for k in action_kinds(db) if k.endswith("_project")] == ["pause_project", "resume_project"]
 
 
+@pytest.mark.calendar
 def test_spend_reaching_the_budget_pauses_and_resume_is_refused_while_spent(db, shop):
     ws, admin, _, key_id = shop
     f.spend(db, key_id, USD("$10"))
@@ -140,6 +141,7 @@ def test_spend_reaching_the_budget_pauses_and_resume_is_refused_while_spent(db, 
     assert project(db, ws, "search").status is ProjectStatus.PAUSED
 
 
+@pytest.mark.calendar
 def test_raising_the_budget_above_spend_resumes_at_once(db, shop):
     ws, admin, _, key_id = shop
     f.spend(db, key_id, USD("$12"))
@@ -152,6 +154,7 @@ def test_raising_the_budget_above_spend_resumes_at_once(db, shop):
         assert resume.details == {"why": "budget raised above this period's spend"}
 
 
+@pytest.mark.calendar
 def test_removing_the_budget_resumes_a_budget_paused_project(db, shop):
     ws, admin, _, key_id = shop
     f.spend(db, key_id, USD("$10"))
@@ -159,6 +162,7 @@ def test_removing_the_budget_resumes_a_budget_paused_project(db, shop):
     assert project(db, ws, "search").status is ProjectStatus.ACTIVE
 
 
+@pytest.mark.calendar
 def test_lowering_the_budget_below_spend_pauses_at_once(db, shop):
     ws, admin, _, key_id = shop
     f.spend(db, key_id, USD("$4"))
@@ -175,6 +179,7 @@ def test_raising_the_budget_does_not_lift_a_manual_pause(db, shop):
     assert project(db, ws, "search").paused_reason == "incident"
 
 
+@pytest.mark.calendar
 def test_a_paused_project_leaves_the_others_running(db, shop):
     ws, admin, dev, key_id = shop
     f.project(db, ws, "chat", budget=USD("$10"))
@@ -186,6 +191,7 @@ def test_a_paused_project_leaves_the_others_running(db, shop):
     assert workspace(db, ws).status is WorkspaceStatus.ACTIVE
 
 
+@pytest.mark.calendar
 def test_spend_reaching_the_cap_pauses_the_workspace_and_raising_it_resumes(db, shop):
     ws, admin, _, key_id = shop
     db.run(budgets.set_workspace_cap, admin, ws, USD("$20"))
@@ -200,6 +206,7 @@ def test_spend_reaching_the_cap_pauses_the_workspace_and_raising_it_resumes(db, 
     assert workspace(db, ws).status is WorkspaceStatus.PAUSED
 
 
+@pytest.mark.calendar
 def test_budget_overview_shows_spend_against_each_limit_paused_first(db, shop):
     ws, admin, dev, key_id = shop
     db.run(budgets.set_workspace_cap, admin, ws, USD("$100"))
@@ -216,6 +223,7 @@ def test_budget_overview_shows_spend_against_each_limit_paused_first(db, shop):
     ]
 
 
+@pytest.mark.calendar
 def test_raising_the_cap_over_an_empty_credit_pool_keeps_the_workspace_paused_for_credit(db, shop):
     from store import credits
 

@@ -73,6 +73,7 @@ def test_a_top_up_must_be_positive(db, team):
     assert workspace(db, ws).credit_funded is False
 
 
+@pytest.mark.calendar
 def test_spend_debits_a_funded_pool(db, team):
     ws, admin, _, _, key_id = team
     db.run(credits.add_credit, admin, ws, USD("$10"))
@@ -81,6 +82,7 @@ def test_spend_debits_a_funded_pool(db, team):
     assert ledger(db, ws)[-1] == ("spend", -USD("$3.25"), USD("$6.75"))
 
 
+@pytest.mark.calendar
 def test_an_unfunded_pool_only_counts_and_never_pauses(db, team):
     ws, _, _, _, key_id = team
     result = f.spend(db, key_id, USD("$1,000"))
@@ -89,6 +91,7 @@ def test_an_unfunded_pool_only_counts_and_never_pauses(db, team):
     assert result.paused == [] and ledger(db, ws) == []
 
 
+@pytest.mark.calendar
 def test_an_empty_pool_pauses_the_workspace_and_a_top_up_resumes_it(db, team):
     ws, admin, billing, _, key_id = team
     db.run(credits.add_credit, billing, ws, USD("$5"))
@@ -110,6 +113,7 @@ def test_an_empty_pool_pauses_the_workspace_and_a_top_up_resumes_it(db, team):
         assert actions == ["workspace.create", "workspace.pause", "workspace.resume"]
 
 
+@pytest.mark.calendar
 def test_pool_thresholds_are_announced_against_the_last_top_up(db, team):
     ws, admin, _, _, key_id = team
     db.run(credits.add_credit, admin, ws, USD("$100"))
@@ -120,6 +124,7 @@ def test_pool_thresholds_are_announced_against_the_last_top_up(db, team):
     assert [c for c in f.spend(db, key_id, USD("$1")).crossings if c.kind is BudgetKind.CREDIT] == []
 
 
+@pytest.mark.calendar
 def test_a_cap_paused_workspace_is_not_resumed_by_a_top_up(db, team):
     ws, admin, _, _, key_id = team
     db.run(set_workspace_cap, admin, ws, USD("$5"))

@@ -24,6 +24,7 @@ def invitation(db, invitation_id: int) -> Invitation:
         return s.get(Invitation, invitation_id)
 
 
+@pytest.mark.calendar
 def test_admin_invites_by_slack_user_and_by_email_with_a_seven_day_expiry(db):
     ws = f.workspace(db)
     admin = f.member(db, ws, Role.ADMIN)
@@ -143,6 +144,7 @@ def test_declining_closes_the_invitation(db):
     assert invite(db, f.OPERATOR, ws, "U0BOB")["U0BOB"].outcome == "invited"
 
 
+@pytest.mark.calendar
 def test_expired_invitations_lapse_and_cannot_be_accepted(db):
     ws = f.workspace(db)
     inv_id = invite(db, f.OPERATOR, ws, "U0SLOW")["U0SLOW"].invitation_id
@@ -159,6 +161,7 @@ def test_expired_invitations_lapse_and_cannot_be_accepted(db):
     assert invite(db, f.OPERATOR, ws, "U0SLOW")["U0SLOW"].outcome == "invited"
 
 
+@pytest.mark.calendar
 def test_accepting_past_the_expiry_is_refused_even_before_the_clock_runs(db):
     ws = f.workspace(db)
     inv_id = invite(db, f.OPERATOR, ws, "U0SLOW")["U0SLOW"].invitation_id

@@ -57,6 +57,7 @@ def test_in_development_a_key_within_the_preset_is_approved_at_once(db):
         assert approval.actor == "system:policy"
 
 
+@pytest.mark.calendar
 def test_without_a_limit_a_key_gets_the_roles_preset(db):
     ws = f.workspace(db, environment="development")
     dev = f.member(db, ws, Role.DEVELOPER)
@@ -153,6 +154,7 @@ def test_provisioning_again_for_the_same_action_finds_the_stored_key(db):
     assert key_audit(db, first.key.id) == ["key.create"]
 
 
+@pytest.mark.calendar
 def test_the_secret_is_revealed_once_to_its_owner_and_then_wiped(db):
     ws = f.workspace(db, environment="development")
     dev = f.member(db, ws, Role.DEVELOPER)
@@ -173,6 +175,7 @@ def test_the_secret_is_revealed_once_to_its_owner_and_then_wiped(db):
     assert trail[1].actor == admin.label
 
 
+@pytest.mark.calendar
 def test_an_unrevealed_secret_is_wiped_after_24_hours(db):
     ws = f.workspace(db, environment="development")
     dev = f.member(db, ws, Role.DEVELOPER)
@@ -185,6 +188,7 @@ def test_an_unrevealed_secret_is_wiped_after_24_hours(db):
         db.run(keys.reveal_key, dev, key_id)
 
 
+@pytest.mark.calendar
 def test_reveal_past_24_hours_is_refused_before_the_clock_wipes(db):
     ws = f.workspace(db, environment="development")
     dev = f.member(db, ws, Role.DEVELOPER)
@@ -296,6 +300,7 @@ def test_revoking_wipes_an_unrevealed_secret(db):
 # --- rotation ---------------------------------------------------------------
 
 
+@pytest.mark.calendar
 def test_rotation_makes_a_successor_and_retires_the_old_key_after_the_grace(db):
     ws = f.workspace(db, environment="development")
     dev = f.member(db, ws, Role.DEVELOPER)
@@ -324,6 +329,7 @@ def test_rotation_makes_a_successor_and_retires_the_old_key_after_the_grace(db):
     assert key_audit(db, old_id) == ["key.create", "key.rotate", "key.retire"]
 
 
+@pytest.mark.calendar
 def test_rotation_grace_follows_the_workspace_setting(db):
     ws = f.workspace(db, environment="development")
     dev = f.member(db, ws, Role.DEVELOPER)

@@ -125,6 +125,7 @@ def test_the_requester_may_cancel_while_pending(db, team):
         db.run(requests.decide_request, admin, rid, approve=True)
 
 
+@pytest.mark.calendar
 def test_pending_requests_expire_after_seven_days(db, team):
     ws, admin, _, dev = team
     rid = key_request(db, ws, dev)
@@ -138,6 +139,7 @@ def test_pending_requests_expire_after_seven_days(db, team):
         assert [r.id for r in requests.pending_requests(s, admin, ws)] == []
 
 
+@pytest.mark.calendar
 def test_deciding_past_the_expiry_is_refused(db, team):
     ws, admin, _, dev = team
     rid = key_request(db, ws, dev)
@@ -149,6 +151,7 @@ def test_deciding_past_the_expiry_is_refused(db, team):
     assert "provision_key" not in action_kinds(db)
 
 
+@pytest.mark.calendar
 def test_approved_budget_change_applies_the_budget(db, team):
     ws, admin, _, dev = team
     f.project(db, ws, "search", budget=USD("$10"))
@@ -165,6 +168,7 @@ def test_approved_budget_change_applies_the_budget(db, team):
     assert {"apply_budget", "request_decided"} <= set(action_kinds(db))
 
 
+@pytest.mark.calendar
 def test_approved_cap_change_applies_the_cap(db, team):
     ws, admin, _, dev = team
     req = db.run(budgets.request_cap_change, dev, ws, USD("$500"), reason="more traffic")
@@ -185,6 +189,7 @@ def test_approved_role_change_applies_the_role(db, team):
         assert change.details == {"from": "viewer", "to": "developer", "request": req.id}
 
 
+@pytest.mark.calendar
 def test_approved_top_up_request_adds_credit(db, team):
     ws, admin, _, dev = team
     with pytest.raises(InvalidInput):

@@ -17,6 +17,8 @@ from store.usage import UsageIn, ingest_usage, roll_over_periods
 from store.views import describe_key
 from tests import factories as f
 
+pytestmark = pytest.mark.calendar  # totals, thresholds, late events and rollover are all per period
+
 USD = parse_money
 
 

@@ -147,6 +147,7 @@ def test_crash_between_provider_and_commit_then_retry_leaves_one_key(db, stub_wo
         assert s.get(Action, provision.id).status is ActionStatus.DONE
 
 
+@pytest.mark.calendar
 def test_rotation_makes_successor_then_retires_old_key_after_grace(db, stub_workers, slack_api):
     ws, admin = setup_workspace(db)
     dev = f.member(db, ws, Role.DEVELOPER)
@@ -180,6 +181,7 @@ def test_revoke_disable_enable_are_carried_out(db, stub_workers, slack_api):
     assert kinds["disable_key"] is kinds["enable_key"] is kinds["revoke_key"] is ActionStatus.DONE
 
 
+@pytest.mark.calendar
 def test_budget_pause_is_announced_with_what_to_do_and_resume_follows_a_raise(db, stub_workers, slack_api):
     ws, admin = setup_workspace(db, "development")
     dev = f.member(db, ws, Role.DEVELOPER)
@@ -194,6 +196,7 @@ def test_budget_pause_is_announced_with_what_to_do_and_resume_follows_a_raise(db
     assert "running again" in texts(slack_api, ALERTS)
 
 
+@pytest.mark.calendar
 def test_workspace_paused_when_credit_runs_out_and_resumed_by_top_up(db, stub_workers, slack_api):
     ws, admin = setup_workspace(db, "development")
     dev = f.member(db, ws, Role.DEVELOPER)
@@ -250,6 +253,7 @@ def test_slack_rate_limit_is_retried_without_posting_twice(db, stub_workers, sla
     assert len(slack_api.channel_messages(APPROVALS)) == 1
 
 
+@pytest.mark.calendar
 def test_expiry_and_reveal_wipe_jobs(db, stub_workers, slack_api):
     ws, admin = setup_workspace(db)
     dev = f.member(db, ws, Role.DEVELOPER)
@@ -267,6 +271,7 @@ def test_expiry_and_reveal_wipe_jobs(db, stub_workers, slack_api):
     assert "Expired" in texts(slack_api, APPROVALS)
 
 
+@pytest.mark.calendar
 def test_digest_reaches_the_audit_channel_and_says_the_chain_verifies(db, stub_workers, slack_api):
     ws, admin = setup_workspace(db)
     dev = f.member(db, ws, Role.DEVELOPER)

@@ -11,11 +11,14 @@ from store import budgets, workspaces
 from store.alerts import forecast, rate_forecast
 from store.models import AlertSent, ApiKey, Project
 from store.money import parse_money
-from store.types import BudgetKind, ProjectStatus, Role, utcnow
+from store.periods import period_start
+from store.types import BudgetKind, Period, ProjectStatus, Role, utcnow
 from store.usage import UsageIn, ingest_usage, roll_over_periods
 from tests import factories as f
 from workers import maintenance
 from tests.workers.test_actors import ALERTS, live_key, setup_workspace
+
+pytestmark = pytest.mark.calendar
 
 
 def alert_texts(slack_api) -> list[str]:
@@ -119,8 +122,13 @@ def test_cap_threshold_and_pause(db, stub_workers, slack_api):
 def test_alert_carries_the_burn_rate_forecast(db, stub_workers, slack_api):
     ws, admin, key = budgeted_key(db, stub_workers, "$100")
     now = utcnow()
-    # $10 a day for the six days before today: the rate is about $10/day.
-    events = [UsageIn(f"past-{d}", key.id, parse_money("$10"), now - timedelta(days=d)) for d in range(1, 7)]
+    # $10 a day for the six days before now: the rate is about $10/day. Early in a month
+    # part of it falls in the previous period, where it counts for the rate but not the
+    # budget; what tops the budget's spend up to $55 is spent now, so 50 % is crossed on any date.
+    past = [now - timedelta(days=d) for d in range(1, 7)]
+    in_period = sum(1 for at in past if at >= period_start(Period.MONTHLY, now))
+    events = [UsageIn(f"past-{i}", key.id, parse_money("$10"), at) for i, at in enumerate(past)]
+    events.append(UsageIn("now", key.id, parse_money("$55") - in_period * parse_money("$10"), now))
     db.run(ingest_usage, events)
     stub_workers.settle()
     [alert] = [m for m in slack_api.channel_messages(ALERTS) if "reached" in m.text]

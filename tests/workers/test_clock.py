@@ -26,6 +26,8 @@ from dramatiq import Message
 from tests.services import REDIS_URL, require
 from workers.leader import LOCK_NAME, RedisLeaderLock
 
+pytestmark = pytest.mark.real_clock  # the clock processes log the machine's time, which the test compares with its own
+
 #: Redis databases for the clock's lock and queue, away from the other Redis tests; each test claims a free one
 CLOCK_REDIS_DBS = range(14, 7, -1)
 CLAIM = "purser-test:claimed"

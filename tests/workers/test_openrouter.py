@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import socket
+import time
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
@@ -323,6 +324,29 @@ def test_rate_limited_creation_waits_as_told_and_makes_one_key(db, stub_workers,
     posts = [c.at for c in fake.calls_to("POST", KEYS)]
     assert len(posts) == 3
     assert all(later - earlier >= 0.9 for earlier, later in zip(posts, posts[1:])), "Retry-After: 1 was not honoured"
+
+
+def test_a_sweep_while_a_retry_waits_does_not_cut_the_retry_after_short(db, stub_workers, fake):
+    """The sweeper hands out actions that look forgotten; one waiting for its retry is not."""
+    ws = openrouter_workspace(db)
+    dev = f.member(db, ws)
+    fake.fail("POST", 429, retry_after=2, times=1)
+    db.run(keys.request_key, dev, ws, name="search-bot")
+
+    def released() -> bool:
+        found = actions(db, "provision_key")
+        return bool(found) and found[0].attempts == 1 and found[0].claimed_until is None
+
+    deadline = time.monotonic() + 10
+    while not released():
+        assert time.monotonic() < deadline, "the first attempt never gave its lease back"
+        time.sleep(0.02)
+    maintenance.sweep_outbox.send(0)  # the most eager sweep: anything due at all, at once
+    stub_workers.settle()
+    [done] = actions(db, "provision_key")
+    assert (done.status, done.attempts) == (ActionStatus.DONE, 2)
+    first, second = [c.at for c in fake.calls_to("POST", KEYS)]
+    assert second - first >= 2.0, "the sweep re-sent an action that was waiting for its Retry-After"
 
 
 def test_openrouter_down_for_a_while_then_back_makes_one_key(db, stub_workers, fake):

@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 
 from store.money import MICROS_PER_DOLLAR
+from store.types import utcnow
 from workers.providers.base import CreatedKey, KeyUsage, PermanentProviderError, TransientProviderError
 
 log = logging.getLogger(__name__)
@@ -141,6 +142,6 @@ def _retry_after(response: httpx.Response) -> float | None:
         try:
             from email.utils import parsedate_to_datetime
 
-            return max(0.0, (parsedate_to_datetime(value) - datetime.now(timezone.utc)).total_seconds())
+            return max(0.0, (parsedate_to_datetime(value) - utcnow()).total_seconds())
         except (TypeError, ValueError):
             return None
