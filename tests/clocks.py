@@ -113,6 +113,12 @@ def _module_clock(request, _run_clock):
         _run.start(reached + timedelta(seconds=time.monotonic() - began))
 
 
+def _machine_now() -> datetime:
+    if time_machine.escape_hatch.is_travelling():
+        return time_machine.escape_hatch.datetime.datetime.now(UTC)
+    return datetime.now(UTC)
+
+
 @pytest.fixture
 def instant(request) -> str:
     """The calendar instant's name (``now`` when no parametrization asked for one)."""
@@ -132,7 +138,7 @@ def clock(request, _module_clock):
         return
     name = request.getfixturevalue("instant")
     # The real now is the machine's, read past the run's own clock.
-    at = INSTANTS[name] or time_machine.escape_hatch.datetime.datetime.now(UTC)
+    at = INSTANTS[name] or _machine_now()
     request.node._clock_started = f"{at:%Y-%m-%dT%H:%M:%SZ} ({name})"
     with time_machine.travel(at, tick=True) as traveller:
         yield traveller
