@@ -19,7 +19,8 @@ from store.budgets import spent
 from store.models import ApiKey, AuthzRefusal, Member, Project, Workspace
 from store.money import format_money
 from store.periods import period_start
-from store.types import KeyStatus, MemberStatus, Period, ProjectStatus, Scope, WorkspaceStatus, utcnow
+from store.standing import key_itself, project_hold_now, workspace_hold_now
+from store.types import Period, Scope, WorkspaceStatus, utcnow
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,8 @@ class KeyState:
     project_id: int | None
     project: str | None
     member: str
-    usable: str | None  # why the key itself cannot be used (revoked, disabled, owner removed …), else None
+    usable: str | None  # why the key itself cannot be used (revoked, disabled, owner_removed, owner_role …), else None
+    usable_message: str
     expires_at: datetime | None
     workspace_paused: str | None  # "cap" | "credit" | None
     project_paused: str | None  # the reason, when paused
@@ -54,16 +56,12 @@ def load_key_state(s: Session, secret_hash: str) -> KeyState | None:
     if row is None:
         return None
     key, member, ws, proj = row
-    usable = None
-    if key.status is KeyStatus.REVOKED:
-        usable = "revoked"
-    elif key.status is KeyStatus.DISABLED:
-        usable = "disabled"
-    elif member.status is not MemberStatus.ACTIVE:
-        usable = "owner removed"
-    elif ws.status is WorkspaceStatus.DELETED:
-        usable = "workspace deleted"
+    # Standing from the facts (store.standing), not from the pause flags: a path that forgot
+    # to pause or resume cannot open or close a key here.
+    itself = key_itself(key.status, member.status, member.role, ws.status is WorkspaceStatus.DELETED)
     limit_spent = key.limit_micros is not None and spent(s, Scope.KEY, key.id, key.limit_period) >= key.limit_micros
+    hold = workspace_hold_now(s, ws)
+    project = project_hold_now(s, proj) if proj is not None else None
     return KeyState(
         key_id=key.id,
         key_name=key.name,
@@ -72,11 +70,12 @@ def load_key_state(s: Session, secret_hash: str) -> KeyState | None:
         project_id=proj.id if proj else None,
         project=proj.slug if proj else None,
         member=member.slack_user_id or member.email or str(member.id),
-        usable=usable,
+        usable=itself.reason,
+        usable_message=itself.message,
         expires_at=key.expires_at,
-        workspace_paused=ws.paused_reason if ws.status is WorkspaceStatus.PAUSED else None,
-        project_paused=proj.paused_reason if proj and proj.status is ProjectStatus.PAUSED else None,
-        project_paused_by=proj.paused_by if proj else None,
+        workspace_paused=hold,
+        project_paused=(proj.paused_reason if project == "manual" else "budget spent") if project else None,
+        project_paused_by=project,
         project_budget=proj.budget_micros if proj else None,
         key_limit_spent=limit_spent,
         key_limit=key.limit_micros,
@@ -99,7 +98,7 @@ def decide(state: KeyState | None, client_ip: str | None, project_tag: str | Non
         return Decision(401, "unknown_key", "Unknown API key.")
     refuse = lambda status, reason, message: Decision(status, reason, message, {"X-Purser-Refusal": reason}, state)  # noqa: E731
     if state.usable:
-        return refuse(401, state.usable.replace(" ", "_"), f"This key is {state.usable}.")
+        return refuse(401, state.usable, state.usable_message)
     if state.expires_at is not None and state.expires_at <= (now or utcnow()):
         return refuse(401, "expired", f"This key expired at {state.expires_at:%Y-%m-%d %H:%M} UTC; ask for a new one with /ai-key new.")
     if state.allowlist:
@@ -109,10 +108,10 @@ def decide(state: KeyState | None, client_ip: str | None, project_tag: str | Non
     if project_tag and project_tag.strip().lower() != (state.project or ""):
         # Names nothing beyond the caller's own key: the tag may be another workspace's project.
         return refuse(403, "wrong_project", "This key does not belong to the project named in X-Purser-Project.")
-    if state.workspace_paused == "credit":
-        return refuse(402, "credit_pool", f"The credit pool of {state.workspace} is empty. A Billing Manager or Admin can add credit: /ai-credits add $N -w {state.workspace}")
     if state.workspace_paused == "cap":
         return refuse(402, "workspace_cap", f"The spending cap of {state.workspace} is spent. An Admin can raise it: /ai-budget cap $N -w {state.workspace}")
+    if state.workspace_paused == "credit":
+        return refuse(402, "credit_pool", f"The credit pool of {state.workspace} is empty. A Billing Manager or Admin can add credit: /ai-credits add $N -w {state.workspace}")
     if state.project_paused is not None:
         if state.project_paused_by == "budget":
             budget = format_money(state.project_budget) if state.project_budget is not None else "its budget"

@@ -15,6 +15,7 @@ from store.money import format_money
 from store.periods import parse_period, period_start
 from store.permissions import Actor, Permission, authorize, denial, load_workspace
 from store.requests import _requester, open_request
+from store.standing import reconcile_project, reconcile_workspace
 from store.types import Period, ProjectStatus, RequestKind, Scope, WorkspaceStatus, utcnow
 from store.workspaces import check_slug
 
@@ -102,11 +103,7 @@ def apply_budget(s: Session, actor: Actor, ws: Workspace, proj: Project, budget:
         details["request"] = via_request
     audit.record(s, workspace_id=ws.id, actor=actor.label, action="budget.set", resource=f"project:{proj.slug}", details=details)
     outbox.emit(s, "apply_budget", workspace_id=ws.id, payload={"project_id": proj.id})
-    used = spent(s, Scope.PROJECT, proj.id, proj.budget_period)
-    if proj.status is ProjectStatus.PAUSED and proj.paused_by == "budget" and (budget is None or used < budget):
-        resume_project_row(s, actor.label, ws, proj, "budget raised above this period's spend")
-    elif proj.status is ProjectStatus.ACTIVE and budget is not None and used >= budget:
-        pause_project_row(s, actor.label, ws, proj, f"budget of {format_money(budget)} spent", by="budget")
+    reconcile_project(s, actor.label, ws, proj, "budget raised above this period's spend")
     return proj
 
 
@@ -156,16 +153,7 @@ def apply_cap(s: Session, actor: Actor, ws: Workspace, cap: int | None, period: 
         details["request"] = via_request
     audit.record(s, workspace_id=ws.id, actor=actor.label, action="cap.set", resource=f"workspace:{ws.slug}", details=details)
     outbox.emit(s, "apply_cap", workspace_id=ws.id, payload={"workspace_id": ws.id})
-    used = spent(s, Scope.WORKSPACE, ws.id, ws.cap_period)
-    if ws.status is WorkspaceStatus.PAUSED and ws.paused_reason == "cap" and (cap is None or used < cap):
-        if ws.credit_funded and ws.credit_balance_micros <= 0:
-            # The cap no longer holds it back, but an empty pool still does.
-            ws.paused_reason = "credit"
-            audit.record(s, workspace_id=ws.id, actor=actor.label, action="workspace.pause", resource=f"workspace:{ws.slug}", details={"reason": "credit"})
-        else:
-            resume_workspace_row(s, actor.label, ws, "cap raised above this period's spend")
-    elif ws.status is WorkspaceStatus.ACTIVE and cap is not None and used >= cap:
-        pause_workspace_row(s, actor.label, ws, "cap")
+    reconcile_workspace(s, actor.label, ws, "cap raised above this period's spend")
     return ws
 
 
@@ -235,6 +223,13 @@ def pause_workspace_row(s: Session, actor_label: str, ws: Workspace, reason: str
     audit.record(s, workspace_id=ws.id, actor=actor_label, action="workspace.pause", resource=f"workspace:{ws.slug}", details={"reason": reason})
     outbox.emit(s, "pause_workspace", workspace_id=ws.id, payload={"workspace_id": ws.id, "reason": reason})
     return True
+
+
+def relabel_workspace_pause(s: Session, actor_label: str, ws: Workspace, reason: str) -> None:
+    """A paused workspace now held back by the other thing (the cap, or the pool): say so."""
+    ws.paused_reason = reason
+    audit.record(s, workspace_id=ws.id, actor=actor_label, action="workspace.pause", resource=f"workspace:{ws.slug}", details={"reason": reason})
+    outbox.emit(s, "pause_workspace", workspace_id=ws.id, payload={"workspace_id": ws.id, "reason": reason})
 
 
 def resume_workspace_row(s: Session, actor_label: str, ws: Workspace, why: str) -> None:

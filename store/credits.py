@@ -13,7 +13,8 @@ from store.models import CreditEntry, Request, Workspace
 from store.money import MAX_MICROS, format_money
 from store.permissions import Actor, Permission, authorize, load_workspace
 from store.requests import _requester, open_request
-from store.types import RequestKind, WorkspaceStatus
+from store.standing import reconcile_workspace
+from store.types import RequestKind
 
 
 def add_credit(s: Session, actor: Actor, workspace_id: int, amount_micros: int, note: str | None = None) -> CreditEntry:
@@ -35,10 +36,8 @@ def apply_topup(s: Session, actor: Actor, ws: Workspace, amount: int, *, member_
     if via_request:
         details["request"] = via_request
     audit.record(s, workspace_id=ws.id, actor=actor.label, action="credit.add", resource=f"workspace:{ws.slug}", details=details)
-    if ws.status is WorkspaceStatus.PAUSED and ws.paused_reason == "credit" and ws.credit_balance_micros > 0:
-        from store.budgets import resume_workspace_row
-
-        resume_workspace_row(s, actor.label, ws, "credit added")
+    # Resumes only what the pool held back: a spent cap keeps the workspace paused (and says so).
+    reconcile_workspace(s, actor.label, ws, "credit added")
     s.flush()
     return entry
 

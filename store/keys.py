@@ -15,7 +15,8 @@ from store.models import Action, ApiKey, KeyReveal, Member, Project, Request, Wo
 from store.permissions import Actor, Permission, authorize, denial, load_workspace, membership
 from store.requests import approve_automatically, open_request
 from store.secrets import cipher, display_prefix, hash_secret
-from store.types import ActionStatus, KeyPolicy, KeyStatus, Period, RequestKind, RequestState, Role, utcnow
+from store.standing import may_hold_keys
+from store.types import ActionStatus, KeyPolicy, KeyStatus, MemberStatus, Period, RequestKind, RequestState, Role, utcnow
 
 KEY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,59}$")
 #: the encrypted secret waits this long for its owner, then is wiped
@@ -103,6 +104,16 @@ def apply_key_request(s: Session, actor: Actor, ws: Workspace, req: Request) -> 
 class Provisioned:
     key: ApiKey
     created: bool  # False when this action had already stored its key (a retry)
+
+
+def owner_may_not_hold_keys(s: Session, req: Request) -> str | None:
+    """Why the owner of an approved key request may no longer get the key, or None."""
+    owner = s.get(Member, req.payload["owner_id"])
+    if owner is None or owner.status is not MemberStatus.ACTIVE:
+        return "No key was made: its owner is no longer a member of the workspace."
+    if not may_hold_keys(owner.role):
+        return f"No key was made: {owner.label} is now a {owner.role.title}, a role without API keys."
+    return None
 
 
 def provision_key(s: Session, action_id: str, *, secret: str, provider: str, provider_ref: str | None) -> Provisioned:
@@ -306,6 +317,8 @@ def reveal_key(s: Session, actor: Actor, key_id: int) -> Revealed:
     me = membership(s, actor, key.workspace_id)
     if me is None or me.id != key.member_id:
         raise NotYours("There is no key of yours to reveal here.", denial=denial(key.workspace_id, actor, "key.reveal", f"key:{key.id}", reason="not the owner"))
+    if not may_hold_keys(me.role):
+        raise Conflict(f"You are now a {me.role.title}, a role without API keys, so the secret of `{key.name}` stays hidden. An Admin can change your role back.", state="role")
     if key.status is KeyStatus.REVOKED:
         # revoking wipes the secret too; say so rather than blame the 24 hours
         raise Conflict(f"Key `{key.name}` was revoked and its secret destroyed. Ask for a new key.", state="revoked")

@@ -10,8 +10,9 @@ from sqlalchemy.orm import Session
 from store import audit
 from store.errors import Conflict, InvalidInput, LimitReached, NotFound, PermissionDenied
 from store.models import ApiKey, Member, Workspace
+from store.standing import may_hold_keys
 from store.permissions import Actor, Permission, authorize, denial, load_workspace, membership
-from store.types import ROLE_CAPS, KeyStatus, MemberStatus, Role, utcnow
+from store.types import ROLE_CAPS, KeyStatus, MemberStatus, RequestKind, RequestState, Role, utcnow
 
 SLACK_USER = re.compile(r"^[UW][A-Z0-9]{2,31}$")
 EMAIL = re.compile(r"^[^@\s<>|*`]{1,64}@[A-Za-z0-9.-]{1,190}\.[A-Za-z]{2,24}$")
@@ -128,7 +129,31 @@ def apply_role_change(s: Session, actor: Actor, ws: Workspace, member: Member, r
     if via_request:
         details["request"] = via_request
     audit.record(s, workspace_id=ws.id, actor=actor.label, action="member.role", resource=resource, details=details)
+    if may_hold_keys(old) != may_hold_keys(role):
+        _keys_follow_the_role(s, actor, ws, member)
     return member
+
+
+def _keys_follow_the_role(s: Session, actor: Actor, ws: Workspace, member: Member) -> None:
+    """A role without API access stops the member's keys (and its pending key requests); one with it starts them again.
+
+    The keys are not revoked: their standing (store.standing) follows the role, so the gateway
+    refuses them at once and the provider is told to disable or enable them.
+    """
+    from store.models import Request
+    from store.outbox import emit
+
+    if not may_hold_keys(member.role):
+        pending = s.scalars(
+            select(Request).where(Request.workspace_id == ws.id, Request.requester_id == member.id, Request.kind == RequestKind.KEY, Request.state == RequestState.PENDING).with_for_update()
+        )
+        for req in pending:
+            req.state, req.decided_at, req.decision_note = RequestState.CANCELLED, utcnow(), f"{member.label} became a {member.role.title}, a role without API keys"
+            audit.record(s, workspace_id=ws.id, actor=actor.label, action="request.cancel", resource=f"request:{req.id}", details={"kind": req.kind.value, "why": "role without API access"})
+            emit(s, "request_decided", workspace_id=ws.id, request_id=req.id, payload={"request_id": req.id})
+    key_ids = list(s.scalars(select(ApiKey.id).where(ApiKey.member_id == member.id, ApiKey.status != KeyStatus.REVOKED).order_by(ApiKey.id)))
+    if key_ids:
+        emit(s, "sync_key_state", workspace_id=ws.id, payload={"key_ids": key_ids})
 
 
 def change_role(s: Session, actor: Actor, workspace_id: int, member_id: int, role: Role | str) -> Member:

@@ -27,12 +27,13 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session
 
 from store import outbox
-from store.budgets import pause_project_row, pause_workspace_row
+from store.budgets import pause_project_row, spent
 from store.errors import InvalidInput, PermissionDenied
 from store.models import AlertSent, ApiKey, CreditEntry, Member, Project, SpendTotal, UsageEvent, Workspace
 from store.money import MAX_MICROS, format_money
 from store.periods import EPOCH, TRACKED, next_period_start, period_start
 from store.permissions import Actor, Permission, authorize, load_workspace, membership
+from store.standing import reconcile_project, reconcile_workspace, workspace_hold
 from store.types import BudgetKind, Period, ProjectStatus, Scope, UTCDateTime, WorkspaceStatus, utcnow
 
 #: events stamped further in the future than this are refused: a clock is wrong somewhere
@@ -454,18 +455,15 @@ def _check_workspace(s: Session, workspace_id: int, spent_now: int, moved: Moved
     loaded = s.identity_map.get(s.identity_key(Workspace, workspace_id))  # a project pause above may have loaded it
     if loaded is not None:
         s.expire(loaded, ["credit_balance_micros"])
-    ws = None
+    cap_spent = 0
     if cap is not None:
         period = Period(cap_period)
         k = (_WORKSPACE, workspace_id, period.value)
         if k in moved:
-            spent_after, delta = moved[k]
-            _crossings(s, result, workspace_id, BudgetKind.CAP, workspace_id, slug, spent_after - delta, spent_after, cap, period, period_start(period, now), thresholds or [])
-            if spent_after >= cap and WorkspaceStatus(status) is WorkspaceStatus.ACTIVE:
-                ws = s.get(Workspace, workspace_id)
-                if pause_workspace_row(s, "system:budget", ws, "cap"):
-                    result.paused.append(f"workspace:{slug}")
-                    status = WorkspaceStatus.PAUSED
+            cap_spent, delta = moved[k]
+            _crossings(s, result, workspace_id, BudgetKind.CAP, workspace_id, slug, cap_spent - delta, cap_spent, cap, period, period_start(period, now), thresholds or [])
+        else:  # only late events: this period's spend did not move, but the pool may have
+            cap_spent = spent(s, Scope.WORKSPACE, workspace_id, period, now)
     if funded:
         s.add(CreditEntry(workspace_id=workspace_id, kind="spend", amount_micros=-spent_now, balance_after_micros=balance, note="usage"))
         last_topup = s.execute(
@@ -474,10 +472,13 @@ def _check_workspace(s: Session, workspace_id: int, spent_now: int, moved: Moved
         if last_topup is not None:
             pool, since = last_topup
             _crossings(s, result, workspace_id, BudgetKind.CREDIT, workspace_id, slug, pool - balance - spent_now, pool - balance, pool, Period.NONE, since, thresholds or [])
-        if balance <= 0 and WorkspaceStatus(status) is WorkspaceStatus.ACTIVE:
-            ws = ws or s.get(Workspace, workspace_id)
-            if pause_workspace_row(s, "system:budget", ws, "credit"):
-                result.paused.append(f"workspace:{slug}")
+    # The one rule for what holds the workspace back (store.standing); the stored flag follows it.
+    want = workspace_hold(cap, cap_spent, funded, balance)
+    have = paused_reason if WorkspaceStatus(status) is WorkspaceStatus.PAUSED else None
+    if want is not None and want != have:
+        ws = s.get(Workspace, workspace_id)
+        reconcile_workspace(s, "system:budget", ws, "spend is within the cap and the pool", now)
+        result.paused.append(f"workspace:{slug}")
 
 
 def _crossings(s, result, workspace_id, kind, budget_id, name, before, spent_after, limit, period, start, thresholds) -> None:
@@ -562,16 +563,14 @@ def roll_over_periods(s: Session, now: datetime | None = None) -> list[dict[str,
     """
     now = now or utcnow()
     resumed: dict[int, list[str]] = defaultdict(list)
-    from store.budgets import resume_project_row, resume_workspace_row, spent
 
     for proj in s.scalars(select(Project).where(Project.status == ProjectStatus.PAUSED, Project.paused_by == "budget").with_for_update(skip_locked=True)):
-        if proj.budget_micros is None or spent(s, Scope.PROJECT, proj.id, proj.budget_period, now) < proj.budget_micros:
-            ws = s.get(Workspace, proj.workspace_id)
-            resume_project_row(s, "system:clock", ws, proj, "a new budget period began")
+        ws = s.get(Workspace, proj.workspace_id)
+        if reconcile_project(s, "system:clock", ws, proj, "a new budget period began", now) is None:
             resumed[ws.id].append(f"project `{proj.slug}`")
     for ws in s.scalars(select(Workspace).where(Workspace.status == WorkspaceStatus.PAUSED, Workspace.paused_reason == "cap").with_for_update(skip_locked=True)):
-        if ws.cap_micros is None or spent(s, Scope.WORKSPACE, ws.id, ws.cap_period, now) < ws.cap_micros:
-            resume_workspace_row(s, "system:clock", ws, "a new cap period began")
+        # A new cap period lifts the cap, not an empty pool: the workspace then stays paused for credit.
+        if reconcile_workspace(s, "system:clock", ws, "a new cap period began", now) is None:
             resumed[ws.id].append("the workspace cap")
     announced = []
     for workspace_id, what in resumed.items():

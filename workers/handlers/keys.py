@@ -8,9 +8,10 @@ from sqlalchemy import select
 
 from bot.blocks.keys import key_ready_dm
 from store import keys, outbox
-from store.models import ApiKey, Project, Request, Workspace
+from store.models import ApiKey, Request, Workspace
 from store.outbox import Claimed
-from store.types import KeyStatus, ProjectStatus, WorkspaceStatus, utcnow
+from store.types import KeyStatus, utcnow
+from store.standing import key_enabled
 from store.views import describe_key
 from workers.faults import crash_point
 from workers.handlers import completes
@@ -26,9 +27,15 @@ def provision_key(rt: Runtime, a: Claimed) -> None:
     with rt.db.session() as s:
         req = s.get(Request, a.request_id)
         ws = s.get(Workspace, req.workspace_id)
-        p, provider_name = dict(req.payload), ws.provider
+        p, provider_name, refusal = dict(req.payload), ws.provider, None
         if s.scalars(select(ApiKey.id).where(ApiKey.request_id == req.id)).first():
             provider_name = None  # stored by an earlier attempt that died before completing
+        else:
+            refusal = keys.owner_may_not_hold_keys(s, req)
+    if provider_name is not None and refusal:
+        # Approved while they could hold keys, carried out after that changed: make nothing.
+        rt.db.run(outbox.fail, a.id, refusal)
+        return
     if provider_name is not None:
         created = rt.provider(provider_name).create(
             name=provider_key_name(a.id),
@@ -101,12 +108,8 @@ def _delete_at_provider(rt: Runtime, a: Claimed) -> None:
 
 
 def _should_be_enabled(s, key: ApiKey) -> bool:
-    """A key works at the provider only while it, its project and its workspace are all active."""
-    if key.status is not KeyStatus.ACTIVE:
-        return False
-    if key.project_id is not None and s.get(Project, key.project_id).status is not ProjectStatus.ACTIVE:
-        return False
-    return s.get(Workspace, key.workspace_id).status is WorkspaceStatus.ACTIVE
+    """A key works at the provider only while its standing says it may be used (store.standing)."""
+    return key_enabled(s, key)
 
 
 def apply_key_states(rt: Runtime, key_ids: list[int]) -> None:

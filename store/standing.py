@@ -1,0 +1,147 @@
+"""Whether a key may be used, derived from the facts in one place.
+
+A key's standing is never kept as a flag that each path sets and clears: it follows from
+the facts — the key's status and expiry, its owner's role and membership, its project's
+manual pause and budget against this period's spend, its workspace's cap against this
+period's spend and its credit pool. `/v1/authz`, provisioning, the provider's enable and
+disable, and every path that changes one of those facts ask these functions.
+
+The stored pause flags of projects and workspaces (``status``, ``paused_reason``) are what
+was last *announced*; ``reconcile_project`` and ``reconcile_workspace`` bring them in line
+with what the facts say, emitting the pause or resume only when the two differ.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from store.models import ApiKey, Member, Project, Workspace
+from store.permissions import MATRIX, Permission
+from store.types import KeyStatus, MemberStatus, ProjectStatus, Role, Scope, WorkspaceStatus, utcnow
+
+
+def may_hold_keys(role: Role) -> bool:
+    """Only the roles that may create keys have API and model access (the seed's matrix)."""
+    return role in MATRIX[Permission.CREATE_OWN_KEY].allowed
+
+
+def workspace_hold(cap_micros: int | None, cap_spent: int, funded: bool, balance_micros: int) -> str | None:
+    """What holds a workspace's spending back: "cap", "credit" or nothing.
+
+    The cap comes first: a top-up does not lift it, so it is the one to name.
+    """
+    if cap_micros is not None and cap_spent >= cap_micros:
+        return "cap"
+    if funded and balance_micros <= 0:
+        return "credit"
+    return None
+
+
+def project_hold(manual_reason: str | None, budget_micros: int | None, spent_micros: int) -> str | None:
+    """What holds a project back: "manual" (an Admin paused it), "budget" (spent ≥ budget) or nothing."""
+    if manual_reason is not None:
+        return "manual"
+    if budget_micros is not None and spent_micros >= budget_micros:
+        return "budget"
+    return None
+
+
+@dataclass(frozen=True)
+class KeyStanding:
+    """``reason`` is None for a key in good standing, else a short word a gateway hears."""
+
+    reason: str | None
+    message: str = ""
+
+    @property
+    def usable(self) -> bool:
+        return self.reason is None
+
+
+def key_itself(status: KeyStatus, owner_status: MemberStatus, owner_role: Role, workspace_deleted: bool) -> KeyStanding:
+    """The part of the standing that no money or network changes: the key and its owner."""
+    if status is KeyStatus.REVOKED:
+        return KeyStanding("revoked", "This key is revoked.")
+    if status is KeyStatus.DISABLED:
+        return KeyStanding("disabled", "This key is disabled.")
+    if owner_status is not MemberStatus.ACTIVE:
+        return KeyStanding("owner_removed", "This key's owner is no longer a member of the workspace.")
+    if workspace_deleted:
+        return KeyStanding("workspace_deleted", "This key's workspace was deleted.")
+    if not may_hold_keys(owner_role):
+        return KeyStanding("owner_role", f"This key's owner is now a {owner_role.title}, a role without API access.")
+    return KeyStanding(None)
+
+
+# -- facts read from the store ---------------------------------------------------------------
+
+
+def workspace_hold_now(s: Session, ws: Workspace, now: datetime | None = None) -> str | None:
+    from store.budgets import spent
+
+    cap_spent = spent(s, Scope.WORKSPACE, ws.id, ws.cap_period, now) if ws.cap_micros is not None else 0
+    return workspace_hold(ws.cap_micros, cap_spent, ws.credit_funded, ws.credit_balance_micros)
+
+
+def project_hold_now(s: Session, proj: Project, now: datetime | None = None) -> str | None:
+    from store.budgets import spent
+
+    manual = proj.paused_reason if proj.status is ProjectStatus.PAUSED and proj.paused_by == "manual" else None
+    used = spent(s, Scope.PROJECT, proj.id, proj.budget_period, now) if proj.budget_micros is not None else 0
+    return project_hold(manual, proj.budget_micros, used)
+
+
+def key_enabled(s: Session, key: ApiKey, now: datetime | None = None) -> bool:
+    """Should the provider let this key spend now? The same facts as `/v1/authz`, less the caller's address."""
+    now = now or utcnow()
+    owner = s.get(Member, key.member_id)
+    ws = s.get(Workspace, key.workspace_id)
+    if not key_itself(key.status, owner.status, owner.role, ws.status is WorkspaceStatus.DELETED).usable:
+        return False
+    if key.expires_at is not None and key.expires_at <= now:
+        return False
+    if workspace_hold_now(s, ws, now) is not None:
+        return False
+    return key.project_id is None or project_hold_now(s, s.get(Project, key.project_id), now) is None
+
+
+# -- bringing the announced flags in line with the facts --------------------------------------
+
+
+def reconcile_workspace(s: Session, actor_label: str, ws: Workspace, why: str, now: datetime | None = None) -> str | None:
+    """Pause, resume or re-label the workspace as its facts say; returns the hold in force."""
+    from store.budgets import pause_workspace_row, relabel_workspace_pause, resume_workspace_row
+
+    if ws.status is WorkspaceStatus.DELETED:
+        return None
+    want = workspace_hold_now(s, ws, now)
+    have = ws.paused_reason if ws.status is WorkspaceStatus.PAUSED else None
+    if want == have:
+        return want
+    if want is None:
+        resume_workspace_row(s, actor_label, ws, why)
+    elif have is None:
+        pause_workspace_row(s, actor_label, ws, want)
+    else:
+        relabel_workspace_pause(s, actor_label, ws, want)
+    return want
+
+
+def reconcile_project(s: Session, actor_label: str, ws: Workspace, proj: Project, why: str, now: datetime | None = None) -> str | None:
+    """Pause or resume a project for its budget as its spend says (a manual pause is left to an Admin)."""
+    from store.budgets import pause_project_row, resume_project_row
+
+    want = project_hold_now(s, proj, now)
+    have = proj.paused_by if proj.status is ProjectStatus.PAUSED else None
+    if want == have or have == "manual":
+        return have
+    if want is None:
+        resume_project_row(s, actor_label, ws, proj, why)
+    else:
+        from store.money import format_money
+
+        pause_project_row(s, actor_label, ws, proj, f"budget of {format_money(proj.budget_micros)} spent", by="budget")
+    return want
