@@ -6,16 +6,18 @@ boundary (session and module fixtures included), and ticks from there. Then:
 
 - ``@pytest.mark.calendar`` (period-sensitive: budgets, alerts, forecasts, rollover, key
   limits, expiries, digests): run once under each of ``INSTANTS`` — the first second of a
-  month, the last second of a month, a leap day, the last second of a year (ticking into
-  1 January), and the machine's real now. The instant is in the test's id, and a failure
-  names the instant its clock started at.
+  month, the last second of a month, a leap day, the last second of a year, and the
+  machine's real now (the crossing into 1 January is a test of its own, moving its
+  clock). The instant is in the test's id, and a failure names it.
 - ``pytestmark = pytest.mark.real_clock`` (a module): tests that talk to processes they start
   (gunicorn, `purser run`, nginx, Chromium) share the machine's clock with them, since a
   Slack signature or a token made under one clock and checked under another is refused.
 
-The clocks tick (``tick=True``): workers, retries and timeouts need time to pass. So a test
-started at a month's last second crosses into the next month while it runs, at whatever
-step that second ends — and must hold wherever that is.
+A calendar test's clock is held still at its instant (``tick=False``), so the test runs at
+that instant whichever of its steps are slow; a test about crossing a boundary moves its
+``clock`` itself (``clock.move_to``, ``clock.shift``). Every other clock ticks from STEADY:
+workers, retries and timeouts need time to pass, and waits in tests are measured on the
+monotonic clock, which time-machine leaves alone.
 
 To run the whole suite, every process of it, on another date, start it under libfaketime
 (docs/design.md, "Time"): the real-now instant and the real-clock modules then live there.
@@ -127,18 +129,22 @@ def instant(request) -> str:
 
 @pytest.fixture(autouse=True)
 def clock(request, _module_clock):
-    """The test's clock: a ticking traveller at its calendar instant, else the run's (None on a real-clock module)."""
+    """The test's clock (a time-machine Traveller): held at its calendar instant, else ticking on from the run's; None on a real-clock module."""
     if request.node.get_closest_marker("real_clock") is not None:
         request.node._clock_started = f"{datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ} (the machine's clock)"
         yield None
         return
     if request.node.get_closest_marker("calendar") is None:
         request.node._clock_started = f"{datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ} (the run's clock, from {STEADY:%Y-%m-%dT%H:%M:%SZ})"
-        yield _run.traveller
+        # A clock of the test's own, on from the run's: moving it moves nothing after the test.
+        with time_machine.travel(datetime.now(UTC), tick=True) as traveller:
+            yield traveller
         return
     name = request.getfixturevalue("instant")
     # The real now is the machine's, read past the run's own clock.
     at = INSTANTS[name] or _machine_now()
     request.node._clock_started = f"{at:%Y-%m-%dT%H:%M:%SZ} ({name})"
-    with time_machine.travel(at, tick=True) as traveller:
+    # Held still at the instant: the test runs at that instant wherever its steps fall, and a
+    # test about crossing a boundary moves the clock itself (clock.move_to, clock.shift).
+    with time_machine.travel(at, tick=False) as traveller:
         yield traveller

@@ -84,11 +84,11 @@ class Workers:
 
         from store import outbox
 
-        deadline = time.time() + timeout
+        deadline = time.monotonic() + timeout
         quiet = 0
-        while time.time() < deadline:
+        while time.monotonic() < deadline:
             for q in QUEUES:
-                self.broker.join(q, timeout=int(max(1, deadline - time.time()) * 1000))
+                self.broker.join(q, timeout=int(max(1, deadline - time.monotonic()) * 1000))
             self.worker.join()
             with self.rt.db.session() as s:
                 waiting = outbox.due(s, older_than=timedelta(0))

@@ -106,8 +106,8 @@ class SlackSender:
 
 def wait_for(predicate, timeout: float = 10.0, interval: float = 0.02):
     """Poll until ``predicate()`` is truthy (Slack events are handled after their ack)."""
-    deadline = time.time() + timeout
-    while time.time() < deadline:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
         value = predicate()
         if value:
             return value

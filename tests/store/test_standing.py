@@ -6,16 +6,16 @@ operations, as Slack, the CLI and the workers would change things.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import select
 
-from store import credits, keys, members
+from store import budgets, credits, keys, members
 from store.authz import decide, load_key_state
 from store.budgets import set_workspace_cap
 from store.errors import Conflict
-from store.models import Action, Request, Workspace
+from store.models import Action, AlertSent, Request, Workspace
 from store.money import parse_money
 from store.periods import next_period_start
 from store.secrets import hash_secret
@@ -125,3 +125,21 @@ def test_a_new_cap_period_does_not_resume_a_workspace_whose_pool_is_empty(db, te
     db.run(credits.add_credit, admin, ws, USD("$20"))
     assert heard(db, secret) == (200, "ok")
     assert workspace(db, ws).status is WorkspaceStatus.ACTIVE
+
+
+def test_the_clock_crossing_new_year_splits_spend_pauses_and_alerts_by_year(db, clock):
+    """The year's last second and the next year's first: each spend in its own period, the pause lifted by the new one."""
+    clock.move_to(datetime(2026, 12, 31, 23, 59, 59, tzinfo=timezone.utc))
+    ws = f.workspace(db, "shop", "development")
+    admin = f.member(db, ws, Role.ADMIN)
+    f.project(db, ws, "search", budget=USD("$10"))
+    key_id, _ = f.key(db, ws, f.member(db, ws, Role.DEVELOPER), "bot", project="search")
+    assert f.spend(db, key_id, USD("$10")).paused == ["project:search"]
+    clock.move_to(datetime(2027, 1, 1, 0, 0, 0, tzinfo=timezone.utc))
+    assert db.run(roll_over_periods) == [{"workspace_id": ws, "resumed": ["project `search`"]}]
+    assert [c.threshold for c in f.spend(db, key_id, USD("$5")).crossings] == [50]  # re-armed for the new year
+    lines = {line.name: line for line in db.run(budgets.budget_overview, admin, ws)}
+    assert lines["search"].spent_micros == USD("$5") and not lines["search"].paused
+    with db.session() as s:
+        starts = sorted(s.scalars(select(AlertSent.period_start).where(AlertSent.threshold == 50)))
+    assert [(t.year, t.month, t.day) for t in starts] == [(2026, 12, 1), (2027, 1, 1)]

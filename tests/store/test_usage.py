@@ -288,3 +288,4 @@ def test_usage_reports_own_spend_to_developers_and_everything_to_viewers(db, sea
     assert [r.label for r in everything.rows] == [f"theirs ({other.slack_user_id}) · no project", f"bot ({dev.slack_user_id}) · search"]
     with pytest.raises(PermissionDenied):
         db.run(usage.usage_report, f.member(db, f.workspace(db, "elsewhere"), Role.VIEWER), ws)
+
