@@ -116,10 +116,13 @@ class Gateway:
             return _json({"error": {"code": "no_events", "message": "send {\"events\": [ … ]} with at least one event"}}, 400)
         if len(events) > MAX_EVENTS:
             return _json({"error": {"code": "too_many", "message": f"send at most {MAX_EVENTS} events per request"}}, 413)
-        results, parsed, order = {}, [], []
+        # One verdict per event, by its place in the batch: two events may share an external_id.
+        results: list[dict | None] = [None] * len(events)
+        parsed: list[UsageIn] = []
+        places: list[int] = []
         for i, raw in enumerate(events):
             external_id = ident(raw) if isinstance(raw, dict) else ""
-            order.append(external_id or f"#{i}")
+            shown = external_id or f"#{i}"
             try:
                 if not external_id:
                     raise DomainError("external_id is required (it makes reporting idempotent)")
@@ -130,19 +133,16 @@ class Gateway:
                 if state is None:
                     raise DomainError("unknown key")
                 parsed.append(UsageIn(external_id, state.key_id, amount, at, model, prompt, completion))
+                places.append(i)
             except DomainError as exc:
-                results[order[-1]] = {"external_id": order[-1], "result": "refused", "reason": exc.message}
+                results[i] = {"external_id": shown, "result": "refused", "reason": exc.message}
             except (TypeError, ValueError, AttributeError):
-                results[order[-1]] = {"external_id": order[-1], "result": "refused", "reason": "malformed event"}
+                results[i] = {"external_id": shown, "result": "refused", "reason": "malformed event"}
         if parsed:
             outcome = self.db.run(ingest_usage, parsed)
-            for e in parsed:
-                verdict = outcome.outcome(e.external_id)
-                entry = {"external_id": e.external_id, "result": verdict}
-                if verdict == "refused":
-                    entry["reason"] = outcome.refused[e.external_id]
-                results[e.external_id] = entry
-        return _json({"results": [results[x] for x in order if x in results]}, 200)
+            for place, e, (verdict, reason) in zip(places, parsed, outcome.verdicts):
+                results[place] = {"external_id": e.external_id, "result": verdict, **({"reason": reason} if reason else {})}
+        return _json({"results": results}, 200)
 
 
 def _event_id(raw: dict) -> str:

@@ -23,7 +23,7 @@ reveals_app = typer.Typer(help="Key secrets waiting for their one reveal.", no_a
 for sub, name in ((db_app, "db"), (workspace_app, "workspace"), (member_app, "member"), (usage_app, "usage"), (audit_app, "audit"), (reveals_app, "reveals")):
     app.add_typer(sub, name=name)
 
-TEAM_HELP = "Slack team id the workspace belongs to ('local' when Purser runs without Slack)."
+TEAM_HELP = "Slack team id the workspace belongs to [default: SLACK_TEAM_ID, or 'local' without Slack]."
 
 
 def _database():
@@ -55,9 +55,19 @@ def _run(op, *args, **kwargs):
         _fail(exc.message)
 
 
-def _workspace_id(slug: str, team: str) -> int:
+def _team(team: str | None) -> str:
+    """The team named, else the one this install serves (SLACK_TEAM_ID), as the web process sees it."""
+    if team:
+        return team
+    from purser.settings import get_settings
+
+    return get_settings().slack_team_id
+
+
+def _workspace_id(slug: str, team: str | None) -> int:
     from store.workspaces import find_workspace
 
+    team = _team(team)
     return _run(lambda s: find_workspace(s, slug, team).id)
 
 
@@ -83,13 +93,13 @@ def workspace_create(
     slug: str = typer.Argument(..., help="Short name: lowercase letters, digits and dashes."),
     name: Optional[str] = typer.Option(None, help="Display name (defaults to the slug)."),
     environment: str = typer.Option("development", "--env", "-e", help="production, staging or development."),
-    team: str = typer.Option("local", help=TEAM_HELP),
+    team: Optional[str] = typer.Option(None, help=TEAM_HELP, show_default=False),
     policy: Optional[str] = typer.Option(None, help="Key policy: approval or auto (default: auto in development, approval elsewhere)."),
 ) -> None:
     """Create a workspace."""
     from store.workspaces import create_workspace
 
-    ws = _run(create_workspace, _operator(), slug=slug, name=name, environment=environment, team_id=team, key_policy=policy)
+    ws = _run(create_workspace, _operator(), slug=slug, name=name, environment=environment, team_id=_team(team), key_policy=policy)
     typer.echo(f"Created workspace {ws.slug} ({ws.environment.value}, key policy {ws.key_policy.value}) in team {ws.team_id}.")
     typer.echo(f"Next: purser member add {ws.slug} --slack U… --role admin")
 
@@ -114,7 +124,7 @@ def member_add(
     slack: Optional[str] = typer.Option(None, "--slack", help="Slack user id, like U0123ABCD."),
     email: Optional[str] = typer.Option(None, "--email", help="E-mail address."),
     role: str = typer.Option("developer", "--role", "-r", help="admin, developer, viewer or billing."),
-    team: str = typer.Option("local", help=TEAM_HELP),
+    team: Optional[str] = typer.Option(None, help=TEAM_HELP, show_default=False),
 ) -> None:
     """Add a member at once — how a new workspace gets its first admin."""
     from store.members import add_member
@@ -134,7 +144,7 @@ def usage_record(
     model: Optional[str] = typer.Option(None, help="Model name, for the report."),
     external_id: Optional[str] = typer.Option(None, "--external-id", help="Idempotency id (default: a new one)."),
     at: Optional[datetime] = typer.Option(None, help="When it happened, UTC (default: now)."),
-    team: str = typer.Option("local", help=TEAM_HELP),
+    team: Optional[str] = typer.Option(None, help=TEAM_HELP, show_default=False),
 ) -> None:
     """Record spend against a key (for the local provider and for demos)."""
     from store.keys import find_key
@@ -166,7 +176,7 @@ def usage_record(
 @audit_app.command("verify")
 def audit_verify(
     workspace: Optional[str] = typer.Argument(None, help="Workspace slug (default: every workspace)."),
-    team: str = typer.Option("local", help=TEAM_HELP),
+    team: Optional[str] = typer.Option(None, help=TEAM_HELP, show_default=False),
 ) -> None:
     """Check the hash chain; exit 1 naming the first event that does not match."""
     from store.audit import verify_chain
@@ -176,7 +186,7 @@ def audit_verify(
     def check(s):
         stmt = select(Workspace.id, Workspace.slug).order_by(Workspace.id)
         if workspace:
-            stmt = stmt.where(Workspace.slug == workspace, Workspace.team_id == team)
+            stmt = stmt.where(Workspace.slug == workspace, Workspace.team_id == _team(team))
         found = s.execute(stmt).all()
         if not found:
             raise DomainError(f"no workspace called {workspace}." if workspace else "there are no workspaces yet.")
@@ -195,7 +205,7 @@ def audit_export(
     workspace: str = typer.Argument(..., help="Workspace slug."),
     fmt: str = typer.Option("jsonl", "--format", "-f", help="csv or jsonl."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="File to write (default: standard output)."),
-    team: str = typer.Option("local", help=TEAM_HELP),
+    team: Optional[str] = typer.Option(None, help=TEAM_HELP, show_default=False),
 ) -> None:
     """Export a workspace's audit log, hashes included."""
     from store.audit import export

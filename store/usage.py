@@ -81,6 +81,9 @@ class IngestResult:
     refused: dict[str, str] = field(default_factory=dict)
     crossings: list[Crossing] = field(default_factory=list)
     paused: list[str] = field(default_factory=list)
+    #: one (verdict, reason) per event, in the order sent: two events of a batch may share an
+    #: external_id, and only the first of them is the one recorded
+    verdicts: list[tuple[str, str | None]] = field(default_factory=list)
 
     def outcome(self, external_id: str) -> str:
         if external_id in self.refused:
@@ -129,7 +132,8 @@ def ingest_usage(s: Session, events: Sequence[UsageIn], now: datetime | None = N
         raise InvalidInput(f"Send at most {MAX_BATCH} usage events at a time; this batch has {len(events)}.")
     pg = s.get_bind().dialect.name == "postgresql"
     keys = _keys(s, {e.key_id for e in events}, pg)
-    rows = _admit(events, keys, now, result)
+    result.verdicts = [("accepted", None)] * len(events)
+    rows, origin = _admit(events, keys, now, result)
     if not rows:
         return result
     # Lock the workspace rows first, in id order, as every administrative operation does.
@@ -150,6 +154,7 @@ def ingest_usage(s: Session, events: Sequence[UsageIn], now: datetime | None = N
     for i, r in enumerate(rows):
         if i in duplicate:
             result.duplicates.append(r.external_id)
+            result.verdicts[origin[i]] = ("duplicate", None)
         else:
             result.accepted.append(r.external_id)
             accepted.append(r)
@@ -194,27 +199,31 @@ def _budgeted_projects(s: Session, project_ids: set[int], pg: bool) -> dict[int,
     return out
 
 
-def _admit(events: Sequence[UsageIn], keys: dict[int, _Key], now: datetime, result: IngestResult) -> list[_Row]:
-    """The events to record, each once; refusals and repeats within the batch go to ``result``."""
+def _admit(events: Sequence[UsageIn], keys: dict[int, _Key], now: datetime, result: IngestResult) -> tuple[list[_Row], list[int]]:
+    """The events to record, each once, and where each stood in the batch; refusals and repeats go to ``result``."""
     latest = now + FUTURE_SKEW
     utc = timezone.utc
     rows: list[_Row] = []
+    origin: list[int] = []
     seen: set[tuple[int, str]] = set()
-    for e in events:
+    for i, e in enumerate(events):
         reason = _refusal(e, keys, latest)
         if reason:
             result.refused[e.external_id] = reason
+            result.verdicts[i] = ("refused", reason)
             continue
         key = keys[e.key_id]
-        if (key.workspace_id, e.external_id) in seen:
+        if (key.workspace_id, e.external_id) in seen:  # the idempotency key: (workspace, external_id)
             result.duplicates.append(e.external_id)
+            result.verdicts[i] = ("duplicate", None)
             continue
         seen.add((key.workspace_id, e.external_id))
+        origin.append(i)
         model = (e.model or None) and e.model[:120]
         rows.append(
             _Row(e.external_id, key.workspace_id, key.project_id, e.key_id, e.amount_micros, model, e.prompt_tokens, e.completion_tokens, e.occurred_at.astimezone(utc), key.limit_period)
         )
-    return rows
+    return rows, origin
 
 
 def _refusal(e: UsageIn, keys: dict[int, _Key], latest: datetime) -> str | None:

@@ -187,3 +187,14 @@ def test_secret_key_prints_a_usable_fernet_key(cli):
 
     key = ok("secret-key").strip()
     assert Cipher(key).decrypt(Cipher(key).encrypt("x")) == "x"
+
+
+def test_the_team_defaults_to_slack_team_id_as_the_web_process_sees_it(cli, monkeypatch):
+    monkeypatch.setenv("SLACK_TEAM_ID", "T0ACME")
+    get_settings.cache_clear()
+    assert "in team T0ACME" in ok("workspace", "create", "prod", "--env", "production")
+    ok("member", "add", "prod", "--slack", "U0123ABCD", "--role", "admin")  # found in the same team, no --team needed
+    from store.workspaces import find_workspace
+
+    assert cli.run(lambda s: find_workspace(s, "prod", "T0ACME").team_id) == "T0ACME"
+    assert "in team local" in ok("workspace", "create", "sandbox", "--env", "development", "--team", "local")  # --team still wins

@@ -152,3 +152,22 @@ def test_the_web_process_will_not_start_without_its_secret_key(tmp_path, monkeyp
             create_app()
     finally:
         get_settings.cache_clear()
+
+
+def test_a_junk_timestamp_is_refused_as_unsigned_never_a_server_error(db):
+    from bot.app import build_app
+    from bot.web import WebApp
+    from sandbox.serve import serve_in_thread
+
+    bolt = build_app(db, token="xoxb-unused", team_id="T1DC2JH3J", api_url="http://127.0.0.1:9/api/")
+    served = serve_in_thread(WebApp(db, bolt, EXAMPLE_SECRET))
+    try:
+        for timestamp in ("abc", "", "1e9", "99999999999999999999999", "12.5", "NaN"):
+            answer = httpx.post(
+                served.url + "/slack/events",
+                content=EXAMPLE_BODY.encode(),
+                headers={"Content-Type": "application/x-www-form-urlencoded", "X-Slack-Request-Timestamp": timestamp, "X-Slack-Signature": sign(EXAMPLE_SECRET, timestamp, EXAMPLE_BODY.encode())},
+            )
+            assert answer.status_code == 401, (timestamp, answer.status_code, answer.text[:200])
+    finally:
+        served.stop()

@@ -199,3 +199,24 @@ def test_refusals_are_counted_and_shown_in_the_digest_not_audited_one_by_one(db,
     assert digest.gateway_refusals == [("bot", "ip_not_allowed", 3)]
     text, blocks = digest_message(digest)
     assert "Refused at the gateway" in str([b.to_dict() for b in blocks])
+
+
+def test_usage_verdicts_are_per_place_in_the_batch_when_external_ids_repeat(db, serve):
+    a, b, dev, key_id, secret = two_workspaces(db)
+    url = serve()
+    auth = {"Authorization": "Bearer new-token"}
+    events = [
+        {"external_id": "same", "key": secret, "amount_usd": 1},
+        {"external_id": "same", "key": secret, "amount_usd": 2},
+        {"external_id": "bad-first", "key": secret, "amount_usd": -1},
+        {"external_id": "bad-first", "key": secret, "amount_usd": 3},
+    ]
+    answer = httpx.post(url + "/v1/usage", json={"events": events}, headers=auth)
+    assert [(r["external_id"], r["result"]) for r in answer.json()["results"]] == [
+        ("same", "accepted"),
+        ("same", "duplicate"),
+        ("bad-first", "refused"),
+        ("bad-first", "accepted"),
+    ]
+    report = db.run(lambda s: __import__("store.usage", fromlist=["x"]).usage_report(s, f.OPERATOR, a))
+    assert report.total_micros == parse_money("$4")  # the first "same" ($1) and the second "bad-first" ($3)
