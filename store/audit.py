@@ -13,10 +13,10 @@ import io
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, TextIO
 
-from sqlalchemy import select
+from sqlalchemy import String, select, type_coerce
 from sqlalchemy.orm import Session
 
 from store.models import AuditEvent, AuditHead
@@ -109,24 +109,80 @@ class Verification:
         return f"The audit chain is broken at event #{self.first_bad_seq}{row}: {self.problem}."
 
 
+@dataclass(frozen=True)
+class StoredEvent:
+    """An audit row as stored, read without trusting it: ``unreadable`` says what could not be read."""
+
+    id: int
+    workspace_id: int
+    seq: int
+    at: datetime | None
+    actor: str
+    action: str
+    resource: str
+    outcome: str
+    details: Any
+    prev_hash: str
+    hash: str
+    unreadable: str | None = None
+
+
+#: the columns as the database holds them: a row whose time or details were overwritten with
+#: junk must be named by verify, not stop it
+_RAW = (
+    AuditEvent.id,
+    AuditEvent.workspace_id,
+    AuditEvent.seq,
+    type_coerce(AuditEvent.at, String),
+    AuditEvent.actor,
+    AuditEvent.action,
+    AuditEvent.resource,
+    AuditEvent.outcome,
+    type_coerce(AuditEvent.details, String),
+    AuditEvent.prev_hash,
+    AuditEvent.hash,
+)
+
+
+def _stored(row) -> StoredEvent:
+    id_, workspace_id, seq, at, actor, action, resource, outcome, details, prev_hash, hash_ = row
+    problem = None
+    try:
+        if isinstance(at, str):  # SQLite hands back the text; PostgreSQL a checked timestamp
+            at = datetime.fromisoformat(at)
+        at = at.replace(tzinfo=timezone.utc) if at.tzinfo is None else at
+    except (TypeError, ValueError, AttributeError):
+        at, problem = None, "its time cannot be read"
+    try:
+        if isinstance(details, (str, bytes)):
+            details = json.loads(details)
+    except ValueError:
+        details, problem = None, problem or "its details cannot be read"
+    return StoredEvent(id_, workspace_id, seq, at, actor, action, resource, outcome, details, prev_hash, hash_, problem)
+
+
 def verify_chain(s: Session, workspace_id: int) -> Verification:
     """Walk one workspace's chain in order and name the first event that does not match.
 
     The head is read with the events in one statement, so one snapshot: an event appended
-    while the chain is being read is not mistaken for a missing or a forged one.
+    while the chain is being read is not mistaken for a missing or a forged one. Rows are
+    read as stored, so junk in one is named as the break, never an error.
     """
     rows = s.execute(
-        select(AuditHead.seq, AuditHead.hash, AuditEvent)
+        select(AuditHead.seq, AuditHead.hash, *_RAW)
         .select_from(AuditHead)
         .outerjoin(AuditEvent, AuditEvent.workspace_id == AuditHead.workspace_id)
         .where(AuditHead.workspace_id == workspace_id)
         .order_by(AuditEvent.seq, AuditEvent.id)
     ).yield_per(1000)
     head, prev_hash, expected_seq, checked, last_id = None, GENESIS, 1, 0, None
-    for head_seq, head_hash, event in rows:
+    for head_seq, head_hash, *raw in rows:
         head = (head_seq, head_hash)
-        if event is None:
+        if raw[0] is None:
             break
+        event = _stored(raw)
+        if event.unreadable:
+            return Verification(False, checked, event.seq, event.id, f"{event.unreadable}, so it was changed after it was written")
         if event.seq > head_seq:
             return Verification(False, checked, event.seq, event.id, f"it lies beyond the chain's head (#{head_seq}), so Purser did not append it")
         if event.seq != expected_seq:
@@ -162,14 +218,10 @@ def recent(s: Session, actor: Actor, workspace_id: int, limit: int = 20) -> list
     )
 
 
-def events_between(s: Session, workspace_id: int, since: datetime, until: datetime) -> list[AuditEvent]:
-    return list(
-        s.scalars(
-            select(AuditEvent)
-            .where(AuditEvent.workspace_id == workspace_id, AuditEvent.at >= since, AuditEvent.at < until)
-            .order_by(AuditEvent.seq)
-        )
-    )
+def events_between(s: Session, workspace_id: int, since: datetime, until: datetime) -> list[StoredEvent]:
+    """The window's events as stored; an unreadable one is left for ``verify_chain`` to name."""
+    rows = s.execute(select(*_RAW).where(AuditEvent.workspace_id == workspace_id, AuditEvent.at >= since, AuditEvent.at < until).order_by(AuditEvent.seq))
+    return [event for event in map(_stored, rows) if not event.unreadable]
 
 
 EXPORT_FIELDS = ("seq", "at", "actor", "action", "resource", "outcome", "details", "prev_hash", "hash")

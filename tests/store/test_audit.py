@@ -220,3 +220,29 @@ def test_the_head_follows_the_last_event(db, team):
         head = s.get(AuditHead, ws)
         assert (head.seq, head.hash) == (chain[-1].seq, chain[-1].hash)
         assert s.scalar(select(func.count()).select_from(AuditEvent).where(AuditEvent.workspace_id == ws)) == head.seq
+
+
+@pytest.mark.parametrize("column, junk", [("details", "{"), ("at", "yesterday"), ("at", "2026-13-45 99:00:00")])
+def test_junk_in_a_row_is_named_by_verify_and_the_digest_reports_it(sqlite_db, column, junk):
+    """SQLite keeps whatever text is written over a row; verify and the digest must survive it."""
+    from datetime import timedelta
+
+    from sqlalchemy import text
+
+    from store.digests import build_digest
+    from store.types import utcnow
+
+    db = sqlite_db
+    ws = f.workspace(db, "team", "development")
+    admin = f.member(db, ws, Role.ADMIN)
+    db.run(workspaces.set_digest, admin, ws, "weekly")
+    db.run(workspaces.set_digest, admin, ws, "off")
+    target = events(db, ws)[-2]
+    with db.engine.begin() as conn:
+        conn.execute(text(f"UPDATE audit_events SET {column} = :junk WHERE id = :id"), {"junk": junk, "id": target.id})
+    result = verify(db, ws)
+    assert (result.ok, result.first_bad_seq, result.first_bad_id) == (False, target.seq, target.id)
+    assert "cannot be read" in result.summary
+    with db.session() as s:
+        digest = build_digest(s, ws, utcnow() - timedelta(days=1), utcnow() + timedelta(days=1))
+    assert not digest.verification.ok and digest.verification.first_bad_seq == target.seq
