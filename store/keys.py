@@ -171,8 +171,9 @@ def find_key(s: Session, actor: Actor, workspace_id: int, ref: str) -> ApiKey:
     if not ref:
         raise InvalidInput("Name the key: its name, its prefix or its number from `/ai-key list`.")
     clauses = [ApiKey.name == ref, ApiKey.prefix == ref]
-    if ref.lstrip("#").isdigit():
-        clauses.append(ApiKey.id == int(ref.lstrip("#")))
+    number = ref.lstrip("#")
+    if number.isascii() and number.isdigit() and 0 < int(number) < 2**63:  # beyond a BIGINT no key has that number
+        clauses.append(ApiKey.id == int(number))
     stmt = select(ApiKey).where(ApiKey.workspace_id == ws.id, or_(*clauses), ApiKey.status != KeyStatus.REVOKED)
     found = list(s.scalars(stmt))
     if me is not None:

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from store import audit, outbox
 from store.errors import Conflict, InvalidInput, PermissionDenied
 from store.models import ApiKey, Member, RoleTemplate, Workspace
+from store.periods import parse_period
 from store.permissions import Actor, Permission, authorize, denial, load_workspace, membership
 from store.types import Environment, KeyPolicy, KeyStatus, MemberStatus, Period, Role, WorkspaceStatus, utcnow
 
@@ -272,7 +273,7 @@ def set_role_template(
     key_lifetime_days: int | None = None,
 ) -> RoleTemplate:
     role = Role.parse(role) if isinstance(role, str) else role
-    limit_period = Period(limit_period)
+    limit_period = parse_period(str(limit_period))  # what people type: Monthly, month, bogus …
     if key_lifetime_days is not None and not 1 <= key_lifetime_days <= 3650:
         raise InvalidInput("A key lifetime is between 1 and 3650 days, or none.")
     ws, _ = _configure(s, actor, workspace_id, "template.set")

@@ -26,7 +26,7 @@ def handle(db: Database, asker: Asker, text: str) -> Reply:
     ws_id = workspace_id(db, asker, parsed)
     if sub == "recent":
         n = parsed.word(1, "20")
-        if not n.isdigit():
+        if not (n.isascii() and n.isdigit()):
             raise UsageError("`/ai-audit recent 20` takes a number.")
         events = db.run(audit.recent, asker.actor, ws_id, int(n))
         lines = [f"• #{e.seq} {e.at:%m-%d %H:%M} {lit(e.actor, 40)} {code(e.action)} {lit(e.resource, 60)}{' *denied*' if e.outcome == 'denied' else ''}" for e in events]

@@ -23,7 +23,7 @@ def handle(db: Database, asker: Asker, text: str) -> Reply:
     if parsed.words:
         raise UsageError(f"`{lit(parsed.words[0], 20)}` is not an option of /ai-usage.")
     raw_days = parsed.options.get("days", "30")
-    if not raw_days.isdigit():
+    if not (raw_days.isascii() and raw_days.isdigit()):
         raise UsageError("--days takes a whole number, like 30.")
     ws_id = workspace_id(db, asker, parsed)
     report = db.run(usage.usage_report, asker.actor, ws_id, project=parsed.options.get("project"), mine="mine" in parsed.flags, days=int(raw_days))

@@ -25,6 +25,10 @@ BAD_INPUT = [
     ("/ai-usage", "--days many", "--days takes a whole number"),
     ("/ai-audit", "recent lots", "takes a number"),
     ("/ai-workspace", "policy sometimes", "Say which policy"),
+    ("/ai-workspace", "templates developer $50 --period bogus", "is not a period"),
+    ("/ai-key", "rotate #99999999999999999999999", "No live key matches"),
+    ("/ai-usage", "--days ²", "--days takes a whole number"),
+    ("/ai-audit", "recent ٣", "takes a number"),
 ]
 
 
@@ -51,6 +55,12 @@ def test_bad_input_gets_a_usage_line_not_an_error(db, slack, command, text, expe
     assert answer.status_code == 200
     assert expected in answer.json()["text"]
     assert "Traceback" not in answer.text and "error id" not in answer.text
+
+
+def test_a_period_is_taken_as_people_type_it(db, slack):
+    ws, admin, dev = team(db)
+    answer = slack.command(admin, "/ai-workspace", "templates developer $50 --period Monthly")
+    assert "Developer: keys up to $50.00 monthly" in answer.json()["text"], answer.json()["text"]
 
 
 def test_invite_then_accept_makes_a_member_with_the_role(db, slack, slack_api, stub_workers):
