@@ -94,7 +94,9 @@ def main() -> None:
     intervals = Intervals.from_env()
     clock = Clock(make_lock(settings.redis_url, url, intervals.lock_ttl), intervals)
     clock.start()
-    server = create_server(app, host=host, port=port, threads=16, ident="purser")
+    # Waitress drops X-Forwarded-For and friends unless told whom to trust; Purser decides that
+    # itself (PURSER_TRUSTED_PROXIES, gateway.clientip), as it does under gunicorn, so it must see them.
+    server = create_server(app, host=host, port=port, threads=16, ident="purser", clear_untrusted_proxy_headers=False)
 
     typer.echo(f"Purser is running — store {make_url(db.url).render_as_string(hide_password=True)}, broker {'Redis' if settings.redis_url else 'in-process'}, key provider local")
     typer.echo(f"Key secrets are encrypted with the key from {key_source}")
