@@ -8,6 +8,7 @@ import logging
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
+from bot import texts
 from bot.blocks.common import code, lit, mention
 from bot.blocks.requests import what
 from bot.context import Asker
@@ -112,7 +113,12 @@ def reveal(db: Database, client: WebClient, body: dict) -> None:
     except (DomainError, UsageError) as exc:
         tell(client, body, refusal(exc))
         return
-    client.views_open(trigger_id=body["trigger_id"], view=reveal_view(revealed.key.name, revealed.secret))
+    try:
+        client.views_open(trigger_id=body["trigger_id"], view=reveal_view(revealed.key.name, revealed.secret))
+    except Exception as exc:  # the modal never opened: the secret goes back to wait for its reveal
+        why = exc.response.get("error", "unknown") if isinstance(exc, SlackApiError) else type(exc).__name__
+        db.run(keys.restore_reveal, actor, revealed.key.id, revealed.secret, f"Slack could not open the window ({why})")
+        tell(client, body, texts.REVEAL_NOT_OPENED.format(name=code(revealed.key.name)))
 
 
 def accept(db: Database, client: WebClient, body: dict) -> None:

@@ -64,3 +64,4 @@ QUEUED = "Got it — Purser is busy right now, so this is queued and will go ahe
 INTERRUPTED = "Purser was interrupted while doing {command} and cannot tell whether it went through. Look first (`/ai-key list`, `/ai-audit recent`, `/ai-budget show`), then ask again if it did not."
 TOO_LATE = "Purser was too busy to do {command} in time, so it did nothing. Please ask again."
 NO_FORM = "Could not open the form; type it instead, like `{command} new search-bot --limit $50`."
+REVEAL_NOT_OPENED = "Slack could not open the window with the secret of {name}, so it was not shown and Purser still has it. Click Reveal again."

@@ -111,14 +111,16 @@ class SlackAPI:
         self._ts = itertools.count(1)
         self._views = itertools.count(1)
         self._lock = threading.RLock()
-        self._failures: list[tuple[str, int, float | None, int]] = []  # (method, status, retry_after, times)
+        self._failures: list[tuple[str, int, float | None, int, str | None]] = []  # (method, status, retry_after, times, error)
 
     # -- for tests -------------------------------------------------------------------
 
-    def fail(self, method: str, status: int = 429, retry_after: float | None = 1, times: int = 1) -> None:
-        """Answer the next ``times`` calls of ``method`` (or "*") with an HTTP error."""
+    def fail(self, method: str, status: int = 429, retry_after: float | None = 1, times: int = 1, error: str | None = None) -> None:
+        """Answer the next ``times`` calls of ``method`` (or "*") with an HTTP error — or, given
+        ``error``, as Slack answers a call it refuses: HTTP 200 with ``{"ok": false, "error": …}``
+        (``expired_trigger_id``, ``not_in_channel`` …)."""
         with self._lock:
-            self._failures.append((method, status, retry_after, times))
+            self._failures.append((method, 200 if error else status, retry_after, times, error))
 
     def calls_to(self, method: str) -> list[Call]:
         return [c for c in self.calls if c.method == method]
@@ -149,7 +151,9 @@ class SlackAPI:
             self.calls.append(Call(method, args))
             failure = self._take_failure(method)
         if failure is not None:
-            status, retry_after = failure
+            status, retry_after, error = failure
+            if error:
+                return self._json({"ok": False, "error": error})(environ, start_response)
             headers = {"Retry-After": str(int(retry_after))} if retry_after is not None else {}
             return Response(json.dumps({"ok": False, "error": "ratelimited" if status == 429 else "internal_error"}), status=status, headers=headers, mimetype="application/json")(environ, start_response)
         if self.token is not None and request.headers.get("Authorization") != f"Bearer {self.token}":
@@ -175,7 +179,7 @@ class SlackAPI:
             self.calls.append(Call("response_url", body))
             failure = self._take_failure("response_url")
             if failure is not None:
-                status, retry_after = failure
+                status, retry_after, _ = failure
                 return Response("rate_limited" if status == 429 else "internal_error", status=status, headers={"Retry-After": str(int(retry_after))} if retry_after else {})
             checked = self._text_and_blocks("response_url", body)
             if isinstance(checked, dict):
@@ -189,13 +193,13 @@ class SlackAPI:
         return Response("ok", mimetype="text/plain")
 
     def _take_failure(self, method: str):
-        for i, (m, status, retry_after, times) in enumerate(self._failures):
+        for i, (m, status, retry_after, times, error) in enumerate(self._failures):
             if m in (method, "*"):
                 if times <= 1:
                     self._failures.pop(i)
                 else:
-                    self._failures[i] = (m, status, retry_after, times - 1)
-                return status, retry_after
+                    self._failures[i] = (m, status, retry_after, times - 1, error)
+                return status, retry_after, error
         return None
 
     @staticmethod

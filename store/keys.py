@@ -341,6 +341,21 @@ def reveal_key(s: Session, actor: Actor, key_id: int) -> Revealed:
     return Revealed(key, secret)
 
 
+def restore_reveal(s: Session, actor: Actor, key_id: int, secret: str, why: str) -> None:
+    """Put back a secret whose one showing never reached its owner (Slack could not open the modal).
+
+    Shown zero times is not shown once: the secret waits for its reveal again, under its
+    original 24 hours, and the audit log says why the reveal was undone.
+    """
+    reveal = s.scalars(select(KeyReveal).where(KeyReveal.key_id == key_id).with_for_update()).one_or_none()
+    key = s.get(ApiKey, key_id)
+    me = membership(s, actor, key.workspace_id) if key else None
+    if reveal is None or key is None or me is None or me.id != key.member_id or key.status is KeyStatus.REVOKED or reveal.ciphertext is not None:
+        return
+    reveal.ciphertext, reveal.revealed_at, reveal.wiped_at = cipher().encrypt(secret), None, None
+    audit.record(s, workspace_id=key.workspace_id, actor=actor.label, action="key.reveal_undone", resource=f"key:{key.id}", details={"name": key.name, "why": why[:200]})
+
+
 def _wipe(s: Session, key_id: int) -> None:
     reveal = s.get(KeyReveal, key_id)
     if reveal is not None and reveal.ciphertext is not None:

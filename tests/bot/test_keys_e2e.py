@@ -122,3 +122,22 @@ def test_two_admins_approving_at_once_make_one_outcome_and_one_key(db, slack, sl
         assert s.scalar(select(func.count()).select_from(ApiKey)) == 1
     [late] = [m for m in slack_api.ephemeral if m.text.startswith("Already approved by")]
     assert late.user in (admin, second)
+
+
+def test_a_reveal_whose_window_slack_could_not_open_keeps_the_secret_for_the_next_click(db, slack, slack_api, stub_workers):
+    ws, admin, dev = team(db, "development")
+    slack.command(dev, "/ai-key", "new scratch")
+    stub_workers.settle()
+    [ready] = [m for m in slack_api.channel_messages(dm(dev)) if "is ready" in m.text]
+    key_id = buttons(ready)["key_reveal"]
+    slack_api.fail("views.open", error="expired_trigger_id")  # as Slack answers a trigger_id older than 3 s
+    slack.click(dev, "key_reveal", key_id, channel=dm(dev), message_ts=ready.ts)
+    assert not slack_api.views and "still has it" in slack_api.ephemeral[-1].text
+    slack.click(dev, "key_reveal", key_id, channel=dm(dev), message_ts=ready.ts)  # the next click shows it, once
+    [modal] = slack_api.views.values()
+    assert any(b["type"] == "section" and b["text"]["text"].startswith("sk-purser-") for b in modal["blocks"])
+    slack.click(dev, "key_reveal", key_id, channel=dm(dev), message_ts=ready.ts)
+    assert len(slack_api.views) == 1 and "already revealed" in slack_api.ephemeral[-1].text
+    with db.session() as s:
+        trail = list(s.scalars(select(AuditEvent.action).where(AuditEvent.action.like("key.reveal%")).order_by(AuditEvent.id)))
+    assert trail == ["key.reveal", "key.reveal_undone", "key.reveal"]
