@@ -10,6 +10,8 @@ from bot.context import Asker
 from bot.replies import Reply
 from store import invitations
 from store.db import Database
+from store.errors import InvalidInput
+from store.types import Role
 
 COMMAND = "/ai-invite"
 OPTIONS = {**WORKSPACE_OPTIONS, "--role": "role", "-r": "role"}
@@ -22,10 +24,28 @@ def handle(db: Database, asker: Asker, text: str) -> Reply:
         return Reply(texts.HELP[COMMAND])
     if parsed.words[0].lower() in ("role", "list"):
         raise UsageError("Name people to invite: @someone or an e-mail address.")
+    people, role = _people_and_role(parsed.words, parsed.options.get("role"))
     ws_id = workspace_id(db, asker, parsed)
-    results = db.run(invitations.invite, asker.actor, ws_id, parsed.words, parsed.options.get("role", "developer"))
+    results = db.run(invitations.invite, asker.actor, ws_id, people, role)
     lines = [f"{ICONS.get(r.outcome, '•')} {_who(r.invitee)}: {lit(r.message, 300)}" for r in results]
     return Reply("\n".join(lines))
+
+
+def _people_and_role(words: list[str], option: str | None) -> tuple[list[str], str]:
+    """`/ai-invite @dee viewer` means what `--role viewer` means: a word that is a role is the role, never a person."""
+    people, said = [], []
+    for word in words:
+        try:
+            said.append(Role.parse(word))
+        except InvalidInput:
+            people.append(word)
+    if option is not None:
+        said.append(Role.parse(option))
+    if len(set(said)) > 1:
+        raise UsageError(f"Pick one role for this invitation, not {' and '.join(sorted({r.title for r in said}))}.")
+    if not people:
+        raise UsageError("Name people to invite: @someone or an e-mail address.")
+    return people, (said[0].value if said else "developer")
 
 
 def _who(invitee: str) -> str:

@@ -63,6 +63,24 @@ def test_a_period_is_taken_as_people_type_it(db, slack):
     assert "Developer: keys up to $50.00 monthly" in answer.json()["text"], answer.json()["text"]
 
 
+@pytest.mark.parametrize("text", ["<@U0NEWBIE1|dee> viewer", "viewer <@U0NEWBIE1|dee>", "<@U0NEWBIE1|dee> --role viewer"])
+def test_a_role_typed_as_a_word_is_the_role_not_a_person(db, slack, text):
+    from store.models import Invitation
+
+    ws, admin, dev = team(db)
+    answer = slack.command(admin, "/ai-invite", text).json()["text"]
+    assert answer.count("\n") == 0 and "Invited U0NEWBIE1 as Viewer" in answer, answer  # one person, nobody called "viewer"
+    with db.session() as s:
+        [invitation] = s.scalars(select(Invitation).where(Invitation.workspace_id == ws))
+    assert invitation.role is Role.VIEWER and invitation.invitee_slack_id == "U0NEWBIE1"
+
+
+def test_two_roles_in_one_invitation_are_refused(db, slack):
+    ws, admin, dev = team(db)
+    answer = slack.command(admin, "/ai-invite", "<@U0NEWBIE1|dee> viewer --role admin").json()["text"]
+    assert "Pick one role" in answer
+
+
 def test_invite_then_accept_makes_a_member_with_the_role(db, slack, slack_api, stub_workers):
     ws, admin, dev = team(db)
     answer = slack.command(admin, "/ai-invite", "<@U0NEWBIE1|newbie> --role viewer")
