@@ -81,6 +81,7 @@ class KeyView:
     expires_at: datetime | None
     status: str
     spent_micros: int  # this period's spend, against the key's own limit period
+    held: str | None = None  # why a key that is not revoked or disabled cannot be used now, in plain words
 
 
 def describe_key(s: Session, key_id: int) -> KeyView:
@@ -100,7 +101,34 @@ def describe_key(s: Session, key_id: int) -> KeyView:
         expires_at=key.expires_at,
         status=key.status.value,
         spent_micros=spent(s, Scope.KEY, key.id, key.limit_period),
+        held=_held(s, key, ws),
     )
+
+
+def _held(s: Session, key: ApiKey, ws: Workspace) -> str | None:
+    """What stops an active key now, from its standing (store.standing): the owner's role, a pause, its expiry."""
+    from store.standing import key_itself, project_hold_now, workspace_hold_now
+    from store.types import KeyStatus, WorkspaceStatus, utcnow
+
+    if key.status is not KeyStatus.ACTIVE:
+        return None
+    itself = key_itself(key.status, key.member.status, key.member.role, ws.status is WorkspaceStatus.DELETED)
+    if not itself.usable:
+        return itself.message.removeprefix("This key's ").rstrip(".")
+    if key.expires_at is not None and key.expires_at <= utcnow():
+        return "expired"
+    hold = workspace_hold_now(s, ws)
+    if hold == "cap":
+        return f"the spending cap of `{ws.slug}` is spent"
+    if hold == "credit":
+        return f"the credit pool of `{ws.slug}` is empty"
+    if key.project is not None:
+        project = project_hold_now(s, key.project)
+        if project == "budget":
+            return f"project `{key.project.slug}` has spent its budget"
+        if project == "manual":
+            return f"project `{key.project.slug}` is paused by an admin"
+    return None
 
 
 @dataclass(frozen=True)

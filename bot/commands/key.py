@@ -79,7 +79,8 @@ def list_keys(db: Database, asker: Asker, parsed) -> Reply:
         return Reply("You have no keys here yet. Ask for one with `/ai-key new <name>`.")
     lines = [
         f"• #{k.id} {code(k.name)} {code(k.prefix + '…')} · {('project ' + code(k.project)) if k.project else 'no project'} · "
-        f"{money(k.spent_micros)} of {money(k.limit_micros)} this {k.limit_period.rstrip('ly') if k.limit_period != 'daily' else 'day'} · {k.status}"
+        f"{money(k.spent_micros)} of {money(k.limit_micros)} this {k.limit_period.rstrip('ly') if k.limit_period != 'daily' else 'day'} · "
+        + (f"⏸️ paused: {k.held}" if k.held else k.status)
         + (f" · owner <@{k.owner}>" if "all" in parsed.flags and k.owner else "")
         for k in found
     ]

@@ -141,3 +141,25 @@ def test_a_reveal_whose_window_slack_could_not_open_keeps_the_secret_for_the_nex
     with db.session() as s:
         trail = list(s.scalars(select(AuditEvent.action).where(AuditEvent.action.like("key.reveal%")).order_by(AuditEvent.id)))
     assert trail == ["key.reveal", "key.reveal_undone", "key.reveal"]
+
+
+def test_a_paused_project_shows_as_paused_in_the_key_list_and_the_budgets(db, slack):
+    from store import budgets
+    from store.money import parse_money
+
+    ws, admin, dev = team(db, "development")
+    f.project(db, ws, "search", budget=parse_money("$10"))
+    f.project(db, ws, "chat")
+    dev_actor = f.Actor.slack(dev)
+    search_key, _ = f.key(db, ws, dev_actor, "search-bot", project="search")
+    f.key(db, ws, dev_actor, "chat-bot", project="chat")
+    f.spend(db, search_key, parse_money("$10"))
+    listed = slack.command(dev, "/ai-key", "list").json()["text"]
+    [search_line] = [line for line in listed.splitlines() if "search-bot" in line]
+    [chat_line] = [line for line in listed.splitlines() if "chat-bot" in line]
+    assert "paused: project `search` has spent its budget" in search_line and "paused" not in chat_line, listed
+    shown = slack.command(admin, "/ai-budget", "show").json()["text"]
+    assert "⏸️ paused" in [line for line in shown.splitlines() if "`search`" in line][0], shown
+    db.run(budgets.pause_project, f.Actor.slack(admin), ws, "chat", "incident review")
+    listed = slack.command(dev, "/ai-key", "list").json()["text"]
+    assert "paused: project `chat` is paused by an admin" in listed, listed
