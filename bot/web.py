@@ -12,6 +12,7 @@ import json
 import logging
 import time
 import uuid
+from datetime import timedelta
 from typing import Callable
 from urllib.parse import parse_qs
 
@@ -141,6 +142,24 @@ def for_bolt(body: bytes, mimetype: str) -> bytes:
     return body.replace(b"payload", b"%70ayload")
 
 
+#: an action due this long ago that no worker holds means nobody is consuming the queue
+STALLED = timedelta(minutes=2)
+
+
+def stalled_actions(s) -> int:
+    from sqlalchemy import func, or_, select
+
+    from store.models import Action
+    from store.types import ActionStatus, utcnow
+
+    now = utcnow()
+    return s.scalar(
+        select(func.count()).select_from(Action).where(
+            Action.status == ActionStatus.PENDING, Action.run_after <= now - STALLED, or_(Action.claimed_until.is_(None), Action.claimed_until <= now)
+        )
+    ) or 0
+
+
 def health_checks(db: Database, redis_url: str | None) -> Callable[[], dict[str, str]]:
     client = None
     if redis_url:
@@ -161,6 +180,14 @@ def health_checks(db: Database, redis_url: str | None) -> Callable[[], dict[str,
                 client.ping()
             except Exception as exc:
                 problems["broker"] = f"Redis not answering ({type(exc).__name__})"
+        if "store" not in problems:
+            try:
+                with db.session() as s:
+                    waiting = stalled_actions(s)
+                if waiting:
+                    problems["workers"] = f"{waiting} action(s) waiting over {STALLED.seconds // 60} minutes: are the workers running?"
+            except Exception as exc:
+                problems["workers"] = f"could not count waiting actions ({type(exc).__name__})"
         return problems
 
     return check

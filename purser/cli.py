@@ -242,19 +242,29 @@ def secret_key() -> None:
 @app.command("web")
 def web(
     port: int = typer.Option(None, help="Port to listen on (default: $PORT or 3000)."),
+    host: str = typer.Option("0.0.0.0", help="Address to listen on (127.0.0.1 behind a proxy on the same machine)."),
     workers: int = typer.Option(2, help="gunicorn worker processes."),
     threads: int = typer.Option(8, help="Threads per worker."),
 ) -> None:
     """Run the Slack app: Socket Mode when SLACK_APP_TOKEN is set, else HTTP under gunicorn (the `web` process)."""
     from purser.settings import get_settings
+    from store.errors import InvalidInput
+    from store.secrets import cipher
 
     settings = get_settings()
+    if not settings.redis_url:
+        # Alone, the web process would take requests and approvals whose work nobody carries out.
+        _fail("REDIS_URL is not set: `purser web` hands work to `purser worker` through Redis. Set REDIS_URL, or run everything in one process with `purser run`.", 2)
+    try:  # said once here, not by every gunicorn worker that gunicorn would start again and again
+        cipher()
+    except InvalidInput as exc:
+        _fail(exc.message, 2)
     if settings.slack_app_token:
         from bot.socket import main as socket_main
 
         socket_main()
         return
-    bind = f"0.0.0.0:{port or settings.port}"
+    bind = f"{host}:{port or settings.port}"
     os.execvp(
         sys.executable,
         [sys.executable, "-m", "gunicorn", "--worker-class", "gthread", "--workers", str(workers), "--threads", str(threads), "--bind", bind, "bot.web:create_app()"],

@@ -111,6 +111,37 @@ def test_healthz_says_what_is_down(db):
     assert "broker" in problems and "Redis not answering" in problems["broker"]
 
 
+def test_healthz_says_when_nobody_carries_out_the_work(db, clock):
+    from datetime import timedelta
+
+    from bot.web import health_checks
+
+    from store import keys
+
+    ws = f.workspace(db)
+    # No workers here: the approval message the request asks for waits in the outbox.
+    db.run(keys.request_key, f.member(db, ws, Role.DEVELOPER), ws, name="search-bot")
+    check = health_checks(db, None)
+    assert "workers" not in check()
+    clock.shift(timedelta(minutes=3))
+    assert "waiting over 2 minutes" in check().get("workers", "")
+
+
+def test_purser_web_refuses_to_start_without_redis_and_says_what_to_do(monkeypatch):
+    from typer.testing import CliRunner
+
+    from purser.cli import app
+    from purser.settings import get_settings
+
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    get_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(app, ["web"])
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 2 and "REDIS_URL is not set" in result.stderr and "purser run" in result.stderr
+
+
 def test_malformed_classifier_accepts_real_shapes():
     assert malformed(urlencode({"command": "/ai-key", "user_id": "U1"}).encode(), "application/x-www-form-urlencoded") is None
     assert malformed(urlencode({"payload": json.dumps({"type": "block_actions", "user": {"id": "U1"}})}).encode(), "application/x-www-form-urlencoded") is None
