@@ -33,6 +33,7 @@ class RequestView:
     approvals_channel: str | None
     project_budget_left: int | None  # micro-dollars left this period, when the request names a budgeted project
     created_at: datetime
+    deciders: tuple[str, ...] = ()  # Slack ids of the Admins who may decide it (never the requester)
 
 
 def describe_request(s: Session, request_id: int) -> RequestView:
@@ -65,6 +66,22 @@ def describe_request(s: Session, request_id: int) -> RequestView:
         approvals_channel=ws.approvals_channel,
         project_budget_left=left,
         created_at=req.created_at,
+        deciders=_deciders(s, ws.id, req.requester_id),
+    )
+
+
+def _deciders(s: Session, workspace_id: int, requester_id: int) -> tuple[str, ...]:
+    from sqlalchemy import select
+
+    from store.models import Member
+    from store.types import MemberStatus, Role
+
+    return tuple(
+        s.scalars(
+            select(Member.slack_user_id)
+            .where(Member.workspace_id == workspace_id, Member.role == Role.ADMIN, Member.status == MemberStatus.ACTIVE, Member.id != requester_id, Member.slack_user_id.is_not(None))
+            .order_by(Member.id)
+        )
     )
 
 

@@ -160,7 +160,12 @@ def set_channels(
         if value is None:
             continue
         if not CHANNEL.match(value):
-            raise InvalidInput(f"“{value[:40]}” is not a Slack channel id (like C0123ABCD). Pick the channel with #name in Slack.")
+            if value.startswith("#"):
+                raise InvalidInput(
+                    f"“{value[:40]}” reached Purser as plain text, not as a link to a channel. Type # and pick the channel "
+                    "from Slack's list (it turns into a link), or give its id (C…, in the channel's details)."
+                )
+            raise InvalidInput(f"“{value[:40]}” is not a Slack channel (a link made by picking it after #, or an id like C0123ABCD).")
         changes[field] = {"from": getattr(ws, field), "to": value}
         setattr(ws, field, value)
     if not changes:

@@ -14,6 +14,8 @@ _USER = re.compile(r"^<@([UW][A-Z0-9]+)(?:\|[^>]*)?>$")
 _CHANNEL = re.compile(r"^<#([CGD][A-Z0-9]+)(?:\|[^>]*)?>$")
 _MAILTO = re.compile(r"^<mailto:([^|>]+)(?:\|[^>]*)?>$")
 _LINK = re.compile(r"^<([^|>]+)\|([^>]*)>$")
+#: ``approvals=<#C123|ai-approvals>``: a name given a value Slack escaped
+_ASSIGNED = re.compile(r"^([A-Za-z][\w-]*=)(<[^>]+>)$")
 MAX_TEXT = 2000
 
 
@@ -32,6 +34,9 @@ class Parsed:
 
 
 def normalise(token: str) -> str:
+    assigned = _ASSIGNED.match(token)
+    if assigned:
+        return assigned.group(1) + normalise(assigned.group(2))
     for pattern in (_USER, _CHANNEL, _MAILTO):
         m = pattern.match(token)
         if m:

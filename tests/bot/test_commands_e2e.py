@@ -186,3 +186,24 @@ def test_app_home_shows_keys_pending_requests_and_budgets(db, slack, slack_api, 
     assert "Waiting for a decision" in home and "request_approve" in home and "search" in home
     slack.event({"type": "app_home_opened", "user": dev, "tab": "home"})
     assert "Your keys" in str(wait_for(lambda: slack_api.home.get(dev))["blocks"])
+
+
+def test_channels_are_bound_as_slack_sends_them(db, slack):
+    ws, admin, dev = team(db)
+    answer = slack.command(admin, "/ai-workspace", "channels approvals=<#C0NEWAPPR|ai-approvals> audit=<#C0NEWAUDIT|>").json()["text"]
+    assert "approvals <#C0NEWAPPR>" in answer and "audit <#C0NEWAUDIT>" in answer, answer
+    plain = slack.command(admin, "/ai-workspace", "channels approvals=#ai-approvals").json()["text"]
+    assert "plain text, not as a link" in plain and "error id" not in plain
+
+
+def test_a_request_with_no_approvals_channel_goes_to_the_admins_directly(db, slack, slack_api, stub_workers):
+    ws = f.workspace(db, "bare", "production")  # no channels bound
+    admin = f.member(db, ws, Role.ADMIN).slack_user_id
+    dev = f.member(db, ws, Role.DEVELOPER).slack_user_id
+    answer = slack.command(dev, "/ai-key", "new search-bot -w bare").json()["text"]
+    assert "request #" in answer
+    stub_workers.settle()
+    [asked] = slack_api.channel_messages("D" + admin[1:])
+    assert "request_approve" in str(asked.blocks)
+    [told] = slack_api.channel_messages("D" + dev[1:])
+    assert "no approvals channel" in told.text and "its Admins directly" in told.text

@@ -139,8 +139,10 @@ def test_bad_settings_are_refused_and_change_nothing(db):
 def test_a_channel_must_be_a_slack_channel_id(db):
     ws = f.workspace(db)
     admin = f.member(db, ws, Role.ADMIN)
-    with pytest.raises(InvalidInput, match="not a Slack channel id"):
+    with pytest.raises(InvalidInput, match="plain text, not as a link"):
         db.run(workspaces.set_channels, admin, ws, alerts="#general")
+    with pytest.raises(InvalidInput, match="is not a Slack channel"):
+        db.run(workspaces.set_channels, admin, ws, alerts="general")
 
 
 def test_developer_cannot_change_settings_and_is_told_to_ask(db):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from bot.blocks.failures import action_failed as failure_blocks
 from bot.blocks.invitations import invitation_dm
+from bot.blocks.common import section
 from bot.blocks.requests import approval_message, outcome_dm
 from store import outbox
 from store.messages import find_message
@@ -24,7 +25,23 @@ def request_opened(rt: Runtime, a: Claimed) -> None:
         # Never an edit: by the time a retry runs, the message may already show the decision.
         rt.slack.post(f"request:{view.id}", view.approvals_channel, text, blocks, edit=False, also=completes(a))
         return
+    if rt.slack is not None and view.state == "pending":
+        _ask_admins_directly(rt, a, view)
+        return
     rt.db.run(outbox.complete, a.id)
+
+
+def _ask_admins_directly(rt: Runtime, a: Claimed, view) -> None:
+    """No approvals channel: the request must not vanish. Each Admin gets it in a DM, and the requester hears where it went."""
+    text, blocks = approval_message(view)
+    for admin in view.deciders:
+        rt.slack.dm(f"request:{view.id}:to:{admin}", admin, text, blocks)
+    where = "sent it to its Admins directly" if view.deciders else "has no other Admin to decide it; ask the operator to add one"
+    note = f"`{view.workspace}` has no approvals channel, so Purser {where}. An Admin can set one with `/ai-workspace channels approvals=#channel`."
+    if view.requester:
+        rt.slack.dm(f"request:{view.id}:nowhere", view.requester, note, [section(note)], also=completes(a))
+    else:
+        rt.db.run(outbox.complete, a.id)
 
 
 def request_decided(rt: Runtime, a: Claimed) -> None:
