@@ -6,7 +6,7 @@ import ipaddress
 import re
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from store import audit, outbox
@@ -327,18 +327,49 @@ __all__ = [
 
 
 def bind_channel(s: Session, actor: Actor, workspace_id: int, channel_id: str) -> Workspace:
-    """Make a channel's commands default to this workspace. Any member may; it only sets a default."""
+    """Make a channel's commands default to this workspace.
+
+    Any member may bind a channel no other workspace has; taking one that another workspace
+    is bound to, or uses for its approvals, alerts or audit, needs an Admin of both — else
+    a member of one workspace could point another's Admins at the wrong workspace — and is
+    audited in both.
+    """
     from store.models import ChannelBinding
 
     if not CHANNEL.match(channel_id or ""):
         raise InvalidInput("Run this in the channel you want to bind.")
-    ws = load_workspace(s, workspace_id)
+    ws = load_workspace(s, workspace_id, lock=True)
     authorize(s, actor, ws, Permission.VIEW_OWN_USAGE, resource=f"workspace:{ws.slug}", attempted="workspace.bind_channel")
     binding = s.get(ChannelBinding, (ws.team_id, channel_id))
+    other = _holder_of_channel(s, ws, channel_id, binding)
+    if other is not None:
+        authorize(s, actor, ws, Permission.CONFIGURE, resource=f"channel:{channel_id}", attempted="workspace.bind_channel")
+        authorize(s, actor, other, Permission.CONFIGURE, resource=f"channel:{channel_id}", attempted="workspace.bind_channel")
+        audit.record(s, workspace_id=other.id, actor=actor.label, action="workspace.unbind_channel", resource=f"channel:{channel_id}", details={"to": ws.slug})
     if binding is None:
         s.add(ChannelBinding(team_id=ws.team_id, channel_id=channel_id, workspace_id=ws.id, bound_by=actor.slack_user_id or actor.label))
     else:
         binding.workspace_id, binding.bound_by = ws.id, actor.slack_user_id or actor.label
-    audit.record(s, workspace_id=ws.id, actor=actor.label, action="workspace.bind_channel", resource=f"channel:{channel_id}", details={})
+    details = {"from": other.slug} if other is not None else {}
+    audit.record(s, workspace_id=ws.id, actor=actor.label, action="workspace.bind_channel", resource=f"channel:{channel_id}", details=details)
     s.flush()
     return ws
+
+
+def _holder_of_channel(s: Session, ws: Workspace, channel_id: str, binding) -> Workspace | None:
+    """Another live workspace of the team that this channel belongs to: by binding, or as one of its channels."""
+    if binding is not None and binding.workspace_id != ws.id:
+        held = s.get(Workspace, binding.workspace_id)
+        if held is not None and held.status is not WorkspaceStatus.DELETED:
+            return held
+    return s.scalars(
+        select(Workspace)
+        .where(
+            Workspace.team_id == ws.team_id,
+            Workspace.id != ws.id,
+            Workspace.status != WorkspaceStatus.DELETED,
+            or_(Workspace.approvals_channel == channel_id, Workspace.alerts_channel == channel_id, Workspace.audit_channel == channel_id),
+        )
+        .order_by(Workspace.id)
+        .limit(1)
+    ).first()

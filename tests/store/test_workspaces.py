@@ -224,3 +224,24 @@ def test_outsider_sees_nothing_of_a_workspace(db):
 def test_new_workspace_environment_defaults(db):
     ws = db.run(workspaces.create_workspace, f.OPERATOR, slug="x")
     assert ws.environment is Environment.DEVELOPMENT and ws.alert_thresholds == [50, 80, 100]
+
+
+def test_taking_a_channel_another_workspace_holds_needs_an_admin_of_both_and_is_audited_in_both(db):
+    from store.models import AuditEvent
+
+    prod = f.workspace(db, "prod", "production")
+    dev_ws = f.workspace(db, "dev", "development")
+    prod_admin = f.member(db, prod, Role.ADMIN)
+    db.run(workspaces.set_channels, prod_admin, prod, approvals="C0PRODAPPR")
+    viewer = f.member(db, dev_ws, Role.VIEWER)
+    with pytest.raises(PermissionDenied):  # a Viewer of dev cannot take prod's approvals channel
+        db.run(workspaces.bind_channel, viewer, dev_ws, "C0PRODAPPR")
+    dev_admin = f.member(db, dev_ws, Role.ADMIN)
+    with pytest.raises(PermissionDenied):  # nor can dev's Admin alone
+        db.run(workspaces.bind_channel, dev_admin, dev_ws, "C0PRODAPPR")
+    db.run(workspaces.bind_channel, viewer, dev_ws, "C0FREE")  # a channel nobody holds: any member sets the default
+    both = f.member(db, dev_ws, Role.ADMIN, slack_user_id=prod_admin.slack_user_id)  # prod's Admin, an Admin of dev too
+    db.run(workspaces.bind_channel, both, dev_ws, "C0PRODAPPR")
+    with db.session() as s:
+        trail = {(e.workspace_id, e.action) for e in s.scalars(select(AuditEvent).where(AuditEvent.resource == "channel:C0PRODAPPR", AuditEvent.outcome == "ok"))}
+    assert trail == {(prod, "workspace.unbind_channel"), (dev_ws, "workspace.bind_channel")}
