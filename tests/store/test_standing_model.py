@@ -1,0 +1,271 @@
+"""A model-based test of what a gateway hears for every key, against a reference model written here.
+
+Hypothesis runs random sequences of the store's real operations, by real roles — invite
+(add) members, change roles, remove members, ask for keys and have them approved, revoke
+keys, set budgets and the cap, pause and resume projects, top up the pool, record usage
+(late and repeated events too), change the allowlist and roll into the next month — and
+after every step compares, for every key, `/v1/authz`'s decision (status and reason)
+with what the model below says, and checks that role caps hold and the audit chain
+verifies.
+
+The model knows nothing of Purser's code: it keeps the facts in plain dictionaries and
+decides with the rules as the design states them (docs/design.md, "A key's standing").
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+
+import pytest
+import time_machine
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
+
+from store import audit, budgets, credits, keys, members, workspaces
+from store.authz import decide, load_key_state
+from store.errors import DomainError
+from store.models import ApiKey, Member
+from store.secrets import hash_secret
+from store.types import MemberStatus, Role
+from store.usage import UsageIn, ingest_usage, roll_over_periods
+from tests import factories as f
+
+USD = 1_000_000
+START = datetime(2027, 5, 10, 12, 0, tzinfo=timezone.utc)
+_slugs = itertools.count(1)
+CAPS = {Role.ADMIN: 5, Role.BILLING: 3}
+PROJECTS = ("search", "chat")
+
+
+# -- the reference model ---------------------------------------------------------------------
+
+
+@dataclass
+class ModelKey:
+    owner: str
+    project: str
+    secret: str
+    limit: int | None  # the role's preset when it was made, a monthly limit
+    expires_at: datetime | None
+    revoked: bool = False
+
+
+@dataclass
+class Model:
+    roles: dict[str, Role] = field(default_factory=dict)  # active members only
+    keys: dict[int, ModelKey] = field(default_factory=dict)
+    budgets: dict[str, int | None] = field(default_factory=lambda: {p: None for p in PROJECTS})
+    manual: set[str] = field(default_factory=set)
+    cap: int | None = None
+    funded: bool = False
+    balance: int = 0
+    spend: dict[tuple[str, str], int] = field(default_factory=dict)  # (project, "*" or key id, month) -> micros
+    seen: set[str] = field(default_factory=set)
+    allowlist: bool = False  # the workspace allows 203.0.113.0/24 only
+
+    def spent(self, what: str, month: str) -> int:
+        return self.spend.get((what, month), 0)
+
+    def hears(self, key_id: int, now: datetime, client: str) -> tuple[int, str]:
+        key, month = self.keys[key_id], f"{now:%Y-%m}"
+        if key.revoked:
+            return 401, "revoked"
+        if key.owner not in self.roles:
+            return 401, "owner_removed"
+        if self.roles[key.owner] not in (Role.ADMIN, Role.DEVELOPER):
+            return 401, "owner_role"
+        if key.expires_at is not None and key.expires_at <= now:
+            return 401, "expired"
+        if self.allowlist and not client.startswith("203.0.113."):
+            return 403, "ip_not_allowed"
+        if self.cap is not None and self.spent("*", month) >= self.cap:
+            return 402, "workspace_cap"
+        if self.funded and self.balance <= 0:
+            return 402, "credit_pool"
+        if key.project in self.manual:
+            return 403, "project_paused"
+        budget = self.budgets[key.project]
+        if budget is not None and self.spent(key.project, month) >= budget:
+            return 402, "project_budget"
+        if key.limit is not None and self.spent(str(key_id), month) >= key.limit:
+            return 402, "key_limit"
+        return 200, "ok"
+
+
+# -- the machine -----------------------------------------------------------------------------
+
+
+class Standing(RuleBasedStateMachine):
+    db = None  # set by the test
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.clock = time_machine.travel(START, tick=False)
+        self.clock.start()
+        self.now = START
+        self.ws = f.workspace(self.db, f"model-{next(_slugs)}", "development")
+        self.admin = f.member(self.db, self.ws, Role.ADMIN)
+        self.model = Model()
+        self.model.roles[self.admin.slack_user_id] = Role.ADMIN
+        for slug in PROJECTS:
+            f.project(self.db, self.ws, slug)
+        self.events = itertools.count(1)
+
+    def teardown(self) -> None:
+        self.clock.stop()
+
+    def attempt(self, op, *args, **kwargs) -> bool:
+        """Run a store operation; a refusal of policy or input is a fine outcome, and changes nothing."""
+        try:
+            self.db.run(op, *args, **kwargs)
+            return True
+        except DomainError:
+            return False
+
+    def member_id(self, user: str) -> int:
+        return f.member_id(self.db, self.ws, f.Actor.slack(user))
+
+    # -- rules ---------------------------------------------------------------------------
+
+    @rule(role=st.sampled_from([Role.DEVELOPER, Role.DEVELOPER, Role.VIEWER, Role.BILLING, Role.ADMIN]))
+    def add_member(self, role):
+        user = f.user_id()
+        if self.attempt(members.add_member, f.OPERATOR, self.ws, role=role, slack_user_id=user):
+            self.model.roles[user] = role
+        else:
+            assert role in CAPS and sum(r is role for r in self.model.roles.values()) >= CAPS[role]
+
+    @precondition(lambda self: len(self.model.roles) > 1)
+    @rule(data=st.data(), role=st.sampled_from(list(Role)))
+    def change_role(self, data, role):
+        user = data.draw(st.sampled_from(sorted(u for u in self.model.roles if u != self.admin.slack_user_id)))
+        if self.attempt(members.change_role, self.admin, self.ws, self.member_id(user), role):
+            self.model.roles[user] = role
+
+    @precondition(lambda self: len(self.model.roles) > 1)
+    @rule(data=st.data())
+    def remove_member(self, data):
+        user = data.draw(st.sampled_from(sorted(u for u in self.model.roles if u != self.admin.slack_user_id)))
+        if self.attempt(members.remove_member, self.admin, self.ws, self.member_id(user)):
+            del self.model.roles[user]
+            for key in self.model.keys.values():
+                if key.owner == user:
+                    key.revoked = True  # removing a member revokes their keys
+
+    @precondition(lambda self: any(r in (Role.ADMIN, Role.DEVELOPER) for r in self.model.roles.values()))
+    @rule(data=st.data(), project=st.sampled_from(PROJECTS))
+    def get_a_key(self, data, project):
+        user = data.draw(st.sampled_from(sorted(u for u, r in self.model.roles.items() if r in (Role.ADMIN, Role.DEVELOPER))))
+        try:
+            key_id, secret = f.key(self.db, self.ws, f.Actor.slack(user), f"k{next(self.events)}", project=project)
+        except DomainError:
+            return
+        with self.db.session() as s:  # what the key was given: its role's preset limit and lifetime
+            made = s.get(ApiKey, key_id)
+            self.model.keys[key_id] = ModelKey(user, project, secret, made.limit_micros, made.expires_at)
+
+    @precondition(lambda self: any(not k.revoked for k in self.model.keys.values()))
+    @rule(data=st.data())
+    def revoke(self, data):
+        key_id = data.draw(st.sampled_from(sorted(k for k, v in self.model.keys.items() if not v.revoked)))
+        if self.attempt(keys.revoke_key, self.admin, key_id):
+            self.model.keys[key_id].revoked = True
+
+    @rule(project=st.sampled_from(PROJECTS), dollars=st.one_of(st.none(), st.integers(1, 40)))
+    def set_budget(self, project, dollars):
+        budget = None if dollars is None else dollars * USD
+        if self.attempt(budgets.set_project_budget, self.admin, self.ws, project, budget):
+            self.model.budgets[project] = budget
+
+    @rule(dollars=st.one_of(st.none(), st.integers(1, 100)))
+    def set_cap(self, dollars):
+        cap = None if dollars is None else dollars * USD
+        if self.attempt(budgets.set_workspace_cap, self.admin, self.ws, cap):
+            self.model.cap = cap
+
+    @rule(project=st.sampled_from(PROJECTS))
+    def pause(self, project):
+        if self.attempt(budgets.pause_project, self.admin, self.ws, project, "model says so"):
+            self.model.manual.add(project)
+
+    @rule(project=st.sampled_from(PROJECTS))
+    def resume(self, project):
+        if self.attempt(budgets.resume_project, self.admin, self.ws, project):
+            self.model.manual.discard(project)
+
+    @rule(dollars=st.integers(1, 30))
+    def top_up(self, dollars):
+        assert self.attempt(credits.add_credit, self.admin, self.ws, dollars * USD)
+        self.model.funded, self.model.balance = True, self.model.balance + dollars * USD
+
+    @precondition(lambda self: bool(self.model.keys))
+    @rule(data=st.data(), cents=st.integers(0, 2_500), late=st.booleans(), repeat=st.booleans())
+    def spend(self, data, cents, late, repeat):
+        key_id = data.draw(st.sampled_from(sorted(self.model.keys)))
+        key = self.model.keys[key_id]
+        if repeat and self.model.seen:
+            external_id = data.draw(st.sampled_from(sorted(self.model.seen)))
+        else:
+            external_id = f"ev-{next(self.events)}"
+        at = self.now - timedelta(days=40) if late else self.now
+        amount = cents * USD // 100
+        result = self.db.run(ingest_usage, [UsageIn(external_id, key_id, amount, at)])
+        fresh = external_id not in self.model.seen
+        assert result.verdicts == [("accepted" if fresh else "duplicate", None)]
+        if fresh:
+            self.model.seen.add(external_id)
+            month = f"{at:%Y-%m}"
+            for what in (key.project, "*", str(key_id)):
+                self.model.spend[(what, month)] = self.model.spend.get((what, month), 0) + amount
+            if self.model.funded:
+                self.model.balance -= amount
+
+    @rule(on=st.booleans())
+    def allowlist(self, on):
+        op = workspaces.add_allowlist if on else workspaces.remove_allowlist
+        if self.attempt(op, self.admin, self.ws, "203.0.113.0/24"):
+            self.model.allowlist = on
+
+    @rule()
+    def next_month(self):
+        self.now = (self.now.replace(day=1) + timedelta(days=32)).replace(day=1, hour=0, minute=5)
+        self.clock.stop()
+        self.clock = time_machine.travel(self.now, tick=False)
+        self.clock.start()
+        self.db.run(roll_over_periods)
+
+    # -- what must hold after every step ---------------------------------------------------
+
+    @invariant()
+    def every_key_is_heard_as_the_model_says(self):
+        with self.db.session() as s:
+            for key_id, key in self.model.keys.items():
+                state = load_key_state(s, hash_secret(key.secret))
+                for client in ("203.0.113.9", "198.51.100.1"):
+                    decision = decide(state, client, None)
+                    assert (decision.status, decision.reason) == self.model.hears(key_id, self.now, client), (key_id, client, key, self.model)
+
+    @invariant()
+    def role_caps_hold_and_the_chain_verifies(self):
+        with self.db.session() as s:
+            for role, cap in CAPS.items():
+                held = s.query(Member).filter(Member.workspace_id == self.ws, Member.role == role, Member.status == MemberStatus.ACTIVE).count()
+                assert held <= cap
+            assert audit.verify_chain(s, self.ws).ok
+
+
+def test_what_a_gateway_hears_follows_the_model(db):
+    Standing.db = db
+    run_state_machine_as_test(
+        Standing,
+        settings=settings(max_examples=15, stateful_step_count=30, deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck)),
+    )
+
+
+@pytest.mark.slow
+def test_what_a_gateway_hears_follows_the_model_long(db):
+    Standing.db = db
+    run_state_machine_as_test(Standing, settings=settings(max_examples=300, stateful_step_count=60, deadline=None, database=None, suppress_health_check=list(HealthCheck)))
