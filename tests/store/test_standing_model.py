@@ -22,7 +22,7 @@ import pytest
 import time_machine
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule, run_state_machine_as_test
 
 from store import audit, budgets, credits, keys, members, workspaces
 from store.authz import decide, load_key_state
@@ -114,6 +114,20 @@ class Standing(RuleBasedStateMachine):
             f.project(self.db, self.ws, slug)
         self.events = itertools.count(1)
 
+    @initialize(role=st.sampled_from([Role.DEVELOPER, Role.BILLING, Role.VIEWER]), project=st.sampled_from(PROJECTS))
+    def a_developer_with_a_key(self, role, project):
+        """Every run starts where the seams are: a Developer holding a key, and one more member."""
+        self.add_member(Role.DEVELOPER)
+        developer = next(u for u, r in self.model.roles.items() if r is Role.DEVELOPER)
+        key_id, secret = f.key(self.db, self.ws, f.Actor.slack(developer), "first", project=project)
+        self._remember(key_id, developer, project, secret)
+        self.add_member(role)
+
+    def _remember(self, key_id: int, owner: str, project: str, secret: str) -> None:
+        with self.db.session() as s:  # what the key was given: its role's preset limit and lifetime
+            made = s.get(ApiKey, key_id)
+            self.model.keys[key_id] = ModelKey(owner, project, secret, made.limit_micros, made.expires_at)
+
     def teardown(self) -> None:
         self.clock.stop()
 
@@ -163,9 +177,7 @@ class Standing(RuleBasedStateMachine):
             key_id, secret = f.key(self.db, self.ws, f.Actor.slack(user), f"k{next(self.events)}", project=project)
         except DomainError:
             return
-        with self.db.session() as s:  # what the key was given: its role's preset limit and lifetime
-            made = s.get(ApiKey, key_id)
-            self.model.keys[key_id] = ModelKey(user, project, secret, made.limit_micros, made.expires_at)
+        self._remember(key_id, user, project, secret)
 
     @precondition(lambda self: any(not k.revoked for k in self.model.keys.values()))
     @rule(data=st.data())
@@ -180,7 +192,7 @@ class Standing(RuleBasedStateMachine):
         if self.attempt(budgets.set_project_budget, self.admin, self.ws, project, budget):
             self.model.budgets[project] = budget
 
-    @rule(dollars=st.one_of(st.none(), st.integers(1, 100)))
+    @rule(dollars=st.one_of(st.none(), st.integers(1, 60)))
     def set_cap(self, dollars):
         cap = None if dollars is None else dollars * USD
         if self.attempt(budgets.set_workspace_cap, self.admin, self.ws, cap):
@@ -202,7 +214,7 @@ class Standing(RuleBasedStateMachine):
         self.model.funded, self.model.balance = True, self.model.balance + dollars * USD
 
     @precondition(lambda self: bool(self.model.keys))
-    @rule(data=st.data(), cents=st.integers(0, 2_500), late=st.booleans(), repeat=st.booleans())
+    @rule(data=st.data(), cents=st.integers(0, 2_500) | st.sampled_from([500, 600, 1_000]), late=st.booleans(), repeat=st.booleans())
     def spend(self, data, cents, late, repeat):
         key_id = data.draw(st.sampled_from(sorted(self.model.keys)))
         key = self.model.keys[key_id]
