@@ -143,16 +143,18 @@ def test_a_reveal_whose_window_slack_could_not_open_keeps_the_secret_for_the_nex
     assert trail == ["key.reveal", "key.reveal_undone", "key.reveal"]
 
 
-def test_a_paused_project_shows_as_paused_in_the_key_list_and_the_budgets(db, slack):
-    from store import budgets
+def test_a_paused_project_shows_as_paused_in_the_key_list_and_the_budgets(db, slack, stub_workers):
+    from store import budgets, keys
     from store.money import parse_money
 
     ws, admin, dev = team(db, "development")
     f.project(db, ws, "search", budget=parse_money("$10"))
     f.project(db, ws, "chat")
-    dev_actor = f.Actor.slack(dev)
-    search_key, _ = f.key(db, ws, dev_actor, "search-bot", project="search")
-    f.key(db, ws, dev_actor, "chat-bot", project="chat")
+    for name, project in (("search-bot", "search"), ("chat-bot", "chat")):  # approved at once; the workers make them
+        db.run(keys.request_key, f.Actor.slack(dev), ws, name=name, project=project)
+    stub_workers.settle()
+    with db.session() as s:
+        search_key = s.scalars(select(ApiKey.id).where(ApiKey.name == "search-bot")).one()
     f.spend(db, search_key, parse_money("$10"))
     listed = slack.command(dev, "/ai-key", "list").json()["text"]
     [search_line] = [line for line in listed.splitlines() if "search-bot" in line]

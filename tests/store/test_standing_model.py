@@ -114,14 +114,23 @@ class Standing(RuleBasedStateMachine):
             f.project(self.db, self.ws, slug)
         self.events = itertools.count(1)
 
-    @initialize(role=st.sampled_from([Role.DEVELOPER, Role.BILLING, Role.VIEWER]), project=st.sampled_from(PROJECTS))
-    def a_developer_with_a_key(self, role, project):
-        """Every run starts where the seams are: a Developer holding a key, and one more member."""
+    @initialize(
+        role=st.sampled_from([Role.DEVELOPER, Role.BILLING, Role.VIEWER]),
+        project=st.sampled_from(PROJECTS),
+        cap=st.sampled_from([None, 10, 20]),
+        pool=st.sampled_from([None, 5, 15]),
+    )
+    def where_the_seams_are(self, role, project, cap, pool):
+        """Every run starts near the seams: a Developer holding a key, one more member, often a cap and a small pool."""
         self.add_member(Role.DEVELOPER)
         developer = next(u for u, r in self.model.roles.items() if r is Role.DEVELOPER)
         key_id, secret = f.key(self.db, self.ws, f.Actor.slack(developer), "first", project=project)
         self._remember(key_id, developer, project, secret)
         self.add_member(role)
+        if cap is not None:
+            self.set_cap(cap)
+        if pool is not None:
+            self.top_up(pool)
 
     def _remember(self, key_id: int, owner: str, project: str, secret: str) -> None:
         with self.db.session() as s:  # what the key was given: its role's preset limit and lifetime
@@ -208,7 +217,7 @@ class Standing(RuleBasedStateMachine):
         if self.attempt(budgets.resume_project, self.admin, self.ws, project):
             self.model.manual.discard(project)
 
-    @rule(dollars=st.integers(1, 30))
+    @rule(dollars=st.integers(1, 20))
     def top_up(self, dollars):
         assert self.attempt(credits.add_credit, self.admin, self.ws, dollars * USD)
         self.model.funded, self.model.balance = True, self.model.balance + dollars * USD
