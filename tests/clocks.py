@@ -19,12 +19,14 @@ that instant whichever of its steps are slow; a test about crossing a boundary m
 workers, retries and timeouts need time to pass, and waits in tests are measured on the
 monotonic clock, which time-machine leaves alone.
 
-To run the whole suite, every process of it, on another date, start it under libfaketime
-(docs/design.md, "Time"): the real-now instant and the real-clock modules then live there.
+``PURSER_TEST_START`` (an ISO instant) starts the run's clock there instead of at STEADY,
+and the real-now instant is then that clock: the whole in-process suite on another date.
+The real-clock modules keep the machine's clock, which their processes share.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from datetime import datetime, timedelta, timezone
 
@@ -70,6 +72,9 @@ class _RunClock:
 
 
 _run = _RunClock()
+#: where the run's clock starts: PURSER_TEST_START, or STEADY
+_START = os.environ.get("PURSER_TEST_START")
+RUN_STARTS_AT = datetime.fromisoformat(_START.replace("Z", "+00:00")) if _START else STEADY
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -78,7 +83,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_report_header(config: pytest.Config) -> str:
-    return f"clock: the machine says {datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ}; calendar instants {', '.join(INSTANTS)}"
+    return f"clock: the machine says {datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ}; the run's clock starts at {RUN_STARTS_AT:%Y-%m-%dT%H:%M:%SZ}; calendar instants {', '.join(INSTANTS)}"
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -98,7 +103,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
 
 @pytest.fixture(scope="session", autouse=True)
 def _run_clock():
-    _run.start(STEADY)
+    _run.start(RUN_STARTS_AT)
     yield
     _run.stop()
 
@@ -116,6 +121,8 @@ def _module_clock(request, _run_clock):
 
 
 def _machine_now() -> datetime:
+    if _START:  # the run was started on another date: "now" is that run's now
+        return datetime.now(UTC)
     if time_machine.escape_hatch.is_travelling():
         return time_machine.escape_hatch.datetime.datetime.now(UTC)
     return datetime.now(UTC)
@@ -135,7 +142,7 @@ def clock(request, _module_clock):
         yield None
         return
     if request.node.get_closest_marker("calendar") is None:
-        request.node._clock_started = f"{datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ} (the run's clock, from {STEADY:%Y-%m-%dT%H:%M:%SZ})"
+        request.node._clock_started = f"{datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ} (the run's clock, from {RUN_STARTS_AT:%Y-%m-%dT%H:%M:%SZ})"
         # A clock of the test's own, on from the run's: moving it moves nothing after the test.
         with time_machine.travel(datetime.now(UTC), tick=True) as traveller:
             yield traveller
