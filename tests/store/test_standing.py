@@ -92,12 +92,19 @@ def test_a_demoted_owner_cannot_reveal_the_secret(db, team):
     assert db.run(keys.reveal_key, dev, key_id).secret.startswith("sk-purser-")
 
 
-@pytest.mark.calendar
-def test_a_top_up_does_not_resume_a_workspace_whose_cap_is_spent(db, team):
+def capped_and_funded(db, team) -> tuple[int, str]:
+    """A Developer's key in a workspace with a $10 cap and $5 in its pool."""
     ws, admin, dev = team
     key_id, secret = f.key(db, ws, dev, "bot")
     db.run(set_workspace_cap, admin, ws, USD("$10"))
     db.run(credits.add_credit, admin, ws, USD("$5"))
+    return key_id, secret
+
+
+@pytest.mark.calendar
+def test_a_top_up_does_not_resume_a_workspace_whose_cap_is_spent(db, team):
+    ws, admin, dev = team
+    key_id, secret = capped_and_funded(db, team)
     f.spend(db, key_id, USD("$6"))
     assert heard(db, secret) == (402, "credit_pool")
     f.spend(db, key_id, USD("$6"))  # $12 of a $10 cap, and the pool still empty: the cap is what to name
@@ -113,9 +120,7 @@ def test_a_top_up_does_not_resume_a_workspace_whose_cap_is_spent(db, team):
 @pytest.mark.calendar
 def test_a_new_cap_period_does_not_resume_a_workspace_whose_pool_is_empty(db, team, clock):
     ws, admin, dev = team
-    key_id, secret = f.key(db, ws, dev, "bot")
-    db.run(set_workspace_cap, admin, ws, USD("$10"))
-    db.run(credits.add_credit, admin, ws, USD("$5"))
+    key_id, secret = capped_and_funded(db, team)
     f.spend(db, key_id, USD("$12"))
     assert heard(db, secret) == (402, "workspace_cap")
     clock.move_to(next_period_start(Period.MONTHLY, utcnow()) + timedelta(hours=1))
