@@ -176,8 +176,7 @@ def pause_project(s: Session, actor: Actor, workspace_id: int, slug: str, reason
     authorize(s, actor, ws, Permission.CONFIGURE, resource=f"project:{slug}", attempted="project.pause")
     proj = _project(s, ws, slug, lock=True)
     if proj.status is ProjectStatus.PAUSED:
-        why = (proj.paused_reason or "").replace("`", "'")  # free text, inside a message that marks names with backticks
-        raise Conflict(f"`{proj.slug}` is already paused ({why}).")
+        raise Conflict(f"`{proj.slug}` is already paused: “{proj.paused_reason or 'no reason given'}”.")
     if not (reason or "").strip():
         raise InvalidInput("Say why the project is paused; its members will read it.")
     pause_project_row(s, actor.label, ws, proj, reason.strip()[:200], by="manual")

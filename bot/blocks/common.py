@@ -9,49 +9,59 @@ from slack_sdk.models.blocks import ContextBlock, DividerBlock, HeaderBlock, Mar
 
 from store.money import format_money
 
-_FORMATTING = str.maketrans({"*": "∗", "_": "ˍ", "~": "∼", "`": "ˋ"})
+#: what mrkdwn would turn into formatting, code or a live link
+_MARKUP = re.compile(r"[*_~`]|://|www\.", re.I)
+
+
+def escape(text: str) -> str:
+    """Slack's three entities (https://api.slack.com/reference/surfaces/formatting#escaping):
+    defuses <!channel>, <@U…> and <http…|…>. Done once, on the way out."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def lit(text: object, limit: int = 300) -> str:
-    """User-supplied text made inert in mrkdwn: no mentions, links or formatting.
+    """User-supplied text made inert in mrkdwn: no mentions, links or formatting, and every
+    character as typed, so what is shown can be copied back into a command.
 
-    Slack has no escape for * _ ~ `, so they are swapped for look-alikes; & < > are
-    entity-escaped as Slack documents, which defuses <!channel>, <@U…> and <http…|…>.
+    & < > are escaped; text that mrkdwn would format or link (``*`` ``_`` ``~`` `````,
+    a URL) is shown in a code span, where Slack formats and links nothing.
     """
     shown = str(text if text is not None else "")
     if len(shown) > limit:
         shown = shown[: limit - 1] + "…"
-    shown = shown.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return shown.translate(_FORMATTING)
+    return _span(shown) if _MARKUP.search(shown) else escape(shown)
 
 
-_ENTITY = re.compile(r"&(?!(?:amp|lt|gt);)")
-_ECHO = re.compile(r"“.*”", re.S)  # greedy: a ” typed inside the quote must not end it
+def _span(text: str) -> str:
+    # A backtick would end the span, and Slack has no escape for it: the one character shown as
+    # a look-alike (ˋ). Names Purser asks people to type back cannot contain one.
+    inside = escape(text).replace("`", "ˋ")
+    return f"```{inside}```" if "\n" in inside else f"`{inside}`"
+
+
+_ECHO = re.compile(r"“(.*)”", re.S)  # greedy: a ” typed inside the quote must not end it
 _CODE_SPAN = re.compile(r"(`[^`\n]+`)")
+_ENTITY = re.compile(r"&(?!(?:amp|lt|gt);)")
 
 
 def inert(message: str) -> str:
     """A message that may quote what someone typed (a store error, a usage line), made safe as mrkdwn.
 
-    Its own `code` spans stay as they are; elsewhere mentions, links and formatting are
-    defused, and whatever stands in “…” (how the store echoes input) is shown literally.
-    Text already passed through lit() comes out unchanged.
+    Its own `code` spans stay as they are, and & < > are escaped (an entity already there is
+    kept, so text already passed through lit() comes out unchanged); whatever stands in “…”
+    (how the store echoes input) is shown as lit() shows it.
     """
     text = _ENTITY.sub("&amp;", message).replace("<", "&lt;").replace(">", "&gt;")
     echo = _ECHO.search(text)
-    if echo is None:
-        return _outside_code(text)
-    return _outside_code(text[: echo.start()]) + echo.group(0).translate(_FORMATTING) + _outside_code(text[echo.end() :])
-
-
-def _outside_code(text: str) -> str:
-    parts = _CODE_SPAN.split(text)
-    return "".join(part if i % 2 else part.translate(_FORMATTING) for i, part in enumerate(parts))
+    if echo is None or not _MARKUP.search(echo.group(1)) or _CODE_SPAN.fullmatch(echo.group(1)):
+        return text
+    inside = echo.group(1).replace("`", "ˋ")
+    return f"{text[: echo.start()]}“`{inside}`”{text[echo.end() :]}"
 
 
 def code(text: object) -> str:
-    """A short identifier shown as code; backticks inside are neutralised so it cannot break out."""
-    return f"`{lit(text, 80).replace('ˋ', '')}`"
+    """A short identifier (a key, project or workspace name, an error code) shown as code, exactly as typed."""
+    return f"`{escape(str(text if text is not None else '')[:80]).replace('`', 'ˋ')}`"
 
 
 def mention(user_id: str | None) -> str:

@@ -1,7 +1,11 @@
 """Turn a slash command's text into words and options, or a usage message — never an exception.
 
-Slack escapes mentions and channels in command text (`<@U123|ada>`, `<#C123|alerts>`,
-`<mailto:a@b.co|a@b.co>`); they become plain ids and addresses here.
+Slack escapes command text (https://api.slack.com/reference/surfaces/formatting#escaping):
+mentions, channels, e-mails and links arrive as `<@U123|ada>`, `<#C123|alerts>`,
+`<mailto:a@b.co|a@b.co>`, `<https://x.co|x.co>`, and a typed `&`, `<`, `>` as `&amp;`, `&lt;`,
+`&gt;`. A word that is one reference becomes its plain id or address; references inside free
+text become the text a person reads (`@ada`, `#alerts`, the link); the entities are decoded
+last, once. What comes out is what was typed, and is escaped once on the way out.
 """
 
 from __future__ import annotations
@@ -16,6 +20,10 @@ _MAILTO = re.compile(r"^<mailto:([^|>]+)(?:\|[^>]*)?>$")
 _LINK = re.compile(r"^<([^|>]+)\|([^>]*)>$")
 #: ``approvals=<#C123|ai-approvals>``: a name given a value Slack escaped
 _ASSIGNED = re.compile(r"^([A-Za-z][\w-]*=)(<[^>]+>)$")
+#: any reference inside free text
+_REFERENCE = re.compile(r"<([^<>]*)>")
+_ENTITIES = {"&lt;": "<", "&gt;": ">", "&amp;": "&"}
+_ENTITY = re.compile(r"&(?:lt|gt|amp);")
 MAX_TEXT = 2000
 
 
@@ -43,8 +51,31 @@ def normalise(token: str) -> str:
             return m.group(1)
     m = _LINK.match(token)
     if m:  # Slack may autolink things like e-mails or domains: keep what was typed
-        return m.group(2) or m.group(1)
-    return token
+        return unescape(m.group(2) or m.group(1))
+    return unescape(_REFERENCE.sub(_as_read, token))
+
+
+def unescape(text: str) -> str:
+    """Slack's three entities decoded, once (``&amp;lt;`` is a typed ``&lt;``)."""
+    return _ENTITY.sub(lambda m: _ENTITIES[m.group(0)], text)
+
+
+def _as_read(ref: re.Match) -> str:
+    """A reference inside free text, as the person who typed it read it."""
+    target, _, label = ref.group(1).partition("|")
+    if target.startswith("@"):
+        return "@" + (label or target[1:])
+    if target.startswith("#"):
+        return "#" + (label or target[1:])
+    if target.startswith("!"):  # <!here>, <!subteam^S123|@team>, <!date^…|fallback>
+        return label or "@" + target[1:].split("^")[0]
+    if target.startswith("mailto:"):
+        return label or target[len("mailto:") :]
+    return target if not label or _bare(target) == label else f"{label} ({target})"
+
+
+def _bare(url: str) -> str:
+    return re.sub(r"^[a-z][a-z0-9+.-]*://", "", url, flags=re.I).rstrip("/")
 
 
 def split(text: str) -> list[str]:

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import re
+
 import pytest
 from sqlalchemy import select
+
+from bot.blocks.common import lit
 
 from store import workspaces
 from store.models import Member
@@ -11,6 +16,7 @@ from store.money import parse_money
 from store.types import Role
 from tests import factories as f
 from tests.slack_requests import wait_for
+from tests.slack_texts import REASONS, WORDS, quoted
 from tests.usage_helpers import record
 
 APPROVALS, ALERTS = "C0APPROVALS", "C0ALERTS"
@@ -207,3 +213,40 @@ def test_a_request_with_no_approvals_channel_goes_to_the_admins_directly(db, sla
     assert "request_approve" in str(asked.blocks)
     [told] = slack_api.channel_messages("D" + dev[1:])
     assert "no approvals channel" in told.text and "its Admins directly" in told.text
+
+
+# -- real formats: tests/slack_texts.py ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("word", [w for w in WORDS if w.sent.startswith("approvals=")], ids=lambda w: w.sent)
+def test_a_channel_word_binds_as_slack_sends_it(db, slack, word):
+    ws, admin, dev = team(db)
+    answer = slack.command(admin, "/ai-workspace", f"channels {word.sent}").json()["text"]
+    assert f"approvals <#{word.read.split('=')[1]}>" in answer, answer
+
+
+@pytest.mark.parametrize("reason", REASONS, ids=lambda w: w.sent)
+def test_a_reason_reaches_the_approvers_as_it_was_typed(db, slack, slack_api, stub_workers, reason):
+    """Slack's escaping is undone once on the way in and done once on the way out: never twice."""
+    ws, admin, dev = team(db)
+    assert "request #" in slack.command(dev, "/ai-key", f"new search-bot --reason {quoted(reason.sent, curly=True)}").json()["text"]
+    stub_workers.settle()
+    [approval] = slack_api.channel_messages(APPROVALS)
+    shown = json.dumps(approval.blocks, ensure_ascii=False)
+    assert json.dumps(lit(reason.typed), ensure_ascii=False)[1:-1] in shown, shown
+    assert "&amp;amp;" not in shown and "&amp;lt;" not in shown
+    if reason.sent != reason.typed:  # Slack's own form (a live link, a mention) never comes back out
+        assert json.dumps(reason.sent)[1:-1] not in shown
+
+
+def test_a_name_as_shown_can_be_typed_back(db, slack, stub_workers):
+    """Names are shown in code spans, character for character, so copying one into a command works."""
+    ws, admin, _ = team(db)
+    owner = f.member(db, ws, Role.DEVELOPER)
+    f.key(db, ws, owner, name="snake_case_key")
+    dev = owner.slack_user_id
+    listing = slack.command(dev, "/ai-key", "list").json()["text"]
+    shown = re.search(r"`(snake\S*)`", listing)
+    assert shown and shown.group(1) == "snake_case_key", listing
+    answer = slack.command(dev, "/ai-key", f"revoke {shown.group(1)}").json()["text"]
+    assert "Revoked" in answer or "revoked" in answer, answer

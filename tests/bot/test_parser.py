@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -9,6 +10,7 @@ from bot.commands import audit, budget, credits, invite, key, team, usage, works
 from bot.commands.parser import UsageError, normalise, parse, split
 from bot.context import Asker
 from bot.replies import Reply, guarded
+from tests.slack_texts import REASONS, WORDS, quoted
 
 OPTIONS = {"-w": "workspace", "--workspace": "workspace", "--limit": "limit", "--reason": "reason"}
 
@@ -61,3 +63,31 @@ def test_slack_escapes_become_plain_ids():
     assert normalise("<#C0123ABC|alerts>") == "C0123ABC"
     assert normalise("<mailto:ada@example.com|ada@example.com>") == "ada@example.com"
     assert split('request search $300 --reason “launch week”') == ["request", "search", "$300", "--reason", "launch week"]
+
+
+# -- real formats: tests/slack_texts.py ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("word", WORDS, ids=lambda w: w.sent)
+def test_every_word_as_slack_sends_it_reads_as_typed(word):
+    assert split(word.sent) == [word.read]
+
+
+@pytest.mark.parametrize("reason", REASONS, ids=lambda w: w.sent)
+@pytest.mark.parametrize("curly", [False, True])
+def test_free_text_as_slack_sends_it_reads_as_typed(reason, curly):
+    assert parse(f"new bot --reason {quoted(reason.sent, curly)}", options=OPTIONS).options["reason"] == reason.read
+
+
+@given(st.lists(st.sampled_from(WORDS), min_size=1, max_size=6), st.sampled_from(REASONS))
+@settings(max_examples=200, deadline=None)
+def test_commands_of_real_words_read_word_for_word(words, reason):
+    """Any sequence of real-format words, with a free-text option among them, reads as typed."""
+    text = " ".join(w.sent for w in words) + f" --reason {quoted(reason.sent)}"
+    parsed = parse(text, options=OPTIONS)
+    assert parsed.words == [w.read for w in words]
+    assert parsed.options["reason"] == reason.read
+
+
+def test_entities_are_decoded_once():
+    assert split("&amp;lt;b&amp;gt;") == ["&lt;b&gt;"]

@@ -534,12 +534,14 @@ def test_user_text_reaches_slack_only_as_literal_text(db, world, slack, slack_ap
     everything = replies + said_to_slack(slack_api)
     assert_inert(everything, RAW + ("`TICK`",), MARKS)
     assert_no_leak(everything)
-    # …and the words are still there to read, only inert.
+    # …and the words are still there to read, as typed (in code spans, which Slack formats and links nothing in).
     shown = "\n".join(said_to_slack(slack_api))
-    assert "&lt;!channel&gt;" in shown and "∗PWN∗" in shown
+    assert "&lt;!channel&gt;" in shown and "`&lt;!channel&gt; &lt;!here&gt; &lt;@U123&gt; &lt;https://evil|click&gt; *PWN* ˋTICKˋ _PWN_ ~PWN~ &amp;`" in shown
+    # what Slack escaped in a command (a typed @channel arrives as <!channel>) is shown as it was typed
+    assert "`@channel @here @U123 click (https://evil) *PWN* ˋTICKˋ _PWN_ ~PWN~ &amp;`" in shown
     approvals = "\n".join(m.text + json.dumps(m.blocks) for m in slack_api.channel_messages("C0ALPHAAPPR"))
     assert "&lt;!channel&gt;" in approvals and "Reason" in approvals
-    assert any("&lt;!channel&gt;" in json.dumps(m.blocks) for m in slack_api.channel_messages("C0ALPHAALRT"))
+    assert any("`@channel @here @U123 click (https://evil)" in json.dumps(m.blocks) for m in slack_api.channel_messages("C0ALPHAALRT"))
 
 
 # -- other workspaces' ids -----------------------------------------------------------------
