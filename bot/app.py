@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
+import re
 from typing import Callable
 
-from slack_bolt import App, BoltResponse
+from slack_bolt import App, BoltRequest, BoltResponse
 from slack_bolt.authorization import AuthorizeResult
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
@@ -66,6 +67,15 @@ def build_app(db: Database, *, token: str, team_id: str, api_url: str, signing_s
             return BoltResponse(status=403, body="This Purser serves another Slack team.")
         return next()
 
+    @app.middleware
+    def once_per_event(req: BoltRequest, next: Callable) -> BoltResponse | None:
+        # Slack retries an event it got no 200 for within 3 s. After a timeout the first delivery
+        # did reach Purser and was handled (late): doing it again would answer twice. Other retries
+        # (an error, no connection) mean it was not handled, so they are.
+        if _retried_after_timeout(req.headers):
+            return BoltResponse(status=200, body="")
+        return next()
+
     for name, handler in COMMANDS.items():
         app.command(name)(_command(db, name, handler, handoff))
 
@@ -104,11 +114,23 @@ def build_app(db: Database, *, token: str, team_id: str, api_url: str, signing_s
     def home_opened(event, body, client):
         refresh_home(db, client, Asker(body.get("team_id", ""), event["user"]))
 
+    # Events Purser is subscribed to but has nothing to do with still get their 200: an
+    # unhandled one would be answered 404, and Slack retries those, then disables the subscription.
+    app.event(re.compile(".*"))(lambda ack: ack())
+
     @app.error
     def on_error(error, body, logger):
         log.exception("unhandled error in a Slack listener", exc_info=error)
 
     return app
+
+
+def _retried_after_timeout(headers: dict) -> bool:
+    def header(name: str) -> str:
+        value = headers.get(name) or headers.get(name.title()) or ""
+        return str(value[0] if isinstance(value, (list, tuple)) and value else value)
+
+    return bool(header("x-slack-retry-num")) and header("x-slack-retry-reason") == "http_timeout"
 
 
 def on_the_form(field: str, submit: Callable[[], dict | None]) -> dict:

@@ -10,6 +10,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot import texts
 from bot.blocks.common import code, lit, mention
+from bot.blocks.keys import key_ready_dm
 from bot.blocks.requests import what
 from bot.context import Asker
 from bot.commands.common import days
@@ -24,7 +25,7 @@ from store.errors import Conflict, DomainError
 from store.money import parse_money
 from store.models import Workspace
 from store.permissions import Actor
-from store.views import describe_request
+from store.views import describe_key, describe_request
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +120,10 @@ def reveal(db: Database, client: WebClient, body: dict) -> None:
         why = exc.response.get("error", "unknown") if isinstance(exc, SlackApiError) else type(exc).__name__
         db.run(keys.restore_reveal, actor, revealed.key.id, revealed.secret, f"Slack could not open the window ({why})")
         tell(client, body, texts.REVEAL_NOT_OPENED.format(name=code(revealed.key.name)))
+        return
+    # Shown once: the message loses its Reveal button rather than offer what is gone.
+    text, blocks = key_ready_dm(db.run(describe_key, revealed.key.id), revealed=True)
+    _update_message(client, body, text, [b.to_dict() for b in blocks])
 
 
 def accept(db: Database, client: WebClient, body: dict) -> None:
@@ -156,14 +161,19 @@ def _email(client: WebClient, user: str) -> str | None:
 
 
 def _replace_buttons(client: WebClient, body: dict, line: str) -> None:
+    _update_message(client, body, line, [{"type": "section", "text": {"type": "mrkdwn", "text": line}}])
+
+
+def _update_message(client: WebClient, body: dict, text: str, blocks: list[dict]) -> None:
+    """The message whose button was clicked, changed in place; a failure only costs the stale button."""
     channel = _dict(body.get("channel")).get("id") or _dict(body.get("container")).get("channel_id")
     ts = _dict(body.get("message")).get("ts") or _dict(body.get("container")).get("message_ts")
     if not channel or not ts:
         return
     try:
-        client.chat_update(channel=channel, ts=ts, text=line, blocks=[{"type": "section", "text": {"type": "mrkdwn", "text": line}}])
+        client.chat_update(channel=channel, ts=ts, text=text, blocks=blocks)
     except SlackApiError as exc:
-        log.warning("could not update the invitation message: %s", exc.response.get("error"))
+        log.warning("could not update the message whose button was clicked: %s", exc.response.get("error"))
 
 
 def key_form_submitted(db: Database, client: WebClient, body: dict) -> dict | None:

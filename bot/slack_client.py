@@ -29,8 +29,7 @@ from slack_sdk.models.blocks import Block
 from sqlalchemy.orm import Session
 
 from store.db import Database
-from store.messages import POSTING, hold_or_reserve
-from store.types import utcnow
+from store.messages import POSTING, hold_or_reserve, record_sent
 
 log = logging.getLogger(__name__)
 
@@ -84,15 +83,17 @@ class Slack:
             row, reserved_now = hold_or_reserve(s, ref, channel)
             if self.db.dialect != "postgresql":
                 s.commit()  # SQLite serves one process (the thread lock orders it); never hold its write lock over HTTP
-            if row.ts == POSTING and not reserved_now:  # an earlier attempt died not knowing whether Slack posted it
-                row.ts = self._posted_before(row.channel, ref, row.created_at) or POSTING
-            if row.ts == POSTING:
+            ts = row.ts
+            if ts == POSTING and not reserved_now:  # an earlier attempt died not knowing whether Slack posted it
+                ts = self._posted_before(row.channel, ref, row.created_at) or POSTING
+            if ts == POSTING:
                 metadata = {"event_type": EVENT_TYPE, "event_payload": {"ref": ref}}
                 answer = self.client.chat_postMessage(channel=row.channel, text=text, blocks=payload, metadata=metadata, unfurl_links=False, unfurl_media=False)
-                row.channel, row.ts = answer["channel"], answer["ts"]
-            elif edit:
-                self.client.chat_update(channel=row.channel, ts=row.ts, text=text, blocks=payload)
-            row.updated_at = utcnow()
+                record_sent(row, answer["channel"], answer["ts"])
+            else:
+                if edit:
+                    self.client.chat_update(channel=row.channel, ts=ts, text=text, blocks=payload)
+                record_sent(row, row.channel, ts)
             if also is not None:
                 also(s)
             s.commit()

@@ -87,6 +87,8 @@ def _invite_one(s: Session, actor: Actor, ws: Workspace, raw: str, role: Role, i
         details["request"] = via_request
     audit.record(s, workspace_id=ws.id, actor=actor.label, action="member.invite", resource=f"invitation:{inv.id}", details={"invitee": who, **details})
     outbox.emit(s, "send_invitation", workspace_id=ws.id, payload={"invitation_id": inv.id})
+    if slack_id is None:  # whether anyone in Slack has this address is known only when the worker looks
+        return InviteResult(who, "invited", f"Inviting {who} as {role.title}: Purser will look for them in Slack by this e-mail and DM them the invitation (good for 7 days). If nobody here has that address, you will be told and the invitation withdrawn.", inv.id)
     return InviteResult(who, "invited", f"Invited {who} as {role.title}; the invitation is good for 7 days.", inv.id)
 
 
@@ -152,6 +154,26 @@ def decline_invitation(s: Session, invitation_id: int, *, slack_user_id: str, em
         raise Conflict(f"This invitation was already {inv.status.value}.", state=inv.status.value)
     inv.status, inv.decided_at = InvitationStatus.DECLINED, utcnow()
     audit.record(s, workspace_id=inv.workspace_id, actor=f"slack:{slack_user_id}", action="invitation.decline", resource=f"invitation:{inv.id}", details={})
+    return inv
+
+
+def match_invitee(s: Session, invitation_id: int, slack_user_id: str) -> Invitation | None:
+    """An e-mail invitation found its person in Slack: from now on only they can accept it."""
+    inv = s.scalars(select(Invitation).where(Invitation.id == invitation_id).with_for_update()).one_or_none()
+    if inv is None or inv.invitee_slack_id is not None or inv.status is not InvitationStatus.PENDING:
+        return inv
+    inv.invitee_slack_id = slack_user_id
+    audit.record(s, workspace_id=inv.workspace_id, actor="system:worker", action="invitation.match", resource=f"invitation:{inv.id}", details={"email": inv.invitee_email, "member": slack_user_id})
+    return inv
+
+
+def undeliverable(s: Session, invitation_id: int, reason: str) -> Invitation | None:
+    """The invitation could not reach its person: it is withdrawn, not left pending for nobody."""
+    inv = s.scalars(select(Invitation).where(Invitation.id == invitation_id).with_for_update()).one_or_none()
+    if inv is None or inv.status is not InvitationStatus.PENDING:
+        return inv
+    inv.status, inv.decided_at = InvitationStatus.CANCELLED, utcnow()
+    audit.record(s, workspace_id=inv.workspace_id, actor="system:worker", action="invitation.undeliverable", resource=f"invitation:{inv.id}", details={"invitee": inv.invitee, "reason": reason[:500]})
     return inv
 
 

@@ -28,10 +28,10 @@ class SlackSender:
     #: how long to wait for an answer that comes through response_url
     answer_timeout: float = 30.0
 
-    def post(self, body: bytes, content_type: str = "application/x-www-form-urlencoded", *, timestamp: str | None = None, signature: str | None = None) -> httpx.Response:
+    def post(self, body: bytes, content_type: str = "application/x-www-form-urlencoded", *, timestamp: str | None = None, signature: str | None = None, headers: dict[str, str] | None = None) -> httpx.Response:
         ts = timestamp or str(int(time.time()))
-        headers = {"Content-Type": content_type, "X-Slack-Request-Timestamp": ts, "X-Slack-Signature": signature or sign(self.secret, ts, body)}
-        return httpx.post(self.url, content=body, headers=headers, timeout=10)
+        sent = {"Content-Type": content_type, "X-Slack-Request-Timestamp": ts, "X-Slack-Signature": signature or sign(self.secret, ts, body), **(headers or {})}
+        return httpx.post(self.url, content=body, headers=sent, timeout=10)
 
     def command(self, user: str, command: str, text: str = "", channel: str = "C0GENERAL") -> httpx.Response:
         """What the person sees: the ack's answer, or, when the ack is empty, what came to the response_url.
@@ -99,9 +99,12 @@ class SlackSender:
         }
         return self.interaction(payload)
 
-    def event(self, event: dict) -> httpx.Response:
-        body = {"type": "event_callback", "team_id": self.team_id, "api_app_id": "A0PURSER", "event": event, "event_id": f"Ev{next(_triggers)}", "event_time": int(time.time())}
-        return self.post(json.dumps(body).encode(), "application/json")
+    def event(self, event: dict, *, retry: tuple[int, str] | None = None, event_id: str | None = None) -> httpx.Response:
+        """An Events API delivery; ``retry`` = (attempt, reason) sends it as Slack's retry of an earlier one
+        (https://api.slack.com/apis/events-api#retries: ``X-Slack-Retry-Num``, ``X-Slack-Retry-Reason``)."""
+        body = {"type": "event_callback", "team_id": self.team_id, "api_app_id": "A0PURSER", "event": event, "event_id": event_id or f"Ev{next(_triggers)}", "event_time": int(time.time())}
+        headers = {"X-Slack-Retry-Num": str(retry[0]), "X-Slack-Retry-Reason": retry[1]} if retry else None
+        return self.post(json.dumps(body).encode(), "application/json", headers=headers)
 
 
 def wait_for(predicate, timeout: float = 10.0, interval: float = 0.02):

@@ -17,6 +17,7 @@ from slack_sdk.errors import SlackApiError
 
 from store import outbox
 from store.types import utcnow
+from workers import slack_errors
 from workers.broker import RETRY_OPTIONS, setup_broker
 from workers.handlers import budgets, keys, messages
 from workers.leases import LEASES
@@ -59,8 +60,6 @@ HANDLERS: dict[str, Handler] = {
 #: command's answer (priority 0) goes before a backlog of actions.
 ACTION_PRIORITY = 10
 
-#: Slack errors that retrying will not mend
-PERMANENT_SLACK = {"channel_not_found", "not_in_channel", "is_archived", "user_not_found", "invalid_auth", "account_inactive", "invalid_blocks", "msg_too_long", "cannot_dm_bot"}
 
 
 def perform(handler: Handler, action_id: str) -> None:
@@ -78,8 +77,9 @@ def perform(handler: Handler, action_id: str) -> None:
         retry_later(rt, claimed, str(exc), exc.retry_after)
     except SlackApiError as exc:
         error = exc.response.get("error", "unknown")
-        if error in PERMANENT_SLACK:
-            rt.db.run(outbox.fail, action_id, f"Slack refused the message ({error}); check that Purser is invited to the channel")
+        if error in slack_errors.PERMANENT:
+            log.warning("action %s (%s) failed for good: Slack answered %s", action_id, claimed.kind, error)
+            rt.db.run(outbox.fail, action_id, slack_errors.explain(error))
             return
         retry_later(rt, claimed, f"Slack answered {error}", _slack_retry_after(exc))
     except Exception as exc:

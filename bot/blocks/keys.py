@@ -10,7 +10,8 @@ from store.views import KeyView
 REVEAL = "key_reveal"
 
 
-def key_ready_dm(key: KeyView, *, rotated: bool = False) -> tuple[str, list[Block]]:
+def key_ready_dm(key: KeyView, *, rotated: bool = False, revealed: bool = False) -> tuple[str, list[Block]]:
+    """``revealed``: the message once its one reveal is done, without the button."""
     verb = "rotated key" if rotated else "key"
     text = f"Your {verb} {key.name} in {key.workspace} is ready."
     blocks: list[Block] = [
@@ -23,9 +24,12 @@ def key_ready_dm(key: KeyView, *, rotated: bool = False) -> tuple[str, list[Bloc
                 ("Expires", when(key.expires_at)),
             ]
         ),
-        ActionsBlock(block_id=f"key:{key.id}", elements=[ButtonElement(text="Reveal", action_id=REVEAL, value=str(key.id), style="primary")]),
-        context("The secret can be revealed once, within 24 hours; Purser keeps no copy after that."),
     ]
+    if revealed:
+        blocks.append(context("✅ The secret was revealed. Purser keeps no copy: if it is lost, rotate the key with `/ai-key rotate`."))
+    else:
+        blocks.append(ActionsBlock(block_id=f"key:{key.id}", elements=[ButtonElement(text="Reveal", action_id=REVEAL, value=str(key.id), style="primary")]))
+        blocks.append(context("The secret can be revealed once, within 24 hours; Purser keeps no copy after that."))
     if rotated:
         blocks.append(context("Your previous key keeps working until its grace period ends; switch over before then."))
     return text, blocks

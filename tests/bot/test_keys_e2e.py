@@ -46,6 +46,8 @@ def test_production_key_request_approved_provisioned_revealed_once(db, slack, sl
     [modal] = slack_api.views.values()
     secret = [b["text"]["text"] for b in modal["blocks"] if b["type"] == "section" and b["text"]["type"] == "plain_text"][0]
     assert secret.startswith("sk-purser-")
+    # shown once: the message no longer offers a Reveal; a click on a stale copy is refused
+    assert "key_reveal" not in buttons(ready) and "was revealed" in str(ready.blocks)
     slack.click(dev, "key_reveal", key_id, channel=dm(dev), message_ts=ready.ts)
     assert len(slack_api.views) == 1
     assert "already revealed" in slack_api.ephemeral[-1].text

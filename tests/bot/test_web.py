@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import time
 from urllib.parse import urlencode
 
 import httpx
+import pytest
 from slack_sdk.signature import SignatureVerifier
 
 from bot.web import malformed
@@ -202,3 +204,28 @@ def test_a_junk_timestamp_is_refused_as_unsigned_never_a_server_error(db):
             assert answer.status_code == 401, (timestamp, answer.status_code, answer.text[:200])
     finally:
         served.stop()
+
+
+def test_an_event_purser_does_nothing_with_is_still_answered_200(db, slack):
+    """A 404 would make Slack retry it, and disable the subscription after enough of them."""
+    for event in ({"type": "member_joined_channel", "user": "U0SOMEONE1", "channel": "C0GENERAL"}, {"type": "message", "text": "hello", "user": "U0SOMEONE1", "channel": "C0GENERAL", "ts": "1.000001"}):
+        answer = slack.event(event)
+        assert answer.status_code == 200, (event["type"], answer.status_code, answer.text)
+
+
+@pytest.mark.parametrize("reason,handled", [("http_timeout", False), ("http_error", True), ("connection_failed", True)])
+def test_slacks_retry_of_an_event_is_handled_once(db, slack, slack_api, reason, handled):
+    """After a timeout the first delivery was handled (late); a retry after an error or no connection was not."""
+    from tests.slack_requests import wait_for
+
+    ws = f.workspace(db, "prod", "production")
+    admin = f.member(db, ws, Role.ADMIN).slack_user_id
+    opened = {"type": "app_home_opened", "user": admin, "tab": "home"}
+    assert slack.event(opened, event_id="Ev0FIRST").status_code == 200
+    wait_for(lambda: len(slack_api.calls_to("views.publish")) == 1)
+    assert slack.event(opened, event_id="Ev0FIRST", retry=(1, reason)).status_code == 200
+    if handled:
+        wait_for(lambda: len(slack_api.calls_to("views.publish")) == 2)
+    else:
+        time.sleep(0.5)  # the first publish came within this; a second would have too
+        assert len(slack_api.calls_to("views.publish")) == 1

@@ -11,7 +11,7 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import select
 
-from bot.blocks.common import lit
+from bot.blocks.common import inert
 from store import budgets, keys, workspaces
 from store.errors import InvalidInput
 from store.models import Action, ApiKey, Project, UsageEvent, Workspace
@@ -276,7 +276,7 @@ def refused_key_reaches_the_requester(db, workers, fake, slack_api, monkeypatch)
     [notice] = actions(db, "action_failed")
     assert notice.status is ActionStatus.DONE and notice.payload == {"action_id": failed.id}
     [dm] = slack_api.channel_messages("D" + dev.slack_user_id[1:])
-    assert "could not make your key" in dm.text and lit(failed.error, 1500) in dm.text
+    assert "could not make your key" in dm.text and inert(failed.error[:1500]) in dm.text
     assert fake.keys == {} and stored_keys(db) == []
     assert_no_secret_reached_slack(fake, slack_api, management_key)
     assert management_key not in failed.error

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from bot.blocks.failures import action_failed as failure_blocks
+from bot.blocks.failures import undelivered_request
 from bot.blocks.invitations import invitation_dm
 from bot.blocks.common import section
 from bot.blocks.requests import approval_message, outcome_dm
-from store import outbox
-from store.messages import find_message
+from store import invitations, outbox
+from store.messages import POSTING, find_message, messages_with_prefix
 from store.models import Action, Invitation, Member, Workspace
 from store.outbox import Claimed
 from store.views import describe_invitation, describe_request
@@ -47,8 +48,14 @@ def _ask_admins_directly(rt: Runtime, a: Claimed, view) -> None:
 def request_decided(rt: Runtime, a: Claimed) -> None:
     with rt.db.session() as s:
         view = describe_request(s, a.payload["request_id"])
-        posted = find_message(s, f"request:{view.id}") is not None
+        channel_copy = find_message(s, f"request:{view.id}")
+        posted = channel_copy is not None and channel_copy.ts != POSTING  # a post Slack refused has nothing to update
+        dm_copies = [m.ref for m in messages_with_prefix(s, f"request:{view.id}:to:") if m.ts != POSTING]
     tell_requester = bool(view.requester and view.requester != view.decided_by)
+    if rt.slack is not None and dm_copies:
+        text, blocks = approval_message(view)
+        for ref in dm_copies:  # the copies Admins got by DM show the decision too, and lose their buttons
+            rt.slack.post(ref, "", text, blocks)
     if rt.slack is not None and (posted or tell_requester):
         if posted:
             text, blocks = approval_message(view)
@@ -68,24 +75,30 @@ def send_invitation(rt: Runtime, a: Claimed) -> None:
         if user is None:
             raise PermanentProviderError(f"nobody in this Slack has the e-mail {view.invitee_email}; invite them to Slack first, then to Purser")
         if view.invitee_slack_id is None:
-            rt.db.run(_bind_invitee, view.id, user)
+            rt.db.run(invitations.match_invitee, view.id, user)
         text, blocks = invitation_dm(view)
         rt.slack.dm(f"invitation:{view.id}", user, text, blocks, also=completes(a))
         return
     rt.db.run(outbox.complete, a.id)
 
 
-def _bind_invitee(s, invitation_id: int, user_id: str) -> None:
-    # An e-mail invitation now knows its Slack user, so Accept can be checked against them.
-    inv = s.get(Invitation, invitation_id)
-    inv.invitee_slack_id = inv.invitee_slack_id or user_id
-
-
 def action_failed(rt: Runtime, a: Claimed) -> None:
-    """Tell whoever asked (the requester, the inviter) or else the workspace's alerts channel."""
+    """Carry out what a failure means, then tell whoever asked (the requester, the inviter) or else the workspace's alerts channel.
+
+    An invitation that could not be delivered is withdrawn. A request whose approval message
+    could not be posted goes to its Admins by DM (it is in their App Home too), so it can
+    still be decided.
+    """
     with rt.db.session() as s:
         failed = s.get(Action, a.payload["action_id"])
         kind, reason = failed.kind, failed.error or "unknown error"
+        payload = dict(failed.payload or {})
+    if kind == "send_invitation" and payload.get("invitation_id"):
+        rt.db.run(invitations.undeliverable, payload["invitation_id"], reason)
+    if kind == "request_opened" and rt.slack is not None:
+        _ask_admins_after_failure(rt, payload["request_id"], reason)
+    with rt.db.session() as s:
+        failed = s.get(Action, a.payload["action_id"])
         who = outbox.requester_of(s, failed)
         if who is None and kind == "send_invitation":
             inv = s.get(Invitation, failed.payload.get("invitation_id"))
@@ -101,3 +114,14 @@ def action_failed(rt: Runtime, a: Claimed) -> None:
             rt.slack.post(f"failure:{a.id}", channel, text, blocks, also=completes(a))
         return
     rt.db.run(outbox.complete, a.id)
+
+
+def _ask_admins_after_failure(rt: Runtime, request_id: int, reason: str) -> None:
+    with rt.db.session() as s:
+        view = describe_request(s, request_id)
+    if view.state != "pending":
+        return
+    note, note_blocks = undelivered_request(reason)
+    text, blocks = approval_message(view)
+    for admin in view.deciders:
+        rt.slack.dm(f"request:{view.id}:to:{admin}", admin, note, [*note_blocks, *blocks])
