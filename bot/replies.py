@@ -29,10 +29,34 @@ class Reply:
     modal: View | None = None
 
     def ack_kwargs(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"text": self.text[:3000], "response_type": "ephemeral"}
+        body: dict[str, Any] = {"text": self.text[:TEXT_LIMIT], "response_type": "ephemeral"}
         if self.blocks:
             body["blocks"] = [b.to_dict() for b in self.blocks]
+        elif len(self.text) > SECTION_LIMIT:  # one section holds 3,000 characters: the rest goes in more, never cut silently
+            body["blocks"] = [{"type": "section", "text": {"type": "mrkdwn", "text": chunk}} for chunk in sections(self.text)]
         return body
+
+
+#: Slack's limits (https://api.slack.com/reference/block-kit/blocks#section, chat.postMessage's text)
+SECTION_LIMIT, MAX_BLOCKS, TEXT_LIMIT = 3000, 50, 40000
+
+
+def sections(text: str) -> list[str]:
+    """Long text in pieces of whole lines that each fit a section; what cannot be shown is said to be missing."""
+    chunks, current = [], ""
+    lines = text.split("\n")
+    for i, line in enumerate(lines):
+        line = line[:SECTION_LIMIT]
+        if current and len(current) + 1 + len(line) > SECTION_LIMIT:
+            if len(chunks) == MAX_BLOCKS - 2:
+                chunks.append(current)
+                chunks.append(f"… and {len(lines) - i} more lines Slack cannot show in one message.")
+                return chunks
+            chunks.append(current)
+            current = line
+        else:
+            current = f"{current}\n{line}" if current else line
+    return [*chunks, current]
 
 
 def guarded(command: str, handler: Callable[..., Reply], *args: Any) -> Reply:

@@ -27,14 +27,16 @@ TEAM_HELP = "Slack team id the workspace belongs to [default: SLACK_TEAM_ID, or 
 
 
 def _database():
+    """A database whose committed actions reach the workers at once, and what carries them out without a queue (``workers.inline``)."""
     from gateway.invalidation import install_publisher
     from purser.settings import get_settings
     from store.db import Database
+    from workers.inline import hand_over
 
     settings = get_settings()
     db = Database(settings.database_url)
     install_publisher(db, settings.redis_url)
-    return db
+    return db, hand_over(db, settings.redis_url)
 
 
 def _operator():
@@ -49,10 +51,14 @@ def _fail(message: str, code: int = 1) -> None:
 
 
 def _run(op, *args, **kwargs):
+    db, inline = _database()
     try:
-        return _database().run(op, *args, **kwargs)
+        result = db.run(op, *args, **kwargs)
     except DomainError as exc:
         _fail(exc.message)
+    if inline is not None:  # no queue shared with the workers: this command carries out what it committed
+        inline.drain()
+    return result
 
 
 def _team(team: str | None) -> str:

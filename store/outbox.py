@@ -148,6 +148,11 @@ def get(s: Session, action_id: str) -> Action | None:
     return s.get(Action, action_id)
 
 
+def still_to_do(s: Session, kind: str, request_id: int) -> bool:
+    """Is an action of ``kind`` for this request still pending (neither done nor given up)?"""
+    return s.scalars(select(Action.id).where(Action.kind == kind, Action.request_id == request_id, Action.status == ActionStatus.PENDING).limit(1)).first() is not None
+
+
 def requester_of(s: Session, action: Action) -> str | None:
     """The Slack user who asked for what this action does, if anyone did."""
     if action.request_id is None:

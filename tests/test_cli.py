@@ -198,3 +198,24 @@ def test_the_team_defaults_to_slack_team_id_as_the_web_process_sees_it(cli, monk
 
     assert cli.run(lambda s: find_workspace(s, "prod", "T0ACME").team_id) == "T0ACME"
     assert "in team local" in ok("workspace", "create", "sandbox", "--env", "development", "--team", "local")  # --team still wins
+
+
+def test_a_crossing_recorded_on_the_command_line_is_announced_before_it_returns(cli, spending, slack_server, slack_api, monkeypatch):
+    """No queue is shared with the workers (no REDIS_URL): the command carries out what it committed itself,
+    rather than leave the alert for the clock's sweep half a minute later."""
+    from store import workspaces
+    from tests.fixtures_workers import BOT_TOKEN
+
+    _, slack_url = slack_server
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    monkeypatch.setenv("SLACK_BOT_TOKEN", BOT_TOKEN)
+    monkeypatch.setenv("SLACK_API_URL", slack_url + "/api/")
+    get_settings.cache_clear()
+    cli.run(workspaces.set_channels, f.OPERATOR, spending, alerts="C0CLIALERTS")
+    out = ok("usage", "record", "acme", "-k", "bot", "-a", "$8.50")
+    assert "threshold" in out
+    [alert] = slack_api.channel_messages("C0CLIALERTS")
+    assert "80%" in alert.text and "search" in alert.text
+    out = ok("usage", "record", "acme", "-k", "bot", "-a", "$2")
+    assert "paused" in out
+    assert any("paused" in m.text.lower() for m in slack_api.channel_messages("C0CLIALERTS")[1:])

@@ -62,8 +62,9 @@ ACTION_PRIORITY = 10
 
 
 
-def perform(handler: Handler, action_id: str) -> None:
-    rt = runtime()
+def perform(handler: Handler, action_id: str, rt: Runtime | None = None) -> None:
+    """Claim the action, carry it out, and record how it went; ``rt``: other than the process's runtime (``workers.inline``)."""
+    rt = rt or runtime()
     claimed = rt.db.run(outbox.claim, action_id)
     if claimed is None:
         return  # done already, not due yet, or another worker holds it

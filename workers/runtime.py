@@ -32,7 +32,8 @@ _runtime: Runtime | None = None
 _factory: Callable[[], Runtime] | None = None
 
 
-def from_settings() -> Runtime:
+def from_settings(db: Database | None = None) -> Runtime:
+    """The workers' runtime; given ``db``, on that database with the hooks its owner set (``workers.inline``)."""
     from purser.settings import get_settings
 
     from gateway.invalidation import install_publisher
@@ -40,11 +41,12 @@ def from_settings() -> Runtime:
     from workers import actors
 
     settings = get_settings()
-    db = Database(settings.database_url)
-    install_publisher(db, settings.redis_url)  # pauses and revocations reach every web process's cache at once
-    # What an action's own commit emits (the "key is ready" DM after provisioning) goes to the
-    # queue at once, not after the sweeper's half minute.
-    db.on_new_actions(actors.enqueue)
+    if db is None:
+        db = Database(settings.database_url)
+        install_publisher(db, settings.redis_url)  # pauses and revocations reach every web process's cache at once
+        # What an action's own commit emits (the "key is ready" DM after provisioning) goes to the
+        # queue at once, not after the sweeper's half minute.
+        db.on_new_actions(actors.enqueue)
     slack = None
     if settings.slack_bot_token:
         slack = Slack(db, settings.slack_bot_token.get_secret_value(), settings.slack_api_url)

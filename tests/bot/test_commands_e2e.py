@@ -250,3 +250,14 @@ def test_a_name_as_shown_can_be_typed_back(db, slack, stub_workers):
     assert shown and shown.group(1) == "snake_case_key", listing
     answer = slack.command(dev, "/ai-key", f"revoke {shown.group(1)}").json()["text"]
     assert "Revoked" in answer or "revoked" in answer, answer
+
+
+def test_a_long_answer_is_shown_whole(db, slack):
+    """`/ai-audit recent 200` shows 200 events: a long answer goes in several sections, never cut at 3,000 characters."""
+    ws, admin, dev = team(db)
+    for n in range(210):
+        db.run(workspaces.set_channels, f.OPERATOR, ws, alerts=f"C0ALERT{n:04d}")
+    body = slack.command(admin, "/ai-audit", "recent 200").json()
+    shown = "\n".join(b["text"]["text"] for b in body["blocks"])
+    events = [line for line in shown.splitlines() if line.startswith("• #")]
+    assert len(events) == 200 and all(len(b["text"]["text"]) <= 3000 for b in body["blocks"])

@@ -167,3 +167,19 @@ def test_a_paused_project_shows_as_paused_in_the_key_list_and_the_budgets(db, sl
     db.run(budgets.pause_project, f.Actor.slack(admin), ws, "chat", "incident review")
     listed = slack.command(dev, "/ai-key", "list").json()["text"]
     assert "paused: project `chat` is paused by an admin" in listed, listed
+
+
+def test_the_approval_dm_comes_before_the_key_it_announces(db, slack, slack_api, stub_workers):
+    """Messages a person reads as a sequence arrive in that order, however the workers interleave."""
+    ws, admin, _ = team(db)
+    devs = [f.member(db, ws, Role.DEVELOPER).slack_user_id for _ in range(12)]
+    for dev in devs:
+        assert "request #" in slack.command(dev, "/ai-key", "new search-bot").json()["text"]
+    stub_workers.settle()
+    for approval in slack_api.channel_messages(APPROVALS):
+        slack.click(admin, "request_approve", buttons(approval)["request_approve"], channel=APPROVALS, message_ts=approval.ts)
+    stub_workers.settle()
+    for dev in devs:
+        said = [m.text for m in slack_api.channel_messages(dm(dev))]
+        order = [("approved" in text.lower(), "is ready" in text) for text in said]
+        assert order == [(True, False), (False, True)], said

@@ -14,6 +14,7 @@ from store.types import KeyStatus, utcnow
 from store.standing import key_enabled
 from store.views import describe_key
 from workers.faults import crash_point
+from workers.providers.base import TransientProviderError
 from workers.handlers import completes
 from workers.runtime import Runtime
 
@@ -83,6 +84,11 @@ def rotate_key(rt: Runtime, a: Claimed) -> None:
 def notify_key_ready(rt: Runtime, a: Claimed) -> None:
     with rt.db.session() as s:
         view = describe_key(s, a.payload["key_id"])
+        request_id = s.scalar(select(ApiKey.request_id).where(ApiKey.id == view.id))
+        # "Approved: a message with a Reveal button follows" is read before the message it announces.
+        told_first = request_id is not None and outbox.still_to_do(s, "request_decided", request_id)
+    if rt.slack is not None and told_first:
+        raise TransientProviderError("the approval's message goes first", retry_after=0.5)
     if rt.slack is not None and view.owner:
         text, blocks = key_ready_dm(view, rotated=bool(a.payload.get("rotated")))
         rt.slack.dm(f"key_ready:{view.id}", view.owner, text, blocks, also=completes(a))
