@@ -77,7 +77,7 @@ def _pending(s, ws: Workspace) -> list[Block]:
 
 
 def _budgets(s, asker: Asker, ws: Workspace) -> list[Block]:
-    lines = budgets.evaluate_budgets(s, ws)
+    lines = budgets.budget_overview(s, asker.actor, ws.id)
     shown = [l for l in lines if l.limit_micros is not None or l.kind == "project"][:15]
     if not shown:
         return []

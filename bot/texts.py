@@ -41,7 +41,8 @@ HELP = {
         "• `/ai-workspace policy approval|auto`\n"
         "• `/ai-workspace channels approvals=#c alerts=#c audit=#c`\n"
         "• `/ai-workspace allowlist add|remove <CIDR>`\n"
-        "• `/ai-workspace templates [role $N [--period monthly] [--lifetime 90]]`"
+        "• `/ai-workspace templates [role $N [--period monthly] [--lifetime 90]]`\n"
+        "• `/ai-workspace delete <name>` says what deleting does; `--confirm <name>` does it (Admins)"
     ),
 }
 
@@ -53,7 +54,7 @@ USAGE = {
     "/ai-credits": "Usage: `/ai-credits balance | add $N` — `/ai-credits help` explains.",
     "/ai-usage": "Usage: `/ai-usage [--project P] [--mine] [--days 30]` — `/ai-usage help` explains.",
     "/ai-audit": "Usage: `/ai-audit recent [N] | verify | export [csv|jsonl]` — `/ai-audit help` explains.",
-    "/ai-workspace": "Usage: `/ai-workspace list | create | use | policy | channels | allowlist | templates` — `/ai-workspace help` explains.",
+    "/ai-workspace": "Usage: `/ai-workspace list | create | use | policy | channels | allowlist | templates | delete` — `/ai-workspace help` explains.",
 }
 
 UNEXPECTED = "Something went wrong on Purser's side (error id `{error_id}`). Nothing was changed; try again, and give an admin the error id if it persists."

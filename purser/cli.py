@@ -110,6 +110,23 @@ def workspace_create(
     typer.echo(f"Next: purser member add {ws.slug} --slack U… --role admin")
 
 
+@workspace_app.command("delete")
+def workspace_delete(
+    slug: str = typer.Argument(..., help="The workspace to delete."),
+    confirm: Optional[str] = typer.Option(None, "--confirm", help="The workspace's name again, to delete without being asked."),
+    team: Optional[str] = typer.Option(None, help=TEAM_HELP, show_default=False),
+) -> None:
+    """Delete a workspace: its live keys are revoked, waiting requests and invitations withdrawn; its history is kept."""
+    from store.workspaces import delete_workspace, preview_deletion
+
+    ws_id = _workspace_id(slug, team)
+    if confirm is None:
+        typer.echo(_run(preview_deletion, _operator(), ws_id).describe().replace("`", ""))
+        confirm = typer.prompt("Type the workspace's name to delete it")
+    done = _run(delete_workspace, _operator(), ws_id, confirm=confirm)
+    typer.echo(f"Deleted {slug}: {done.revoked_keys} key(s) revoked, {done.cancelled_requests} request(s) and {done.cancelled_invitations} invitation(s) withdrawn.")
+
+
 @workspace_app.command("list")
 def workspace_list(team: Optional[str] = typer.Option(None, help="Only this Slack team's workspaces.")) -> None:
     """List workspaces."""

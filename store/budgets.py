@@ -10,13 +10,13 @@ from sqlalchemy.orm import Session
 
 from store import audit, outbox
 from store.errors import Conflict, InvalidInput, LimitReached, NotFound
-from store.models import Project, Request, SpendTotal, Workspace
+from store.models import ApiKey, Project, Request, SpendTotal, Workspace
 from store.money import format_money
 from store.periods import parse_period, period_start
-from store.permissions import Actor, Permission, authorize, denial, load_workspace
+from store.permissions import Actor, Permission, allowed, authorize, denial, load_workspace
 from store.requests import _requester, open_request
 from store.standing import reconcile_project, reconcile_workspace
-from store.types import Period, ProjectStatus, RequestKind, Scope, WorkspaceStatus, utcnow
+from store.types import KeyStatus, Period, ProjectStatus, RequestKind, Scope, WorkspaceStatus, utcnow
 from store.workspaces import check_slug
 
 
@@ -260,8 +260,13 @@ def budget_overview(s: Session, actor: Actor, workspace_id: int, now: datetime |
     Reads one running total per budget: its cost does not grow with usage history.
     """
     ws = load_workspace(s, workspace_id)
-    authorize(s, actor, ws, Permission.VIEW_OWN_USAGE, resource=f"workspace:{ws.slug}", attempted="budget.show")
-    return evaluate_budgets(s, ws, now)
+    me = authorize(s, actor, ws, Permission.VIEW_OWN_USAGE, resource=f"workspace:{ws.slug}", attempted="budget.show")
+    lines = evaluate_budgets(s, ws, now)
+    if me is None or allowed(me.role, Permission.VIEW_ALL_USAGE):
+        return lines
+    # A Developer sees the budgets of the projects they hold keys in; the workspace's spend is not theirs to see.
+    theirs = set(s.scalars(select(Project.slug).join(ApiKey, ApiKey.project_id == Project.id).where(ApiKey.member_id == me.id, ApiKey.status != KeyStatus.REVOKED)))
+    return [line for line in lines if line.kind == "project" and line.name in theirs]
 
 
 def evaluate_budgets(s: Session, ws: Workspace, now: datetime | None = None) -> list[BudgetLine]:

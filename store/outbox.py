@@ -148,9 +148,9 @@ def get(s: Session, action_id: str) -> Action | None:
     return s.get(Action, action_id)
 
 
-def still_to_do(s: Session, kind: str, request_id: int) -> bool:
-    """Is an action of ``kind`` for this request still pending (neither done nor given up)?"""
-    return s.scalars(select(Action.id).where(Action.kind == kind, Action.request_id == request_id, Action.status == ActionStatus.PENDING).limit(1)).first() is not None
+def pending_of(s: Session, kind: str, request_id: int) -> str | None:
+    """The id of an action of ``kind`` for this request that is still pending (neither done nor given up)."""
+    return s.scalars(select(Action.id).where(Action.kind == kind, Action.request_id == request_id, Action.status == ActionStatus.PENDING).limit(1)).first()
 
 
 def requester_of(s: Session, action: Action) -> str | None:

@@ -8,7 +8,7 @@ import json
 import shutil
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 from typer.testing import CliRunner
 
 from purser.cli import app
@@ -219,3 +219,18 @@ def test_a_crossing_recorded_on_the_command_line_is_announced_before_it_returns(
     out = ok("usage", "record", "acme", "-k", "bot", "-a", "$2")
     assert "paused" in out
     assert any("paused" in m.text.lower() for m in slack_api.channel_messages("C0CLIALERTS")[1:])
+
+
+def test_workspace_delete_asks_for_the_name_and_revokes_the_keys(cli, spending):
+    from store.models import ApiKey, AuditEvent
+    from store.types import KeyStatus
+
+    asked = runner.invoke(app, ["workspace", "delete", "acme"], input="acmee\n")
+    assert asked.exit_code == 1 and "revokes its 1 live key(s)" in asked.output and "is not the workspace's name" in asked.output
+    assert "acme" in ok("workspace", "list")
+    out = ok("workspace", "delete", "acme", "--confirm", "acme")
+    assert "Deleted acme: 1 key(s) revoked" in out
+    assert "No workspaces yet" in ok("workspace", "list")
+    with cli.session() as s:
+        assert {k.status for k in s.scalars(select(ApiKey))} == {KeyStatus.REVOKED}
+        assert s.scalars(select(AuditEvent.action).where(AuditEvent.action == "workspace.delete")).one()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bot import texts
-from bot.blocks.common import code, lit, money
+from bot.blocks.common import code, inert, lit, money
 from bot.commands.common import amount, days, one_of, workspace_id
 from bot.commands.parser import WORKSPACE_OPTIONS, UsageError, parse
 from bot.context import Asker
@@ -14,7 +14,7 @@ from store.models import Member
 from store.types import MemberStatus
 
 COMMAND = "/ai-workspace"
-OPTIONS = {**WORKSPACE_OPTIONS, "--env": "env", "--period": "period", "--lifetime": "lifetime", "--name": "name"}
+OPTIONS = {**WORKSPACE_OPTIONS, "--env": "env", "--period": "period", "--lifetime": "lifetime", "--name": "name", "--confirm": "confirm"}
 
 
 def handle(db: Database, asker: Asker, text: str) -> Reply:
@@ -37,6 +37,8 @@ def handle(db: Database, asker: Asker, text: str) -> Reply:
         parsed.options["workspace"] = slug
         ws = db.run(workspaces.bind_channel, asker.actor, workspace_id(db, asker, parsed), asker.channel_id or "")
         return Reply(f"✅ Commands in this channel now act on {code(ws.slug)} unless you say `-w`.")
+    if sub == "delete":
+        return delete(db, asker, parsed)
     ws_id = workspace_id(db, asker, parsed)
     if sub == "policy":
         policy = one_of(parsed.word(1), ("approval", "auto"), "policy")
@@ -75,6 +77,24 @@ def handle(db: Database, asker: Asker, text: str) -> Reply:
         lines = [f"• {t.role.title}: keys up to {money(t.key_limit_micros)} {t.limit_period.value}, living {t.key_lifetime_days or 'unlimited'} days" for t in found]
         return Reply("*Role presets*\n" + "\n".join(lines))
     raise UsageError(f"`{lit(sub, 20)}` is not something /ai-workspace does.")
+
+
+def delete(db: Database, asker: Asker, parsed) -> Reply:
+    """Two steps: the first says what deleting does; the second, with the name typed again, does it."""
+    slug = parsed.word(1)
+    if slug is None:
+        raise UsageError("Name the workspace to delete: `/ai-workspace delete staging`.")
+    parsed.options["workspace"] = slug
+    ws_id = workspace_id(db, asker, parsed)
+    confirm = parsed.options.get("confirm")
+    if confirm is None:
+        preview = db.run(workspaces.preview_deletion, asker.actor, ws_id)
+        return Reply(f"⚠️ {inert(preview.describe())}\nTo go ahead, type the name again: `/ai-workspace delete {preview.slug} --confirm {preview.slug}`")
+    done = db.run(workspaces.delete_workspace, asker.actor, ws_id, confirm=confirm)
+    return Reply(
+        f"🗑️ Deleted {code(done.workspace.slug)}: {done.revoked_keys} key(s) revoked, {done.cancelled_requests} request(s) and "
+        f"{done.cancelled_invitations} invitation(s) withdrawn. Its audit log and history are kept."
+    )
 
 
 def list_mine(db: Database, asker: Asker) -> Reply:

@@ -261,3 +261,31 @@ def test_a_long_answer_is_shown_whole(db, slack):
     shown = "\n".join(b["text"]["text"] for b in body["blocks"])
     events = [line for line in shown.splitlines() if line.startswith("• #")]
     assert len(events) == 200 and all(len(b["text"]["text"]) <= 3000 for b in body["blocks"])
+
+
+def test_an_admin_deletes_a_workspace_from_slack_after_typing_its_name(db, slack, stub_workers):
+    from store.models import ApiKey, Request, Workspace
+    from store.types import KeyStatus, WorkspaceStatus
+
+    ws, admin, _ = team(db)
+    owner = f.member(db, ws, Role.DEVELOPER)
+    db.run(workspaces.set_key_policy, f.OPERATOR, ws, "auto")
+    assert "Approved" in slack.command(owner.slack_user_id, "/ai-key", "new live-one").json()["text"]
+    db.run(workspaces.set_key_policy, f.OPERATOR, ws, "approval")
+    assert "request #" in slack.command(owner.slack_user_id, "/ai-key", "new waiting-one").json()["text"]
+    stub_workers.settle()
+    refused = slack.command(owner.slack_user_id, "/ai-workspace", "delete prod --confirm prod").json()["text"]
+    assert "Only an Admin" in refused
+    preview = slack.command(admin, "/ai-workspace", "delete prod").json()["text"]
+    assert "revokes its 1 live key(s)" in preview and "1 pending request(s)" in preview and "--confirm prod" in preview, preview
+    wrong = slack.command(admin, "/ai-workspace", "delete prod --confirm prd").json()["text"]
+    assert "is not the workspace's name" in wrong
+    with db.session() as s:
+        assert s.get(Workspace, ws).status is WorkspaceStatus.ACTIVE
+    done = slack.command(admin, "/ai-workspace", "delete prod --confirm prod").json()["text"]
+    assert "Deleted `prod`: 1 key(s) revoked, 1 request(s)" in done, done
+    with db.session() as s:
+        assert s.get(Workspace, ws).status is WorkspaceStatus.DELETED
+        assert {k.status for k in s.scalars(select(ApiKey).where(ApiKey.workspace_id == ws))} == {KeyStatus.REVOKED}
+        assert [r.state.value for r in s.scalars(select(Request).where(Request.workspace_id == ws).order_by(Request.id))] == ["approved", "cancelled"]
+    assert "not a member" in slack.command(admin, "/ai-key", "list -w prod").json()["text"] or "no workspace" in slack.command(admin, "/ai-key", "list -w prod").json()["text"]

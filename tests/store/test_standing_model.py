@@ -3,10 +3,11 @@
 Hypothesis runs random sequences of the store's real operations, by real roles — invite
 (add) members, change roles, remove members, ask for keys and have them approved, revoke
 keys, set budgets and the cap, pause and resume projects, top up the pool, record usage
-(late and repeated events too), change the allowlist and roll into the next month — and
-after every step compares, for every key, `/v1/authz`'s decision (status and reason)
-with what the model below says, and checks that role caps hold and the audit chain
-verifies.
+(late and repeated events too), change the allowlist, roll into the next month and delete
+the workspace — and after every step compares, for every key, `/v1/authz`'s decision
+(status and reason) with what the model below says, and what is announced as paused with
+what the model holds; it checks that role caps hold, that every change wrote exactly one
+audit event of its own (and a refusal only its denial), and that the audit chain verifies.
 
 The model knows nothing of Purser's code: it keeps the facts in plain dictionaries and
 decides with the rules as the design states them (docs/design.md, "A key's standing").
@@ -27,9 +28,9 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 from store import audit, budgets, credits, keys, members, workspaces
 from store.authz import decide, load_key_state
 from store.errors import DomainError
-from store.models import ApiKey, Member
+from store.models import ApiKey, AuditEvent, Member, Project, Workspace
 from store.secrets import hash_secret
-from store.types import MemberStatus, Role
+from store.types import MemberStatus, ProjectStatus, Role, WorkspaceStatus
 from store.usage import UsageIn, ingest_usage, roll_over_periods
 from tests import factories as f
 
@@ -65,9 +66,22 @@ class Model:
     spend: dict[tuple[str, str], int] = field(default_factory=dict)  # (project, "*" or key id, month) -> micros
     seen: set[str] = field(default_factory=set)
     allowlist: bool = False  # the workspace allows 203.0.113.0/24 only
+    deleted: bool = False
 
     def spent(self, what: str, month: str) -> int:
         return self.spend.get((what, month), 0)
+
+    def workspace_hold(self, now: datetime) -> str | None:
+        """What the workspace is paused for, as announced: its cap before its pool."""
+        if self.cap is not None and self.spent("*", f"{now:%Y-%m}") >= self.cap:
+            return "cap"
+        if self.funded and self.balance <= 0:
+            return "credit"
+        return None
+
+    def project_paused(self, project: str, now: datetime) -> bool:
+        budget = self.budgets[project]
+        return project in self.manual or (budget is not None and self.spent(project, f"{now:%Y-%m}") >= budget)
 
     def hears(self, key_id: int, now: datetime, client: str) -> tuple[int, str]:
         key, month = self.keys[key_id], f"{now:%Y-%m}"
@@ -140,13 +154,32 @@ class Standing(RuleBasedStateMachine):
     def teardown(self) -> None:
         self.clock.stop()
 
-    def attempt(self, op, *args, **kwargs) -> bool:
-        """Run a store operation; a refusal of policy or input is a fine outcome, and changes nothing."""
+    def attempt(self, op, *args, audited: str | None = None, **kwargs) -> bool:
+        """Run a store operation; a refusal of policy or input is a fine outcome, and changes nothing.
+
+        Either way the audit log says so in the same transaction: a change leaves its event
+        (``audited``, the first event it writes), a refusal of policy only its denial.
+        """
+        before = self._audit_count()
         try:
             self.db.run(op, *args, **kwargs)
-            return True
         except DomainError:
+            written = self._audit_since(before)
+            assert all(outcome == "denied" for _, outcome in written), (op.__name__, written)
             return False
+        written = self._audit_since(before)
+        if audited is not None:  # exactly one event of its own, whatever else it set in motion
+            assert written.count((audited, "ok")) == 1, (op.__name__, audited, written)
+        return True
+
+    def _audit_count(self) -> int:
+        with self.db.session() as s:
+            return s.query(AuditEvent).filter(AuditEvent.workspace_id == self.ws).count()
+
+    def _audit_since(self, count: int) -> list[tuple[str, str]]:
+        with self.db.session() as s:
+            rows = s.query(AuditEvent.action, AuditEvent.outcome).filter(AuditEvent.workspace_id == self.ws).order_by(AuditEvent.seq).offset(count)
+            return [(action, outcome) for action, outcome in rows]
 
     def member_id(self, user: str) -> int:
         return f.member_id(self.db, self.ws, f.Actor.slack(user))
@@ -156,7 +189,7 @@ class Standing(RuleBasedStateMachine):
     @rule(role=st.sampled_from([Role.DEVELOPER, Role.DEVELOPER, Role.VIEWER, Role.BILLING, Role.ADMIN]))
     def add_member(self, role):
         user = f.user_id()
-        if self.attempt(members.add_member, f.OPERATOR, self.ws, role=role, slack_user_id=user):
+        if self.attempt(members.add_member, f.OPERATOR, self.ws, role=role, slack_user_id=user, audited="member.add"):
             self.model.roles[user] = role
         else:
             assert role in CAPS and sum(r is role for r in self.model.roles.values()) >= CAPS[role]
@@ -165,14 +198,14 @@ class Standing(RuleBasedStateMachine):
     @rule(data=st.data(), role=st.sampled_from(list(Role)))
     def change_role(self, data, role):
         user = data.draw(st.sampled_from(sorted(u for u in self.model.roles if u != self.admin.slack_user_id)))
-        if self.attempt(members.change_role, self.admin, self.ws, self.member_id(user), role):
+        if self.attempt(members.change_role, self.admin, self.ws, self.member_id(user), role, audited="member.role"):
             self.model.roles[user] = role
 
     @precondition(lambda self: len(self.model.roles) > 1)
     @rule(data=st.data())
     def remove_member(self, data):
         user = data.draw(st.sampled_from(sorted(u for u in self.model.roles if u != self.admin.slack_user_id)))
-        if self.attempt(members.remove_member, self.admin, self.ws, self.member_id(user)):
+        if self.attempt(members.remove_member, self.admin, self.ws, self.member_id(user), audited="member.remove"):
             del self.model.roles[user]
             for key in self.model.keys.values():
                 if key.owner == user:
@@ -192,35 +225,37 @@ class Standing(RuleBasedStateMachine):
     @rule(data=st.data())
     def revoke(self, data):
         key_id = data.draw(st.sampled_from(sorted(k for k, v in self.model.keys.items() if not v.revoked)))
-        if self.attempt(keys.revoke_key, self.admin, key_id):
+        if self.attempt(keys.revoke_key, self.admin, key_id, audited="key.revoke"):
             self.model.keys[key_id].revoked = True
 
     @rule(project=st.sampled_from(PROJECTS), dollars=st.one_of(st.none(), st.integers(1, 40)))
     def set_budget(self, project, dollars):
         budget = None if dollars is None else dollars * USD
-        if self.attempt(budgets.set_project_budget, self.admin, self.ws, project, budget):
+        if self.attempt(budgets.set_project_budget, self.admin, self.ws, project, budget, audited="budget.set"):
             self.model.budgets[project] = budget
 
     @rule(dollars=st.one_of(st.none(), st.integers(1, 60)))
     def set_cap(self, dollars):
         cap = None if dollars is None else dollars * USD
-        if self.attempt(budgets.set_workspace_cap, self.admin, self.ws, cap):
+        if self.attempt(budgets.set_workspace_cap, self.admin, self.ws, cap, audited="cap.set"):
             self.model.cap = cap
 
     @rule(project=st.sampled_from(PROJECTS))
     def pause(self, project):
-        if self.attempt(budgets.pause_project, self.admin, self.ws, project, "model says so"):
+        if self.attempt(budgets.pause_project, self.admin, self.ws, project, "model says so", audited="project.pause"):
             self.model.manual.add(project)
 
     @rule(project=st.sampled_from(PROJECTS))
     def resume(self, project):
-        if self.attempt(budgets.resume_project, self.admin, self.ws, project):
+        if self.attempt(budgets.resume_project, self.admin, self.ws, project, audited="project.resume"):
             self.model.manual.discard(project)
 
     @rule(dollars=st.integers(1, 20))
     def top_up(self, dollars):
-        assert self.attempt(credits.add_credit, self.admin, self.ws, dollars * USD)
-        self.model.funded, self.model.balance = True, self.model.balance + dollars * USD
+        if self.attempt(credits.add_credit, self.admin, self.ws, dollars * USD, audited="credit.add"):
+            self.model.funded, self.model.balance = True, self.model.balance + dollars * USD
+        else:
+            assert self.model.deleted
 
     @precondition(lambda self: bool(self.model.keys))
     @rule(data=st.data(), cents=st.integers(0, 2_500) | st.sampled_from([500, 600, 1_000]), late=st.booleans(), repeat=st.booleans())
@@ -247,8 +282,46 @@ class Standing(RuleBasedStateMachine):
     @rule(on=st.booleans())
     def allowlist(self, on):
         op = workspaces.add_allowlist if on else workspaces.remove_allowlist
-        if self.attempt(op, self.admin, self.ws, "203.0.113.0/24"):
+        if self.attempt(op, self.admin, self.ws, "203.0.113.0/24", audited="workspace.allowlist_add" if on else "workspace.allowlist_remove"):
             self.model.allowlist = on
+
+    def _spend_past_the_cap_and_the_pool(self, key_id: int) -> None:
+        month = f"{self.now:%Y-%m}"
+        needed = max(self.model.cap - self.model.spent("*", month), self.model.balance, 0) + USD
+        external_id = f"ev-{next(self.events)}"
+        self.db.run(ingest_usage, [UsageIn(external_id, key_id, needed, self.now)])
+        self.model.seen.add(external_id)
+        for what in (self.model.keys[key_id].project, "*", str(key_id)):
+            self.model.spend[(what, month)] = self.model.spend.get((what, month), 0) + needed
+        self.model.balance -= needed
+
+    # The seams of holes 2 and 3, a step each: a workspace held by both its cap and its pool
+    # gets a top-up (the cap still holds), or a new period (the pool still holds).
+
+    @precondition(lambda self: self.model.cap is not None and self.model.funded and bool(self.model.keys))
+    @rule(data=st.data(), dollars=st.integers(1, 200))
+    def spend_past_the_cap_and_the_pool_then_top_up(self, data, dollars):
+        self._spend_past_the_cap_and_the_pool(data.draw(st.sampled_from(sorted(self.model.keys))))
+        self.top_up(dollars)
+
+    @precondition(lambda self: self.model.cap is not None and self.model.funded and bool(self.model.keys))
+    @rule(data=st.data())
+    def spend_past_the_cap_and_the_pool_then_roll_over(self, data):
+        self._spend_past_the_cap_and_the_pool(data.draw(st.sampled_from(sorted(self.model.keys))))
+        self.next_month()
+
+    @precondition(lambda self: len(self.model.seen) >= 3 and not self.model.deleted)
+    @rule()
+    def delete_the_workspace(self):
+        """Late in a run: every key is revoked with it; usage still arriving is still recorded."""
+        if self.attempt(workspaces.delete_workspace, self.admin, self.ws, confirm=self.ws_slug(), audited="workspace.delete"):
+            self.model.deleted = True
+            for key in self.model.keys.values():
+                key.revoked = True
+
+    def ws_slug(self) -> str:
+        with self.db.session() as s:
+            return s.get(Workspace, self.ws).slug
 
     @rule()
     def next_month(self):
@@ -268,6 +341,20 @@ class Standing(RuleBasedStateMachine):
                 for client in ("203.0.113.9", "198.51.100.1"):
                     decision = decide(state, client, None)
                     assert (decision.status, decision.reason) == self.model.hears(key_id, self.now, client), (key_id, client, key, self.model)
+
+    @invariant()
+    def what_is_announced_as_paused_is_what_the_model_holds(self):
+        """The flags people read (alerts, `/ai-budget show`, resume announcements) follow the facts too:
+        a rollover or a top-up that lifted one hold while another still stands would show here."""
+        with self.db.session() as s:
+            ws = s.get(Workspace, self.ws)
+            if ws.status is WorkspaceStatus.DELETED:
+                assert self.model.deleted
+                return
+            announced = ws.paused_reason if ws.status is WorkspaceStatus.PAUSED else None
+            assert announced == self.model.workspace_hold(self.now), (announced, self.model)
+            for proj in s.query(Project).filter(Project.workspace_id == self.ws):
+                assert (proj.status is ProjectStatus.PAUSED) == self.model.project_paused(proj.slug, self.now), (proj.slug, self.model)
 
     @invariant()
     def role_caps_hold_and_the_chain_verifies(self):
