@@ -37,7 +37,7 @@ test: $(TEST_STAMP)
 	$(BIN)/python -m pytest
 
 soak: $(TEST_STAMP)
-	$(BIN)/python -m pytest -m slow tests/reliability
+	$(BIN)/python -m pytest -m slow tests/reliability tests/store/test_standing_model.py
 
 # Refreshes the README's picture of the sandbox (make test writes its screenshot to a temporary folder).
 screenshot: $(TEST_STAMP)
