@@ -285,8 +285,9 @@ def ready_dm(slack_api, owner: str, name: str, rotated: bool = False):
     return message
 
 
-def click_reveal(d: Deployment, owner: str, message) -> None:
-    d.slack.click(owner, "key_reveal", buttons(message)["key_reveal"], channel=dm(owner), message_ts=message.ts)
+def click_reveal(d: Deployment, owner: str, message, key: str | None = None) -> None:
+    """``key``: the number a stale copy of the message still carries (after the reveal the button is gone)."""
+    d.slack.click(owner, "key_reveal", key or buttons(message)["key_reveal"], channel=dm(owner), message_ts=message.ts)
 
 
 def reveal(d: Deployment, slack_api, t: Team, owner: str, message) -> str:
@@ -299,7 +300,8 @@ def reveal(d: Deployment, slack_api, t: Team, owner: str, message) -> str:
 
 
 def key_number(message) -> str:
-    return buttons(message)["key_reveal"]
+    """The key a "your key is ready" DM is about, from the ref it carries (its button goes after the reveal)."""
+    return message.metadata["event_payload"]["ref"].removeprefix("key_ready:")
 
 
 def local_run(d: Deployment, db, slack_api, tag: str) -> Team:
@@ -312,10 +314,12 @@ def local_run(d: Deployment, db, slack_api, tag: str) -> Team:
     slack.click(t.admin, "request_approve", buttons(approval)["request_approve"], channel=t.approvals, message_ts=approval.ts)
     d.settle()
     first = ready_dm(slack_api, t.dev, "search-bot")
+    number = key_number(first)
     s1 = reveal(d, slack_api, t, t.dev, first)
-    click_reveal(d, t.dev, first)
+    assert "key_reveal" not in buttons(first)  # shown once: the button goes
+    click_reveal(d, t.dev, first, number)  # a stale copy (another device) is refused
     assert "already revealed" in slack_api.ephemeral[-1].text
-    assert "Rotating" in slack.command(t.dev, "/ai-key", f"rotate {key_number(first)}").json()["text"]
+    assert "Rotating" in slack.command(t.dev, "/ai-key", f"rotate {number}").json()["text"]
     d.settle()
     s2 = reveal(d, slack_api, t, t.dev, ready_dm(slack_api, t.dev, "search-bot", rotated=True))
     assert "Approved" in slack.command(t.admin, "/ai-key", "new never-shown").json()["text"]

@@ -111,8 +111,9 @@ def test_ask_approve_reveal_once_and_see_the_alert(purser, page, tmp_path):
     assert secret.startswith("sk-purser-")
     page.click("#modal footer button:text-is('Done')")
     page.wait_for_selector("#modal-backdrop", state="hidden")
-    page.click(".message:has-text('is ready') button[data-action-id='key_reveal']")
-    page.wait_for_selector(".message.ephemeral:has-text('already revealed')")
+    # shown once: the message says so and no longer offers a Reveal
+    page.wait_for_selector(".message:has-text('was revealed')")
+    assert page.query_selector(".message:has-text('is ready') button[data-action-id='key_reveal']") is None
     assert secret not in page.inner_text("#messages")
 
     page.select_option("#spend-key", label="prod · demo (Dev) · search")

@@ -114,13 +114,19 @@ class Model:
 
 class Standing(RuleBasedStateMachine):
     db = None  # set by the test
+    #: with "openrouter", keys live at the OpenRouter fake, every action the store emits is
+    #: carried out by the workers' own handlers after each step, and the fake's enabled flags
+    #: are compared with the model too
+    provider = "local"
+    rt = None
+    fake = None
 
     def __init__(self) -> None:
         super().__init__()
         self.clock = time_machine.travel(START, tick=False)
         self.clock.start()
         self.now = START
-        self.ws = f.workspace(self.db, f"model-{next(_slugs)}", "development")
+        self.ws = f.workspace(self.db, f"model-{next(_slugs)}", "development", provider=self.provider)
         self.admin = f.member(self.db, self.ws, Role.ADMIN)
         self.model = Model()
         self.model.roles[self.admin.slack_user_id] = Role.ADMIN
@@ -138,13 +144,37 @@ class Standing(RuleBasedStateMachine):
         """Every run starts near the seams: a Developer holding a key, one more member, often a cap and a small pool."""
         self.add_member(Role.DEVELOPER)
         developer = next(u for u, r in self.model.roles.items() if r is Role.DEVELOPER)
-        key_id, secret = f.key(self.db, self.ws, f.Actor.slack(developer), "first", project=project)
+        key_id, secret = self._make_key(developer, "first", project)
         self._remember(key_id, developer, project, secret)
         self.add_member(role)
         if cap is not None:
             self.set_cap(cap)
         if pool is not None:
             self.top_up(pool)
+
+    def _make_key(self, owner: str, name: str, project: str) -> tuple[int, str]:
+        if self.provider == "local":
+            return f.key(self.db, self.ws, f.Actor.slack(owner), name, project=project)
+        req = self.db.run(keys.request_key, f.Actor.slack(owner), self.ws, name=name, project=project)
+        self.carry_out()  # the workers make it at OpenRouter
+        with self.db.session() as s:
+            made = s.query(ApiKey).filter(ApiKey.request_id == req.id).one()
+            return made.id, self.fake.secrets[made.provider_ref]
+
+    def carry_out(self) -> None:
+        """Play the workers: every due action of this workspace, through their own handlers, until none is left."""
+        from store.models import Action
+        from store.types import ActionStatus
+        from workers.actors import HANDLERS, perform
+
+        for _ in range(50):
+            with self.db.session() as s:
+                due = [(a.id, a.kind) for a in s.query(Action).filter(Action.workspace_id == self.ws, Action.status == ActionStatus.PENDING, Action.run_after <= self.now).order_by(Action.created_at)]
+            if not due:
+                return
+            for action_id, kind in due:
+                perform(HANDLERS[kind], action_id, self.rt)
+        raise AssertionError("the workers never ran out of actions")
 
     def _remember(self, key_id: int, owner: str, project: str, secret: str) -> None:
         with self.db.session() as s:  # what the key was given: its role's preset limit and lifetime
@@ -192,7 +222,7 @@ class Standing(RuleBasedStateMachine):
         if self.attempt(members.add_member, f.OPERATOR, self.ws, role=role, slack_user_id=user, audited="member.add"):
             self.model.roles[user] = role
         else:
-            assert role in CAPS and sum(r is role for r in self.model.roles.values()) >= CAPS[role]
+            assert self.model.deleted or (role in CAPS and sum(r is role for r in self.model.roles.values()) >= CAPS[role])
 
     @precondition(lambda self: len(self.model.roles) > 1)
     @rule(data=st.data(), role=st.sampled_from(list(Role)))
@@ -216,7 +246,7 @@ class Standing(RuleBasedStateMachine):
     def get_a_key(self, data, project):
         user = data.draw(st.sampled_from(sorted(u for u, r in self.model.roles.items() if r in (Role.ADMIN, Role.DEVELOPER))))
         try:
-            key_id, secret = f.key(self.db, self.ws, f.Actor.slack(user), f"k{next(self.events)}", project=project)
+            key_id, secret = self._make_key(user, f"k{next(self.events)}", project)
         except DomainError:
             return
         self._remember(key_id, user, project, secret)
@@ -357,6 +387,23 @@ class Standing(RuleBasedStateMachine):
                 assert (proj.status is ProjectStatus.PAUSED) == self.model.project_paused(proj.slug, self.now), (proj.slug, self.model)
 
     @invariant()
+    def openrouter_enables_what_the_model_allows(self):
+        """The provider side of the same rules: a key OpenRouter lets spend is one the model allows
+        (its own limit and the caller's address are OpenRouter's and the gateway's to enforce)."""
+        if self.provider != "openrouter":
+            return
+        self.carry_out()
+        with self.db.session() as s:
+            refs = {k.id: k.provider_ref for k in s.query(ApiKey).filter(ApiKey.workspace_id == self.ws)}
+        for key_id, key in self.model.keys.items():
+            at_openrouter = self.fake.keys.get(refs[key_id])
+            status, reason = self.model.hears(key_id, self.now, "203.0.113.9")
+            if key.revoked:
+                assert at_openrouter is None, (key_id, "revoked in Purser, still at OpenRouter")
+            elif reason != "expired":  # expiry is OpenRouter's own (expires_at), checked by the clock job
+                assert at_openrouter is not None and at_openrouter["disabled"] == (reason not in ("ok", "key_limit")), (key_id, reason, at_openrouter, self.model)
+
+    @invariant()
     def role_caps_hold_and_the_chain_verifies(self):
         with self.db.session() as s:
             for role, cap in CAPS.items():
@@ -366,11 +413,26 @@ class Standing(RuleBasedStateMachine):
 
 
 def test_what_a_gateway_hears_follows_the_model(db):
-    Standing.db = db
+    Standing.db, Standing.provider = db, "local"
     run_state_machine_as_test(
         Standing,
         settings=settings(max_examples=15, stateful_step_count=30, deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck)),
     )
+
+
+def test_what_openrouter_enables_follows_the_model(db, openrouter):
+    from workers.providers.openrouter import OpenRouterProvider
+    from workers.runtime import Runtime
+
+    Standing.db, Standing.provider, Standing.fake = db, "openrouter", openrouter
+    Standing.rt = Runtime(db=db, slack=None, providers={"openrouter": OpenRouterProvider(openrouter.management_key, openrouter.url + "/api/v1")})
+    try:
+        run_state_machine_as_test(
+            Standing,
+            settings=settings(max_examples=8, stateful_step_count=25, deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck)),
+        )
+    finally:
+        Standing.provider = "local"
 
 
 @pytest.mark.slow

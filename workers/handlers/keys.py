@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from bot.blocks.keys import key_ready_dm
 from store import keys, outbox
-from store.models import ApiKey, Request, Workspace
+from store.models import Action, ApiKey, Request, Workspace
 from store.outbox import Claimed
 from store.types import KeyStatus, utcnow
 from store.standing import key_enabled
@@ -94,20 +94,24 @@ def notify_key_ready(rt: Runtime, a: Claimed) -> None:
     rt.db.run(outbox.complete, a.id)
 
 
-def _outcome_first(rt: Runtime, request_id: int, patience: float = 10.0) -> None:
+def _outcome_first(rt: Runtime, request_id: int, patience: float = 2.0) -> None:
     """"Approved: a message with a Reveal button follows" is read before the message it announces.
 
-    The approval's outcome is sent here first when nobody has it yet; when another worker
-    holds it, this waits (a little) for it to finish. Waiting on the wall clock, not the
-    store's: a test's frozen clock must not stop it.
+    An outcome nobody holds is sent here, first. One another worker is sending is waited for,
+    briefly (on the wall clock: a test's frozen clock must not stop it). One waiting out a
+    retry (Slack refused it) is not waited for: the key is not held back by Slack's trouble.
     """
     from workers.actors import HANDLERS, perform  # the actors module imports this one
 
     with rt.db.session() as s:
         pending = outbox.pending_of(s, "request_decided", request_id)
-    if pending is None:
+        action = s.get(Action, pending) if pending else None
+        if action is None or action.run_after > utcnow():
+            return
+        held = action.claimed_until is not None and action.claimed_until > utcnow()
+    if not held:
+        perform(HANDLERS["request_decided"], pending, rt)
         return
-    perform(HANDLERS["request_decided"], pending, rt)
     deadline = time.monotonic() + patience
     while time.monotonic() < deadline:
         with rt.db.session() as s:
