@@ -16,7 +16,7 @@ from store.periods import parse_period, period_start
 from store.permissions import Actor, Permission, allowed, authorize, denial, load_workspace
 from store.requests import _requester, open_request
 from store.standing import reconcile_project, reconcile_workspace
-from store.types import KeyStatus, Period, ProjectStatus, RequestKind, Scope, WorkspaceStatus, utcnow
+from store.types import ActionKind, KeyStatus, Period, ProjectStatus, RequestKind, Scope, WorkspaceStatus, utcnow
 from store.workspaces import check_slug
 
 
@@ -102,7 +102,7 @@ def apply_budget(s: Session, actor: Actor, ws: Workspace, proj: Project, budget:
     if via_request:
         details["request"] = via_request
     audit.record(s, workspace_id=ws.id, actor=actor.label, action="budget.set", resource=f"project:{proj.slug}", details=details)
-    outbox.emit(s, "apply_budget", workspace_id=ws.id, payload={"project_id": proj.id})
+    outbox.emit(s, ActionKind.APPLY_BUDGET, workspace_id=ws.id, payload={"project_id": proj.id})
     reconcile_project(s, actor.label, ws, proj, "budget raised above this period's spend")
     return proj
 
@@ -152,7 +152,7 @@ def apply_cap(s: Session, actor: Actor, ws: Workspace, cap: int | None, period: 
     if via_request:
         details["request"] = via_request
     audit.record(s, workspace_id=ws.id, actor=actor.label, action="cap.set", resource=f"workspace:{ws.slug}", details=details)
-    outbox.emit(s, "apply_cap", workspace_id=ws.id, payload={"workspace_id": ws.id})
+    outbox.emit(s, ActionKind.APPLY_CAP, workspace_id=ws.id, payload={"workspace_id": ws.id})
     reconcile_workspace(s, actor.label, ws, "cap raised above this period's spend")
     return ws
 
@@ -204,14 +204,14 @@ def pause_project_row(s: Session, actor_label: str, ws: Workspace, proj: Project
         return False
     proj.status, proj.paused_reason, proj.paused_by = ProjectStatus.PAUSED, reason, by
     audit.record(s, workspace_id=ws.id, actor=actor_label, action="project.pause", resource=f"project:{proj.slug}", details={"reason": reason, "by": by})
-    outbox.emit(s, "pause_project", workspace_id=ws.id, payload={"project_id": proj.id, "reason": reason})
+    outbox.emit(s, ActionKind.PAUSE_PROJECT, workspace_id=ws.id, payload={"project_id": proj.id, "reason": reason})
     return True
 
 
 def resume_project_row(s: Session, actor_label: str, ws: Workspace, proj: Project, why: str) -> None:
     proj.status, proj.paused_reason, proj.paused_by = ProjectStatus.ACTIVE, None, None
     audit.record(s, workspace_id=ws.id, actor=actor_label, action="project.resume", resource=f"project:{proj.slug}", details={"why": why})
-    outbox.emit(s, "resume_project", workspace_id=ws.id, payload={"project_id": proj.id, "why": why})
+    outbox.emit(s, ActionKind.RESUME_PROJECT, workspace_id=ws.id, payload={"project_id": proj.id, "why": why})
 
 
 def pause_workspace_row(s: Session, actor_label: str, ws: Workspace, reason: str) -> bool:
@@ -220,7 +220,7 @@ def pause_workspace_row(s: Session, actor_label: str, ws: Workspace, reason: str
         return False
     ws.status, ws.paused_reason = WorkspaceStatus.PAUSED, reason
     audit.record(s, workspace_id=ws.id, actor=actor_label, action="workspace.pause", resource=f"workspace:{ws.slug}", details={"reason": reason})
-    outbox.emit(s, "pause_workspace", workspace_id=ws.id, payload={"workspace_id": ws.id, "reason": reason})
+    outbox.emit(s, ActionKind.PAUSE_WORKSPACE, workspace_id=ws.id, payload={"workspace_id": ws.id, "reason": reason})
     return True
 
 
@@ -228,13 +228,13 @@ def relabel_workspace_pause(s: Session, actor_label: str, ws: Workspace, reason:
     """A paused workspace now held back by the other thing (the cap, or the pool): say so."""
     ws.paused_reason = reason
     audit.record(s, workspace_id=ws.id, actor=actor_label, action="workspace.pause", resource=f"workspace:{ws.slug}", details={"reason": reason})
-    outbox.emit(s, "pause_workspace", workspace_id=ws.id, payload={"workspace_id": ws.id, "reason": reason})
+    outbox.emit(s, ActionKind.PAUSE_WORKSPACE, workspace_id=ws.id, payload={"workspace_id": ws.id, "reason": reason})
 
 
 def resume_workspace_row(s: Session, actor_label: str, ws: Workspace, why: str) -> None:
     ws.status, ws.paused_reason = WorkspaceStatus.ACTIVE, None
     audit.record(s, workspace_id=ws.id, actor=actor_label, action="workspace.resume", resource=f"workspace:{ws.slug}", details={"why": why})
-    outbox.emit(s, "resume_workspace", workspace_id=ws.id, payload={"workspace_id": ws.id, "why": why})
+    outbox.emit(s, ActionKind.RESUME_WORKSPACE, workspace_id=ws.id, payload={"workspace_id": ws.id, "why": why})
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from store.members import check_email, check_role_cap, check_slack_user
 from store.models import Invitation, Member, Request, Workspace
 from store.permissions import Actor, Permission, authorize, denial, load_workspace, membership
 from store.requests import _requester, open_request
-from store.types import ROLE_CAPS, InvitationStatus, MemberStatus, RequestKind, Role, utcnow
+from store.types import ActionKind, InvitationStatus, MemberStatus, ROLE_CAPS, RequestKind, Role, utcnow
 
 INVITATION_TTL = timedelta(days=7)
 MAX_BULK = 50
@@ -86,7 +86,7 @@ def _invite_one(s: Session, actor: Actor, ws: Workspace, raw: str, role: Role, i
     if via_request:
         details["request"] = via_request
     audit.record(s, workspace_id=ws.id, actor=actor.label, action="member.invite", resource=f"invitation:{inv.id}", details={"invitee": who, **details})
-    outbox.emit(s, "send_invitation", workspace_id=ws.id, payload={"invitation_id": inv.id})
+    outbox.emit(s, ActionKind.SEND_INVITATION, workspace_id=ws.id, payload={"invitation_id": inv.id})
     if slack_id is None:  # whether anyone in Slack has this address is known only when the worker looks
         return InviteResult(who, "invited", f"Inviting {who} as {role.title}: Purser will look for them in Slack by this e-mail and DM them the invitation (good for 7 days). If nobody here has that address, you will be told and the invitation withdrawn.", inv.id)
     return InviteResult(who, "invited", f"Invited {who} as {role.title}; the invitation is good for 7 days.", inv.id)

@@ -16,7 +16,7 @@ from store.permissions import Actor, Permission, authorize, denial, load_workspa
 from store.requests import approve_automatically, open_request
 from store.secrets import cipher, display_prefix, hash_secret
 from store.standing import may_hold_keys
-from store.types import ActionStatus, KeyPolicy, KeyStatus, MemberStatus, Period, RequestKind, RequestState, Role, utcnow
+from store.types import ActionKind, ActionStatus, KeyPolicy, KeyStatus, MemberStatus, Period, RequestKind, RequestState, Role, utcnow
 
 KEY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,59}$")
 #: the encrypted secret waits this long for its owner, then is wiped
@@ -97,7 +97,7 @@ def _project(s: Session, ws: Workspace, slug: str) -> Project:
 
 
 def apply_key_request(s: Session, actor: Actor, ws: Workspace, req: Request) -> None:
-    outbox.emit(s, "provision_key", workspace_id=ws.id, request_id=req.id, payload={"request_id": req.id})
+    outbox.emit(s, ActionKind.PROVISION_KEY, workspace_id=ws.id, request_id=req.id, payload={"request_id": req.id})
 
 
 @dataclass(frozen=True)
@@ -232,7 +232,7 @@ def revoke_key_rows(s: Session, actor: Actor, ws: Workspace, keys: list[ApiKey],
         key.status, key.status_reason, key.revoked_at = KeyStatus.REVOKED, reason, now
         _wipe(s, key.id)
         audit.record(s, workspace_id=ws.id, actor=actor.label, action="key.revoke", resource=f"key:{key.id}", details={"name": key.name, "owner": key.member.label, "reason": reason})
-        outbox.emit(s, "revoke_key", workspace_id=ws.id, payload={"key_id": key.id})
+        outbox.emit(s, ActionKind.REVOKE_KEY, workspace_id=ws.id, payload={"key_id": key.id})
 
 
 def disable_key(s: Session, actor: Actor, key_id: int, reason: str | None = None) -> ApiKey:
@@ -241,7 +241,7 @@ def disable_key(s: Session, actor: Actor, key_id: int, reason: str | None = None
         raise Conflict(f"Key `{key.name}` is {key.status.value}, not active.")
     key.status, key.status_reason = KeyStatus.DISABLED, reason or "disabled"
     audit.record(s, workspace_id=ws.id, actor=actor.label, action="key.disable", resource=f"key:{key.id}", details={"name": key.name, "reason": key.status_reason})
-    outbox.emit(s, "disable_key", workspace_id=ws.id, payload={"key_id": key.id})
+    outbox.emit(s, ActionKind.DISABLE_KEY, workspace_id=ws.id, payload={"key_id": key.id})
     return key
 
 
@@ -251,7 +251,7 @@ def enable_key(s: Session, actor: Actor, key_id: int) -> ApiKey:
         raise Conflict(f"Key `{key.name}` is {key.status.value}; only a disabled key can be enabled.")
     key.status, key.status_reason = KeyStatus.ACTIVE, None
     audit.record(s, workspace_id=ws.id, actor=actor.label, action="key.enable", resource=f"key:{key.id}", details={"name": key.name})
-    outbox.emit(s, "enable_key", workspace_id=ws.id, payload={"key_id": key.id})
+    outbox.emit(s, ActionKind.ENABLE_KEY, workspace_id=ws.id, payload={"key_id": key.id})
     return key
 
 
@@ -267,7 +267,7 @@ def rotate_key(s: Session, actor: Actor, key_id: int) -> Action:
     if successor or pending:
         raise Conflict(f"Key `{key.name}` is already being rotated; its successor is on its way to the owner.")
     audit.record(s, workspace_id=ws.id, actor=actor.label, action="key.rotate", resource=f"key:{key.id}", details={"name": key.name, "grace_hours": ws.rotation_grace_hours})
-    return outbox.emit(s, "rotate_key", workspace_id=ws.id, payload={"key_id": key.id, "grace_hours": ws.rotation_grace_hours})
+    return outbox.emit(s, ActionKind.ROTATE_KEY, workspace_id=ws.id, payload={"key_id": key.id, "grace_hours": ws.rotation_grace_hours})
 
 
 def complete_rotation(s: Session, action_id: str, *, secret: str, provider: str, provider_ref: str | None) -> Provisioned:
@@ -289,7 +289,7 @@ def complete_rotation(s: Session, action_id: str, *, secret: str, provider: str,
     )
     key = _store_new_key(s, new, secret, provider, provider_ref, actor="system:worker", details={"rotated_from": old.id})
     grace = timedelta(hours=int(action.payload.get("grace_hours", 24)))
-    outbox.emit(s, "retire_key", workspace_id=old.workspace_id, payload={"key_id": old.id, "successor_id": key.id}, run_after=utcnow() + grace)
+    outbox.emit(s, ActionKind.RETIRE_KEY, workspace_id=old.workspace_id, payload={"key_id": old.id, "successor_id": key.id}, run_after=utcnow() + grace)
     return Provisioned(key, True)
 
 

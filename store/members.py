@@ -12,7 +12,7 @@ from store.errors import Conflict, InvalidInput, LimitReached, NotFound, Permiss
 from store.models import ApiKey, Member, Workspace
 from store.standing import may_hold_keys
 from store.permissions import Actor, Permission, authorize, denial, load_workspace, membership
-from store.types import ROLE_CAPS, KeyStatus, MemberStatus, RequestKind, RequestState, Role, utcnow
+from store.types import ActionKind, KeyStatus, MemberStatus, ROLE_CAPS, RequestKind, RequestState, Role, utcnow
 
 SLACK_USER = re.compile(r"^[UW][A-Z0-9]{2,31}$")
 EMAIL = re.compile(r"^[^@\s<>|*`]{1,64}@[A-Za-z0-9.-]{1,190}\.[A-Za-z]{2,24}$")
@@ -150,10 +150,10 @@ def _keys_follow_the_role(s: Session, actor: Actor, ws: Workspace, member: Membe
         for req in pending:
             req.state, req.decided_at, req.decision_note = RequestState.CANCELLED, utcnow(), f"{member.label} became a {member.role.title}, a role without API keys"
             audit.record(s, workspace_id=ws.id, actor=actor.label, action="request.cancel", resource=f"request:{req.id}", details={"kind": req.kind.value, "why": "role without API access"})
-            emit(s, "request_decided", workspace_id=ws.id, request_id=req.id, payload={"request_id": req.id})
+            emit(s, ActionKind.REQUEST_DECIDED, workspace_id=ws.id, request_id=req.id, payload={"request_id": req.id})
     key_ids = list(s.scalars(select(ApiKey.id).where(ApiKey.member_id == member.id, ApiKey.status != KeyStatus.REVOKED).order_by(ApiKey.id)))
     if key_ids:
-        emit(s, "sync_key_state", workspace_id=ws.id, payload={"key_ids": key_ids})
+        emit(s, ActionKind.SYNC_KEY_STATE, workspace_id=ws.id, payload={"key_ids": key_ids})
 
 
 def change_role(s: Session, actor: Actor, workspace_id: int, member_id: int, role: Role | str) -> Member:

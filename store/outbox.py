@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from store import audit
 from store.db import NewAction
 from store.models import Action, Request
-from store.types import ActionStatus, utcnow
+from store.types import ActionKind, ActionStatus, utcnow
 
 #: how long a claimed action is a worker's alone; PURSER_ACTION_LEASE_SECONDS shortens it where a test waits for lapses
 LEASE = timedelta(seconds=float(os.environ.get("PURSER_ACTION_LEASE_SECONDS") or 60))
@@ -27,16 +27,17 @@ LEASE = timedelta(seconds=float(os.environ.get("PURSER_ACTION_LEASE_SECONDS") or
 
 def emit(
     s: Session,
-    kind: str,
+    kind: ActionKind,
     *,
     workspace_id: int | None,
     payload: dict[str, Any] | None = None,
     request_id: int | None = None,
     run_after: datetime | None = None,
 ) -> Action:
+    kind = ActionKind(kind)  # a kind no worker knows fails here, in the transaction that would have stranded it
     action = Action(
         id=uuid.uuid4().hex,
-        kind=kind,
+        kind=kind.value,
         workspace_id=workspace_id,
         request_id=request_id,
         payload=payload or {},
@@ -124,7 +125,7 @@ def fail(s: Session, action_id: str, reason: str) -> Action | None:
     if action.workspace_id is not None:
         audit.record(s, workspace_id=action.workspace_id, actor="system:worker", action="action.fail", resource=f"action:{action.kind}", details={"action": action.id, "reason": reason[:500]})
     if action.kind != "action_failed":  # a failed notice of failure is only logged, never re-notified
-        emit(s, "action_failed", workspace_id=action.workspace_id, request_id=action.request_id, payload={"action_id": action.id})
+        emit(s, ActionKind.ACTION_FAILED, workspace_id=action.workspace_id, request_id=action.request_id, payload={"action_id": action.id})
     return action
 
 

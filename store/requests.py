@@ -13,7 +13,7 @@ from store import audit, outbox
 from store.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from store.models import Member, Request, Workspace
 from store.permissions import Actor, Permission, authorize, denial, load_workspace, membership
-from store.types import RequestKind, RequestState, utcnow
+from store.types import ActionKind, RequestKind, RequestState, utcnow
 
 #: pending requests nobody decided lapse after this long
 REQUEST_TTL = timedelta(days=7)
@@ -47,7 +47,7 @@ def open_request(
         details={"kind": kind.value, **payload, **({"reason": req.reason} if req.reason else {})},
     )
     # Posts the approval message, unless policy approves it in this same transaction.
-    outbox.emit(s, "request_opened", workspace_id=ws.id, request_id=req.id, payload={"request_id": req.id})
+    outbox.emit(s, ActionKind.REQUEST_OPENED, workspace_id=ws.id, request_id=req.id, payload={"request_id": req.id})
     return req
 
 
@@ -113,7 +113,7 @@ def decide_request(s: Session, actor: Actor, request_id: int, *, approve: bool, 
     )
     if approve:
         _apply(s, actor, ws, req)
-    outbox.emit(s, "request_decided", workspace_id=ws.id, request_id=req.id, payload={"request_id": req.id})
+    outbox.emit(s, ActionKind.REQUEST_DECIDED, workspace_id=ws.id, request_id=req.id, payload={"request_id": req.id})
     return Decision(req, approve)
 
 
@@ -139,14 +139,14 @@ def cancel_request(s: Session, actor: Actor, request_id: int) -> Request:
         raise _already_decided(req)
     req.state, req.decided_at = RequestState.CANCELLED, utcnow()
     audit.record(s, workspace_id=req.workspace_id, actor=actor.label, action="request.cancel", resource=f"request:{req.id}", details={"kind": req.kind.value})
-    outbox.emit(s, "request_decided", workspace_id=req.workspace_id, request_id=req.id, payload={"request_id": req.id})
+    outbox.emit(s, ActionKind.REQUEST_DECIDED, workspace_id=req.workspace_id, request_id=req.id, payload={"request_id": req.id})
     return req
 
 
 def _expire(s: Session, ws: Workspace, req: Request) -> None:
     req.state, req.decided_at = RequestState.EXPIRED, utcnow()
     audit.record(s, workspace_id=ws.id, actor="system:clock", action="request.expire", resource=f"request:{req.id}", details={"kind": req.kind.value})
-    outbox.emit(s, "request_decided", workspace_id=ws.id, request_id=req.id, payload={"request_id": req.id})
+    outbox.emit(s, ActionKind.REQUEST_DECIDED, workspace_id=ws.id, request_id=req.id, payload={"request_id": req.id})
 
 
 def expire_requests(s: Session, now: datetime | None = None) -> int:

@@ -136,6 +136,32 @@ class RequestState(enum.StrEnum):
     CANCELLED = "cancelled"
 
 
+class ActionKind(enum.StrEnum):
+    """Every kind of outbox action; the workers' table of handlers is keyed by it (a kind with no handler fails at import)."""
+
+    PROVISION_KEY = "provision_key"
+    ROTATE_KEY = "rotate_key"
+    RETIRE_KEY = "retire_key"
+    REVOKE_KEY = "revoke_key"
+    DISABLE_KEY = "disable_key"
+    ENABLE_KEY = "enable_key"
+    SYNC_KEY_STATE = "sync_key_state"
+    NOTIFY_KEY_READY = "notify_key_ready"
+    PAUSE_PROJECT = "pause_project"
+    RESUME_PROJECT = "resume_project"
+    PAUSE_WORKSPACE = "pause_workspace"
+    RESUME_WORKSPACE = "resume_workspace"
+    APPLY_BUDGET = "apply_budget"
+    APPLY_CAP = "apply_cap"
+    POST_ALERT = "post_alert"
+    ANNOUNCE_ROLLOVER = "announce_rollover"
+    REQUEST_OPENED = "request_opened"
+    REQUEST_DECIDED = "request_decided"
+    SEND_INVITATION = "send_invitation"
+    ACTION_FAILED = "action_failed"
+    REFRESH_AUTHZ = "refresh_authz"
+
+
 class ActionStatus(enum.StrEnum):
     PENDING = "pending"
     DONE = "done"

@@ -34,7 +34,7 @@ from store.money import MAX_MICROS, format_money
 from store.periods import EPOCH, TRACKED, next_period_start, period_start
 from store.permissions import Actor, Permission, authorize, load_workspace, membership
 from store.standing import reconcile_project, reconcile_workspace, workspace_hold
-from store.types import BudgetKind, Period, ProjectStatus, Scope, UTCDateTime, WorkspaceStatus, utcnow
+from store.types import ActionKind, BudgetKind, Period, ProjectStatus, Scope, UTCDateTime, WorkspaceStatus, utcnow
 
 #: events stamped further in the future than this are refused: a clock is wrong somewhere
 FUTURE_SKEW = timedelta(minutes=5)
@@ -512,7 +512,7 @@ def _crossings(s, result, workspace_id, kind, budget_id, name, before, spent_aft
     result.crossings.append(crossing)
     outbox.emit(
         s,
-        "post_alert",
+        ActionKind.POST_ALERT,
         workspace_id=workspace_id,
         payload={"kind": kind.value, "budget_id": budget_id, "name": name, "threshold": top, "thresholds": fresh, "spent_micros": spent_after, "limit_micros": limit, "period": period.value},
     )
@@ -583,7 +583,7 @@ def roll_over_periods(s: Session, now: datetime | None = None) -> list[dict[str,
             resumed[ws.id].append("the workspace cap")
     announced = []
     for workspace_id, what in resumed.items():
-        outbox.emit(s, "announce_rollover", workspace_id=workspace_id, payload={"resumed": what})
+        outbox.emit(s, ActionKind.ANNOUNCE_ROLLOVER, workspace_id=workspace_id, payload={"resumed": what})
         announced.append({"workspace_id": workspace_id, "resumed": what})
     return announced
 

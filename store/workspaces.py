@@ -14,7 +14,7 @@ from store.errors import Conflict, InvalidInput, PermissionDenied
 from store.models import ApiKey, Invitation, Member, Request, RoleTemplate, Workspace
 from store.periods import parse_period
 from store.permissions import Actor, Permission, authorize, denial, load_workspace, membership
-from store.types import Environment, InvitationStatus, KeyPolicy, KeyStatus, MemberStatus, Period, RequestState, Role, WorkspaceStatus, utcnow
+from store.types import ActionKind, Environment, InvitationStatus, KeyPolicy, KeyStatus, MemberStatus, Period, RequestState, Role, WorkspaceStatus, utcnow
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
 CHANNEL = re.compile(r"^[CGD][A-Z0-9]{2,31}$")
@@ -188,7 +188,7 @@ def add_allowlist(s: Session, actor: Actor, workspace_id: int, cidr: str) -> Wor
         raise Conflict(f"{network} is already on the allowlist.")
     ws.ip_allowlist = [*ws.ip_allowlist, network]
     audit.record(s, workspace_id=ws.id, actor=actor.label, action="workspace.allowlist_add", resource=f"workspace:{ws.slug}", details={"cidr": network})
-    outbox.emit(s, "refresh_authz", workspace_id=ws.id)
+    outbox.emit(s, ActionKind.REFRESH_AUTHZ, workspace_id=ws.id)
     return ws
 
 
@@ -199,7 +199,7 @@ def remove_allowlist(s: Session, actor: Actor, workspace_id: int, cidr: str) -> 
         raise InvalidInput(f"{network} is not on the allowlist. It holds: {', '.join(ws.ip_allowlist) or 'nothing (every address is allowed)'}.")
     ws.ip_allowlist = [c for c in ws.ip_allowlist if c != network]
     audit.record(s, workspace_id=ws.id, actor=actor.label, action="workspace.allowlist_remove", resource=f"workspace:{ws.slug}", details={"cidr": network})
-    outbox.emit(s, "refresh_authz", workspace_id=ws.id)
+    outbox.emit(s, ActionKind.REFRESH_AUTHZ, workspace_id=ws.id)
     return ws
 
 
@@ -292,7 +292,7 @@ def delete_workspace(s: Session, actor: Actor, workspace_id: int, *, force: bool
     for req in requests:
         req.state, req.decided_at, req.decision_note = RequestState.CANCELLED, now, "the workspace was deleted"
         audit.record(s, workspace_id=ws.id, actor=actor.label, action="request.cancel", resource=f"request:{req.id}", details={"kind": req.kind.value, "why": "workspace deleted"})
-        outbox.emit(s, "request_decided", workspace_id=ws.id, request_id=req.id, payload={"request_id": req.id})
+        outbox.emit(s, ActionKind.REQUEST_DECIDED, workspace_id=ws.id, request_id=req.id, payload={"request_id": req.id})
     invitations = list(s.scalars(select(Invitation).where(Invitation.workspace_id == ws.id, Invitation.status == InvitationStatus.PENDING)))
     for inv in invitations:
         inv.status, inv.decided_at = InvitationStatus.CANCELLED, now

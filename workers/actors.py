@@ -16,7 +16,7 @@ from dramatiq import Retry
 from slack_sdk.errors import SlackApiError
 
 from store import outbox
-from store.types import utcnow
+from store.types import ActionKind, utcnow
 from workers import slack_errors
 from workers.broker import RETRY_OPTIONS, setup_broker
 from workers.handlers import budgets, keys, messages
@@ -32,29 +32,33 @@ if dramatiq.broker.global_broker is None:  # tests and the all-in-one run may ha
 Handler = Callable[[Runtime, outbox.Claimed], None]
 
 #: every action kind the store emits, and what carries it out
-HANDLERS: dict[str, Handler] = {
-    "provision_key": keys.provision_key,
-    "rotate_key": keys.rotate_key,
-    "retire_key": keys.retire_key,
-    "revoke_key": keys.revoke_key,
-    "disable_key": keys.disable_key,
-    "enable_key": keys.enable_key,
-    "sync_key_state": keys.sync_key_state,
-    "notify_key_ready": keys.notify_key_ready,
-    "pause_project": budgets.pause_project,
-    "resume_project": budgets.resume_project,
-    "pause_workspace": budgets.pause_workspace,
-    "resume_workspace": budgets.resume_workspace,
-    "apply_budget": budgets.nothing_at_the_provider,
-    "apply_cap": budgets.nothing_at_the_provider,
-    "post_alert": budgets.post_alert,
-    "announce_rollover": budgets.announce_rollover,
-    "request_opened": messages.request_opened,
-    "request_decided": messages.request_decided,
-    "send_invitation": messages.send_invitation,
-    "action_failed": messages.action_failed,
-    "refresh_authz": budgets.nothing_at_the_provider,
+HANDLERS: dict[ActionKind, Handler] = {
+    ActionKind.PROVISION_KEY: keys.provision_key,
+    ActionKind.ROTATE_KEY: keys.rotate_key,
+    ActionKind.RETIRE_KEY: keys.retire_key,
+    ActionKind.REVOKE_KEY: keys.revoke_key,
+    ActionKind.DISABLE_KEY: keys.disable_key,
+    ActionKind.ENABLE_KEY: keys.enable_key,
+    ActionKind.SYNC_KEY_STATE: keys.sync_key_state,
+    ActionKind.NOTIFY_KEY_READY: keys.notify_key_ready,
+    ActionKind.PAUSE_PROJECT: budgets.pause_project,
+    ActionKind.RESUME_PROJECT: budgets.resume_project,
+    ActionKind.PAUSE_WORKSPACE: budgets.pause_workspace,
+    ActionKind.RESUME_WORKSPACE: budgets.resume_workspace,
+    ActionKind.APPLY_BUDGET: budgets.nothing_at_the_provider,
+    ActionKind.APPLY_CAP: budgets.nothing_at_the_provider,
+    ActionKind.POST_ALERT: budgets.post_alert,
+    ActionKind.ANNOUNCE_ROLLOVER: budgets.announce_rollover,
+    ActionKind.REQUEST_OPENED: messages.request_opened,
+    ActionKind.REQUEST_DECIDED: messages.request_decided,
+    ActionKind.SEND_INVITATION: messages.send_invitation,
+    ActionKind.ACTION_FAILED: messages.action_failed,
+    ActionKind.REFRESH_AUTHZ: budgets.nothing_at_the_provider,
 }
+
+_UNHANDLED = set(ActionKind) - set(HANDLERS)
+if _UNHANDLED:  # an action nobody carries out would wait in the outbox for ever
+    raise RuntimeError(f"no handler for action kind(s) {sorted(k.value for k in _UNHANDLED)}")
 
 #: A worker takes what it has fetched lowest number first: a person waiting in Slack for a
 #: command's answer (priority 0) goes before a backlog of actions.
@@ -129,7 +133,7 @@ def _action_actor(kind: str, handler: Handler) -> dramatiq.Actor:
     return dramatiq.actor(run, actor_name=kind, queue_name="actions", priority=ACTION_PRIORITY, on_retry_exhausted="action_gave_up", **RETRY_OPTIONS)
 
 
-ACTION_ACTORS = {kind: _action_actor(kind, handler) for kind, handler in HANDLERS.items()}
+ACTION_ACTORS = {kind: _action_actor(kind.value, handler) for kind, handler in HANDLERS.items()}
 
 
 @dramatiq.actor(queue_name="actions", priority=ACTION_PRIORITY, max_retries=3)

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from store import budgets, credits, invitations, keys, members, outbox, requests, workspaces
 from store.models import Action, ApiKey, KeyReveal, SlackMessage
 from store.money import parse_money
-from store.types import ActionStatus, KeyStatus, ProjectStatus, Role, utcnow
+from store.types import ActionKind, ActionStatus, KeyStatus, ProjectStatus, Role, utcnow
 from tests import factories as f
 from tests.fakes.tcp_proxy import TcpProxy
 from workers import actors, maintenance
@@ -347,3 +347,25 @@ def test_flow_on_real_redis_and_postgres(pg_db, redis_workers, slack_api):
     redis_workers.settle()
     assert {a.status for a in actions(db)} == {ActionStatus.DONE}
     assert count(slack_api, dm(dev), "is ready") == 1
+
+
+def test_an_action_kind_without_a_handler_fails_at_import():
+    """Outbox kinds are an enum the handlers' table is keyed by: a new kind nobody handles stops the workers from starting."""
+    import subprocess
+    import sys
+
+    added = (
+        "import enum, store.types as t;"
+        "t.ActionKind = enum.StrEnum('ActionKind', {**{k.name: k.value for k in t.ActionKind}, 'NEW_THING': 'new_thing'});"
+        "import workers.actors"
+    )
+    done = subprocess.run([sys.executable, "-c", added], capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0 and "no handler for action kind(s) ['new_thing']" in done.stderr, done.stderr[-500:]
+    assert set(actors.HANDLERS) == set(ActionKind)
+
+
+def test_emitting_a_kind_no_worker_knows_is_refused(db):
+    from store import outbox
+
+    with db.session() as s, pytest.raises(ValueError, match="provison_key"):
+        outbox.emit(s, "provison_key", workspace_id=None)

@@ -11,7 +11,7 @@ from bot.blocks.keys import key_ready_dm
 from store import keys, outbox
 from store.models import Action, ApiKey, Request, Workspace
 from store.outbox import Claimed
-from store.types import KeyStatus, utcnow
+from store.types import ActionKind, KeyStatus, utcnow
 from store.standing import key_enabled
 from store.views import describe_key
 from workers.faults import crash_point
@@ -52,9 +52,9 @@ def provision_key(rt: Runtime, a: Claimed) -> None:
             key = result.key
         else:
             key = s.scalars(select(ApiKey).where(ApiKey.request_id == a.request_id)).one()
-        outbox.emit(s, "notify_key_ready", workspace_id=key.workspace_id, payload={"key_id": key.id})
+        outbox.emit(s, ActionKind.NOTIFY_KEY_READY, workspace_id=key.workspace_id, payload={"key_id": key.id})
         if not _should_be_enabled(s, key):
-            outbox.emit(s, "sync_key_state", workspace_id=key.workspace_id, payload={"key_ids": [key.id]})
+            outbox.emit(s, ActionKind.SYNC_KEY_STATE, workspace_id=key.workspace_id, payload={"key_ids": [key.id]})
         outbox.complete(s, a.id)
 
     rt.db.run(store)
@@ -75,7 +75,7 @@ def rotate_key(rt: Runtime, a: Claimed) -> None:
             key = keys.complete_rotation(s, a.id, secret=created.secret, provider=provider_name, provider_ref=created.ref).key
         else:
             key = s.get(ApiKey, done)
-        outbox.emit(s, "notify_key_ready", workspace_id=key.workspace_id, payload={"key_id": key.id, "rotated": True})
+        outbox.emit(s, ActionKind.NOTIFY_KEY_READY, workspace_id=key.workspace_id, payload={"key_id": key.id, "rotated": True})
         outbox.complete(s, a.id)
 
     rt.db.run(store)
@@ -104,18 +104,18 @@ def _outcome_first(rt: Runtime, request_id: int, patience: float = 2.0) -> None:
     from workers.actors import HANDLERS, perform  # the actors module imports this one
 
     with rt.db.session() as s:
-        pending = outbox.pending_of(s, "request_decided", request_id)
+        pending = outbox.pending_of(s, ActionKind.REQUEST_DECIDED, request_id)
         action = s.get(Action, pending) if pending else None
         if action is None or action.run_after > utcnow():
             return
         held = action.claimed_until is not None and action.claimed_until > utcnow()
     if not held:
-        perform(HANDLERS["request_decided"], pending, rt)
+        perform(HANDLERS[ActionKind.REQUEST_DECIDED], pending, rt)
         return
     deadline = time.monotonic() + patience
     while time.monotonic() < deadline:
         with rt.db.session() as s:
-            if outbox.pending_of(s, "request_decided", request_id) is None:
+            if outbox.pending_of(s, ActionKind.REQUEST_DECIDED, request_id) is None:
                 return
         time.sleep(0.05)
 
