@@ -13,7 +13,7 @@ from store.errors import Conflict, InvalidInput, LimitReached, NotFound
 from store.models import ApiKey, Project, Request, SpendTotal, Workspace
 from store.money import format_money
 from store.periods import parse_period, period_start
-from store.permissions import Actor, Permission, allowed, authorize, denial, load_workspace
+from store.permissions import Actor, Permission, authorize, can, denial, load_workspace
 from store.requests import _requester, open_request
 from store.standing import reconcile_project, reconcile_workspace
 from store.types import ActionKind, KeyStatus, Period, ProjectStatus, RequestKind, Scope, WorkspaceStatus, utcnow
@@ -262,7 +262,7 @@ def budget_overview(s: Session, actor: Actor, workspace_id: int, now: datetime |
     ws = load_workspace(s, workspace_id)
     me = authorize(s, actor, ws, Permission.VIEW_OWN_USAGE, resource=f"workspace:{ws.slug}", attempted="budget.show")
     lines = evaluate_budgets(s, ws, now)
-    if me is None or allowed(me.role, Permission.VIEW_ALL_USAGE):
+    if me is None or can(me.role, Permission.VIEW_ALL_USAGE):
         return lines
     # A Developer sees the budgets of the projects they hold keys in; the workspace's spend is not theirs to see.
     theirs = set(s.scalars(select(Project.slug).join(ApiKey, ApiKey.project_id == Project.id).where(ApiKey.member_id == me.id, ApiKey.status != KeyStatus.REVOKED)))

@@ -378,7 +378,3 @@ def reencrypt_reveals(s: Session) -> int:
     for reveal in waiting:
         reveal.ciphertext = cipher().rotate(reveal.ciphertext)
     return len(waiting)
-
-
-def key_by_secret(s: Session, secret: str) -> ApiKey | None:
-    return s.scalars(select(ApiKey).where(ApiKey.secret_hash == hash_secret(secret))).one_or_none()

@@ -90,11 +90,6 @@ class Actor:
         return f"system:{self.system}" if self.system else f"slack:{self.slack_user_id}"
 
 
-def allowed(role: Role, permission: Permission) -> bool:
-    """May this role do it outright (without a request)?"""
-    return role in MATRIX[permission].allowed
-
-
 def roles_text(roles: frozenset[Role] | set[Role]) -> str:
     order = [A, B, D, V]
     names = [r.title for r in order if r in roles]
@@ -127,6 +122,7 @@ def membership(s: Session, actor: Actor, workspace_id: int) -> Member | None:
 
 
 def can(role: Role, permission: Permission) -> bool:
+    """May this role do it outright (without a request)?"""
     return role in MATRIX[permission].allowed
 
 
