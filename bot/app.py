@@ -125,12 +125,9 @@ def build_app(db: Database, *, token: str, team_id: str, api_url: str, signing_s
     return app
 
 
-def _retried_after_timeout(headers: dict) -> bool:
-    def header(name: str) -> str:
-        value = headers.get(name) or headers.get(name.title()) or ""
-        return str(value[0] if isinstance(value, (list, tuple)) and value else value)
-
-    return bool(header("x-slack-retry-num")) and header("x-slack-retry-reason") == "http_timeout"
+def _retried_after_timeout(headers: dict[str, list[str]]) -> bool:
+    # Bolt hands the headers over lower-cased, each a list of values.
+    return bool(headers.get("x-slack-retry-num")) and (headers.get("x-slack-retry-reason") or [""])[0] == "http_timeout"
 
 
 def on_the_form(field: str, submit: Callable[[], dict | None]) -> dict:

@@ -60,15 +60,13 @@ def hold_or_reserve(s: Session, ref: str, channel: str | Callable[[], str]) -> t
     return hold_message(s, ref), reserved
 
 
-def record_sent(row: SlackMessage, channel: str | None = None, ts: str | None = None) -> None:
-    """Note where Slack put a message (``channel``, ``ts``) or that it was edited.
+def record_sent(row: SlackMessage, channel: str, ts: str) -> None:
+    """Note where Slack has the message (``channel``, ``ts``), posted or edited just now.
 
     Delivery bookkeeping, like the outbox's: it changes nothing anyone decided, so it writes
     no audit event; the message it records does whatever telling there is.
     """
-    if channel is not None and ts is not None:
-        row.channel, row.ts = channel, ts
-    row.updated_at = utcnow()
+    row.channel, row.ts, row.updated_at = channel, ts, utcnow()
 
 
 def messages_with_prefix(s: Session, prefix: str) -> list[SlackMessage]:

@@ -149,7 +149,7 @@ def get(s: Session, action_id: str) -> Action | None:
     return s.get(Action, action_id)
 
 
-def pending_of(s: Session, kind: str, request_id: int) -> str | None:
+def pending_of(s: Session, kind: ActionKind, request_id: int) -> str | None:
     """The id of an action of ``kind`` for this request that is still pending (neither done nor given up)."""
     return s.scalars(select(Action.id).where(Action.kind == kind, Action.request_id == request_id, Action.status == ActionStatus.PENDING).limit(1)).first()
 

@@ -43,11 +43,10 @@ class Inline:
         ran = 0
         while self.pending and ran < MOST:
             action = self.pending.pop(0)
-            handler = actors.HANDLERS.get(action.kind)
-            if handler is None or action.run_after > utcnow():  # a retirement a day away waits in the store
+            if action.run_after > utcnow():  # a retirement a day away waits in the store
                 continue
             try:
-                actors.perform(handler, action.id, rt)
+                actors.perform(actors.HANDLERS[action.kind], action.id, rt)
             except Retry:  # released with its retry time: the workers' sweep takes it then
                 log.info("action %s (%s) will be retried by the workers", action.id, action.kind)
             ran += 1

@@ -93,12 +93,6 @@ def action_failed(rt: Runtime, a: Claimed) -> None:
         failed = s.get(Action, a.payload["action_id"])
         kind, reason = failed.kind, failed.error or "unknown error"
         payload = dict(failed.payload or {})
-    if kind == "send_invitation" and payload.get("invitation_id"):
-        rt.db.run(invitations.undeliverable, payload["invitation_id"], reason)
-    if kind == "request_opened" and rt.slack is not None:
-        _ask_admins_after_failure(rt, payload["request_id"], reason)
-    with rt.db.session() as s:
-        failed = s.get(Action, a.payload["action_id"])
         who = outbox.requester_of(s, failed)
         if who is None and kind == "send_invitation":
             inv = s.get(Invitation, failed.payload.get("invitation_id"))
@@ -106,6 +100,10 @@ def action_failed(rt: Runtime, a: Claimed) -> None:
             who = inviter.slack_user_id if inviter else None
         ws = s.get(Workspace, failed.workspace_id) if failed.workspace_id else None
         channel = ws.alerts_channel if ws else None
+    if kind == "send_invitation" and payload.get("invitation_id"):
+        rt.db.run(invitations.undeliverable, payload["invitation_id"], reason)
+    if kind == "request_opened" and rt.slack is not None:
+        _ask_admins_after_failure(rt, payload["request_id"], reason)
     if rt.slack is not None and (who or channel):
         text, blocks = failure_blocks(kind, reason)
         if who:
