@@ -16,6 +16,7 @@ from bot import interactions, texts
 from bot.blocks.invitations import ACCEPT, DECLINE
 from bot.blocks.keys import REVEAL
 from bot.blocks.requests import APPROVE, DENY
+from bot.parser import UsageError
 from bot.commands.registry import COMMANDS, answered_at_once
 from bot.context import Asker
 from bot.home import home_view
@@ -23,6 +24,7 @@ from bot.replies import Reply, guarded, unexpected
 from bot.views.deny import DENY_FORM
 from bot.views.key_form import KEY_FORM
 from store.db import Database
+from store.errors import DomainError
 
 log = logging.getLogger(__name__)
 # slack_sdk logs each request and response body at DEBUG, and the reveal modal's body is a
@@ -87,6 +89,8 @@ def build_app(db: Database, *, token: str, team_id: str, api_url: str, signing_s
                 handler(db, client, body)
                 if db.deferred():
                     interactions.tell(client, body, texts.QUEUED)
+            except (DomainError, UsageError) as exc:  # refused: the clicker hears why, and who decided first
+                interactions.tell(client, body, interactions.refusal(exc))
             except Exception:
                 interactions.tell(client, body, unexpected())
             finally:

@@ -2,82 +2,64 @@
 
 from __future__ import annotations
 
-from slack_sdk.models.blocks import ActionsBlock, Block, ButtonElement
+from slack_sdk.models.blocks import Block
 from slack_sdk.models.views import View
 
 from bot.blocks.common import bar, code, context, divider, header, lit, mention, money, section
-from bot.blocks.requests import APPROVE, DENY, TITLES, what
+from bot.blocks.requests import TITLES, decision_buttons, what
 from bot.context import Asker
-from store import budgets
+from store import overview
+from store.budgets import BudgetLine
 from store.db import Database
-from store.models import ApiKey, Member, Request, Workspace
-from store.types import KeyStatus, MemberStatus, RequestState, Role, WorkspaceStatus
-from store.views import describe_key, describe_request
+from store.overview import Seat
+from store.views import KeyView, RequestView
 
 MAX_BLOCKS = 100
+#: each workspace takes a handful of blocks; past this many the rest would not fit anyway
+MOST_WORKSPACES = 15
 
 
 def home_view(db: Database, asker: Asker) -> View:
-    blocks = db.run(lambda s: _blocks(s, asker))
-    return View(type="home", blocks=blocks[:MAX_BLOCKS])
+    seats = db.run(overview.home, asker.team_id, asker.user_id, most=MOST_WORKSPACES)
+    return View(type="home", blocks=_blocks(seats)[:MAX_BLOCKS])
 
 
-def _blocks(s, asker: Asker) -> list[Block]:
-    memberships = list(
-        s.query(Member, Workspace)
-        .join(Workspace, Workspace.id == Member.workspace_id)
-        .filter(Member.slack_user_id == asker.user_id, Member.status == MemberStatus.ACTIVE, Workspace.team_id == asker.team_id, Workspace.status != WorkspaceStatus.DELETED)
-        .order_by(Workspace.slug)
-    )
+def _blocks(seats: list[Seat]) -> list[Block]:
     blocks: list[Block] = [header("Purser")]
-    if not memberships:
+    if not seats:
         return blocks + [section("You are not in any Purser workspace yet. Ask an admin to `/ai-invite` you.")]
-    blocks.append(section("*Your workspaces*\n" + "\n".join(f"• {code(ws.slug)} ({ws.environment.value}) — {m.role.title}" for m, ws in memberships)))
-    for member, ws in memberships:
-        blocks += [divider(), header(f"{ws.slug} · {member.role.title}")]
-        blocks += _keys(s, member)
-        if member.role is Role.ADMIN:
-            blocks += _pending(s, ws)
-        blocks += _budgets(s, asker, ws)
+    blocks.append(section("*Your workspaces*\n" + "\n".join(f"• {code(seat.slug)} ({seat.environment}) — {seat.role}" for seat in seats)))
+    for seat in seats:
+        blocks += [divider(), header(f"{seat.slug} · {seat.role}")]
+        if seat.keys is not None:
+            blocks += _keys(seat.keys)
+        if seat.pending is not None:
+            blocks += _pending(seat.pending)
+        blocks += _budgets(seat.budgets)
         if len(blocks) > MAX_BLOCKS - 10:
             blocks.append(context("More workspaces than fit here: use `/ai-workspace list`."))
             break
     return blocks
 
 
-def _keys(s, member: Member) -> list[Block]:
-    if member.role not in (Role.ADMIN, Role.DEVELOPER):
-        return []
-    live = s.query(ApiKey.id).filter(ApiKey.member_id == member.id, ApiKey.status != KeyStatus.REVOKED).order_by(ApiKey.id).limit(15)
-    views = [describe_key(s, key_id) for (key_id,) in live]
+def _keys(views: list[KeyView]) -> list[Block]:
     if not views:
         return [section("*Your keys:* none yet — `/ai-key new <name>`")]
     lines = [f"• {code(k.name)} {code(k.prefix + '…')} · {('project ' + code(k.project)) if k.project else 'no project'} · {money(k.spent_micros)} of {money(k.limit_micros)} · {k.status}" for k in views]
     return [section("*Your keys*\n" + "\n".join(lines))]
 
 
-def _pending(s, ws: Workspace) -> list[Block]:
-    waiting = [r.id for r in s.query(Request).filter(Request.workspace_id == ws.id, Request.state == RequestState.PENDING).order_by(Request.id).limit(10)]
+def _pending(waiting: list[RequestView]) -> list[Block]:
     if not waiting:
         return [context("No requests waiting.")]
     out: list[Block] = [section(f"*Waiting for a decision* ({len(waiting)})")]
-    for request_id in waiting:
-        req = describe_request(s, request_id)
+    for req in waiting:
         out.append(section(f"#{req.id} {TITLES.get(req.kind, 'Request')}: {mention(req.requester)} asks for {what(req)}" + (f"\n>{lit(req.reason, 200)}" if req.reason else "")))
-        out.append(
-            ActionsBlock(
-                block_id=f"home_request:{req.id}",
-                elements=[
-                    ButtonElement(text="Approve", action_id=APPROVE, value=str(req.id), style="primary"),
-                    ButtonElement(text="Deny", action_id=DENY, value=str(req.id), style="danger"),
-                ],
-            )
-        )
+        out.append(decision_buttons(req.id, block_id=f"home_request:{req.id}"))
     return out
 
 
-def _budgets(s, asker: Asker, ws: Workspace) -> list[Block]:
-    lines = budgets.budget_overview(s, asker.actor, ws.id)
+def _budgets(lines: tuple[BudgetLine, ...]) -> list[Block]:
     shown = [l for l in lines if l.limit_micros is not None or l.kind == "project"][:15]
     if not shown:
         return []

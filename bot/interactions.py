@@ -1,4 +1,8 @@
-"""Buttons and modal submissions: approve, deny (with a reason), reveal, accept, decline, the key form."""
+"""Buttons and modal submissions: approve, deny (with a reason), reveal, accept, decline, the key form.
+
+A button's handler does its one store operation and lets a refusal rise: the one action
+wrapper in ``bot.app`` tells the clicker why (``refusal``).
+"""
 
 from __future__ import annotations
 
@@ -15,7 +19,7 @@ from bot.blocks.requests import what
 from bot.context import Asker
 from bot.commands.common import days
 from bot.commands.key import request_reply
-from bot.commands.parser import UsageError
+from bot.parser import UsageError
 from bot.replies import error_text, error_words
 from bot.views.deny import deny_form, reason_of
 from bot.views.key_form import form_values, reveal_view
@@ -23,7 +27,6 @@ from store import invitations, keys, requests
 from store.db import Database
 from store.errors import Conflict, DomainError
 from store.money import parse_money
-from store.models import Workspace
 from store.permissions import Actor
 from store.views import describe_key, describe_request
 
@@ -77,23 +80,16 @@ def refusal(exc: BaseException) -> str:
 
 
 def approve(db: Database, client: WebClient, body: dict) -> None:
-    actor = Actor.slack(body["user"]["id"])
-    try:
-        db.run(requests.decide_request, actor, _int(body["actions"][0].get("value")), approve=True)
-    except (DomainError, UsageError) as exc:
-        tell(client, body, refusal(exc))
+    db.run(requests.decide_request, Actor.slack(body["user"]["id"]), _int(body["actions"][0].get("value")), approve=True)
 
 
 def deny(db: Database, client: WebClient, body: dict) -> None:
     """Check the clicker may decide before asking them why; the decision happens on submit."""
     actor = Actor.slack(body["user"]["id"])
-    try:
-        request_id = _int(body["actions"][0].get("value"))
-        db.run(lambda s: requests.check_decider(s, actor, request_id, approve=False))
-        view = db.run(lambda s: describe_request(s, request_id))
-        client.views_open(trigger_id=body["trigger_id"], view=deny_form(request_id, f"Deny request #{request_id}: {mention(view.requester)} asks for {what(view)}."))
-    except (DomainError, UsageError) as exc:
-        tell(client, body, refusal(exc))
+    request_id = _int(body["actions"][0].get("value"))
+    db.run(lambda s: requests.check_decider(s, actor, request_id, approve=False))
+    view = db.run(lambda s: describe_request(s, request_id))
+    client.views_open(trigger_id=body["trigger_id"], view=deny_form(request_id, f"Deny request #{request_id}: {mention(view.requester)} asks for {what(view)}."))
 
 
 def deny_submitted(db: Database, body: dict) -> dict | None:
@@ -109,11 +105,7 @@ def deny_submitted(db: Database, body: dict) -> dict | None:
 
 def reveal(db: Database, client: WebClient, body: dict) -> None:
     actor = Actor.slack(body["user"]["id"])
-    try:
-        revealed = db.run(keys.reveal_key, actor, _int(body["actions"][0].get("value")))
-    except (DomainError, UsageError) as exc:
-        tell(client, body, refusal(exc))
-        return
+    revealed = db.run(keys.reveal_key, actor, _int(body["actions"][0].get("value")))
     try:
         client.views_open(trigger_id=body["trigger_id"], view=reveal_view(revealed.key.name, revealed.secret))
     except Exception as exc:  # the modal never opened: the secret goes back to wait for its reveal
@@ -128,28 +120,20 @@ def reveal(db: Database, client: WebClient, body: dict) -> None:
 
 def accept(db: Database, client: WebClient, body: dict) -> None:
     user = body["user"]["id"]
-    try:
-        invitation_id = _int(body["actions"][0].get("value"))
-        email = _email(client, user)
+    invitation_id = _int(body["actions"][0].get("value"))
+    email = _email(client, user)
 
-        def accept_and_describe(s):
-            member = invitations.accept_invitation(s, invitation_id, slack_user_id=user, email=email)
-            return s.get(Workspace, member.workspace_id).slug, member.role.title
+    def accept_and_describe(s):
+        member = invitations.accept_invitation(s, invitation_id, slack_user_id=user, email=email)
+        return member.workspace.slug, member.role.title
 
-        workspace, role = db.run(accept_and_describe)
-    except (DomainError, UsageError) as exc:
-        tell(client, body, error_text(exc))
-        return
+    workspace, role = db.run(accept_and_describe)
     _replace_buttons(client, body, f"✅ Welcome to {code(workspace)} as {role}. `/ai-key new <name>` gets you a key.")
 
 
 def decline(db: Database, client: WebClient, body: dict) -> None:
     user = body["user"]["id"]
-    try:
-        db.run(invitations.decline_invitation, _int(body["actions"][0].get("value")), slack_user_id=user, email=_email(client, user))
-    except (DomainError, UsageError) as exc:
-        tell(client, body, error_text(exc))
-        return
+    db.run(invitations.decline_invitation, _int(body["actions"][0].get("value")), slack_user_id=user, email=_email(client, user))
     _replace_buttons(client, body, "You declined the invitation.")
 
 

@@ -14,7 +14,7 @@ from sqlalchemy.exc import DBAPIError
 
 from bot import texts
 from bot.blocks.common import inert
-from bot.commands.parser import UsageError
+from bot.parser import UsageError
 from store.errors import DomainError
 
 log = logging.getLogger(__name__)

@@ -7,7 +7,6 @@ serves `/healthz` for load balancers, and logs one line per request without secr
 
 from __future__ import annotations
 
-import atexit
 import json
 import logging
 import time
@@ -20,6 +19,7 @@ from slack_bolt.adapter.wsgi import SlackRequestHandler
 from slack_sdk.signature import SignatureVerifier
 from werkzeug.wrappers import Request, Response
 
+from store import outbox
 from store.db import Database
 
 log = logging.getLogger("purser.web")
@@ -146,20 +146,6 @@ def for_bolt(body: bytes, mimetype: str) -> bytes:
 STALLED = timedelta(minutes=2)
 
 
-def stalled_actions(s) -> int:
-    from sqlalchemy import func, or_, select
-
-    from store.models import Action
-    from store.types import ActionStatus, utcnow
-
-    now = utcnow()
-    return s.scalar(
-        select(func.count()).select_from(Action).where(
-            Action.status == ActionStatus.PENDING, Action.run_after <= now - STALLED, or_(Action.claimed_until.is_(None), Action.claimed_until <= now)
-        )
-    ) or 0
-
-
 def health_checks(db: Database, redis_url: str | None) -> Callable[[], dict[str, str]]:
     client = None
     if redis_url:
@@ -183,7 +169,7 @@ def health_checks(db: Database, redis_url: str | None) -> Callable[[], dict[str,
         if "store" not in problems:
             try:
                 with db.session() as s:
-                    waiting = stalled_actions(s)
+                    waiting = outbox.stalled(s, STALLED)
                 if waiting:
                     problems["workers"] = f"{waiting} action(s) waiting over {STALLED.seconds // 60} minutes: are the workers running?"
             except Exception as exc:
@@ -191,47 +177,3 @@ def health_checks(db: Database, redis_url: str | None) -> Callable[[], dict[str,
         return problems
 
     return check
-
-
-def create_app() -> WebApp:
-    """The production entry point: `gunicorn 'bot.web:create_app()'`."""
-    from bot.app import build_app
-    from purser.logs import setup_logging
-    from purser.settings import get_settings
-    from workers import actors
-    from workers.commands import hand_off
-
-    setup_logging()
-    settings = get_settings()
-    if not settings.slack_signing_secret or not settings.slack_bot_token:
-        raise SystemExit("SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET must be set for the web process.")
-    from store.errors import InvalidInput
-    from store.secrets import cipher
-
-    try:  # the Reveal button needs it: say so at start, not to the first person who clicks
-        cipher()
-    except InvalidInput as exc:
-        raise SystemExit(exc.message) from None
-    db = Database(settings.database_url)
-    db.on_new_actions(actors.enqueue)
-    # Commands go to the workers only through a queue they share; alone, this process answers them itself.
-    handoff = hand_off if settings.redis_url else None
-    bolt = build_app(db, token=settings.slack_bot_token.get_secret_value(), team_id=settings.slack_team_id, api_url=settings.slack_api_url, handoff=handoff)
-    app = WebApp(db, bolt, settings.slack_signing_secret.get_secret_value(), health=health_checks(db, settings.redis_url))
-    add_gateway(app, db, settings)
-    atexit.register(app.gateway.close)  # a worker that exits keeps its last seconds of refusal counts
-    return app
-
-
-def add_gateway(app: WebApp, db: Database, settings) -> None:
-    """Serve /v1/authz and /v1/usage from this process, its key cache kept fresh through Redis when there is one."""
-    from gateway.http import Gateway
-    from gateway.invalidation import Subscriber, install_publisher
-
-    gateway = Gateway(db, trusted_proxies=settings.trusted_proxies, ingest_tokens=settings.ingest_token.get_secret_value() if settings.ingest_token else "")
-    for (method, path), handler in gateway.routes().items():
-        app.route(method, path, handler)
-    install_publisher(db, settings.redis_url)
-    if settings.redis_url:
-        Subscriber(settings.redis_url, gateway.cache).start()
-    app.gateway = gateway

@@ -28,21 +28,20 @@ TEAM_HELP = "Slack team id the workspace belongs to [default: SLACK_TEAM_ID, or 
 
 def _database():
     """A database whose committed actions reach the workers at once, and what carries them out without a queue (``workers.inline``)."""
-    from gateway.invalidation import install_publisher
-    from purser.settings import get_settings
-    from store.db import Database
-    from workers.inline import hand_over
+    from purser import wiring
 
-    settings = get_settings()
-    db = Database(settings.database_url)
-    install_publisher(db, settings.redis_url)
-    return db, hand_over(db, settings.redis_url)
+    settings = wiring.settings()
+    wiring.configure_store(settings)
+    db = wiring.database(settings, relay=False)
+    return db, wiring.inline(db, settings)
 
 
 def _operator():
     from store.permissions import Actor
 
-    return Actor.operator(f"cli:{os.environ.get('USER', 'operator')}")
+    from purser.settings import get_settings
+
+    return Actor.operator(f"cli:{get_settings().operator}")
 
 
 def _fail(message: str, code: int = 1) -> None:
@@ -270,27 +269,24 @@ def web(
     threads: int = typer.Option(8, help="Threads per worker."),
 ) -> None:
     """Run the Slack app: Socket Mode when SLACK_APP_TOKEN is set, else HTTP under gunicorn (the `web` process)."""
-    from purser.settings import get_settings
-    from store.errors import InvalidInput
-    from store.secrets import cipher
+    from purser import wiring
 
-    settings = get_settings()
+    settings = wiring.settings()
     if not settings.redis_url:
         # Alone, the web process would take requests and approvals whose work nobody carries out.
         _fail("REDIS_URL is not set: `purser web` hands work to `purser worker` through Redis. Set REDIS_URL, or run everything in one process with `purser run`.", 2)
+    wiring.configure_store(settings)
     try:  # said once here, not by every gunicorn worker that gunicorn would start again and again
-        cipher()
-    except InvalidInput as exc:
-        _fail(exc.message, 2)
+        wiring.check_secret_key()
+    except SystemExit as exc:
+        _fail(str(exc), 2)
     if settings.slack_app_token:
-        from bot.socket import main as socket_main
-
-        socket_main()
+        wiring.socket_mode()
         return
     bind = f"{host}:{port or settings.port}"
     os.execvp(
         sys.executable,
-        [sys.executable, "-m", "gunicorn", "--worker-class", "gthread", "--workers", str(workers), "--threads", str(threads), "--bind", bind, "bot.web:create_app()"],
+        [sys.executable, "-m", "gunicorn", "--worker-class", "gthread", "--workers", str(workers), "--threads", str(threads), "--bind", bind, "purser.wiring:create_app()"],
     )
 
 
@@ -301,23 +297,23 @@ def worker(
     poll_ms: int = typer.Option(100, min=5, help="Longest wait, in ms, between two fetches from an empty queue (dramatiq's worker_timeout)."),
 ) -> None:
     """Run the dramatiq workers (needs REDIS_URL): the `worker` process."""
-    from purser.settings import get_settings
+    from purser.settings import child_environment, get_settings
 
     if not get_settings().redis_url:
         _fail("REDIS_URL is not set: separate worker processes need Redis. `purser run` runs workers in-process instead.", 2)
     # The dramatiq CLI has no flag for worker_timeout; it reads this variable when dramatiq
     # is imported. Its default of 1,000 ms lets an action on a quiet queue wait up to a
     # second for its actor (docs/benchmarks.md, "Pipeline"); 100 ms costs a few % of a core.
-    env = {**os.environ, "dramatiq_worker_timeout": str(poll_ms)}
-    os.execvpe(sys.executable, [sys.executable, "-m", "dramatiq", "workers.actors", "--processes", str(processes), "--threads", str(threads)], env)
+    env = child_environment(dramatiq_worker_timeout=str(poll_ms))
+    os.execvpe(sys.executable, [sys.executable, "-m", "dramatiq", "purser.worker_process", "--processes", str(processes), "--threads", str(threads)], env)
 
 
 @app.command("clock")
 def clock() -> None:
     """Run the scheduler (the `clock` process); replicas elect one leader."""
-    from workers.clock import main as clock_main
+    from purser.wiring import run_clock
 
-    clock_main()
+    run_clock()
 
 
 @app.command("run")

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import logging
-import os
 
 
-def setup_logging() -> None:
-    level = os.environ.get("LOG_LEVEL", "INFO").upper()
+def setup_logging(level: str = "INFO") -> None:
+    level = level.upper()
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     # httpx would log every OpenRouter URL at INFO; request lines carry no secrets, but keep it quiet
     logging.getLogger("httpx").setLevel(logging.WARNING)

@@ -9,7 +9,6 @@ DATABASE_URL / REDIS_URL it uses them.
 from __future__ import annotations
 
 import logging
-import os
 import secrets
 import signal
 import stat
@@ -18,18 +17,20 @@ from pathlib import Path
 
 import typer
 
-from purser.settings import get_settings
+from purser import wiring
+from purser.logs import setup_logging
+from purser.settings import Settings
 
 log = logging.getLogger("purser")
 
 
-def ensure_secret_key() -> str:
+def ensure_secret_key(settings: Settings) -> str:
     """Use PURSER_SECRET_KEY, or keep a generated one in var/secret.key for the embedded setup."""
     from store.secrets import Cipher
 
-    if get_settings().purser_secret_key:
+    if settings.purser_secret_key:
         return "PURSER_SECRET_KEY"
-    path = Path(os.environ.get("PURSER_SECRET_KEY_FILE", "var/secret.key"))
+    path = Path(settings.purser_secret_key_file)
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(Cipher.generate() + "\n")
@@ -41,28 +42,20 @@ def main() -> None:
     from sqlalchemy.engine import make_url
     from waitress import create_server
 
-    from bot.app import build_app
     from bot.slack_client import Slack
-    from bot.web import WebApp, add_gateway, health_checks
-    from purser.logs import setup_logging
-    from store.db import Database
     from store.migrate import upgrade
-    from workers import actors
-    from workers.broker import make_broker, start_embedded_worker, use_broker
-    from workers.clock import Clock, Intervals
-    from workers.commands import hand_off
-    from workers.leader import make_lock
-    from workers.runtime import Runtime, configure, from_settings
+    from workers.broker import start_embedded_worker
+    from workers.runtime import configure
 
-    setup_logging()
-    settings = get_settings()
+    settings = wiring.settings()
+    setup_logging(settings.log_level)
     url = settings.database_url
     upgrade(url)
-    key_source = ensure_secret_key()
-    db = Database(url)
-    broker = use_broker(make_broker(settings.redis_url))
+    key_source = ensure_secret_key(settings)
+    wiring.configure_store(settings)
+    broker = wiring.broker(settings)
     worker = start_embedded_worker(broker)
-    db.on_new_actions(actors.enqueue)
+    db = wiring.database(settings, publish=False)  # its gateway publishes (wiring.add_gateway)
 
     port = settings.port
     sandboxed = not (settings.slack_bot_token and settings.slack_signing_secret)
@@ -73,26 +66,21 @@ def main() -> None:
 
         token, signing = "xoxb-sandbox", secrets.token_hex(16)
         api_url = f"http://127.0.0.1:{port}/api/"
-        bolt = build_app(db, token=token, team_id=settings.slack_team_id, api_url=api_url, handoff=hand_off)
-        web = WebApp(db, bolt, signing, health=health_checks(db, settings.redis_url))
-        add_gateway(web, db, settings)
+        bolt = wiring.bolt(db, settings, token=token, api_url=api_url, queued_commands=True)
+        web = wiring.web(db, settings, bolt, signing)
         app = Sandbox(db, SlackAPI(token=token), web, signing, settings.slack_team_id)
         app.bot_url = f"http://127.0.0.1:{port}/slack/events"
         app.api_url = api_url
-        configure(Runtime(db=db, slack=Slack(db, token, api_url)))
+        configure(wiring.runtime(settings, db, slack_client=Slack(db, token, api_url)))
         seeded = seed(db, settings.slack_team_id)
         host = "127.0.0.1"  # the sandbox has no login: never listen beyond this machine
     else:
-        token = settings.slack_bot_token.get_secret_value()
-        bolt = build_app(db, token=token, team_id=settings.slack_team_id, api_url=settings.slack_api_url, handoff=hand_off)
-        app = WebApp(db, bolt, settings.slack_signing_secret.get_secret_value(), health=health_checks(db, settings.redis_url))
-        add_gateway(app, db, settings)
-        rt = from_settings()
-        configure(Runtime(db=db, slack=rt.slack))
+        bolt = wiring.bolt(db, settings, token=settings.slack_bot_token.get_secret_value(), api_url=settings.slack_api_url, queued_commands=True)
+        app = wiring.web(db, settings, bolt, settings.slack_signing_secret.get_secret_value())
+        configure(wiring.runtime(settings, db))
         host, seeded = "0.0.0.0", False
 
-    intervals = Intervals.from_env()
-    clock = Clock(make_lock(settings.redis_url, url, intervals.lock_ttl), intervals)
+    clock = wiring.clock(settings)
     clock.start()
     # Waitress drops X-Forwarded-For and friends unless told whom to trust; Purser decides that
     # itself (PURSER_TRUSTED_PROXIES, gateway.clientip), as it does under gunicorn, so it must see them.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 
 from pydantic import Field, SecretStr
@@ -14,6 +15,8 @@ class Settings(BaseSettings):
     database_url: str = Field("sqlite:///var/purser.db", alias="DATABASE_URL")
     redis_url: str | None = Field(None, alias="REDIS_URL")
     purser_secret_key: SecretStr | None = Field(None, alias="PURSER_SECRET_KEY")
+    # Without PURSER_SECRET_KEY, the key `purser run` generated and keeps here.
+    purser_secret_key_file: str = Field("var/secret.key", alias="PURSER_SECRET_KEY_FILE")
 
     slack_bot_token: SecretStr | None = Field(None, alias="SLACK_BOT_TOKEN")
     slack_signing_secret: SecretStr | None = Field(None, alias="SLACK_SIGNING_SECRET")
@@ -26,11 +29,31 @@ class Settings(BaseSettings):
     openrouter_api_url: str = Field("https://openrouter.ai/api/v1", alias="OPENROUTER_API_URL")
 
     port: int = Field(3000, alias="PORT")
+    log_level: str = Field("INFO", alias="LOG_LEVEL")
+    # Who `purser …` on the command line acts as in the audit log (cli:<user>).
+    operator: str = Field("operator", alias="USER")
+
+    # A JSON file of per-model token prices, over the built-in table (store/pricing.py).
+    model_prices_file: str | None = Field(None, alias="PURSER_MODEL_PRICES")
+    # How long a claimed action is one worker's alone before another may take it over.
+    action_lease_seconds: float = Field(60, gt=0, alias="PURSER_ACTION_LEASE_SECONDS")
+    # Seconds between the clock's jobs (PURSER_CLOCK_<JOB>); unset, workers/clock.py's defaults.
+    clock_sweep_outbox: float | None = Field(None, gt=0, alias="PURSER_CLOCK_SWEEP_OUTBOX")
+    clock_sync_usage: float | None = Field(None, gt=0, alias="PURSER_CLOCK_SYNC_USAGE")
+    clock_evaluate_thresholds: float | None = Field(None, gt=0, alias="PURSER_CLOCK_EVALUATE_THRESHOLDS")
+    clock_roll_over_periods: float | None = Field(None, gt=0, alias="PURSER_CLOCK_ROLL_OVER_PERIODS")
+    clock_expire_requests: float | None = Field(None, gt=0, alias="PURSER_CLOCK_EXPIRE_REQUESTS")
+    clock_wipe_reveals: float | None = Field(None, gt=0, alias="PURSER_CLOCK_WIPE_REVEALS")
+    clock_lock_ttl: float | None = Field(None, gt=0, alias="PURSER_CLOCK_LOCK_TTL")
 
     # Gateways: the proxies whose X-Forwarded-For / X-Real-IP are believed, and the
     # bearer tokens that may report usage (comma-separated, so one can be rotated out).
     trusted_proxies: str = Field("127.0.0.1/32,::1/128", alias="PURSER_TRUSTED_PROXIES")
     ingest_token: SecretStr | None = Field(None, alias="PURSER_INGEST_TOKEN")
+
+    def clock_intervals(self) -> dict[str, float]:
+        """The clock intervals set, by job name."""
+        return {name.removeprefix("clock_"): value for name, value in self if name.startswith("clock_") and value is not None}
 
     def __repr_args__(self):
         # Connection URLs may carry a password; show it masked like the SecretStr fields.
@@ -50,3 +73,8 @@ def mask_password(url: str) -> str:
 @lru_cache
 def get_settings() -> Settings:
     return Settings()
+
+
+def child_environment(**extra: str) -> dict[str, str]:
+    """This process's environment for a process it starts (gunicorn, dramatiq), with ``extra`` on top."""
+    return {**os.environ, **extra}

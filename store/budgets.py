@@ -299,3 +299,29 @@ def _current_totals(s: Session, scope: Scope, wanted: list[tuple[int, Period]], 
             )
             out.update({(scope_id, period): amount for scope_id, amount in rows})
     return out
+
+
+def budget_project(s: Session, actor: Actor, workspace_id: int, slug: str, budget_micros: int | None, period: Period | str | None = None) -> tuple[Project, bool]:
+    """Set a project's budget; a project not there yet is created with it. ``(project, created)``."""
+    try:
+        return set_project_budget(s, actor, workspace_id, slug, budget_micros, period), False
+    except NotFound:  # raised before anything is written: the same transaction goes on to create it
+        return create_project(s, actor, workspace_id, slug, budget_micros=budget_micros, period=period or Period.MONTHLY), True
+
+
+@dataclass(frozen=True)
+class CapChange:
+    """A cap set at once (``request_id`` None), or asked for: a change given a reason goes to the Admins."""
+
+    workspace: str
+    cap_micros: int | None
+    period: Period | None
+    request_id: int | None = None
+
+
+def change_cap(s: Session, actor: Actor, workspace_id: int, cap_micros: int | None, period: Period | str | None = None, *, reason: str | None = None) -> CapChange:
+    if reason:
+        req = request_cap_change(s, actor, workspace_id, cap_micros, period, reason=reason)
+        return CapChange(load_workspace(s, workspace_id).slug, cap_micros, parse_period(period) if period else None, req.id)
+    ws = set_workspace_cap(s, actor, workspace_id, cap_micros, period)
+    return CapChange(ws.slug, ws.cap_micros, ws.cap_period)

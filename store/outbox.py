@@ -7,13 +7,12 @@ mid-action leaves a lease that lapses and lets the sweeper hand the action out a
 
 from __future__ import annotations
 
-import os
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from store import audit
@@ -21,8 +20,13 @@ from store.db import NewAction
 from store.models import Action, Request
 from store.types import ActionKind, ActionStatus, utcnow
 
-#: how long a claimed action is a worker's alone; PURSER_ACTION_LEASE_SECONDS shortens it where a test waits for lapses
-LEASE = timedelta(seconds=float(os.environ.get("PURSER_ACTION_LEASE_SECONDS") or 60))
+#: how long a claimed action is a worker's alone (``use_lease``: the settings may shorten it)
+LEASE = timedelta(seconds=60)
+
+
+def use_lease(seconds: float) -> None:
+    global LEASE
+    LEASE = timedelta(seconds=seconds)
 
 
 def emit(
@@ -164,3 +168,13 @@ def requester_of(s: Session, action: Action) -> str | None:
 
 def mark_done(s: Session, action: Action) -> None:
     complete(s, action.id)
+
+
+def stalled(s: Session, older_than: timedelta) -> int:
+    """How many actions were due ``older_than`` ago and no worker holds: nobody is consuming the queue."""
+    now = utcnow()
+    return s.scalar(
+        select(func.count()).select_from(Action).where(
+            Action.status == ActionStatus.PENDING, Action.run_after <= now - older_than, or_(Action.claimed_until.is_(None), Action.claimed_until <= now)
+        )
+    ) or 0

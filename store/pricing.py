@@ -8,7 +8,6 @@ adds to or replaces it. A model with no price is refused: send amount_usd instea
 from __future__ import annotations
 
 import json
-import os
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from functools import lru_cache
 
@@ -26,10 +25,20 @@ DEFAULT_PRICES: dict[str, tuple[str, str]] = {
 }
 
 
+_price_file: str | None = None
+
+
+def use_price_file(path: str | None) -> None:
+    """Prices from this JSON file (model → [prompt, completion] per million tokens) over the defaults."""
+    global _price_file
+    _price_file = path
+    prices.cache_clear()
+
+
 @lru_cache
 def prices() -> dict[str, tuple[Decimal, Decimal]]:
     table = {m: (Decimal(p), Decimal(c)) for m, (p, c) in DEFAULT_PRICES.items()}
-    path = os.environ.get("PURSER_MODEL_PRICES")
+    path = _price_file
     if path:
         with open(path) as fh:
             table.update({m: (Decimal(str(p)), Decimal(str(c))) for m, (p, c) in json.load(fh).items()})

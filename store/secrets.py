@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import secrets as _random
+from typing import Callable
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
@@ -71,13 +71,16 @@ UNKNOWN_KEY = (
 
 
 _cipher: Cipher | None = None
+_key_source: Callable[[], str] | None = None
 
 
 def cipher() -> Cipher:
-    """The process's cipher, from ``PURSER_SECRET_KEY`` (or the file the embedded setup keeps)."""
+    """The process's cipher, from the key source the process was given (``use_key_source``)."""
     global _cipher
     if _cipher is None:
-        _cipher = Cipher(_load_secret_key())
+        if _key_source is None:
+            raise InvalidInput("No secret key was given to this process, so key secrets cannot be opened. Start it through `purser`.")
+        _cipher = Cipher(_key_source())
     return _cipher
 
 
@@ -86,20 +89,7 @@ def use_cipher(c: Cipher | None) -> None:
     _cipher = c
 
 
-def _load_secret_key() -> str:
-    value = os.environ.get("PURSER_SECRET_KEY", "").strip() or _from_dotenv()
-    if value:
-        return value
-    path = os.environ.get("PURSER_SECRET_KEY_FILE", "var/secret.key")
-    if os.path.exists(path):
-        with open(path) as fh:
-            return fh.read().strip()
-    raise InvalidInput("PURSER_SECRET_KEY is not set. Generate one with `purser secret-key` and export it.")
-
-
-def _from_dotenv() -> str:
-    # Every other setting may live in .env; the one that opens the secrets must too.
-    from purser.settings import get_settings
-
-    key = get_settings().purser_secret_key
-    return key.get_secret_value().strip() if key else ""
+def use_key_source(source: Callable[[], str] | None) -> None:
+    """Where the cipher's key comes from when first needed (the settings, in ``purser.wiring``); a cipher in use stays."""
+    global _key_source
+    _key_source = source

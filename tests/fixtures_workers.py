@@ -9,13 +9,15 @@ import pytest
 from dramatiq.brokers.stub import StubBroker
 
 from bot.slack_client import Slack
+from purser import wiring
+from purser.settings import Settings
 from sandbox.serve import serve_in_thread
 from sandbox.slack_api import SlackAPI
 from tests.fakes.openrouter import FakeOpenRouter
 from workers import actors
-from workers.broker import use_broker
-from workers.runtime import Runtime, configure
 from workers.providers.openrouter import OpenRouterProvider
+from workers.registry import use_broker
+from workers.runtime import Runtime, configure
 
 QUEUES = ("commands", "actions", "maintenance")
 BOT_TOKEN = "xoxb-test-token"
@@ -59,7 +61,7 @@ def openrouter(openrouter_server):
 def _runtime(db, slack_server, openrouter_server) -> Runtime:
     _, slack_url = slack_server
     fake, or_url = openrouter_server
-    rt = Runtime(db=db, slack=Slack(db, BOT_TOKEN, slack_url + "/api/"))
+    rt = wiring.runtime(Settings(REDIS_URL=None), db, slack_client=Slack(db, BOT_TOKEN, slack_url + "/api/"))
     rt.providers["openrouter"] = OpenRouterProvider(fake.management_key, or_url + "/api/v1")
     db.on_new_actions(actors.enqueue)
     configure(rt)

@@ -1,35 +1,23 @@
-"""The dramatiq actors: one per outbox action kind (each takes the action's id), the clock's jobs, and slash commands.
+"""The dramatiq actors of the outbox: one per action kind (each takes the action's id), and the relay that enqueues them.
 
-Importing this module binds the actors to the broker from the settings (Redis when
-REDIS_URL is set); `dramatiq workers.actors` runs them as the `worker` process.
+The clock's jobs are in ``workers.maintenance`` and slash commands in ``workers.commands``;
+``workers.registry`` gathers all of them and moves them onto the process's broker.
 """
 
 from __future__ import annotations
 
 import logging
-import random
-from datetime import timedelta
-from typing import Callable
 
 import dramatiq
-from dramatiq import Retry
-from slack_sdk.errors import SlackApiError
 
 from store import outbox
 from store.types import ActionKind, utcnow
-from workers import slack_errors
-from workers.broker import RETRY_OPTIONS, setup_broker
+from workers.broker import RETRY_OPTIONS
 from workers.handlers import budgets, keys, messages
-from workers.leases import LEASES
-from workers.providers.base import PermanentProviderError, TransientProviderError
-from workers.runtime import Runtime, runtime
+from workers.perform import Handler, perform
+from workers.runtime import runtime
 
 log = logging.getLogger(__name__)
-
-if dramatiq.broker.global_broker is None:  # tests and the all-in-one run may have set one already
-    setup_broker()
-
-Handler = Callable[[Runtime, outbox.Claimed], None]
 
 #: every action kind the store emits, and what carries it out
 HANDLERS: dict[ActionKind, Handler] = {
@@ -63,65 +51,6 @@ if _UNHANDLED:  # an action nobody carries out would wait in the outbox for ever
 #: A worker takes what it has fetched lowest number first: a person waiting in Slack for a
 #: command's answer (priority 0) goes before a backlog of actions.
 ACTION_PRIORITY = 10
-
-
-
-def perform(handler: Handler, action_id: str, rt: Runtime | None = None) -> None:
-    """Claim the action, carry it out, and record how it went; ``rt``: other than the process's runtime (``workers.inline``)."""
-    rt = rt or runtime()
-    claimed = rt.db.run(outbox.claim, action_id)
-    if claimed is None:
-        return  # done already, not due yet, or another worker holds it
-    try:
-        with LEASES.kept(rt.db, claimed):  # however long it takes, no second worker takes it over
-            handler(rt, claimed)
-    except PermanentProviderError as exc:
-        log.warning("action %s (%s) failed for good: %s", action_id, claimed.kind, exc)
-        rt.db.run(outbox.fail, action_id, str(exc))
-    except TransientProviderError as exc:
-        retry_later(rt, claimed, str(exc), exc.retry_after)
-    except SlackApiError as exc:
-        error = exc.response.get("error", "unknown")
-        if error in slack_errors.PERMANENT:
-            log.warning("action %s (%s) failed for good: Slack answered %s", action_id, claimed.kind, error)
-            rt.db.run(outbox.fail, action_id, slack_errors.explain(error))
-            return
-        retry_later(rt, claimed, f"Slack answered {error}", _slack_retry_after(exc))
-    except Exception as exc:
-        log.warning("action %s (%s) failed; it will be retried", action_id, claimed.kind, exc_info=True)
-        retry_later(rt, claimed, f"{type(exc).__name__}: {exc}", None)
-
-
-def retry_later(rt: Runtime, claimed: outbox.Claimed, reason: str, retry_after: float | None) -> None:
-    """Give the lease back with the action due again only when its retry is, then have dramatiq retry it then.
-
-    The action's own run_after moves to the retry's time: a sweep or a duplicate delivery
-    during the wait finds it not due, so a provider's Retry-After is never cut short.
-    """
-    delay = retry_delay_ms(claimed.attempts, retry_after)
-    rt.db.run(outbox.release, claimed.id, retry_at=utcnow() + timedelta(milliseconds=delay))
-    raise Retry(reason, delay=delay)
-
-
-def _slack_retry_after(exc: SlackApiError) -> float | None:
-    headers = getattr(exc.response, "headers", None) or {}
-    value = next((v for k, v in headers.items() if k.lower() == "retry-after"), None)
-    try:
-        return max(0.0, float(value[0] if isinstance(value, list) else value))
-    except (TypeError, ValueError):
-        return None
-
-
-def retry_delay_ms(attempts: int, retry_after: float | None) -> int:
-    """The usual doubling backoff, never shorter than the provider's Retry-After.
-
-    Taking a short Retry-After at its word on every try would spend all the retries of an
-    action in a few seconds of a provider's outage, and fail a key that a minute's patience
-    would have made.
-    """
-    backoff = min(RETRY_OPTIONS["min_backoff"] * 2 ** max(0, attempts - 1), RETRY_OPTIONS["max_backoff"])
-    backoff = int(backoff * random.uniform(0.8, 1.2))  # actions refused together do not all come back together
-    return max(backoff, int(retry_after * 1000)) if retry_after is not None else backoff
 
 
 def _action_actor(kind: str, handler: Handler) -> dramatiq.Actor:
@@ -168,6 +97,4 @@ def enqueue(actions) -> None:
         actor.send_with_options(args=(a.id,), delay=delay_ms or None)
 
 
-from workers import commands, maintenance  # noqa: E402  (their actors join ALL below)
-
-ALL = [*ACTION_ACTORS.values(), action_gave_up, *maintenance.ACTORS, *commands.ACTORS]
+ACTORS = [*ACTION_ACTORS.values(), action_gave_up]

@@ -1,4 +1,4 @@
-"""The dramatiq broker: Redis when REDIS_URL is set, else an in-process stub with a worker thread."""
+"""The dramatiq broker: Redis when there is a Redis URL, else an in-process stub with worker threads."""
 
 from __future__ import annotations
 
@@ -21,25 +21,6 @@ def make_broker(redis_url: str | None) -> dramatiq.Broker:
         # (its work then waits in the outbox for the sweeper).
         return RedisBroker(url=redis_url, socket_connect_timeout=1, socket_timeout=5, health_check_interval=15)
     return StubBroker()
-
-
-def setup_broker() -> dramatiq.Broker:
-    from purser.settings import get_settings
-
-    broker = make_broker(get_settings().redis_url)
-    dramatiq.set_broker(broker)
-    return broker
-
-
-def use_broker(broker: dramatiq.Broker) -> dramatiq.Broker:
-    """Move every Purser actor onto ``broker`` (tests switch between the stub and Redis)."""
-    from workers import actors
-
-    dramatiq.set_broker(broker)
-    for actor in actors.ALL:
-        actor.broker = broker
-        broker.declare_actor(actor)
-    return broker
 
 
 def start_embedded_worker(broker: dramatiq.Broker, threads: int = 4) -> dramatiq.Worker:

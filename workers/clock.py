@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
-import threading
 from dataclasses import dataclass
 
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -17,7 +15,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Intervals:
-    """Seconds between runs; PURSER_CLOCK_<NAME> overrides each (tests make them short)."""
+    """Seconds between runs; the settings' PURSER_CLOCK_<NAME> overrides each (tests make them short)."""
 
     sweep_outbox: float = 15
     sync_usage: float = 300
@@ -27,22 +25,13 @@ class Intervals:
     wipe_reveals: float = 900
     lock_ttl: float = 30
 
-    @classmethod
-    def from_env(cls) -> "Intervals":
-        values = {}
-        for name in cls.__dataclass_fields__:
-            raw = os.environ.get(f"PURSER_CLOCK_{name.upper()}")
-            if raw:
-                values[name] = float(raw)
-        return cls(**values)
-
 
 class Clock:
     def __init__(self, lock, intervals: Intervals | None = None, *, digest_hour: int = 9, name: str | None = None) -> None:
         from workers import maintenance
 
         self.lock = lock
-        self.intervals = intervals or Intervals.from_env()
+        self.intervals = intervals or Intervals()
         self.name = name or f"clock-{os.getpid()}"
         self._leading = False
         self.scheduler = BackgroundScheduler(timezone="UTC", job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 30})
@@ -79,21 +68,3 @@ class Clock:
         self.scheduler.shutdown(wait=False)
         self.lock.release()
 
-
-def main() -> None:
-    """Run the clock until SIGTERM / Ctrl-C."""
-    from purser.settings import get_settings
-    from workers import actors  # noqa: F401  binds the actors to the broker
-    from workers.leader import make_lock
-
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    settings = get_settings()
-    intervals = Intervals.from_env()
-    clock = Clock(make_lock(settings.redis_url, settings.database_url, intervals.lock_ttl), intervals)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    clock.start()
-    log.info("%s started; jobs: %s", clock.name, ", ".join(j.id for j in clock.scheduler.get_jobs()))
-    stop.wait()
-    clock.stop()

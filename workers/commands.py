@@ -14,19 +14,25 @@ import logging
 import threading
 import time
 import uuid
+from typing import Protocol
 
 import dramatiq
 import httpx
 
 from bot import texts
 from bot.blocks.common import code
-from bot.commands.registry import COMMANDS
-from bot.context import Asker
-from bot.replies import Reply, guarded
 from store.types import utcnow
 from workers.runtime import runtime
 
 log = logging.getLogger(__name__)
+
+
+class Asking(Protocol):
+    """Who asked, where (``bot.context.Asker``)."""
+
+    team_id: str
+    user_id: str
+    channel_id: str | None
 
 #: a command older than this is not carried out: its asker has moved on (and Slack's
 #: response_url lasts 30 minutes)
@@ -45,21 +51,16 @@ def run_command(command: str, team_id: str, user_id: str, channel_id: str | None
     rt = runtime()
     shown = code(f"{command} {text}".strip()[:80])
     if not _first_delivery(delivery):
-        answer(response_url, Reply(texts.INTERRUPTED.format(command=shown)))
+        answer(response_url, rt.commands.notice(texts.INTERRUPTED.format(command=shown)))
         return
     if utcnow().timestamp() - asked_at > STALE_AFTER:
-        answer(response_url, Reply(texts.TOO_LATE.format(command=shown)))
+        answer(response_url, rt.commands.notice(texts.TOO_LATE.format(command=shown)))
         return
-    handler = COMMANDS.get(command)
-    if handler is None:
+    body = rt.commands.carry_out(command, team_id, user_id, channel_id, text)
+    if body is None:
         log.warning("no handler for command %r", command[:40])
         return
-    reply = guarded(command, handler, rt.db, Asker(team_id, user_id, channel_id), text)
-    if reply.modal is not None:  # only the ack can open a form; the registry keeps those in the ack
-        reply = Reply(texts.NO_FORM.format(command=command))
-    if rt.db.deferred():
-        reply.text = f"{reply.text}\n{texts.QUEUED}".strip()
-    answer(response_url, reply)
+    answer(response_url, body)
 
 
 def _first_delivery(delivery: str) -> bool:
@@ -70,9 +71,8 @@ def _first_delivery(delivery: str) -> bool:
     return bool(client.set(f"purser:command:{delivery}", 1, nx=True, ex=3600))
 
 
-def answer(response_url: str, reply: Reply) -> None:
-    """Post the reply where Slack asked for it; retried a little, since the command itself is not run again."""
-    body = reply.ack_kwargs()
+def answer(response_url: str, body: dict) -> None:
+    """Post the answer where Slack asked for it; retried a little, since the command itself is not run again."""
     for attempt in range(ANSWER_TRIES):
         try:
             r = httpx.post(response_url, json=body, timeout=5)
@@ -90,7 +90,7 @@ def answer(response_url: str, reply: Reply) -> None:
     log.warning("gave up posting a command's answer after %d tries", ANSWER_TRIES)
 
 
-def hand_off(command: str, asker: Asker, text: str, response_url: str | None) -> bool:
+def hand_off(command: str, asker: Asking, text: str, response_url: str | None) -> bool:
     """Send a command to the workers; False (answer it in the ack) when there is nowhere to answer or no queue."""
     global _queue_down_until
     if not response_url or time.monotonic() < _queue_down_until:

@@ -13,6 +13,7 @@ from bot.blocks.digest import digest_message
 from store import alerts, digests, invitations, keys, outbox, requests, usage
 from store.models import Workspace
 from store.types import WorkspaceStatus, utcnow
+from workers.actors import enqueue
 from workers.broker import RETRY_OPTIONS
 from workers.providers.base import PermanentProviderError, TransientProviderError
 from workers.runtime import runtime
@@ -25,8 +26,6 @@ SWEEP_AFTER = timedelta(seconds=30)
 
 @dramatiq.actor(queue_name="maintenance", max_retries=0)
 def sweep_outbox(older_than_seconds: float | None = None) -> None:
-    from workers.actors import enqueue
-
     older_than = SWEEP_AFTER if older_than_seconds is None else timedelta(seconds=older_than_seconds)
     with runtime().db.session() as s:
         stale = outbox.due(s, older_than=older_than)

@@ -1,17 +1,26 @@
-"""What actors need at run time: the store, Slack, the key providers. Built once per process."""
+"""What actors need at run time: the store, Slack, the key providers, the command desk. Built once per process.
+
+``purser.wiring`` builds it from the settings and hands it over with ``configure`` (or,
+for processes that fork their workers, ``configure_lazily``); tests build their own.
+"""
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable, Protocol
 
 from bot.slack_client import Slack
 from store.db import Database
-from workers.providers import get_provider
+from workers.providers import local_only
 from workers.providers.base import KeyProvider
 
-log = logging.getLogger(__name__)
+
+class CommandDesk(Protocol):
+    """Answers a slash command a worker carries out (``workers.commands``): the body for its response_url."""
+
+    def carry_out(self, command: str, team_id: str, user_id: str, channel_id: str | None, text: str) -> dict[str, Any] | None: ...
+
+    def notice(self, text: str) -> dict[str, Any]: ...
 
 
 @dataclass
@@ -21,10 +30,13 @@ class Runtime:
     providers: dict[str, KeyProvider] = field(default_factory=dict)
     #: named points where tests inject a crash (see workers.faults)
     faults: set[str] = field(default_factory=set)
+    #: builds the provider a workspace names; the settings give OpenRouter its management key
+    make_provider: Callable[[str], KeyProvider] = local_only
+    commands: CommandDesk | None = None
 
     def provider(self, name: str) -> KeyProvider:
         if name not in self.providers:
-            self.providers[name] = get_provider(name)
+            self.providers[name] = self.make_provider(name)
         return self.providers[name]
 
 
@@ -32,33 +44,12 @@ _runtime: Runtime | None = None
 _factory: Callable[[], Runtime] | None = None
 
 
-def from_settings(db: Database | None = None) -> Runtime:
-    """The workers' runtime; given ``db``, on that database with the hooks its owner set (``workers.inline``)."""
-    from purser.settings import get_settings
-
-    from gateway.invalidation import install_publisher
-
-    from workers import actors
-
-    settings = get_settings()
-    if db is None:
-        db = Database(settings.database_url)
-        install_publisher(db, settings.redis_url)  # pauses and revocations reach every web process's cache at once
-        # What an action's own commit emits (the "key is ready" DM after provisioning) goes to the
-        # queue at once, not after the sweeper's half minute.
-        db.on_new_actions(actors.enqueue)
-    slack = None
-    if settings.slack_bot_token:
-        slack = Slack(db, settings.slack_bot_token.get_secret_value(), settings.slack_api_url)
-    else:
-        log.warning("SLACK_BOT_TOKEN is not set: workers will not post to Slack")
-    return Runtime(db=db, slack=slack)
-
-
 def runtime() -> Runtime:
     global _runtime
     if _runtime is None:
-        _runtime = (_factory or from_settings)()
+        if _factory is None:
+            raise RuntimeError("no workers runtime in this process: purser.wiring sets one up")
+        _runtime = _factory()
     return _runtime
 
 
@@ -66,3 +57,9 @@ def configure(rt: Runtime | None) -> None:
     """Use this runtime in this process (the all-in-one run and tests set their own)."""
     global _runtime
     _runtime = rt
+
+
+def configure_lazily(factory: Callable[[], Runtime]) -> None:
+    """Build the runtime on first use: a worker process forks after import, and connections must not cross a fork."""
+    global _factory, _runtime
+    _factory, _runtime = factory, None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
-from slack_sdk.models.blocks import ContextBlock, DividerBlock, HeaderBlock, MarkdownTextObject, PlainTextObject, SectionBlock
+from slack_sdk.models.blocks import ActionsBlock, ButtonElement, ContextBlock, DividerBlock, HeaderBlock, MarkdownTextObject, PlainTextObject, SectionBlock
 
 from store.money import format_money
 
@@ -105,3 +105,14 @@ def context(markdown: str) -> ContextBlock:
 
 def divider() -> DividerBlock:
     return DividerBlock()
+
+
+def yes_no(block_id: str, value: object, yes: tuple[str, str], no: tuple[str, str], *, no_style: str | None = None) -> ActionsBlock:
+    """The one pair of buttons Purser asks with (Approve/Deny, Accept/Decline): ``(label, action_id)`` each."""
+    return ActionsBlock(
+        block_id=block_id,
+        elements=[
+            ButtonElement(text=yes[0], action_id=yes[1], value=str(value), style="primary"),
+            ButtonElement(text=no[0], action_id=no[1], value=str(value), style=no_style),
+        ],
+    )

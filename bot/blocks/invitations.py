@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from slack_sdk.models.blocks import ActionsBlock, Block, ButtonElement
+from slack_sdk.models.blocks import Block
 
-from bot.blocks.common import code, context, mention, section, when
+from bot.blocks.common import code, context, mention, section, when, yes_no
 from store.views import InvitationView
 
 ACCEPT, DECLINE = "invitation_accept", "invitation_decline"
@@ -17,15 +17,7 @@ def invitation_dm(inv: InvitationView) -> tuple[str, list[Block]]:
     text = f"{by} to {inv.workspace} as {role}."
     blocks: list[Block] = [section(f"✉️ {by} to join {code(inv.workspace)} ({inv.environment}) as *{role}*.")]
     if inv.status == "pending":
-        blocks.append(
-            ActionsBlock(
-                block_id=f"invitation:{inv.id}",
-                elements=[
-                    ButtonElement(text="Accept", action_id=ACCEPT, value=str(inv.id), style="primary"),
-                    ButtonElement(text="Decline", action_id=DECLINE, value=str(inv.id)),
-                ],
-            )
-        )
+        blocks.append(yes_no(f"invitation:{inv.id}", inv.id, ("Accept", ACCEPT), ("Decline", DECLINE)))
         blocks.append(context(f"The invitation is good until {when(inv.expires_at)}."))
     else:
         blocks.append(context(f"This invitation was {inv.status}."))

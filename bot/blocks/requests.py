@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from slack_sdk.models.blocks import ActionsBlock, Block, ButtonElement
+from slack_sdk.models.blocks import ActionsBlock, Block
 
-from bot.blocks.common import code, context, fields, header, lit, mention, money, section, when
+from bot.blocks.common import code, context, fields, header, lit, mention, money, section, when, yes_no
 from store.views import RequestView
 
 TITLES = {
@@ -55,21 +55,17 @@ def _details(req: RequestView) -> list[tuple[str, str]]:
     return rows
 
 
+def decision_buttons(request_id: int, *, block_id: str) -> ActionsBlock:
+    return yes_no(block_id, request_id, ("Approve", APPROVE), ("Deny", DENY), no_style="danger")
+
+
 def approval_message(req: RequestView) -> tuple[str, list[Block]]:
     """While pending: the buttons. Once decided: the same message, updated in place to the outcome."""
     title = TITLES.get(req.kind, "Request")
     text = f"{title} #{req.id}: {mention(req.requester)} asks for {what(req)}"
     blocks: list[Block] = [header(f"{title} #{req.id}"), section(f"{mention(req.requester)} asks for {what(req)}."), fields(_details(req))]
     if req.state == "pending":
-        blocks.append(
-            ActionsBlock(
-                block_id=f"request:{req.id}",
-                elements=[
-                    ButtonElement(text="Approve", action_id=APPROVE, value=str(req.id), style="primary"),
-                    ButtonElement(text="Deny", action_id=DENY, value=str(req.id), style="danger"),
-                ],
-            )
-        )
+        blocks.append(decision_buttons(req.id, block_id=f"request:{req.id}"))
         blocks.append(context(f"Pending · expires 7 days after {when(req.created_at)} · only an Admin can decide"))
     else:
         blocks.append(section(outcome_line(req)))

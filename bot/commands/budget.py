@@ -5,12 +5,11 @@ from __future__ import annotations
 from bot import texts
 from bot.blocks.common import bar, code, lit, money
 from bot.commands.common import amount, workspace_id
-from bot.commands.parser import WORKSPACE_OPTIONS, UsageError, parse
+from bot.parser import WORKSPACE_OPTIONS, UsageError, parse
 from bot.context import Asker
 from bot.replies import Reply
 from store import budgets
 from store.db import Database
-from store.errors import NotFound
 
 COMMAND = "/ai-budget"
 OPTIONS = {**WORKSPACE_OPTIONS, "--period": "period", "--reason": "reason"}
@@ -33,22 +32,19 @@ def handle(db: Database, asker: Asker, text: str) -> Reply:
         if sub == "request":
             req = db.run(budgets.request_budget_change, asker.actor, ws_id, project, micros, period, reason=parsed.options.get("reason"))
             return Reply(f"📨 Asked the admins to set {code(project)}'s budget to {money(micros)} — request #{req.id}.")
-        try:
-            proj = db.run(budgets.set_project_budget, asker.actor, ws_id, project, micros, period)
-            return Reply(f"✅ {code(proj.slug)}'s budget is {money(proj.budget_micros)} {proj.budget_period.value}." + (" It is paused: its spend is already over that." if proj.status.value == "paused" else ""))
-        except NotFound:
-            proj = db.run(budgets.create_project, asker.actor, ws_id, project, budget_micros=micros, period=period or "monthly")
+        proj, created = db.run(budgets.budget_project, asker.actor, ws_id, project, micros, period)
+        if created:
             return Reply(f"✅ Created project {code(proj.slug)} with a budget of {money(micros)} {proj.budget_period.value}.")
+        return Reply(f"✅ {code(proj.slug)}'s budget is {money(proj.budget_micros)} {proj.budget_period.value}." + (" It is paused: its spend is already over that." if proj.status.value == "paused" else ""))
     if sub == "cap":
         value = parsed.word(1)
         if value is None:
             raise UsageError("Say how much: `/ai-budget cap $5,000`.")
         micros = None if value.lower() in ("none", "off") else amount(value, "cap")
-        if parsed.options.get("reason"):
-            req = db.run(budgets.request_cap_change, asker.actor, ws_id, micros, period, reason=parsed.options["reason"])
-            return Reply(f"📨 Asked the admins to set the spending cap to {money(micros)} — request #{req.id}.")
-        ws = db.run(budgets.set_workspace_cap, asker.actor, ws_id, micros, period)
-        return Reply(f"✅ The spending cap of {code(ws.slug)} is {money(ws.cap_micros)} {ws.cap_period.value}.")
+        change = db.run(budgets.change_cap, asker.actor, ws_id, micros, period, reason=parsed.options.get("reason"))
+        if change.request_id is not None:
+            return Reply(f"📨 Asked the admins to set the spending cap to {money(micros)} — request #{change.request_id}.")
+        return Reply(f"✅ The spending cap of {code(change.workspace)} is {money(change.cap_micros)} {change.period.value}.")
     if sub == "pause":
         project = parsed.word(1)
         if project is None:

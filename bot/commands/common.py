@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from bot.commands.parser import Parsed, UsageError
+from bot.parser import Parsed, UsageError
 from bot.context import Asker, pick_workspace
 from store.db import Database
 from store.money import parse_money

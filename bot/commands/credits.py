@@ -5,7 +5,7 @@ from __future__ import annotations
 from bot import texts
 from bot.blocks.common import lit, money
 from bot.commands.common import amount, workspace_id
-from bot.commands.parser import WORKSPACE_OPTIONS, UsageError, parse
+from bot.parser import WORKSPACE_OPTIONS, UsageError, parse
 from bot.context import Asker
 from bot.replies import Reply
 from store import credits

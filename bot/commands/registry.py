@@ -8,11 +8,14 @@ lasts 3 s and belongs to the web process that got it), are answered in the ack.
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
+from bot import texts
 from bot.commands import audit, budget, credits, invite, key, team, usage, workspace
-from bot.commands.parser import UsageError, parse
-from bot.replies import Reply
+from bot.context import Asker
+from bot.parser import UsageError, parse
+from bot.replies import Reply, guarded
+from store.db import Database
 
 COMMANDS: dict[str, Callable[..., Reply]] = {
     "/ai-key": key.handle,
@@ -37,3 +40,25 @@ def answered_at_once(command: str, text: str) -> bool:
         return sub in ("", "help") or (sub == "new" and key.opens_form(parsed))
     first = text.split(None, 1)[0].lower() if text.strip() else ""
     return first == "help"
+
+
+class Answers:
+    """A command a worker carries out, answered as Slack's response_url takes it (``workers.runtime.CommandDesk``)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def carry_out(self, command: str, team_id: str, user_id: str, channel_id: str | None, text: str) -> dict[str, Any] | None:
+        handler = COMMANDS.get(command)
+        if handler is None:
+            return None
+        reply = guarded(command, handler, self.db, Asker(team_id, user_id, channel_id), text)
+        if reply.modal is not None:  # only the ack can open a form; answered_at_once keeps those in the ack
+            reply = Reply(texts.NO_FORM.format(command=command))
+        if self.db.deferred():
+            reply.text = f"{reply.text}\n{texts.QUEUED}".strip()
+        return reply.ack_kwargs()
+
+    @staticmethod
+    def notice(text: str) -> dict[str, Any]:
+        return Reply(text).ack_kwargs()

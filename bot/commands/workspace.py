@@ -5,13 +5,11 @@ from __future__ import annotations
 from bot import texts
 from bot.blocks.common import code, inert, lit, money
 from bot.commands.common import amount, days, one_of, workspace_id
-from bot.commands.parser import WORKSPACE_OPTIONS, UsageError, parse
+from bot.parser import WORKSPACE_OPTIONS, UsageError, parse
 from bot.context import Asker
 from bot.replies import Reply
-from store import workspaces
+from store import overview, workspaces
 from store.db import Database
-from store.models import Member
-from store.types import MemberStatus
 
 COMMAND = "/ai-workspace"
 OPTIONS = {**WORKSPACE_OPTIONS, "--env": "env", "--period": "period", "--lifetime": "lifetime", "--name": "name", "--confirm": "confirm"}
@@ -98,15 +96,10 @@ def delete(db: Database, asker: Asker, parsed) -> Reply:
 
 
 def list_mine(db: Database, asker: Asker) -> Reply:
-    def rows(s):
-        found = workspaces.list_workspaces(s, team_id=asker.team_id, slack_user_id=asker.user_id)
-        roles = {m.workspace_id: m.role.title for m in s.query(Member).filter(Member.slack_user_id == asker.user_id, Member.status == MemberStatus.ACTIVE)}
-        return [(w.slug, w.environment.value, roles.get(w.id, "?"), w.status.value) for w in found]
-
-    found = db.run(rows)
-    if not found:
+    seats = db.run(overview.workspaces_of, asker.team_id, asker.user_id)
+    if not seats:
         return Reply(texts.NO_WORKSPACE)
-    return Reply("*Your workspaces*\n" + "\n".join(f"• {code(slug)} ({env}) — {role}{' · ' + status if status != 'active' else ''}" for slug, env, role, status in found))
+    return Reply("*Your workspaces*\n" + "\n".join(f"• {code(w.slug)} ({w.environment}) — {w.role}{' · ' + w.status if w.status != 'active' else ''}" for w in seats))
 
 
 def _ch(channel: str | None) -> str:

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from bot.app import build_app
-from bot.web import WebApp, health_checks
+from purser import wiring
+from purser.settings import Settings
 from sandbox.serve import serve_in_thread
 from tests.fixtures_workers import BOT_TOKEN
 from tests.slack_requests import SlackSender
-from workers.commands import hand_off
 
 SIGNING_SECRET = "test-signing-secret"
 TEAM = "local"
@@ -19,11 +18,13 @@ TEAM = "local"
 def web(db, stub_workers, slack_server):
     _, slack_url = slack_server
     # As in production: commands that touch the store go to the workers and answer through response_url.
-    bolt = build_app(db, token=BOT_TOKEN, team_id=TEAM, api_url=slack_url + "/api/", handoff=hand_off)
-    app = WebApp(db, bolt, SIGNING_SECRET, health=health_checks(db, None))
+    settings = Settings(SLACK_TEAM_ID=TEAM, REDIS_URL=None)
+    bolt = wiring.bolt(db, settings, token=BOT_TOKEN, api_url=slack_url + "/api/", queued_commands=True)
+    app = wiring.web(db, settings, bolt, SIGNING_SECRET)
     served = serve_in_thread(app)
     yield served
     served.stop()
+    app.gateway.close()
 
 
 @pytest.fixture

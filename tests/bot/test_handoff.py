@@ -15,7 +15,7 @@ from store.types import Role
 from tests import factories as f
 from tests.slack_requests import wait_for
 from workers import commands
-from workers.broker import use_broker
+from workers.registry import use_broker
 
 
 def requests_made(db) -> int:

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bot.commands import audit, budget, credits, invite, key, team, usage, workspace
-from bot.commands.parser import UsageError, normalise, parse, split
+from bot.parser import UsageError, normalise, parse, split
 from bot.context import Asker
 from bot.replies import Reply, guarded
 from tests.slack_texts import REASONS, WORDS, quoted

@@ -169,7 +169,7 @@ def test_manifest_declares_every_command_the_app_handles():
 def test_the_web_process_will_not_start_without_its_secret_key(tmp_path, monkeypatch, sqlite_db):
     import pytest
 
-    from bot.web import create_app
+    from purser.wiring import create_app
     from purser.settings import get_settings
     from store import secrets
 

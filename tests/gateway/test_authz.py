@@ -8,7 +8,8 @@ from datetime import timedelta
 import httpx
 import pytest
 
-from bot.web import WebApp, add_gateway
+from bot.web import WebApp
+from purser.wiring import add_gateway
 from gateway.clientip import client_address, parse_networks
 from purser.settings import Settings
 from sandbox.serve import serve_in_thread

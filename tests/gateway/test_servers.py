@@ -44,7 +44,7 @@ def edge(tmp_path_factory):
     servers: dict[str, tuple[subprocess.Popen, str, Path]] = {}
     for name, argv, extra in (
         ("waitress", [sys.executable, "-m", "purser", "run"], {}),
-        ("gunicorn", [sys.executable, "-m", "gunicorn", "--workers", "1", "--bind", "127.0.0.1:{port}", "bot.web:create_app()"], {"SLACK_BOT_TOKEN": "xoxb-unused", "SLACK_SIGNING_SECRET": "unused"}),
+        ("gunicorn", [sys.executable, "-m", "gunicorn", "--workers", "1", "--bind", "127.0.0.1:{port}", "purser.wiring:create_app()"], {"SLACK_BOT_TOKEN": "xoxb-unused", "SLACK_SIGNING_SECRET": "unused"}),
     ):
         port = free_port()
         log = root / f"{name}.log"

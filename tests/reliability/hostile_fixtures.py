@@ -43,7 +43,7 @@ def db(pg_db):
 def workers(pg_db, slack_server, openrouter_server):
     from dramatiq.brokers.redis import RedisBroker
 
-    from workers.broker import use_broker
+    from workers.registry import use_broker
     from workers.runtime import configure
 
     require(REDIS_URL, "Redis")

@@ -1,6 +1,6 @@
 """Purser as production runs it, on this machine, with every part a test can break.
 
-- `web`: gunicorn serving ``bot.web:create_app()`` (gthread, 2 processes);
+- `web`: gunicorn serving ``purser.wiring:create_app()`` (gthread, 2 processes);
 - `worker` ×2: ``python -m dramatiq workers.actors --processes 1 --threads 4`` each, in
   its own process group so a SIGKILL takes the whole of it;
 - a redis-server of our own on a free port (so it can be stopped and started again —
@@ -228,9 +228,9 @@ class Stack:
         self.slack_url, self.openrouter_url = self._served[0].url, self._served[1].url
         self.cipher_key = Cipher.generate()
         self.web_port = free_port()
-        self.web = Process("web", [sys.executable, "-m", "gunicorn", "--worker-class", "gthread", "--workers", "2", "--threads", "8", "--timeout", "60", "--graceful-timeout", "5", "--bind", f"127.0.0.1:{self.web_port}", "bot.web:create_app()"], self.env(), workdir)
+        self.web = Process("web", [sys.executable, "-m", "gunicorn", "--worker-class", "gthread", "--workers", "2", "--threads", "8", "--timeout", "60", "--graceful-timeout", "5", "--bind", f"127.0.0.1:{self.web_port}", "purser.wiring:create_app()"], self.env(), workdir)
         self.workers = {
-            label: Process(label, [sys.executable, "-m", "dramatiq", "workers.actors", "--processes", "1", "--threads", "4"], self.env(worker=label), workdir) for label in WORKERS
+            label: Process(label, [sys.executable, "-m", "dramatiq", "purser.worker_process", "--processes", "1", "--threads", "4"], self.env(worker=label), workdir) for label in WORKERS
         }
         self.clock: Process | None = None
         self.sweeper: Sweeper | None = None

@@ -13,7 +13,8 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
-from bot.web import WebApp, add_gateway
+from bot.web import WebApp
+from purser.wiring import add_gateway
 from purser.settings import Settings
 from sandbox.serve import serve_in_thread
 from store import budgets, keys, workspaces

@@ -15,7 +15,7 @@ from store.types import ActionKind, ActionStatus, KeyStatus, ProjectStatus, Role
 from tests import factories as f
 from tests.fakes.tcp_proxy import TcpProxy
 from workers import actors, maintenance
-from workers.broker import use_broker
+from workers.registry import use_broker
 from workers.faults import InjectedCrash
 
 APPROVALS, ALERTS, AUDIT = "C0APPROVALS", "C0ALERTS", "C0AUDIT"

@@ -15,7 +15,8 @@ from store.types import ActionKind, KeyStatus, utcnow
 from store.standing import key_enabled
 from store.views import describe_key
 from workers.faults import crash_point
-from workers.handlers import completes
+from workers.handlers import completes, messages
+from workers.perform import perform
 from workers.runtime import Runtime
 
 
@@ -101,8 +102,6 @@ def _outcome_first(rt: Runtime, request_id: int, patience: float = 2.0) -> None:
     briefly (on the wall clock: a test's frozen clock must not stop it). One waiting out a
     retry (Slack refused it) is not waited for: the key is not held back by Slack's trouble.
     """
-    from workers.actors import HANDLERS, perform  # the actors module imports this one
-
     with rt.db.session() as s:
         pending = outbox.pending_of(s, ActionKind.REQUEST_DECIDED, request_id)
         action = s.get(Action, pending) if pending else None
@@ -110,7 +109,7 @@ def _outcome_first(rt: Runtime, request_id: int, patience: float = 2.0) -> None:
             return
         held = action.claimed_until is not None and action.claimed_until > utcnow()
     if not held:
-        perform(HANDLERS[ActionKind.REQUEST_DECIDED], pending, rt)
+        perform(messages.request_decided, pending, rt)
         return
     deadline = time.monotonic() + patience
     while time.monotonic() < deadline:

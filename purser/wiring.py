@@ -1,0 +1,216 @@
+"""The composition root: the one place that turns the settings into Purser's parts and hands them over.
+
+Every process builds what it needs here, once: `purser web` (gunicorn runs
+``create_app()``), Socket Mode, `purser worker` (``purser.worker_process``), `purser
+clock`, `purser run` (``purser.runner``), the CLI's commands and the tests. Nothing
+else reads the settings or the environment; each part gets what it needs passed in.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable
+
+from purser.logs import setup_logging
+from purser.settings import Settings, get_settings
+from store import outbox, pricing, secrets
+from store.db import Database
+from store.errors import InvalidInput
+
+if TYPE_CHECKING:
+    import dramatiq
+    from slack_bolt import App
+
+    from bot.slack_client import Slack
+    from bot.web import WebApp
+    from workers.clock import Clock
+    from workers.inline import Inline
+    from workers.providers.base import KeyProvider
+    from workers.runtime import Runtime
+
+log = logging.getLogger("purser")
+
+NO_SECRET_KEY = "PURSER_SECRET_KEY is not set. Generate one with `purser secret-key` and export it."
+
+
+def settings() -> Settings:
+    return get_settings()
+
+
+def secret_key(settings: Settings) -> str:
+    """PURSER_SECRET_KEY (environment or .env), else the key file `purser run` keeps."""
+    if settings.purser_secret_key and settings.purser_secret_key.get_secret_value().strip():
+        return settings.purser_secret_key.get_secret_value().strip()
+    path = Path(settings.purser_secret_key_file)
+    if path.exists():
+        return path.read_text().strip()
+    raise InvalidInput(NO_SECRET_KEY)
+
+
+def configure_store(settings: Settings) -> None:
+    """What the store takes from the settings: the secrets' key (read when first needed), prices, the action lease."""
+    secrets.use_key_source(lambda: secret_key(settings))
+    pricing.use_price_file(settings.model_prices_file)
+    outbox.use_lease(settings.action_lease_seconds)
+
+
+def database(settings: Settings, *, relay: bool = True, publish: bool = True) -> Database:
+    """The store; its new actions queued (``relay``), its pauses and revocations published to every web process's key cache."""
+    from gateway.invalidation import install_publisher
+
+    db = Database(settings.database_url)
+    if publish:
+        install_publisher(db, settings.redis_url)
+    if relay:
+        from workers.actors import enqueue
+
+        db.on_new_actions(enqueue)
+    return db
+
+
+def broker(settings: Settings) -> dramatiq.Broker:
+    """Redis when REDIS_URL is set, else the in-process stub; every actor moved onto it."""
+    from workers.broker import make_broker
+    from workers.registry import use_broker
+
+    return use_broker(make_broker(settings.redis_url))
+
+
+def providers(settings: Settings) -> Callable[[str], KeyProvider]:
+    from workers.providers import build_provider
+
+    key = settings.openrouter_management_key.get_secret_value() if settings.openrouter_management_key else ""
+    return lambda name: build_provider(name, openrouter_key=key, openrouter_url=settings.openrouter_api_url)
+
+
+def slack(db: Database, settings: Settings, *, token: str | None = None, api_url: str | None = None) -> Slack | None:
+    """The Web API client the workers post with; None without a bot token."""
+    from bot.slack_client import Slack
+
+    token = token or (settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None)
+    if not token:
+        log.warning("SLACK_BOT_TOKEN is not set: workers will not post to Slack")
+        return None
+    return Slack(db, token, api_url or settings.slack_api_url)
+
+
+def runtime(settings: Settings, db: Database, *, slack_client: Slack | None | bool = True) -> Runtime:
+    """What the workers' actors run with; ``slack_client`` True builds the one the settings give."""
+    from bot.commands.registry import Answers
+    from workers.runtime import Runtime
+
+    client = slack(db, settings) if slack_client is True else slack_client or None
+    return Runtime(db=db, slack=client, make_provider=providers(settings), commands=Answers(db))
+
+
+def workers_runtime(settings: Settings) -> None:
+    """A worker process's runtime, built on first use (after dramatiq forks its processes)."""
+    from workers.runtime import configure_lazily
+
+    configure_lazily(lambda: runtime(settings, database(settings)))
+
+
+def inline(db: Database, settings: Settings) -> Inline | None:
+    """For a CLI command: its actions to the queue when there is one, else carried out before it exits."""
+    from workers.inline import hand_over
+
+    return hand_over(db, settings.redis_url, lambda on: runtime(settings, on))
+
+
+def bolt(db: Database, settings: Settings, *, token: str, api_url: str, queued_commands: bool) -> App:
+    from bot.app import build_app
+    from workers.commands import hand_off
+
+    return build_app(db, token=token, team_id=settings.slack_team_id, api_url=api_url, handoff=hand_off if queued_commands else None)
+
+
+def web(db: Database, settings: Settings, bolt_app: App, signing_secret: str) -> WebApp:
+    """The WSGI app: Slack's requests, /healthz, and the gateways' /v1/authz and /v1/usage."""
+    from bot.web import WebApp, health_checks
+
+    app = WebApp(db, bolt_app, signing_secret, health=health_checks(db, settings.redis_url))
+    add_gateway(app, db, settings)
+    return app
+
+
+def add_gateway(app: WebApp, db: Database, settings: Settings) -> None:
+    """Serve /v1/authz and /v1/usage from this process, its key cache kept fresh through Redis when there is one."""
+    from gateway.http import Gateway
+    from gateway.invalidation import Subscriber, install_publisher
+
+    gateway = Gateway(db, trusted_proxies=settings.trusted_proxies, ingest_tokens=settings.ingest_token.get_secret_value() if settings.ingest_token else "")
+    for (method, path), handler in gateway.routes().items():
+        app.route(method, path, handler)
+    install_publisher(db, settings.redis_url)
+    if settings.redis_url:
+        Subscriber(settings.redis_url, gateway.cache).start()
+    app.gateway = gateway
+
+
+def check_secret_key() -> None:
+    """The Reveal button needs the key: say so at start, not to the first person who clicks."""
+    try:
+        secrets.cipher()
+    except InvalidInput as exc:
+        raise SystemExit(exc.message) from None
+
+
+def create_app() -> WebApp:
+    """The `web` process, as gunicorn runs it: ``gunicorn 'purser.wiring:create_app()'``."""
+    import atexit
+
+    conf = settings()
+    setup_logging(conf.log_level)
+    if not conf.slack_signing_secret or not conf.slack_bot_token:
+        raise SystemExit("SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET must be set for the web process.")
+    configure_store(conf)
+    check_secret_key()
+    broker(conf)
+    db = database(conf, publish=False)  # its gateway publishes (add_gateway)
+    # Commands go to the workers only through a queue they share; alone, this process answers them itself.
+    app = web(db, conf, bolt(db, conf, token=conf.slack_bot_token.get_secret_value(), api_url=conf.slack_api_url, queued_commands=bool(conf.redis_url)), conf.slack_signing_secret.get_secret_value())
+    atexit.register(app.gateway.close)  # a worker that exits keeps its last seconds of refusal counts
+    return app
+
+
+def socket_mode() -> None:
+    """The same Bolt app over Slack's websocket (SLACK_APP_TOKEN): no public URL needed."""
+    from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+    conf = settings()
+    setup_logging(conf.log_level)
+    if not conf.slack_bot_token or not conf.slack_app_token:
+        raise SystemExit("Socket Mode needs SLACK_BOT_TOKEN and SLACK_APP_TOKEN.")
+    configure_store(conf)
+    broker(conf)
+    db = database(conf)
+    app = bolt(db, conf, token=conf.slack_bot_token.get_secret_value(), api_url=conf.slack_api_url, queued_commands=bool(conf.redis_url))
+    log.info("connecting to Slack in Socket Mode")
+    SocketModeHandler(app, conf.slack_app_token.get_secret_value()).start()
+
+
+def clock(conf: Settings) -> Clock:
+    from workers.clock import Clock, Intervals
+    from workers.leader import make_lock
+
+    intervals = Intervals(**conf.clock_intervals())
+    return Clock(make_lock(conf.redis_url, conf.database_url, intervals.lock_ttl), intervals)
+
+
+def run_clock() -> None:
+    """The `clock` process, until SIGTERM / Ctrl-C."""
+    import signal
+    import threading
+
+    conf = settings()
+    setup_logging(conf.log_level)
+    broker(conf)
+    scheduler = clock(conf)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    scheduler.start()
+    log.info("%s started; jobs: %s", scheduler.name, ", ".join(j.id for j in scheduler.scheduler.get_jobs()))
+    stop.wait()
+    scheduler.stop()
