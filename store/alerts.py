@@ -8,10 +8,11 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from store.budgets import pause_project_row, pause_workspace_row, spent
 from store.models import CreditEntry, Project, SpendTotal, Workspace
 from store.money import format_money
 from store.periods import period_start
+from store.standing import pause_project_row, pause_workspace_row
+from store.totals import spent
 from store.types import BudgetKind, Period, ProjectStatus, Scope, WorkspaceStatus, utcnow
 from store.usage import IngestResult, _crossings
 

@@ -27,13 +27,13 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session
 
 from store import outbox
-from store.budgets import pause_project_row, spent
 from store.errors import InvalidInput, PermissionDenied
 from store.models import AlertSent, ApiKey, CreditEntry, Member, Project, SpendTotal, UsageEvent, Workspace
 from store.money import MAX_MICROS, format_money
 from store.periods import EPOCH, TRACKED, next_period_start, period_start
 from store.permissions import Actor, Permission, authorize, load_workspace, membership
-from store.standing import reconcile_project, reconcile_workspace, workspace_hold
+from store.standing import pause_project_row, reconcile_project, reconcile_workspace, workspace_hold
+from store.totals import spent
 from store.types import ActionKind, BudgetKind, Period, ProjectStatus, Scope, UTCDateTime, WorkspaceStatus, utcnow
 
 #: events stamped further in the future than this are refused: a clock is wrong somewhere
