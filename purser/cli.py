@@ -117,7 +117,7 @@ def workspace_delete(
     team: Optional[str] = typer.Option(None, help=TEAM_HELP, show_default=False),
 ) -> None:
     """Delete a workspace: its live keys are revoked, waiting requests and invitations withdrawn; its history is kept."""
-    from store.workspaces import delete_workspace, preview_deletion
+    from store.workspace_deletion import delete_workspace, preview_deletion
 
     ws_id = _workspace_id(slug, team)
     if confirm is None:

@@ -17,6 +17,7 @@ from store.requests import approve_automatically, open_request
 from store.secrets import cipher, display_prefix, hash_secret
 from store.standing import may_hold_keys
 from store.types import ActionKind, ActionStatus, KeyPolicy, KeyStatus, MemberStatus, Period, RequestKind, RequestState, Role, utcnow
+from store.workspaces import role_template
 
 KEY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,59}$")
 #: the encrypted secret waits this long for its owner, then is wiped
@@ -62,8 +63,6 @@ def request_key(
     )
     if s.scalars(asked).first():
         raise Conflict(f"You already asked for a key called `{name}`; it is waiting for an admin or on its way. Pick another name.")
-    from store.workspaces import role_template
-
     template = role_template(s, ws.id, me.role)
     preset = template.key_limit_micros if template else None
     period = template.limit_period if template else Period.MONTHLY

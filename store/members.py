@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import re
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from store import audit
+from store import audit, outbox
 from store.errors import Conflict, InvalidInput, LimitReached, NotFound, PermissionDenied
-from store.models import ApiKey, Member, Workspace
-from store.standing import may_hold_keys
+from store.keys import revoke_key_rows
+from store.models import ApiKey, Member, Request, Workspace
 from store.permissions import Actor, Permission, authorize, denial, load_workspace, membership
+from store.standing import may_hold_keys
 from store.types import ActionKind, KeyStatus, MemberStatus, ROLE_CAPS, RequestKind, RequestState, Role, utcnow
 
 SLACK_USER = re.compile(r"^[UW][A-Z0-9]{2,31}$")
@@ -36,8 +37,6 @@ def check_role_cap(s: Session, ws: Workspace, role: Role, actor: Actor, resource
     cap = ROLE_CAPS.get(role)
     if cap is None:
         return
-    from store.workspaces import member_count
-
     holders = member_count(s, ws.id, role)
     if holders >= cap:
         raise LimitReached(
@@ -140,9 +139,6 @@ def _keys_follow_the_role(s: Session, actor: Actor, ws: Workspace, member: Membe
     The keys are not revoked: their standing (store.standing) follows the role, so the gateway
     refuses them at once and the provider is told to disable or enable them.
     """
-    from store.models import Request
-    from store.outbox import emit
-
     if not may_hold_keys(member.role):
         pending = s.scalars(
             select(Request).where(Request.workspace_id == ws.id, Request.requester_id == member.id, Request.kind == RequestKind.KEY, Request.state == RequestState.PENDING).with_for_update()
@@ -150,10 +146,10 @@ def _keys_follow_the_role(s: Session, actor: Actor, ws: Workspace, member: Membe
         for req in pending:
             req.state, req.decided_at, req.decision_note = RequestState.CANCELLED, utcnow(), f"{member.label} became a {member.role.title}, a role without API keys"
             audit.record(s, workspace_id=ws.id, actor=actor.label, action="request.cancel", resource=f"request:{req.id}", details={"kind": req.kind.value, "why": "role without API access"})
-            emit(s, ActionKind.REQUEST_DECIDED, workspace_id=ws.id, request_id=req.id, payload={"request_id": req.id})
+            outbox.emit(s, ActionKind.REQUEST_DECIDED, workspace_id=ws.id, request_id=req.id, payload={"request_id": req.id})
     key_ids = list(s.scalars(select(ApiKey.id).where(ApiKey.member_id == member.id, ApiKey.status != KeyStatus.REVOKED).order_by(ApiKey.id)))
     if key_ids:
-        emit(s, ActionKind.SYNC_KEY_STATE, workspace_id=ws.id, payload={"key_ids": key_ids})
+        outbox.emit(s, ActionKind.SYNC_KEY_STATE, workspace_id=ws.id, payload={"key_ids": key_ids})
 
 
 def change_role(s: Session, actor: Actor, workspace_id: int, member_id: int, role: Role | str) -> Member:
@@ -163,9 +159,13 @@ def change_role(s: Session, actor: Actor, workspace_id: int, member_id: int, rol
     return apply_role_change(s, actor, ws, _target(s, ws, member_id), role)
 
 
-def _keep_one_admin(s: Session, ws: Workspace, actor: Actor, resource: str, verb: str) -> None:
-    from store.workspaces import member_count
+def member_count(s: Session, workspace_id: int, role: Role) -> int:
+    return s.scalar(
+        select(func.count()).select_from(Member).where(Member.workspace_id == workspace_id, Member.role == role, Member.status == MemberStatus.ACTIVE)
+    ) or 0
 
+
+def _keep_one_admin(s: Session, ws: Workspace, actor: Actor, resource: str, verb: str) -> None:
     if member_count(s, ws.id, Role.ADMIN) <= 1:
         raise LimitReached(
             f"`{ws.slug}` must keep at least one Admin, and this is the last one. Make someone else an Admin first.",
@@ -185,8 +185,6 @@ def remove_member(s: Session, actor: Actor, workspace_id: int, member_id: int) -
     if member.role is Role.ADMIN:
         _keep_one_admin(s, ws, actor, resource, "leave" if leaving else "remove")
     keys = list(s.scalars(select(ApiKey).where(ApiKey.member_id == member.id, ApiKey.status != KeyStatus.REVOKED)))
-    from store.keys import revoke_key_rows
-
     revoke_key_rows(s, actor, ws, keys, reason="member removed")
     member.status, member.removed_at = MemberStatus.REMOVED, utcnow()
     audit.record(

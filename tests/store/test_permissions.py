@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from store import audit, budgets, credits, invitations, keys, members, requests, usage, workspaces
+from store import audit, budgets, credits, invitations, keys, members, requests, usage, workspace_deletion, workspaces
 from store.db import Database
 from store.errors import PermissionDenied
 from store.models import ApiKey, AuditEvent, Base, Request
@@ -204,7 +204,7 @@ OPS: dict[str, Op] = {
     "read recent audit events": Op(Permission.VIEW_AUDIT, "audit.recent", lambda db, w: db.run(audit.recent, w.me, w.ws), check=bool),
     "export the audit log": Op(Permission.VIEW_AUDIT, "audit.export", lambda db, w: db.run(audit.export, w.me, w.ws, io.StringIO()), check=bool),
     "delete the workspace": Op(
-        Permission.DELETE_WORKSPACE, "workspace.delete", lambda db, w: db.run(workspaces.delete_workspace, w.me, w.ws, force=True)
+        Permission.DELETE_WORKSPACE, "workspace.delete", lambda db, w: db.run(workspace_deletion.delete_workspace, w.me, w.ws, force=True)
     ),
 }
 

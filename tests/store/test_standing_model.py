@@ -25,7 +25,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule, run_state_machine_as_test
 
-from store import audit, budgets, credits, keys, members, workspaces
+from store import audit, budgets, credits, keys, members, workspace_deletion, workspaces
 from store.authz import decide, load_key_state
 from store.errors import DomainError
 from store.models import ApiKey, AuditEvent, Member, Project, Workspace
@@ -344,7 +344,7 @@ class Standing(RuleBasedStateMachine):
     @rule()
     def delete_the_workspace(self):
         """Late in a run: every key is revoked with it; usage still arriving is still recorded."""
-        if self.attempt(workspaces.delete_workspace, self.admin, self.ws, confirm=self.ws_slug(), audited="workspace.delete"):
+        if self.attempt(workspace_deletion.delete_workspace, self.admin, self.ws, confirm=self.ws_slug(), audited="workspace.delete"):
             self.model.deleted = True
             for key in self.model.keys.values():
                 key.revoked = True
