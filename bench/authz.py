@@ -68,7 +68,7 @@ from store.models import Action, Project, Request  # noqa: E402
 from store.money import parse_money  # noqa: E402
 from store.outbox import mark_done  # noqa: E402
 from store.permissions import Actor  # noqa: E402
-from store.requests import decide_request  # noqa: E402
+from store.decisions import decide_request  # noqa: E402
 from store.secrets import Cipher, mint_local_secret, use_cipher  # noqa: E402
 from store.types import ActionStatus, RequestState, Role  # noqa: E402
 from store.usage import UsageIn, ingest_usage  # noqa: E402

@@ -14,7 +14,7 @@ from store.models import ApiKey, Project, Request, Workspace
 from store.money import format_money, share_percent
 from store.periods import parse_period
 from store.permissions import Actor, Permission, authorize, can, denial, load_workspace
-from store.requests import _requester, open_request
+from store.requests import open_request, requester_member
 from store.standing import pause_project_row, reconcile_project, reconcile_workspace, resume_project_row
 from store.totals import current_totals, spent
 from store.types import ActionKind, KeyStatus, Period, ProjectStatus, RequestKind, Scope, WorkspaceStatus, utcnow
@@ -103,7 +103,7 @@ def request_budget_change(
     s: Session, actor: Actor, workspace_id: int, slug: str, budget_micros: int, period: Period | str | None = None, *, reason: str | None = None
 ) -> Request:
     ws = load_workspace(s, workspace_id)
-    me = _requester(s, actor, ws, Permission.CONFIGURE, "request.budget_change")
+    me = requester_member(s, actor, ws, Permission.CONFIGURE, "request.budget_change")
     proj = _project(s, ws, slug)
     if not (reason or "").strip():
         raise InvalidInput('Say why the budget should change: --reason "…". Admins decide on it.')
@@ -151,7 +151,7 @@ def apply_cap(s: Session, actor: Actor, ws: Workspace, cap: int | None, period: 
 
 def request_cap_change(s: Session, actor: Actor, workspace_id: int, cap_micros: int, period: Period | str | None = None, *, reason: str | None = None) -> Request:
     ws = load_workspace(s, workspace_id)
-    me = _requester(s, actor, ws, Permission.CONFIGURE, "request.cap_change")
+    me = requester_member(s, actor, ws, Permission.CONFIGURE, "request.cap_change")
     if not (reason or "").strip():
         raise InvalidInput('Say why the cap should change: --reason "…". Admins decide on it.')
     payload = {"cap_micros": cap_micros, "period": parse_period(period).value if period else None, "current_micros": ws.cap_micros}

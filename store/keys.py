@@ -82,10 +82,15 @@ def request_key(
     req = open_request(s, ws, me, RequestKind.KEY, payload, reason=reason)
     within_preset = (preset is None or (limit is not None and limit <= preset)) and (lifetime is None or (days is not None and days <= lifetime))
     if me.role is Role.ADMIN:
-        approve_automatically(s, ws, req, "admins create their own keys")
+        _approve_by_policy(s, ws, req, "admins create their own keys")
     elif ws.key_policy is KeyPolicy.AUTO and within_preset:
-        approve_automatically(s, ws, req, "within the role's preset in an auto-approval workspace")
+        _approve_by_policy(s, ws, req, "within the role's preset in an auto-approval workspace")
     return req
+
+
+def _approve_by_policy(s: Session, ws: Workspace, req: Request, why: str) -> None:
+    approve_automatically(s, ws, req, why)
+    apply_key_request(s, Actor.operator("policy"), ws, req)
 
 
 def _project(s: Session, ws: Workspace, slug: str) -> Project:

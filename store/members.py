@@ -1,4 +1,4 @@
-"""Members and their roles: adding, promoting, demoting, removing."""
+"""Members and their roles: adding, promoting, demoting, removing; asking for a role change."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from store.errors import Conflict, InvalidInput, LimitReached, NotFound, Permiss
 from store.keys import revoke_key_rows
 from store.models import ApiKey, Member, Request, Workspace
 from store.permissions import Actor, Permission, authorize, denial, load_workspace, membership
+from store.requests import open_request, requester_member
 from store.standing import may_hold_keys
 from store.types import ActionKind, KeyStatus, MemberStatus, ROLE_CAPS, RequestKind, RequestState, Role, utcnow
 
@@ -131,6 +132,24 @@ def apply_role_change(s: Session, actor: Actor, ws: Workspace, member: Member, r
     if may_hold_keys(old) != may_hold_keys(role):
         _keys_follow_the_role(s, actor, ws, member)
     return member
+
+
+def request_role_change(s: Session, actor: Actor, workspace_id: int, member_id: int, role: str, reason: str | None = None) -> Request:
+    """A Developer asks the admins to change someone's role."""
+    role_v = Role.parse(role)
+    ws = load_workspace(s, workspace_id)
+    me = requester_member(s, actor, ws, Permission.MANAGE_MEMBERS, "request.role_change")
+    target = _target(s, ws, member_id)
+    if target.role is role_v:
+        raise Conflict(f"{target.label} is already a {role_v.title}.")
+    return open_request(s, ws, me, RequestKind.ROLE_CHANGE, {"member_id": target.id, "member": target.label, "role": role_v.value}, reason=reason)
+
+
+def apply_role_change_request(s: Session, actor: Actor, ws: Workspace, req: Request) -> None:
+    target = s.get(Member, req.payload["member_id"])
+    if target is None or target.status is not MemberStatus.ACTIVE:
+        raise Conflict("The member this request is about is no longer in the workspace.")
+    apply_role_change(s, actor, ws, target, Role(req.payload["role"]), via_request=req.id)
 
 
 def _keys_follow_the_role(s: Session, actor: Actor, ws: Workspace, member: Member) -> None:

@@ -20,7 +20,7 @@ from store.errors import PermissionDenied
 from store.models import ApiKey, AuditEvent, Base, Request
 from store.money import parse_money
 from store.permissions import MATRIX, Actor, Permission
-from store.requests import decide_request
+from store.decisions import decide_request
 from store.types import RequestState, Role
 from tests import factories as f
 
@@ -303,7 +303,7 @@ ASKS: dict[str, Ask] = {
     "ask to change a role": Ask(
         "request.role_change",
         {"admin", "developer"},
-        lambda db, w: db.run(requests.request_role_change, w.me, w.ws, w.other_id, "viewer", reason="moving to support"),
+        lambda db, w: db.run(members.request_role_change, w.me, w.ws, w.other_id, "viewer", reason="moving to support"),
         (YES, NO, NO),
     ),
     "ask for a budget change": Ask(
