@@ -173,7 +173,7 @@ def usage_record(
     from store.keys import find_key
     from store.money import format_money, parse_money
     from store.types import utcnow
-    from store.usage import UsageIn, ingest_usage
+    from store.ingest import UsageIn, ingest_usage
 
     try:
         micros = parse_money(amount)

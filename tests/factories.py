@@ -10,7 +10,7 @@ from store.db import Database
 from store.permissions import Actor
 from store.secrets import mint_local_secret
 from store.types import ActionStatus, Role
-from store.usage import UsageIn, ingest_usage
+from store.ingest import UsageIn, ingest_usage
 
 OPERATOR = Actor.operator("test")
 _ids = itertools.count(1)

@@ -22,7 +22,7 @@ from store.periods import TRACKED, period_start
 from store.permissions import Actor
 from store.decisions import decide_request
 from store.types import BudgetKind, MemberStatus, Period, ProjectStatus, RequestState, Role, Scope
-from store.usage import UsageIn, ingest_usage
+from store.ingest import UsageIn, ingest_usage
 from tests import factories as f
 
 ADMIN_CAP_MESSAGE = "already has 5 Admins, the most a workspace may have (5)"

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from store import audit, budgets, credits, invitations, keys, members, requests, usage, workspace_deletion, workspaces
+from store import audit, budgets, credits, invitations, keys, members, requests, usage_reports, workspace_deletion, workspaces
 from store.db import Database
 from store.errors import PermissionDenied
 from store.models import ApiKey, AuditEvent, Base, Request
@@ -171,7 +171,7 @@ OPS: dict[str, Op] = {
     "see one's own usage": Op(
         Permission.VIEW_OWN_USAGE,
         "usage.view_own",
-        lambda db, w: db.run(usage.usage_report, w.me, w.ws, mine=True),
+        lambda db, w: db.run(usage_reports.usage_report, w.me, w.ws, mine=True),
         check=lambda report: report.scope == "yours",
     ),
     "list one's own keys": Op(
@@ -181,7 +181,7 @@ OPS: dict[str, Op] = {
     "see the whole workspace's usage": Op(
         Permission.VIEW_ALL_USAGE,
         "usage.view_all",
-        lambda db, w: db.run(usage.usage_report, w.me, w.ws),
+        lambda db, w: db.run(usage_reports.usage_report, w.me, w.ws),
         check=lambda report: report.scope == "workspace" and report.total_micros == MY_SPEND + OTHER_SPEND,
     ),
     "add credit": Op(Permission.MANAGE_CREDIT, "credit.add", lambda db, w: db.run(credits.add_credit, w.me, w.ws, parse_money("$100"))),
@@ -209,7 +209,7 @@ OPS: dict[str, Op] = {
 }
 
 # A Developer asking for the whole workspace's usage is not refused: they get their own
-# (store/usage.py). No other operation is guarded by VIEW_ALL_USAGE, so that "–" of the
+# (store/usage_reports.py). No other operation is guarded by VIEW_ALL_USAGE, so that "–" of the
 # seed shows as a narrower answer, proven by its own test below.
 FALLS_BACK = {(DEVELOPER, "see the whole workspace's usage")}
 

@@ -23,7 +23,7 @@ from store.money import MAX_MICROS, MICROS_PER_DOLLAR, format_money, parse_money
 from store.permissions import Actor
 from store.decisions import decide_request
 from store.types import Role, Scope, utcnow
-from store.usage import UsageIn, ingest_usage
+from store.ingest import UsageIn, ingest_usage
 from tests import factories as f
 
 DOLLAR = MICROS_PER_DOLLAR

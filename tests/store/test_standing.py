@@ -20,7 +20,7 @@ from store.money import parse_money
 from store.periods import next_period_start
 from store.secrets import hash_secret
 from store.types import Period, RequestState, Role, WorkspaceStatus, utcnow
-from store.usage import roll_over_periods
+from store.rollover import roll_over_periods
 from tests import factories as f
 
 USD = parse_money

@@ -31,7 +31,8 @@ from store.errors import DomainError
 from store.models import ApiKey, AuditEvent, Member, Project, Workspace
 from store.secrets import hash_secret
 from store.types import MemberStatus, ProjectStatus, Role, WorkspaceStatus
-from store.usage import UsageIn, ingest_usage, roll_over_periods
+from store.ingest import UsageIn, ingest_usage
+from store.rollover import roll_over_periods
 from tests import factories as f
 
 USD = 1_000_000
