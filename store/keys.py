@@ -89,6 +89,7 @@ def request_key(
 
 
 def _approve_by_policy(s: Session, ws: Workspace, req: Request, why: str) -> None:
+    # Applied here, not through store.decisions: that module imports this one.
     approve_automatically(s, ws, req, why)
     apply_key_request(s, Actor.operator("policy"), ws, req)
 
