@@ -68,10 +68,10 @@ from store.models import Action, Project, Request  # noqa: E402
 from store.money import parse_money  # noqa: E402
 from store.outbox import mark_done  # noqa: E402
 from store.permissions import Actor  # noqa: E402
-from store.requests import decide_request  # noqa: E402
+from store.decisions import decide_request  # noqa: E402
 from store.secrets import Cipher, mint_local_secret, use_cipher  # noqa: E402
 from store.types import ActionStatus, RequestState, Role  # noqa: E402
-from store.usage import UsageIn, ingest_usage  # noqa: E402
+from store.ingest import UsageIn, ingest_usage  # noqa: E402
 
 DEFAULT_DB = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 DEFAULT_REDIS = "redis://127.0.0.1:6379/11"  # a db of its own: it is flushed (pub/sub itself spans all dbs)

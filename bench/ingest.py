@@ -37,7 +37,7 @@ from store.periods import period_start
 from store.permissions import Actor
 from store.secrets import Cipher, display_prefix, hash_secret, mint_local_secret, use_cipher
 from store.types import ActionStatus, Period, Role, UTCDateTime
-from store.usage import MAX_BATCH, UsageIn, ingest_usage
+from store.ingest import MAX_BATCH, UsageIn, ingest_usage
 
 DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 BATCH = 1_000  # what a gateway flushing every few seconds, or one page of a provider sync, sends

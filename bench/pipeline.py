@@ -45,7 +45,7 @@ from store.db import Database, normalise_url  # noqa: E402
 from store.migrate import upgrade  # noqa: E402
 from store.models import Action, ApiKey  # noqa: E402
 from store.permissions import Actor  # noqa: E402
-from store.requests import decide_request  # noqa: E402
+from store.decisions import decide_request  # noqa: E402
 from store.secrets import Cipher, use_cipher  # noqa: E402
 from store.types import ActionStatus, Role  # noqa: E402
 from workers.broker import start_embedded_worker, use_broker  # noqa: E402

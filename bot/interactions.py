@@ -23,7 +23,7 @@ from bot.parser import UsageError
 from bot.replies import error_text, error_words
 from bot.views.deny import deny_form, reason_of
 from bot.views.key_form import form_values, reveal_view
-from store import invitations, keys, requests
+from store import decisions, invitations, keys, requests
 from store.db import Database
 from store.errors import Conflict, DomainError
 from store.money import parse_money
@@ -80,7 +80,7 @@ def refusal(exc: BaseException) -> str:
 
 
 def approve(db: Database, client: WebClient, body: dict) -> None:
-    db.run(requests.decide_request, Actor.slack(body["user"]["id"]), _int(body["actions"][0].get("value")), approve=True)
+    db.run(decisions.decide_request, Actor.slack(body["user"]["id"]), _int(body["actions"][0].get("value")), approve=True)
 
 
 def deny(db: Database, client: WebClient, body: dict) -> None:
@@ -97,7 +97,7 @@ def deny_submitted(db: Database, body: dict) -> dict | None:
     actor = Actor.slack(body["user"]["id"])
     try:
         request_id = _int(_metadata(body).get("request_id"))
-        db.run(requests.decide_request, actor, request_id, approve=False, note=reason_of(_dict(body.get("view"))))
+        db.run(decisions.decide_request, actor, request_id, approve=False, note=reason_of(_dict(body.get("view"))))
     except (DomainError, UsageError) as exc:
         return {"response_action": "errors", "errors": {"reason": error_words(exc)[:150]}}
     return None

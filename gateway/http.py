@@ -20,7 +20,7 @@ from store.errors import DomainError
 from store.pricing import cost_of, usd_to_micros
 from store.secrets import hash_secret
 from store.types import utcnow
-from store.usage import UsageIn, ingest_usage
+from store.ingest import UsageIn, ingest_usage
 
 log = logging.getLogger("purser.gateway")
 

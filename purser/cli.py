@@ -116,7 +116,7 @@ def workspace_delete(
     team: Optional[str] = typer.Option(None, help=TEAM_HELP, show_default=False),
 ) -> None:
     """Delete a workspace: its live keys are revoked, waiting requests and invitations withdrawn; its history is kept."""
-    from store.workspaces import delete_workspace, preview_deletion
+    from store.workspace_deletion import delete_workspace, preview_deletion
 
     ws_id = _workspace_id(slug, team)
     if confirm is None:
@@ -172,7 +172,7 @@ def usage_record(
     from store.keys import find_key
     from store.money import format_money, parse_money
     from store.types import utcnow
-    from store.usage import UsageIn, ingest_usage
+    from store.ingest import UsageIn, ingest_usage
 
     try:
         micros = parse_money(amount)

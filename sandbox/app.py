@@ -27,7 +27,7 @@ from store.errors import DomainError
 from store.models import ApiKey, Member, Project, Workspace
 from store.money import parse_money
 from store.types import KeyStatus, MemberStatus
-from store.usage import UsageIn, ingest_usage
+from store.ingest import UsageIn, ingest_usage
 
 STATIC = Path(__file__).with_name("static")
 TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8", ".png": "image/png"}

@@ -8,12 +8,14 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from store.budgets import pause_project_row, pause_workspace_row, spent
+from store.ingest import IngestResult
 from store.models import CreditEntry, Project, SpendTotal, Workspace
 from store.money import format_money
 from store.periods import period_start
+from store.standing import pause_project_row, pause_workspace_row
+from store.thresholds import record_crossings
+from store.totals import spent
 from store.types import BudgetKind, Period, ProjectStatus, Scope, WorkspaceStatus, utcnow
-from store.usage import IngestResult, _crossings
 
 FORECAST_DAYS = 7
 
@@ -32,13 +34,13 @@ def evaluate_thresholds(s: Session, now: datetime | None = None) -> IngestResult
         for proj in s.scalars(select(Project).where(Project.workspace_id == ws.id, Project.budget_micros.is_not(None))):
             used = spent(s, Scope.PROJECT, proj.id, proj.budget_period, now)
             start = period_start(proj.budget_period, now)
-            _crossings(s, result, ws.id, BudgetKind.PROJECT, proj.id, proj.slug, 0, used, proj.budget_micros, proj.budget_period, start, thresholds)
+            record_crossings(s, result.crossings, ws.id, BudgetKind.PROJECT, proj.id, proj.slug, 0, used, proj.budget_micros, proj.budget_period, start, thresholds)
             if used >= proj.budget_micros and proj.status is ProjectStatus.ACTIVE:
                 if pause_project_row(s, "system:clock", ws, proj, f"budget of {format_money(proj.budget_micros)} spent", by="budget"):
                     result.paused.append(f"project:{proj.slug}")
         if ws.cap_micros is not None:
             used = spent(s, Scope.WORKSPACE, ws.id, ws.cap_period, now)
-            _crossings(s, result, ws.id, BudgetKind.CAP, ws.id, ws.slug, 0, used, ws.cap_micros, ws.cap_period, period_start(ws.cap_period, now), thresholds)
+            record_crossings(s, result.crossings, ws.id, BudgetKind.CAP, ws.id, ws.slug, 0, used, ws.cap_micros, ws.cap_period, period_start(ws.cap_period, now), thresholds)
             if used >= ws.cap_micros and ws.status is WorkspaceStatus.ACTIVE and pause_workspace_row(s, "system:clock", ws, "cap"):
                 result.paused.append(f"workspace:{ws.slug}")
     return result

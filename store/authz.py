@@ -15,11 +15,11 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, lazyload
 
-from store.budgets import spent
 from store.models import ApiKey, AuthzRefusal, Member, Project, Workspace
 from store.money import format_money
 from store.periods import period_start
 from store.standing import key_itself, project_hold_now, workspace_hold_now
+from store.totals import spent
 from store.types import Period, Scope, WorkspaceStatus, utcnow
 
 

@@ -10,23 +10,15 @@ from sqlalchemy.orm import Session
 
 from store import audit, outbox
 from store.errors import Conflict, InvalidInput, LimitReached, NotFound
-from store.models import ApiKey, Project, Request, SpendTotal, Workspace
-from store.money import format_money
-from store.periods import parse_period, period_start
+from store.models import ApiKey, Project, Request, Workspace
+from store.money import format_money, share_percent
+from store.periods import parse_period
 from store.permissions import Actor, Permission, authorize, can, denial, load_workspace
-from store.requests import _requester, open_request
-from store.standing import reconcile_project, reconcile_workspace
+from store.requests import open_request, requester_member
+from store.standing import pause_project_row, reconcile_project, reconcile_workspace, resume_project_row
+from store.totals import current_totals, spent
 from store.types import ActionKind, KeyStatus, Period, ProjectStatus, RequestKind, Scope, WorkspaceStatus, utcnow
 from store.workspaces import check_slug
-
-
-def spent(s: Session, scope: Scope, scope_id: int, period: Period, now: datetime | None = None) -> int:
-    start = period_start(period, now or utcnow())
-    return s.scalar(
-        select(SpendTotal.amount_micros).where(
-            SpendTotal.scope == scope, SpendTotal.scope_id == scope_id, SpendTotal.period == period, SpendTotal.period_start == start
-        )
-    ) or 0
 
 
 def _project(s: Session, ws: Workspace, slug: str, *, lock: bool = False) -> Project:
@@ -111,7 +103,7 @@ def request_budget_change(
     s: Session, actor: Actor, workspace_id: int, slug: str, budget_micros: int, period: Period | str | None = None, *, reason: str | None = None
 ) -> Request:
     ws = load_workspace(s, workspace_id)
-    me = _requester(s, actor, ws, Permission.CONFIGURE, "request.budget_change")
+    me = requester_member(s, actor, ws, Permission.CONFIGURE, "request.budget_change")
     proj = _project(s, ws, slug)
     if not (reason or "").strip():
         raise InvalidInput('Say why the budget should change: --reason "…". Admins decide on it.')
@@ -159,7 +151,7 @@ def apply_cap(s: Session, actor: Actor, ws: Workspace, cap: int | None, period: 
 
 def request_cap_change(s: Session, actor: Actor, workspace_id: int, cap_micros: int, period: Period | str | None = None, *, reason: str | None = None) -> Request:
     ws = load_workspace(s, workspace_id)
-    me = _requester(s, actor, ws, Permission.CONFIGURE, "request.cap_change")
+    me = requester_member(s, actor, ws, Permission.CONFIGURE, "request.cap_change")
     if not (reason or "").strip():
         raise InvalidInput('Say why the cap should change: --reason "…". Admins decide on it.')
     payload = {"cap_micros": cap_micros, "period": parse_period(period).value if period else None, "current_micros": ws.cap_micros}
@@ -198,45 +190,6 @@ def resume_project(s: Session, actor: Actor, workspace_id: int, slug: str) -> Pr
     return proj
 
 
-def pause_project_row(s: Session, actor_label: str, ws: Workspace, proj: Project, reason: str, *, by: str) -> bool:
-    """Pause one project (idempotent). Returns False when it was already paused."""
-    if proj.status is ProjectStatus.PAUSED:
-        return False
-    proj.status, proj.paused_reason, proj.paused_by = ProjectStatus.PAUSED, reason, by
-    audit.record(s, workspace_id=ws.id, actor=actor_label, action="project.pause", resource=f"project:{proj.slug}", details={"reason": reason, "by": by})
-    outbox.emit(s, ActionKind.PAUSE_PROJECT, workspace_id=ws.id, payload={"project_id": proj.id, "reason": reason})
-    return True
-
-
-def resume_project_row(s: Session, actor_label: str, ws: Workspace, proj: Project, why: str) -> None:
-    proj.status, proj.paused_reason, proj.paused_by = ProjectStatus.ACTIVE, None, None
-    audit.record(s, workspace_id=ws.id, actor=actor_label, action="project.resume", resource=f"project:{proj.slug}", details={"why": why})
-    outbox.emit(s, ActionKind.RESUME_PROJECT, workspace_id=ws.id, payload={"project_id": proj.id, "why": why})
-
-
-def pause_workspace_row(s: Session, actor_label: str, ws: Workspace, reason: str) -> bool:
-    """``reason`` is "cap" or "credit": what has to change for the workspace to resume."""
-    if ws.status is not WorkspaceStatus.ACTIVE:
-        return False
-    ws.status, ws.paused_reason = WorkspaceStatus.PAUSED, reason
-    audit.record(s, workspace_id=ws.id, actor=actor_label, action="workspace.pause", resource=f"workspace:{ws.slug}", details={"reason": reason})
-    outbox.emit(s, ActionKind.PAUSE_WORKSPACE, workspace_id=ws.id, payload={"workspace_id": ws.id, "reason": reason})
-    return True
-
-
-def relabel_workspace_pause(s: Session, actor_label: str, ws: Workspace, reason: str) -> None:
-    """A paused workspace now held back by the other thing (the cap, or the pool): say so."""
-    ws.paused_reason = reason
-    audit.record(s, workspace_id=ws.id, actor=actor_label, action="workspace.pause", resource=f"workspace:{ws.slug}", details={"reason": reason})
-    outbox.emit(s, ActionKind.PAUSE_WORKSPACE, workspace_id=ws.id, payload={"workspace_id": ws.id, "reason": reason})
-
-
-def resume_workspace_row(s: Session, actor_label: str, ws: Workspace, why: str) -> None:
-    ws.status, ws.paused_reason = WorkspaceStatus.ACTIVE, None
-    audit.record(s, workspace_id=ws.id, actor=actor_label, action="workspace.resume", resource=f"workspace:{ws.slug}", details={"why": why})
-    outbox.emit(s, ActionKind.RESUME_WORKSPACE, workspace_id=ws.id, payload={"workspace_id": ws.id, "why": why})
-
-
 @dataclass(frozen=True)
 class BudgetLine:
     kind: str  # project | cap | credit
@@ -249,8 +202,6 @@ class BudgetLine:
 
     @property
     def share(self) -> int | None:
-        from store.money import share_percent
-
         return None if self.limit_micros is None else share_percent(self.spent_micros, self.limit_micros)
 
 
@@ -272,7 +223,7 @@ def budget_overview(s: Session, actor: Actor, workspace_id: int, now: datetime |
 def evaluate_budgets(s: Session, ws: Workspace, now: datetime | None = None) -> list[BudgetLine]:
     now = now or utcnow()
     projects = list(s.scalars(select(Project).where(Project.workspace_id == ws.id)))
-    totals = _current_totals(s, Scope.PROJECT, [(p.id, p.budget_period) for p in projects], now)
+    totals = current_totals(s, Scope.PROJECT, [(p.id, p.budget_period) for p in projects], now)
     lines = [
         BudgetLine("project", p.slug, totals.get((p.id, p.budget_period), 0), p.budget_micros, p.budget_period, p.status is ProjectStatus.PAUSED, p.paused_reason)
         for p in projects
@@ -281,24 +232,6 @@ def evaluate_budgets(s: Session, ws: Workspace, now: datetime | None = None) -> 
     lines.append(BudgetLine("cap", ws.slug, cap_spent, ws.cap_micros, ws.cap_period, ws.status is WorkspaceStatus.PAUSED and ws.paused_reason == "cap", ws.paused_reason))
     lines.sort(key=lambda line: (not line.paused, line.kind != "cap", line.name))
     return lines
-
-
-def _current_totals(s: Session, scope: Scope, wanted: list[tuple[int, Period]], now: datetime) -> dict[tuple[int, Period], int]:
-    """Running totals for many (id, period) pairs in one query per period."""
-    out: dict[tuple[int, Period], int] = {}
-    by_period: dict[Period, list[int]] = {}
-    for scope_id, period in wanted:
-        by_period.setdefault(period, []).append(scope_id)
-    for period, ids in by_period.items():
-        start = period_start(period, now)
-        for chunk in (ids[i : i + 5000] for i in range(0, len(ids), 5000)):
-            rows = s.execute(
-                select(SpendTotal.scope_id, SpendTotal.amount_micros).where(
-                    SpendTotal.scope == scope, SpendTotal.period == period, SpendTotal.period_start == start, SpendTotal.scope_id.in_(chunk)
-                )
-            )
-            out.update({(scope_id, period): amount for scope_id, amount in rows})
-    return out
 
 
 def budget_project(s: Session, actor: Actor, workspace_id: int, slug: str, budget_micros: int | None, period: Period | str | None = None) -> tuple[Project, bool]:

@@ -12,7 +12,7 @@ from store.errors import InvalidInput
 from store.models import CreditEntry, Request, Workspace
 from store.money import MAX_MICROS, format_money
 from store.permissions import Actor, Permission, authorize, load_workspace
-from store.requests import _requester, open_request
+from store.requests import open_request, requester_member
 from store.standing import reconcile_workspace
 from store.types import RequestKind
 
@@ -44,7 +44,7 @@ def apply_topup(s: Session, actor: Actor, ws: Workspace, amount: int, *, member_
 
 def request_topup(s: Session, actor: Actor, workspace_id: int, amount_micros: int, reason: str | None = None) -> Request:
     ws = load_workspace(s, workspace_id)
-    me = _requester(s, actor, ws, Permission.MANAGE_CREDIT, "request.credit_topup")
+    me = requester_member(s, actor, ws, Permission.MANAGE_CREDIT, "request.credit_topup")
     if amount_micros <= 0:
         raise InvalidInput("A top-up must be more than $0.00.")
     return open_request(s, ws, me, RequestKind.CREDIT_TOPUP, {"amount_micros": amount_micros}, reason=reason)

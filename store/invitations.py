@@ -13,7 +13,7 @@ from store.errors import Conflict, DomainError, InvalidInput, NotFound, NotYours
 from store.members import check_email, check_role_cap, check_slack_user
 from store.models import Invitation, Member, Request, Workspace
 from store.permissions import Actor, Permission, authorize, denial, load_workspace, membership
-from store.requests import _requester, open_request
+from store.requests import open_request, requester_member
 from store.types import ActionKind, InvitationStatus, MemberStatus, ROLE_CAPS, RequestKind, Role, utcnow
 
 INVITATION_TTL = timedelta(days=7)
@@ -45,7 +45,7 @@ def invite(s: Session, actor: Actor, workspace_id: int, invitees: list[str], rol
     ws = load_workspace(s, workspace_id, lock=True)
     me = membership(s, actor, ws.id)
     if me is not None and me.role is not Role.ADMIN:
-        requester = _requester(s, actor, ws, Permission.MANAGE_MEMBERS, "member.invite")
+        requester = requester_member(s, actor, ws, Permission.MANAGE_MEMBERS, "member.invite")
         return _invite_by_request(s, ws, requester, invitees, role)
     inviter = authorize(s, actor, ws, Permission.MANAGE_MEMBERS, resource=f"workspace:{ws.slug}", attempted="member.invite")
     return [_invite_one(s, actor, ws, raw, role, inviter) for raw in dict.fromkeys(invitees)]

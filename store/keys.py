@@ -17,6 +17,7 @@ from store.requests import approve_automatically, open_request
 from store.secrets import cipher, display_prefix, hash_secret
 from store.standing import may_hold_keys
 from store.types import ActionKind, ActionStatus, KeyPolicy, KeyStatus, MemberStatus, Period, RequestKind, RequestState, Role, utcnow
+from store.workspaces import role_template
 
 KEY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,59}$")
 #: the encrypted secret waits this long for its owner, then is wiped
@@ -62,8 +63,6 @@ def request_key(
     )
     if s.scalars(asked).first():
         raise Conflict(f"You already asked for a key called `{name}`; it is waiting for an admin or on its way. Pick another name.")
-    from store.workspaces import role_template
-
     template = role_template(s, ws.id, me.role)
     preset = template.key_limit_micros if template else None
     period = template.limit_period if template else Period.MONTHLY
@@ -83,10 +82,16 @@ def request_key(
     req = open_request(s, ws, me, RequestKind.KEY, payload, reason=reason)
     within_preset = (preset is None or (limit is not None and limit <= preset)) and (lifetime is None or (days is not None and days <= lifetime))
     if me.role is Role.ADMIN:
-        approve_automatically(s, ws, req, "admins create their own keys")
+        _approve_by_policy(s, ws, req, "admins create their own keys")
     elif ws.key_policy is KeyPolicy.AUTO and within_preset:
-        approve_automatically(s, ws, req, "within the role's preset in an auto-approval workspace")
+        _approve_by_policy(s, ws, req, "within the role's preset in an auto-approval workspace")
     return req
+
+
+def _approve_by_policy(s: Session, ws: Workspace, req: Request, why: str) -> None:
+    # Applied here, not through store.decisions: that module imports this one.
+    approve_automatically(s, ws, req, why)
+    apply_key_request(s, Actor.operator("policy"), ws, req)
 
 
 def _project(s: Session, ws: Workspace, slug: str) -> Project:

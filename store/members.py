@@ -1,17 +1,19 @@
-"""Members and their roles: adding, promoting, demoting, removing."""
+"""Members and their roles: adding, promoting, demoting, removing; asking for a role change."""
 
 from __future__ import annotations
 
 import re
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from store import audit
+from store import audit, outbox
 from store.errors import Conflict, InvalidInput, LimitReached, NotFound, PermissionDenied
-from store.models import ApiKey, Member, Workspace
-from store.standing import may_hold_keys
+from store.keys import revoke_key_rows
+from store.models import ApiKey, Member, Request, Workspace
 from store.permissions import Actor, Permission, authorize, denial, load_workspace, membership
+from store.requests import open_request, requester_member
+from store.standing import may_hold_keys
 from store.types import ActionKind, KeyStatus, MemberStatus, ROLE_CAPS, RequestKind, RequestState, Role, utcnow
 
 SLACK_USER = re.compile(r"^[UW][A-Z0-9]{2,31}$")
@@ -36,8 +38,6 @@ def check_role_cap(s: Session, ws: Workspace, role: Role, actor: Actor, resource
     cap = ROLE_CAPS.get(role)
     if cap is None:
         return
-    from store.workspaces import member_count
-
     holders = member_count(s, ws.id, role)
     if holders >= cap:
         raise LimitReached(
@@ -134,15 +134,30 @@ def apply_role_change(s: Session, actor: Actor, ws: Workspace, member: Member, r
     return member
 
 
+def request_role_change(s: Session, actor: Actor, workspace_id: int, member_id: int, role: str, reason: str | None = None) -> Request:
+    """A Developer asks the admins to change someone's role."""
+    role_v = Role.parse(role)
+    ws = load_workspace(s, workspace_id)
+    me = requester_member(s, actor, ws, Permission.MANAGE_MEMBERS, "request.role_change")
+    target = _target(s, ws, member_id)
+    if target.role is role_v:
+        raise Conflict(f"{target.label} is already a {role_v.title}.")
+    return open_request(s, ws, me, RequestKind.ROLE_CHANGE, {"member_id": target.id, "member": target.label, "role": role_v.value}, reason=reason)
+
+
+def apply_role_change_request(s: Session, actor: Actor, ws: Workspace, req: Request) -> None:
+    target = s.get(Member, req.payload["member_id"])
+    if target is None or target.status is not MemberStatus.ACTIVE:
+        raise Conflict("The member this request is about is no longer in the workspace.")
+    apply_role_change(s, actor, ws, target, Role(req.payload["role"]), via_request=req.id)
+
+
 def _keys_follow_the_role(s: Session, actor: Actor, ws: Workspace, member: Member) -> None:
     """A role without API access stops the member's keys (and its pending key requests); one with it starts them again.
 
     The keys are not revoked: their standing (store.standing) follows the role, so the gateway
     refuses them at once and the provider is told to disable or enable them.
     """
-    from store.models import Request
-    from store.outbox import emit
-
     if not may_hold_keys(member.role):
         pending = s.scalars(
             select(Request).where(Request.workspace_id == ws.id, Request.requester_id == member.id, Request.kind == RequestKind.KEY, Request.state == RequestState.PENDING).with_for_update()
@@ -150,10 +165,10 @@ def _keys_follow_the_role(s: Session, actor: Actor, ws: Workspace, member: Membe
         for req in pending:
             req.state, req.decided_at, req.decision_note = RequestState.CANCELLED, utcnow(), f"{member.label} became a {member.role.title}, a role without API keys"
             audit.record(s, workspace_id=ws.id, actor=actor.label, action="request.cancel", resource=f"request:{req.id}", details={"kind": req.kind.value, "why": "role without API access"})
-            emit(s, ActionKind.REQUEST_DECIDED, workspace_id=ws.id, request_id=req.id, payload={"request_id": req.id})
+            outbox.emit(s, ActionKind.REQUEST_DECIDED, workspace_id=ws.id, request_id=req.id, payload={"request_id": req.id})
     key_ids = list(s.scalars(select(ApiKey.id).where(ApiKey.member_id == member.id, ApiKey.status != KeyStatus.REVOKED).order_by(ApiKey.id)))
     if key_ids:
-        emit(s, ActionKind.SYNC_KEY_STATE, workspace_id=ws.id, payload={"key_ids": key_ids})
+        outbox.emit(s, ActionKind.SYNC_KEY_STATE, workspace_id=ws.id, payload={"key_ids": key_ids})
 
 
 def change_role(s: Session, actor: Actor, workspace_id: int, member_id: int, role: Role | str) -> Member:
@@ -163,9 +178,13 @@ def change_role(s: Session, actor: Actor, workspace_id: int, member_id: int, rol
     return apply_role_change(s, actor, ws, _target(s, ws, member_id), role)
 
 
-def _keep_one_admin(s: Session, ws: Workspace, actor: Actor, resource: str, verb: str) -> None:
-    from store.workspaces import member_count
+def member_count(s: Session, workspace_id: int, role: Role) -> int:
+    return s.scalar(
+        select(func.count()).select_from(Member).where(Member.workspace_id == workspace_id, Member.role == role, Member.status == MemberStatus.ACTIVE)
+    ) or 0
 
+
+def _keep_one_admin(s: Session, ws: Workspace, actor: Actor, resource: str, verb: str) -> None:
     if member_count(s, ws.id, Role.ADMIN) <= 1:
         raise LimitReached(
             f"`{ws.slug}` must keep at least one Admin, and this is the last one. Make someone else an Admin first.",
@@ -185,8 +204,6 @@ def remove_member(s: Session, actor: Actor, workspace_id: int, member_id: int) -
     if member.role is Role.ADMIN:
         _keep_one_admin(s, ws, actor, resource, "leave" if leaving else "remove")
     keys = list(s.scalars(select(ApiKey).where(ApiKey.member_id == member.id, ApiKey.status != KeyStatus.REVOKED)))
-    from store.keys import revoke_key_rows
-
     revoke_key_rows(s, actor, ws, keys, reason="member removed")
     member.status, member.removed_at = MemberStatus.REMOVED, utcnow()
     audit.record(

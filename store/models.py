@@ -226,7 +226,7 @@ class CreditEntry(Base):
 
 
 class UsageEvent(Base):
-    """Spend as reported, one row an event; written only by store.usage.ingest_usage.
+    """Spend as reported, one row an event; written only by store.ingest.ingest_usage.
 
     No foreign keys: ingest has just read the key row that names the workspace and the
     project, and keys, projects and workspaces are revoked, paused or marked deleted,

@@ -1,18 +1,21 @@
-"""Requests: what someone asked for, and the compare-and-set decision on it."""
+"""Requests: opening one, who may ask and who may decide, cancelling and expiring them.
+
+Deciding one, and applying what was approved, is store.decisions: it calls into every
+module that opens requests, and each of those imports this one.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Callable
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from store import audit, outbox
-from store.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from store.errors import Conflict, NotFound, PermissionDenied
 from store.models import Member, Request, Workspace
-from store.permissions import Actor, Permission, authorize, denial, load_workspace, membership
+from store.permissions import Actor, MATRIX, Permission, authorize, denial, load_workspace, membership, roles_text
 from store.types import ActionKind, RequestKind, RequestState, utcnow
 
 #: pending requests nobody decided lapse after this long
@@ -52,20 +55,16 @@ def open_request(
 
 
 def approve_automatically(s: Session, ws: Workspace, req: Request, why: str) -> Request:
-    """Policy approves at once (a key within the role's preset in an `auto` workspace)."""
+    """Policy approves at once (a key within the role's preset in an `auto` workspace).
+
+    The caller applies the request: only keys are approved by policy, and store.keys applies its own.
+    """
     req.state = RequestState.APPROVED
     req.auto_approved = True
     req.decided_at = utcnow()
     req.decision_note = why
     audit.record(s, workspace_id=ws.id, actor="system:policy", action="request.approve", resource=f"request:{req.id}", details={"kind": req.kind.value, "auto": why})
-    _apply(s, Actor.operator("policy"), ws, req)
     return req
-
-
-@dataclass(frozen=True)
-class Decision:
-    request: Request
-    approved: bool
 
 
 def check_decider(s: Session, actor: Actor, request_id: int, *, approve: bool = True, lock: bool = False) -> tuple[Workspace, Request, Member | None]:
@@ -87,34 +86,6 @@ def check_decider(s: Session, actor: Actor, request_id: int, *, approve: bool = 
             denial=denial(ws.id, actor, f"request.{verb}", f"request:{req.id}", reason="own request"),
         )
     return ws, req, decider
-
-
-def decide_request(s: Session, actor: Actor, request_id: int, *, approve: bool, note: str | None = None) -> Decision:
-    """Approve or deny. Compare-and-set under the row lock: the second decider gets a Conflict naming the first."""
-    ws, req, decider = check_decider(s, actor, request_id, approve=approve, lock=True)
-    verb = "approve" if approve else "deny"
-    now = utcnow()
-    if req.expires_at <= now:  # the clock's expiry job records it; a refusal changes nothing
-        raise Conflict(f"Request #{req.id} expired on {req.expires_at:%Y-%m-%d %H:%M} UTC; ask again.", state="expired")
-    note = (note or "").strip()[:500] or None
-    if not approve and decider is not None and not note:
-        raise InvalidInput("Say why you deny it: the person who asked will read the reason.")
-    req.state = RequestState.APPROVED if approve else RequestState.DENIED
-    req.decided_by_id = decider.id if decider else None
-    req.decided_at = now
-    req.decision_note = note
-    audit.record(
-        s,
-        workspace_id=ws.id,
-        actor=actor.label,
-        action=f"request.{verb}",
-        resource=f"request:{req.id}",
-        details={"kind": req.kind.value, "requester": req.requester.label, **({"note": req.decision_note} if req.decision_note else {})},
-    )
-    if approve:
-        _apply(s, actor, ws, req)
-    outbox.emit(s, ActionKind.REQUEST_DECIDED, workspace_id=ws.id, request_id=req.id, payload={"request_id": req.id})
-    return Decision(req, approve)
 
 
 def _already_decided(req: Request) -> Conflict:
@@ -171,51 +142,8 @@ def get_request(s: Session, request_id: int) -> Request:
     return req
 
 
-def _apply(s: Session, actor: Actor, ws: Workspace, req: Request) -> None:
-    _appliers()[req.kind](s, actor, ws, req)
-
-
-def _appliers() -> dict[RequestKind, Callable[[Session, Actor, Workspace, Request], None]]:
-    # Imported here: each aggregate's module imports this one to open its requests.
-    from store import budgets, credits, invitations, keys, members
-
-    def role_change(s: Session, actor: Actor, ws: Workspace, req: Request) -> None:
-        from store.models import Member as M
-        from store.types import MemberStatus, Role
-
-        target = s.get(M, req.payload["member_id"])
-        if target is None or target.status is not MemberStatus.ACTIVE:
-            raise Conflict("The member this request is about is no longer in the workspace.")
-        members.apply_role_change(s, actor, ws, target, Role(req.payload["role"]), via_request=req.id)
-
-    return {
-        RequestKind.KEY: keys.apply_key_request,
-        RequestKind.INVITE: invitations.apply_invite_request,
-        RequestKind.BUDGET_CHANGE: budgets.apply_budget_request,
-        RequestKind.CAP_CHANGE: budgets.apply_cap_request,
-        RequestKind.ROLE_CHANGE: role_change,
-        RequestKind.CREDIT_TOPUP: credits.apply_topup_request,
-    }
-
-
-def request_role_change(s: Session, actor: Actor, workspace_id: int, member_id: int, role: str, reason: str | None = None) -> Request:
-    """A Developer asks the admins to change someone's role."""
-    from store.members import _target
-    from store.types import Role
-
-    role_v = Role.parse(role)
-    ws = load_workspace(s, workspace_id)
-    me = _requester(s, actor, ws, Permission.MANAGE_MEMBERS, "request.role_change")
-    target = _target(s, ws, member_id)
-    if target.role is role_v:
-        raise Conflict(f"{target.label} is already a {role_v.title}.")
-    return open_request(s, ws, me, RequestKind.ROLE_CHANGE, {"member_id": target.id, "member": target.label, "role": role_v.value}, reason=reason)
-
-
-def _requester(s: Session, actor: Actor, ws: Workspace, permission: Permission, attempted: str) -> Member:
+def requester_member(s: Session, actor: Actor, ws: Workspace, permission: Permission, attempted: str) -> Member:
     """The member asking, if their role may ask for this (or do it: admins may file requests too)."""
-    from store.permissions import MATRIX, roles_text
-
     me = membership(s, actor, ws.id)
     rule = MATRIX[permission]
     if me is not None and (me.role in rule.may_request or me.role in rule.allowed):

@@ -8,7 +8,8 @@ disable, and every path that changes one of those facts ask these functions.
 
 The stored pause flags of projects and workspaces (``status``, ``paused_reason``) are what
 was last *announced*; ``reconcile_project`` and ``reconcile_workspace`` bring them in line
-with what the facts say, emitting the pause or resume only when the two differ.
+with what the facts say, emitting the pause or resume only when the two differ; the
+``*_row`` functions at the end write those flags and announce the change.
 """
 
 from __future__ import annotations
@@ -18,9 +19,12 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
+from store import audit, outbox
 from store.models import ApiKey, Member, Project, Workspace
+from store.money import format_money
 from store.permissions import MATRIX, Permission
-from store.types import KeyStatus, MemberStatus, ProjectStatus, Role, Scope, WorkspaceStatus, utcnow
+from store.totals import spent
+from store.types import ActionKind, KeyStatus, MemberStatus, ProjectStatus, Role, Scope, WorkspaceStatus, utcnow
 
 
 def may_hold_keys(role: Role) -> bool:
@@ -80,15 +84,11 @@ def key_itself(status: KeyStatus, owner_status: MemberStatus, owner_role: Role, 
 
 
 def workspace_hold_now(s: Session, ws: Workspace, now: datetime | None = None) -> str | None:
-    from store.budgets import spent
-
     cap_spent = spent(s, Scope.WORKSPACE, ws.id, ws.cap_period, now) if ws.cap_micros is not None else 0
     return workspace_hold(ws.cap_micros, cap_spent, ws.credit_funded, ws.credit_balance_micros)
 
 
 def project_hold_now(s: Session, proj: Project, now: datetime | None = None) -> str | None:
-    from store.budgets import spent
-
     manual = proj.paused_reason if proj.status is ProjectStatus.PAUSED and proj.paused_by == "manual" else None
     used = spent(s, Scope.PROJECT, proj.id, proj.budget_period, now) if proj.budget_micros is not None else 0
     return project_hold(manual, proj.budget_micros, used)
@@ -113,8 +113,6 @@ def key_enabled(s: Session, key: ApiKey, now: datetime | None = None) -> bool:
 
 def reconcile_workspace(s: Session, actor_label: str, ws: Workspace, why: str, now: datetime | None = None) -> str | None:
     """Pause, resume or re-label the workspace as its facts say; returns the hold in force."""
-    from store.budgets import pause_workspace_row, relabel_workspace_pause, resume_workspace_row
-
     if ws.status is WorkspaceStatus.DELETED:
         return None
     want = workspace_hold_now(s, ws, now)
@@ -132,8 +130,6 @@ def reconcile_workspace(s: Session, actor_label: str, ws: Workspace, why: str, n
 
 def reconcile_project(s: Session, actor_label: str, ws: Workspace, proj: Project, why: str, now: datetime | None = None) -> str | None:
     """Pause or resume a project for its budget as its spend says (a manual pause is left to an Admin)."""
-    from store.budgets import pause_project_row, resume_project_row
-
     want = project_hold_now(s, proj, now)
     have = proj.paused_by if proj.status is ProjectStatus.PAUSED else None
     if want == have or have == "manual":
@@ -141,7 +137,47 @@ def reconcile_project(s: Session, actor_label: str, ws: Workspace, proj: Project
     if want is None:
         resume_project_row(s, actor_label, ws, proj, why)
     else:
-        from store.money import format_money
-
         pause_project_row(s, actor_label, ws, proj, f"budget of {format_money(proj.budget_micros)} spent", by="budget")
     return want
+
+
+# -- announcing a pause or a resume: the stored flags, audited, and the outbox told -------------
+
+
+def pause_project_row(s: Session, actor_label: str, ws: Workspace, proj: Project, reason: str, *, by: str) -> bool:
+    """Pause one project (idempotent). Returns False when it was already paused."""
+    if proj.status is ProjectStatus.PAUSED:
+        return False
+    proj.status, proj.paused_reason, proj.paused_by = ProjectStatus.PAUSED, reason, by
+    audit.record(s, workspace_id=ws.id, actor=actor_label, action="project.pause", resource=f"project:{proj.slug}", details={"reason": reason, "by": by})
+    outbox.emit(s, ActionKind.PAUSE_PROJECT, workspace_id=ws.id, payload={"project_id": proj.id, "reason": reason})
+    return True
+
+
+def resume_project_row(s: Session, actor_label: str, ws: Workspace, proj: Project, why: str) -> None:
+    proj.status, proj.paused_reason, proj.paused_by = ProjectStatus.ACTIVE, None, None
+    audit.record(s, workspace_id=ws.id, actor=actor_label, action="project.resume", resource=f"project:{proj.slug}", details={"why": why})
+    outbox.emit(s, ActionKind.RESUME_PROJECT, workspace_id=ws.id, payload={"project_id": proj.id, "why": why})
+
+
+def pause_workspace_row(s: Session, actor_label: str, ws: Workspace, reason: str) -> bool:
+    """``reason`` is "cap" or "credit": what has to change for the workspace to resume."""
+    if ws.status is not WorkspaceStatus.ACTIVE:
+        return False
+    ws.status, ws.paused_reason = WorkspaceStatus.PAUSED, reason
+    audit.record(s, workspace_id=ws.id, actor=actor_label, action="workspace.pause", resource=f"workspace:{ws.slug}", details={"reason": reason})
+    outbox.emit(s, ActionKind.PAUSE_WORKSPACE, workspace_id=ws.id, payload={"workspace_id": ws.id, "reason": reason})
+    return True
+
+
+def relabel_workspace_pause(s: Session, actor_label: str, ws: Workspace, reason: str) -> None:
+    """A paused workspace now held back by the other thing (the cap, or the pool): say so."""
+    ws.paused_reason = reason
+    audit.record(s, workspace_id=ws.id, actor=actor_label, action="workspace.pause", resource=f"workspace:{ws.slug}", details={"reason": reason})
+    outbox.emit(s, ActionKind.PAUSE_WORKSPACE, workspace_id=ws.id, payload={"workspace_id": ws.id, "reason": reason})
+
+
+def resume_workspace_row(s: Session, actor_label: str, ws: Workspace, why: str) -> None:
+    ws.status, ws.paused_reason = WorkspaceStatus.ACTIVE, None
+    audit.record(s, workspace_id=ws.id, actor=actor_label, action="workspace.resume", resource=f"workspace:{ws.slug}", details={"why": why})
+    outbox.emit(s, ActionKind.RESUME_WORKSPACE, workspace_id=ws.id, payload={"workspace_id": ws.id, "why": why})

@@ -8,9 +8,9 @@ from typing import Any
 
 from sqlalchemy.orm import Session, joinedload
 
-from store.budgets import spent
 from store.errors import NotFound
 from store.models import ApiKey, Invitation, Member, Project, Request, Workspace
+from store.totals import spent
 from store.types import Scope
 
 

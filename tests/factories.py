@@ -10,7 +10,7 @@ from store.db import Database
 from store.permissions import Actor
 from store.secrets import mint_local_secret
 from store.types import ActionStatus, Role
-from store.usage import UsageIn, ingest_usage
+from store.ingest import UsageIn, ingest_usage
 
 OPERATOR = Actor.operator("test")
 _ids = itertools.count(1)
@@ -64,7 +64,7 @@ def key(db: Database, workspace_id: int, owner: Actor, name: str = "bot", projec
     """A live key for ``owner`` (approved by an admin if the policy wants it)."""
     req = db.run(keys.request_key, owner, workspace_id, name=name, project=project, limit_micros=limit)
     if req.state.value == "pending":
-        from store.requests import decide_request
+        from store.decisions import decide_request
 
         admin = member(db, workspace_id, Role.ADMIN)
         db.run(decide_request, admin, req.id, approve=True)

@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 from store import keys
 from store.money import parse_money
 from store.permissions import Actor
-from store.usage import UsageIn, ingest_usage
+from store.ingest import UsageIn, ingest_usage
 
 
 def record(db, owner_id: str, key_name: str, amount: str, workspace: str = "prod"):

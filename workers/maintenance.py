@@ -10,7 +10,7 @@ from dramatiq import Retry
 from sqlalchemy import select
 
 from bot.blocks.digest import digest_message
-from store import alerts, digests, invitations, keys, outbox, requests, usage
+from store import alerts, digests, invitations, keys, outbox, provider_sync, requests, rollover
 from store.models import Workspace
 from store.types import WorkspaceStatus, utcnow
 from workers.actors import enqueue
@@ -49,7 +49,7 @@ def sync_usage() -> None:
             # Retrying cannot mend a refused management key; the next scheduled sync tries again.
             log.error("usage sync from %s refused: %s", name, exc)
             continue
-        result = rt.db.run(usage.sync_provider_usage, name, [(u.ref, u.usage_micros) for u in usages])
+        result = rt.db.run(provider_sync.sync_provider_usage, name, [(u.ref, u.usage_micros) for u in usages])
         log.info("usage sync from %s: %d event(s) recorded", name, len(result.accepted))
 
 
@@ -60,7 +60,7 @@ def evaluate_thresholds() -> None:
 
 @dramatiq.actor(queue_name="maintenance", max_retries=3)
 def roll_over_periods() -> None:
-    runtime().db.run(usage.roll_over_periods)
+    runtime().db.run(rollover.roll_over_periods)
 
 
 @dramatiq.actor(queue_name="maintenance", max_retries=3)

@@ -8,7 +8,7 @@ from bot.commands.common import workspace_id
 from bot.parser import WORKSPACE_OPTIONS, UsageError, parse
 from bot.context import Asker
 from bot.replies import Reply
-from store import members, requests
+from store import members
 from store.db import Database
 from store.permissions import membership
 from store.types import Role
@@ -34,7 +34,7 @@ def handle(db: Database, asker: Asker, text: str) -> Reply:
         target = db.run(members.find_member, ws_id, user, asker.actor, "member.role")
         me = db.run(membership, asker.actor, ws_id)
         if me is not None and me.role is Role.DEVELOPER:
-            req = db.run(requests.request_role_change, asker.actor, ws_id, target.id, role, parsed.options.get("reason"))
+            req = db.run(members.request_role_change, asker.actor, ws_id, target.id, role, parsed.options.get("reason"))
             return Reply(f"📨 Asked the admins to make {_who(target)} {Role.parse(role).title} — request #{req.id}.")
         member = db.run(members.change_role, asker.actor, ws_id, target.id, role)
         return Reply(f"✅ {_who(member)} is now {member.role.title}.")

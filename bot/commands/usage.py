@@ -8,7 +8,7 @@ from bot.parser import WORKSPACE_OPTIONS, UsageError, parse
 from bot.commands.common import workspace_id
 from bot.context import Asker
 from bot.replies import Reply
-from store import usage
+from store import usage_reports
 from store.db import Database
 
 COMMAND = "/ai-usage"
@@ -26,7 +26,7 @@ def handle(db: Database, asker: Asker, text: str) -> Reply:
     if not (raw_days.isascii() and raw_days.isdigit()):
         raise UsageError("--days takes a whole number, like 30.")
     ws_id = workspace_id(db, asker, parsed)
-    report = db.run(usage.usage_report, asker.actor, ws_id, project=parsed.options.get("project"), mine="mine" in parsed.flags, days=int(raw_days))
+    report = db.run(usage_reports.usage_report, asker.actor, ws_id, project=parsed.options.get("project"), mine="mine" in parsed.flags, days=int(raw_days))
     head = f"*{'Your' if report.scope == 'yours' else 'Workspace'} spend, last {report.days} days:* {money(report.total_micros)}"
     if not report.rows:
         return Reply(head + "\nNothing spent.")

@@ -8,7 +8,7 @@ from bot.commands.common import amount, days, one_of, workspace_id
 from bot.parser import WORKSPACE_OPTIONS, UsageError, parse
 from bot.context import Asker
 from bot.replies import Reply
-from store import overview, workspaces
+from store import overview, workspace_deletion, workspaces
 from store.db import Database
 
 COMMAND = "/ai-workspace"
@@ -86,9 +86,9 @@ def delete(db: Database, asker: Asker, parsed) -> Reply:
     ws_id = workspace_id(db, asker, parsed)
     confirm = parsed.options.get("confirm")
     if confirm is None:
-        preview = db.run(workspaces.preview_deletion, asker.actor, ws_id)
+        preview = db.run(workspace_deletion.preview_deletion, asker.actor, ws_id)
         return Reply(f"⚠️ {inert(preview.describe())}\nTo go ahead, type the name again: `/ai-workspace delete {preview.slug} --confirm {preview.slug}`")
-    done = db.run(workspaces.delete_workspace, asker.actor, ws_id, confirm=confirm)
+    done = db.run(workspace_deletion.delete_workspace, asker.actor, ws_id, confirm=confirm)
     return Reply(
         f"🗑️ Deleted {code(done.workspace.slug)}: {done.revoked_keys} key(s) revoked, {done.cancelled_requests} request(s) and "
         f"{done.cancelled_invitations} invitation(s) withdrawn. Its audit log and history are kept."

@@ -120,7 +120,7 @@ def test_usage_ingest_results_per_event_and_token_rotation(db, serve):
         assert results["e4"]["result"] == "refused" and "no price" in results["e4"]["reason"]
         assert results["e5"]["result"] == "refused"
         assert results["#5"]["result"] == "refused" and "external_id" in results["#5"]["reason"]
-    report = db.run(lambda s: __import__("store.usage", fromlist=["x"]).usage_report(s, f.OPERATOR, a, days=366))
+    report = db.run(lambda s: __import__("store.usage_reports", fromlist=["x"]).usage_report(s, f.OPERATOR, a, days=366))
     # $0.50 + 1000 × $0.15/M + 1000 × $0.60/M = $0.50075
     assert report.total_micros == 500_750
 
@@ -219,5 +219,5 @@ def test_usage_verdicts_are_per_place_in_the_batch_when_external_ids_repeat(db, 
         ("bad-first", "refused"),
         ("bad-first", "accepted"),
     ]
-    report = db.run(lambda s: __import__("store.usage", fromlist=["x"]).usage_report(s, f.OPERATOR, a))
+    report = db.run(lambda s: __import__("store.usage_reports", fromlist=["x"]).usage_report(s, f.OPERATOR, a))
     assert report.total_micros == parse_money("$4")  # the first "same" ($1) and the second "bad-first" ($3)

@@ -240,7 +240,7 @@ def test_nginx_with_njs_reports_each_calls_cost(db, purser_and_upstream, tmp_pat
             answer = call(url, secret)
             assert answer.status_code == 200, answer.text + (temp / "error.log").read_text()
             assert answer.json()["usage"]["total_tokens"] == 15
-        from store.usage import usage_report
+        from store.usage_reports import usage_report
 
         report = db.run(usage_report, f.OPERATOR, ws)
         # 3 calls × (10 prompt × $0.15/M + 5 completion × $0.60/M) = 3 × $0.0000045, to the micro-dollar

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from bot.app import COMMANDS
-from store import invitations, keys, requests, workspaces
+from store import decisions, invitations, keys, workspaces
 from store.models import ApiKey, AuditEvent, CreditEntry, Invitation, Member, Project, Request, Workspace
 from store.money import parse_money
 from store.permissions import Actor
@@ -93,7 +93,7 @@ def _key_for(db, workers, ws: int, owner, name: str, project: str | None = None)
     req = db.run(keys.request_key, owner, ws, name=name, project=project)
     if req.state.value == "pending":
         admin = db.run(lambda s: s.scalars(select(Member).where(Member.workspace_id == ws, Member.role == Role.ADMIN)).first().slack_user_id)
-        db.run(requests.decide_request, Actor.slack(admin), req.id, approve=True)
+        db.run(decisions.decide_request, Actor.slack(admin), req.id, approve=True)
     settle(workers)
     with db.session() as s:
         return s.scalars(select(ApiKey.id).where(ApiKey.request_id == req.id)).one()

@@ -20,9 +20,9 @@ from store.models import Action, AlertSent, AuditEvent, Member, Project, Request
 from store.money import parse_money
 from store.periods import TRACKED, period_start
 from store.permissions import Actor
-from store.requests import decide_request
+from store.decisions import decide_request
 from store.types import BudgetKind, MemberStatus, Period, ProjectStatus, RequestState, Role, Scope
-from store.usage import UsageIn, ingest_usage
+from store.ingest import UsageIn, ingest_usage
 from tests import factories as f
 
 ADMIN_CAP_MESSAGE = "already has 5 Admins, the most a workspace may have (5)"

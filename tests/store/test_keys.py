@@ -12,7 +12,7 @@ from store import keys, workspaces
 from store.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from store.models import Action, ApiKey, AuditEvent, Base, KeyReveal, Workspace
 from store.money import parse_money
-from store.requests import decide_request
+from store.decisions import decide_request
 from store.secrets import cipher, hash_secret, mint_local_secret
 from store.types import ActionStatus, KeyStatus, RequestState, Role, utcnow
 from tests import factories as f

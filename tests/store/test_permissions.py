@@ -14,13 +14,13 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from store import audit, budgets, credits, invitations, keys, members, requests, usage, workspaces
+from store import audit, budgets, credits, invitations, keys, members, requests, usage_reports, workspace_deletion, workspaces
 from store.db import Database
 from store.errors import PermissionDenied
 from store.models import ApiKey, AuditEvent, Base, Request
 from store.money import parse_money
 from store.permissions import MATRIX, Actor, Permission
-from store.requests import decide_request
+from store.decisions import decide_request
 from store.types import RequestState, Role
 from tests import factories as f
 
@@ -171,7 +171,7 @@ OPS: dict[str, Op] = {
     "see one's own usage": Op(
         Permission.VIEW_OWN_USAGE,
         "usage.view_own",
-        lambda db, w: db.run(usage.usage_report, w.me, w.ws, mine=True),
+        lambda db, w: db.run(usage_reports.usage_report, w.me, w.ws, mine=True),
         check=lambda report: report.scope == "yours",
     ),
     "list one's own keys": Op(
@@ -181,7 +181,7 @@ OPS: dict[str, Op] = {
     "see the whole workspace's usage": Op(
         Permission.VIEW_ALL_USAGE,
         "usage.view_all",
-        lambda db, w: db.run(usage.usage_report, w.me, w.ws),
+        lambda db, w: db.run(usage_reports.usage_report, w.me, w.ws),
         check=lambda report: report.scope == "workspace" and report.total_micros == MY_SPEND + OTHER_SPEND,
     ),
     "add credit": Op(Permission.MANAGE_CREDIT, "credit.add", lambda db, w: db.run(credits.add_credit, w.me, w.ws, parse_money("$100"))),
@@ -204,12 +204,12 @@ OPS: dict[str, Op] = {
     "read recent audit events": Op(Permission.VIEW_AUDIT, "audit.recent", lambda db, w: db.run(audit.recent, w.me, w.ws), check=bool),
     "export the audit log": Op(Permission.VIEW_AUDIT, "audit.export", lambda db, w: db.run(audit.export, w.me, w.ws, io.StringIO()), check=bool),
     "delete the workspace": Op(
-        Permission.DELETE_WORKSPACE, "workspace.delete", lambda db, w: db.run(workspaces.delete_workspace, w.me, w.ws, force=True)
+        Permission.DELETE_WORKSPACE, "workspace.delete", lambda db, w: db.run(workspace_deletion.delete_workspace, w.me, w.ws, force=True)
     ),
 }
 
 # A Developer asking for the whole workspace's usage is not refused: they get their own
-# (store/usage.py). No other operation is guarded by VIEW_ALL_USAGE, so that "–" of the
+# (store/usage_reports.py). No other operation is guarded by VIEW_ALL_USAGE, so that "–" of the
 # seed shows as a narrower answer, proven by its own test below.
 FALLS_BACK = {(DEVELOPER, "see the whole workspace's usage")}
 
@@ -303,7 +303,7 @@ ASKS: dict[str, Ask] = {
     "ask to change a role": Ask(
         "request.role_change",
         {"admin", "developer"},
-        lambda db, w: db.run(requests.request_role_change, w.me, w.ws, w.other_id, "viewer", reason="moving to support"),
+        lambda db, w: db.run(members.request_role_change, w.me, w.ws, w.other_id, "viewer", reason="moving to support"),
         (YES, NO, NO),
     ),
     "ask for a budget change": Ask(

@@ -21,9 +21,9 @@ from store.errors import DomainError, InvalidInput
 from store.models import Action, AlertSent, ApiKey, AuditEvent, AuditHead, CreditEntry, Project, Request, SpendTotal, UsageEvent, Workspace
 from store.money import MAX_MICROS, MICROS_PER_DOLLAR, format_money, parse_money
 from store.permissions import Actor
-from store.requests import decide_request
+from store.decisions import decide_request
 from store.types import Role, Scope, utcnow
-from store.usage import UsageIn, ingest_usage
+from store.ingest import UsageIn, ingest_usage
 from tests import factories as f
 
 DOLLAR = MICROS_PER_DOLLAR

@@ -7,7 +7,7 @@ import pytest
 from store import audit, budgets, keys
 from store.errors import Conflict
 from store.money import parse_money
-from store.requests import decide_request
+from store.decisions import decide_request
 from store.types import ProjectStatus, RequestState, Role
 from tests import factories as f
 

@@ -20,7 +20,7 @@ from store.money import parse_money
 from store.periods import next_period_start
 from store.secrets import hash_secret
 from store.types import Period, RequestState, Role, WorkspaceStatus, utcnow
-from store.usage import roll_over_periods
+from store.rollover import roll_over_periods
 from tests import factories as f
 
 USD = parse_money
@@ -73,7 +73,7 @@ def test_a_key_request_pending_when_its_owner_is_demoted_is_withdrawn(db, team):
 def test_a_key_approved_before_a_demotion_is_not_made_after_it(db, team):
     ws, admin, dev = team
     req = db.run(keys.request_key, dev, ws, name="late-bot")
-    from store.requests import decide_request
+    from store.decisions import decide_request
 
     db.run(decide_request, admin, req.id, approve=True)  # approved: the provision_key action waits for a worker
     db.run(members.change_role, admin, ws, f.member_id(db, ws, dev), Role.VIEWER)

@@ -25,13 +25,14 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule, run_state_machine_as_test
 
-from store import audit, budgets, credits, keys, members, workspaces
+from store import audit, budgets, credits, keys, members, workspace_deletion, workspaces
 from store.authz import decide, load_key_state
 from store.errors import DomainError
 from store.models import ApiKey, AuditEvent, Member, Project, Workspace
 from store.secrets import hash_secret
 from store.types import MemberStatus, ProjectStatus, Role, WorkspaceStatus
-from store.usage import UsageIn, ingest_usage, roll_over_periods
+from store.ingest import UsageIn, ingest_usage
+from store.rollover import roll_over_periods
 from tests import factories as f
 
 USD = 1_000_000
@@ -344,7 +345,7 @@ class Standing(RuleBasedStateMachine):
     @rule()
     def delete_the_workspace(self):
         """Late in a run: every key is revoked with it; usage still arriving is still recorded."""
-        if self.attempt(workspaces.delete_workspace, self.admin, self.ws, confirm=self.ws_slug(), audited="workspace.delete"):
+        if self.attempt(workspace_deletion.delete_workspace, self.admin, self.ws, confirm=self.ws_slug(), audited="workspace.delete"):
             self.model.deleted = True
             for key in self.model.keys.values():
                 key.revoked = True

@@ -7,13 +7,14 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy import func, select
 
-from store import budgets, usage, workspaces
+from store import budgets, usage_reports, workspaces
 from store.errors import PermissionDenied
 from store.models import Action, AlertSent, AuditEvent, Project, SpendTotal, UsageEvent
 from store.money import parse_money
 from store.periods import EPOCH, next_period_start, period_start
 from store.types import BudgetKind, Period, ProjectStatus, Role, Scope, utcnow
-from store.usage import UsageIn, ingest_usage, roll_over_periods
+from store.ingest import UsageIn, ingest_usage
+from store.rollover import roll_over_periods
 from store.views import describe_key
 from tests import factories as f
 
@@ -281,11 +282,11 @@ def test_usage_reports_own_spend_to_developers_and_everything_to_viewers(db, sea
     f.spend(db, key_id, USD("$1"))
     f.spend(db, theirs, USD("$4"))
     with db.session() as s:
-        mine = usage.usage_report(s, dev, ws)
-        everything = usage.usage_report(s, viewer, ws)
+        mine = usage_reports.usage_report(s, dev, ws)
+        everything = usage_reports.usage_report(s, viewer, ws)
     assert (mine.scope, mine.total_micros, [(r.amount_micros, r.events) for r in mine.rows]) == ("yours", USD("$3"), [(USD("$3"), 2)])
     assert (everything.scope, everything.total_micros) == ("workspace", USD("$7"))
     assert [r.label for r in everything.rows] == [f"theirs ({other.slack_user_id}) · no project", f"bot ({dev.slack_user_id}) · search"]
     with pytest.raises(PermissionDenied):
-        db.run(usage.usage_report, f.member(db, f.workspace(db, "elsewhere"), Role.VIEWER), ws)
+        db.run(usage_reports.usage_report, f.member(db, f.workspace(db, "elsewhere"), Role.VIEWER), ws)
 

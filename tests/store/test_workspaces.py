@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from store import workspaces
+from store import workspace_deletion, workspaces
 from store.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from store.models import Action, ApiKey, AuditEvent, Workspace
 from store.permissions import Actor
@@ -159,7 +159,7 @@ def test_delete_is_refused_while_keys_are_live(db):
     admin = f.member(db, ws, Role.ADMIN)
     f.key(db, ws, admin, "bot")
     with pytest.raises(Conflict, match="still has 1 active API key"):
-        db.run(workspaces.delete_workspace, admin, ws)
+        db.run(workspace_deletion.delete_workspace, admin, ws)
     with db.session() as s:
         assert s.get(Workspace, ws).status is WorkspaceStatus.ACTIVE
 
@@ -170,7 +170,7 @@ def test_forced_delete_revokes_every_live_key_with_actions_and_audit(db):
     dev = f.member(db, ws, Role.DEVELOPER)
     k1, _ = f.key(db, ws, admin, "one")
     k2, _ = f.key(db, ws, dev, "two")
-    result = db.run(workspaces.delete_workspace, admin, ws, force=True)
+    result = db.run(workspace_deletion.delete_workspace, admin, ws, force=True)
     assert result.revoked_keys == 2
     with db.session() as s:
         assert s.get(Workspace, ws).status is WorkspaceStatus.DELETED
@@ -186,7 +186,7 @@ def test_forced_delete_revokes_every_live_key_with_actions_and_audit(db):
 def test_a_deleted_workspace_slug_cannot_be_found(db):
     ws = f.workspace(db, "gone")
     admin = f.member(db, ws, Role.ADMIN)
-    db.run(workspaces.delete_workspace, admin, ws)
+    db.run(workspace_deletion.delete_workspace, admin, ws)
     with pytest.raises(NotFound, match="no workspace called `gone`"):
         db.run(workspaces.find_workspace, "gone")
     with pytest.raises(NotFound):
@@ -197,7 +197,7 @@ def test_only_an_admin_deletes_a_workspace(db):
     ws = f.workspace(db)
     billing = f.member(db, ws, Role.BILLING)
     with pytest.raises(PermissionDenied, match="Only an Admin can delete the workspace"):
-        db.run(workspaces.delete_workspace, billing, ws)
+        db.run(workspace_deletion.delete_workspace, billing, ws)
 
 
 def test_role_template_changes_the_preset_and_is_audited(db):

@@ -8,7 +8,7 @@ import pytest
 from dramatiq.brokers.redis import RedisBroker
 from sqlalchemy import func, select
 
-from store import budgets, credits, invitations, keys, members, outbox, requests, workspaces
+from store import budgets, credits, decisions, invitations, keys, members, outbox, requests, workspaces
 from store.models import Action, ApiKey, KeyReveal, SlackMessage
 from store.money import parse_money
 from store.types import ActionKind, ActionStatus, KeyStatus, ProjectStatus, Role, utcnow
@@ -54,7 +54,7 @@ def live_key(db, owner, ws, workers, name="bot", project=None, limit=None):
         admins = [m for m in db.run(members.list_members, f.OPERATOR, ws) if m.role is Role.ADMIN]
         from store.permissions import Actor
 
-        db.run(requests.decide_request, Actor.slack(admins[0].slack_user_id), req.id, approve=True)
+        db.run(decisions.decide_request, Actor.slack(admins[0].slack_user_id), req.id, approve=True)
     workers.settle()
     with db.session() as s:
         return s.scalars(select(ApiKey).where(ApiKey.request_id == req.id)).one()
@@ -67,7 +67,7 @@ def test_request_posts_approval_then_decision_updates_it_and_tells_requester(db,
     stub_workers.settle()
     [message] = slack_api.channel_messages(APPROVALS)
     assert "request_approve" in str(message.blocks) and "$20.00" in str(message.blocks)
-    db.run(requests.decide_request, admin, req.id, approve=False, note="use the staging workspace")
+    db.run(decisions.decide_request, admin, req.id, approve=False, note="use the staging workspace")
     stub_workers.settle()
     [message] = slack_api.channel_messages(APPROVALS)  # updated in place, not posted again
     assert message.updated == 1 and "Denied" in str(message.blocks) and "request_approve" not in str(message.blocks)
@@ -106,7 +106,7 @@ def test_running_the_same_pending_action_twice_at_once_makes_one_key(db, stub_wo
     ws, admin = setup_workspace(db)
     dev = f.member(db, ws, Role.DEVELOPER)
     req = db.run(keys.request_key, dev, ws, name="bot")
-    db.run(requests.decide_request, admin, req.id, approve=True)  # the queue delivers it once …
+    db.run(decisions.decide_request, admin, req.id, approve=True)  # the queue delivers it once …
     [provision] = actions(db, "provision_key")
     go = threading.Barrier(3)
 
@@ -128,7 +128,7 @@ def test_crash_between_provider_and_commit_then_retry_leaves_one_key(db, stub_wo
     req = db.run(keys.request_key, dev, ws, name="bot")
     stub_workers.rt.faults.add("provision_key.after_provider")
     stub_workers.worker.stop()
-    db.run(requests.decide_request, admin, req.id, approve=True)
+    db.run(decisions.decide_request, admin, req.id, approve=True)
     [provision] = actions(db, "provision_key")
     with pytest.raises(InjectedCrash):
         actors.perform(actors.HANDLERS["provision_key"], provision.id)
@@ -323,7 +323,7 @@ def test_enqueue_lost_while_redis_is_down_is_delivered_by_the_sweeper(pg_db, red
     proxy.down()
     try:
         use_broker(relay_broker)
-        db.run(requests.decide_request, admin, req.id, approve=True)  # commits; the enqueue fails and is logged
+        db.run(decisions.decide_request, admin, req.id, approve=True)  # commits; the enqueue fails and is logged
         [provision] = actions(db, "provision_key")
         assert provision.status is ActionStatus.PENDING
     finally:

@@ -13,7 +13,8 @@ from store.models import AlertSent, ApiKey, Project
 from store.money import parse_money
 from store.periods import period_start
 from store.types import BudgetKind, Period, ProjectStatus, Role, utcnow
-from store.usage import UsageIn, ingest_usage, roll_over_periods
+from store.ingest import UsageIn, ingest_usage
+from store.rollover import roll_over_periods
 from tests import factories as f
 from workers import maintenance
 from tests.workers.test_actors import ALERTS, live_key, setup_workspace

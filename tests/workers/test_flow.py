@@ -5,7 +5,7 @@ from __future__ import annotations
 from store import keys
 from store.models import Action, ApiKey
 from store.money import parse_money
-from store.requests import decide_request
+from store.decisions import decide_request
 from store.types import ActionStatus, Role
 from tests import factories as f
 

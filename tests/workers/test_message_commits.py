@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from store import keys, requests
+from store import decisions, keys
 from store.messages import POSTING
 from store.models import Action, SlackMessage
 from store.types import ActionStatus, Role
@@ -19,7 +19,7 @@ def test_a_fresh_message_is_posted_without_searching_the_channel(db, stub_worker
     dev = f.member(db, ws, Role.DEVELOPER)
     req = db.run(keys.request_key, dev, ws, name="bot")
     stub_workers.settle()  # the approval message is up
-    db.run(requests.decide_request, admin, req.id, approve=True)
+    db.run(decisions.decide_request, admin, req.id, approve=True)
     stub_workers.settle()
     assert count(slack_api, dm(dev), "is ready") == 1
     # The approval message, the outcome DM and the key DM: each ref was reserved by the post that sent it.
@@ -46,7 +46,7 @@ def test_an_action_that_fails_to_complete_after_its_dm_keeps_no_ts_and_its_retry
 
     monkeypatch.setattr(key_handlers, "completes", completes_once_failing)
     req = db.run(keys.request_key, dev, ws, name="bot")
-    db.run(requests.decide_request, admin, req.id, approve=True)
+    db.run(decisions.decide_request, admin, req.id, approve=True)
     stub_workers.settle()
 
     assert len(failures) == 1, "the completion never failed"

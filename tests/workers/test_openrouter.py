@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import select
 
 from bot.blocks.common import inert
-from store import budgets, keys, workspaces
+from store import budgets, keys, totals, workspaces
 from store.errors import InvalidInput
 from store.models import Action, ApiKey, Project, UsageEvent, Workspace
 from store.money import parse_money
@@ -403,7 +403,7 @@ def test_synced_usage_counts_increases_once_pauses_at_budget_and_resumes_when_ra
 
     def spent(scope, scope_id):
         with db.session() as s:
-            return budgets.spent(s, scope, scope_id, Period.MONTHLY)
+            return totals.spent(s, scope, scope_id, Period.MONTHLY)
 
     def state():
         with db.session() as s:

@@ -1,0 +1,65 @@
+"""Deciding a request: the compare-and-set approval or denial, and applying what was approved.
+
+Each kind of request is applied by the module that opened it; the table below maps one
+to the other. Those modules import store.requests to open their requests, so this
+module, which imports them all, sits above them: nothing in the store imports it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from sqlalchemy.orm import Session
+
+from store import audit, budgets, credits, invitations, keys, members, outbox
+from store.errors import Conflict, InvalidInput
+from store.models import Request, Workspace
+from store.permissions import Actor
+from store.requests import check_decider
+from store.types import ActionKind, RequestKind, RequestState, utcnow
+
+
+@dataclass(frozen=True)
+class Decision:
+    request: Request
+    approved: bool
+
+
+def decide_request(s: Session, actor: Actor, request_id: int, *, approve: bool, note: str | None = None) -> Decision:
+    """Approve or deny. Compare-and-set under the row lock: the second decider gets a Conflict naming the first."""
+    ws, req, decider = check_decider(s, actor, request_id, approve=approve, lock=True)
+    verb = "approve" if approve else "deny"
+    now = utcnow()
+    if req.expires_at <= now:  # the clock's expiry job records it; a refusal changes nothing
+        raise Conflict(f"Request #{req.id} expired on {req.expires_at:%Y-%m-%d %H:%M} UTC; ask again.", state="expired")
+    note = (note or "").strip()[:500] or None
+    if not approve and decider is not None and not note:
+        raise InvalidInput("Say why you deny it: the person who asked will read the reason.")
+    req.state = RequestState.APPROVED if approve else RequestState.DENIED
+    req.decided_by_id = decider.id if decider else None
+    req.decided_at = now
+    req.decision_note = note
+    audit.record(
+        s,
+        workspace_id=ws.id,
+        actor=actor.label,
+        action=f"request.{verb}",
+        resource=f"request:{req.id}",
+        details={"kind": req.kind.value, "requester": req.requester.label, **({"note": req.decision_note} if req.decision_note else {})},
+    )
+    if approve:
+        _APPLIERS[req.kind](s, actor, ws, req)
+    outbox.emit(s, ActionKind.REQUEST_DECIDED, workspace_id=ws.id, request_id=req.id, payload={"request_id": req.id})
+    return Decision(req, approve)
+
+
+#: what applies an approved request of each kind
+_APPLIERS: dict[RequestKind, Callable[[Session, Actor, Workspace, Request], None]] = {
+    RequestKind.KEY: keys.apply_key_request,
+    RequestKind.INVITE: invitations.apply_invite_request,
+    RequestKind.BUDGET_CHANGE: budgets.apply_budget_request,
+    RequestKind.CAP_CHANGE: budgets.apply_cap_request,
+    RequestKind.ROLE_CHANGE: members.apply_role_change_request,
+    RequestKind.CREDIT_TOPUP: credits.apply_topup_request,
+}

@@ -1,0 +1,324 @@
+"""Usage ingest: spend events in, running totals moved, thresholds and pauses decided — one transaction.
+
+Ingest is idempotent by (workspace, external id): re-sending a batch adds nothing.
+Totals are upserted with ``amount = amount + delta`` and the new value returned, so
+each batch learns the exact total before and after its own spend, and exactly one
+batch sees a threshold being crossed.
+
+Which totals an event moves: its project's and its workspace's for every tracked
+period (a budget or a cap may change period at any time, and the forecast reads the
+daily ones), and its key's for the key's limit period only. A key's limit and period
+are fixed when it is made (rotation copies them to the new key), and only that
+period's total is ever read for a key, so the other three would be written and never
+read: a batch of events spread over many keys would move three times the rows.
+
+The statements that record a batch and move its totals are store.recording (PostgreSQL
+and SQLite); the threshold alerts a batch sets off, store.thresholds.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from typing import Any, Iterable, NamedTuple, Sequence
+
+from sqlalchemy import BigInteger, String, bindparam, case, cast, func, select, type_coerce, update
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Session
+
+from store.errors import InvalidInput
+from store.models import ApiKey, CreditEntry, Project, Workspace
+from store.money import MAX_MICROS, format_money
+from store.periods import TRACKED, next_period_start, period_start
+from store.recording import KEY, PERIODS, PROJECT, WORKSPACE, EventRow, TotalKey, record_pg, record_sqlite
+from store.standing import pause_project_row, reconcile_workspace, workspace_hold
+from store.thresholds import Crossing, record_crossings
+from store.totals import spent
+from store.types import BudgetKind, Period, ProjectStatus, Scope, WorkspaceStatus, utcnow
+
+#: events stamped further in the future than this are refused: a clock is wrong somewhere
+FUTURE_SKEW = timedelta(minutes=5)
+MAX_BATCH = 10_000
+
+
+@dataclass(frozen=True)
+class UsageIn:
+    external_id: str
+    key_id: int
+    amount_micros: int
+    occurred_at: datetime
+    model: str | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+
+
+@dataclass
+class IngestResult:
+    accepted: list[str] = field(default_factory=list)
+    duplicates: list[str] = field(default_factory=list)
+    refused: dict[str, str] = field(default_factory=dict)
+    crossings: list[Crossing] = field(default_factory=list)
+    paused: list[str] = field(default_factory=list)
+    #: one (verdict, reason) per event, in the order sent: two events of a batch may share an
+    #: external_id, and only the first of them is the one recorded
+    verdicts: list[tuple[str, str | None]] = field(default_factory=list)
+
+    def outcome(self, external_id: str) -> str:
+        if external_id in self.refused:
+            return "refused"
+        return "duplicate" if external_id in self.duplicates else "accepted"
+
+
+class _Key(NamedTuple):
+    workspace_id: int
+    project_id: int | None
+    limit_micros: int | None
+    limit_period: str  # a Period's value
+
+
+#: the totals a limit, budget or cap is checked against that a batch moved: the amount
+#: after the batch, and the batch's part of it
+Moved = dict[TotalKey, tuple[int, int]]
+
+
+def ingest_usage(s: Session, events: Sequence[UsageIn], now: datetime | None = None) -> IngestResult:
+    """Record spend. Not one audit event per usage event; pauses it causes are audited."""
+    now = now or utcnow()
+    result = IngestResult()
+    if len(events) > MAX_BATCH:
+        raise InvalidInput(f"Send at most {MAX_BATCH} usage events at a time; this batch has {len(events)}.")
+    pg = s.get_bind().dialect.name == "postgresql"
+    keys = _keys(s, {e.key_id for e in events}, pg)
+    result.verdicts = [("accepted", None)] * len(events)
+    rows, origin = _admit(events, keys, now, result)
+    if not rows:
+        return result
+    # Lock the workspace rows first, in id order, as every administrative operation does.
+    # Ingest then queues behind an admin changing a budget, a cap or the thresholds (and
+    # they behind it), so the budgets read next stay true until this commits; and the
+    # project and workspace rows a pause below locks are taken in the admins' order.
+    # Batches of one workspace queue here; they would queue on its totals anyway.
+    thresholds = {
+        w: list(t or [])
+        for w, t in s.execute(
+            select(Workspace.id, Workspace.alert_thresholds).where(Workspace.id.in_(sorted({r.workspace_id for r in rows}))).order_by(Workspace.id).with_for_update(key_share=True)
+        )
+    }
+    budgeted = _budgeted_projects(s, {r.project_id for r in rows if r.project_id is not None}, pg)
+    duplicate, after = (record_pg if pg else record_sqlite)(s, rows, now)
+    accepted = []
+    spent: dict[int, int] = defaultdict(int)
+    for i, r in enumerate(rows):
+        if i in duplicate:
+            result.duplicates.append(r.external_id)
+            result.verdicts[origin[i]] = ("duplicate", None)
+        else:
+            result.accepted.append(r.external_id)
+            accepted.append(r)
+            spent[r.workspace_id] += r.amount_micros
+    if not any(spent.values()):
+        return result
+    moved = _moved(accepted, keys, _wanted(keys, accepted, budgeted), after, now)
+    _check_key_limits(s, keys, moved)
+    _check_projects(s, budgeted, moved, thresholds, now, result)
+    for workspace_id in sorted(spent):
+        if spent[workspace_id]:
+            _check_workspace(s, workspace_id, spent[workspace_id], moved, now, result)
+    return result
+
+
+def _ids_in(column, ids: list[int], pg: bool):
+    # On PostgreSQL one parameter, since an IN list of a batch's worth of ids is a new
+    # statement text each time, for the driver to parse again. A JSON array, as the
+    # events travel (below), and unnested: with "= ANY(array)", once the driver prepares
+    # the statement, the server's generic plan compares every row with every element.
+    return column.in_(select(cast(func.jsonb_array_elements_text(cast(bindparam(None, json.dumps(ids), type_=String), JSONB)), BigInteger))) if pg else column.in_(ids)
+
+
+def _keys(s: Session, key_ids: Iterable[int], pg: bool) -> dict[int, _Key]:
+    ids = sorted(k for k in key_ids if isinstance(k, int))
+    out: dict[int, _Key] = {}
+    for chunk in (ids[i : i + 5000] for i in range(0, len(ids), 5000)):
+        # On the table, not the ORM entity: plain rows, not the ORM's (a thousand a batch).
+        # The period as stored, a Period's value: no enum to make for each key.
+        c = ApiKey.__table__.c
+        stmt = select(c.id, c.workspace_id, c.project_id, c.limit_micros, type_coerce(c.limit_period, String)).where(_ids_in(c.id, chunk, pg))
+        out.update({row[0]: _Key._make(row[1:]) for row in s.execute(stmt)})
+    return out
+
+
+def _budgeted_projects(s: Session, project_ids: set[int], pg: bool) -> dict[int, Any]:
+    ids = sorted(project_ids)
+    out = {}
+    for chunk in (ids[i : i + 5000] for i in range(0, len(ids), 5000)):
+        stmt = select(Project.id, Project.workspace_id, Project.slug, Project.budget_micros, Project.budget_period, Project.status)
+        out.update({p.id: p for p in s.execute(stmt.where(_ids_in(Project.id, chunk, pg), Project.budget_micros.is_not(None)))})
+    return out
+
+
+def _admit(events: Sequence[UsageIn], keys: dict[int, _Key], now: datetime, result: IngestResult) -> tuple[list[EventRow], list[int]]:
+    """The events to record, each once, and where each stood in the batch; refusals and repeats go to ``result``."""
+    latest = now + FUTURE_SKEW
+    utc = timezone.utc
+    rows: list[EventRow] = []
+    origin: list[int] = []
+    seen: set[tuple[int, str]] = set()
+    for i, e in enumerate(events):
+        reason = _refusal(e, keys, latest)
+        if reason:
+            result.refused[e.external_id] = reason
+            result.verdicts[i] = ("refused", reason)
+            continue
+        key = keys[e.key_id]
+        if (key.workspace_id, e.external_id) in seen:  # the idempotency key: (workspace, external_id)
+            result.duplicates.append(e.external_id)
+            result.verdicts[i] = ("duplicate", None)
+            continue
+        seen.add((key.workspace_id, e.external_id))
+        origin.append(i)
+        model = (e.model or None) and e.model[:120]
+        rows.append(
+            EventRow(e.external_id, key.workspace_id, key.project_id, e.key_id, e.amount_micros, model, e.prompt_tokens, e.completion_tokens, e.occurred_at.astimezone(utc), key.limit_period)
+        )
+    return rows, origin
+
+
+def _refusal(e: UsageIn, keys: dict[int, _Key], latest: datetime) -> str | None:
+    if not e.external_id or len(e.external_id) > 200:
+        return "external_id must be 1–200 characters"
+    if e.key_id not in keys:
+        return "unknown key"
+    amount = e.amount_micros
+    if (type(amount) is not int and (not isinstance(amount, int) or isinstance(amount, bool))) or not 0 <= amount <= MAX_MICROS:
+        return "amount must be a whole number of micro-dollars from 0 to $1,000,000,000"
+    if e.occurred_at.tzinfo is None:
+        return "occurred_at must carry a time zone"
+    if e.occurred_at > latest:
+        return "occurred_at is in the future"
+    for tokens in (e.prompt_tokens, e.completion_tokens):
+        if tokens is not None and not (isinstance(tokens, int) and 0 <= tokens < 2**31):
+            return "token counts must be whole numbers from 0"
+    return None
+
+
+def _wanted(keys: dict[int, _Key], rows: list[EventRow], budgeted: dict[int, Any]) -> set[TotalKey]:
+    """The totals the checks read: limited keys', budgeted projects', and the workspaces' (the cap's period is read later)."""
+    wanted = {(KEY, r.key_id, r.key_period) for r in rows if keys[r.key_id].limit_micros is not None}
+    wanted.update((PROJECT, p.id, Period(p.budget_period).value) for p in budgeted.values())
+    wanted.update((WORKSPACE, w, period) for w in {r.workspace_id for r in rows} for period in PERIODS)
+    return wanted
+
+
+def _moved(accepted: list[EventRow], keys: dict[int, _Key], wanted: set[TotalKey], after: dict[TotalKey, int], now: datetime) -> Moved:
+    """The wanted totals this batch moved, with the amount after and the batch's own part of it."""
+    parts = {k: 0 for k in wanted if k in after}
+    if not parts:
+        return {}
+    # this batch's spend by UTC day, per key, then per project and workspace
+    by_key: dict[tuple[int, date], int] = defaultdict(int)
+    for r in accepted:
+        by_key[(r.key_id, r.occurred_at.date())] += r.amount_micros  # occurred_at is in UTC
+    by_scope: dict[tuple[str, int, date], int] = defaultdict(int)
+    for (key_id, day), amount in by_key.items():
+        key = keys[key_id]
+        by_scope[(KEY, key_id, day)] += amount
+        by_scope[(WORKSPACE, key.workspace_id, day)] += amount
+        if key.project_id is not None:
+            by_scope[(PROJECT, key.project_id, day)] += amount
+    # each current period as the UTC days it spans; a lifetime never ends
+    days = {}
+    for period, name in zip(TRACKED, PERIODS):
+        end = next_period_start(period, now)
+        days[name] = (period_start(period, now).date(), end.date() if end else date.max)
+    periods_of: dict[tuple[str, int], list[str]] = defaultdict(list)
+    for scope, scope_id, period in parts:
+        periods_of[(scope, scope_id)].append(period)
+    for (scope, scope_id, day), amount in by_scope.items():
+        for period in periods_of.get((scope, scope_id), ()):
+            first, end = days[period]
+            if first <= day < end:
+                parts[(scope, scope_id, period)] += amount
+    return {k: (after[k], part) for k, part in parts.items()}
+
+
+def _check_key_limits(s: Session, keys: dict[int, _Key], moved: Moved) -> None:
+    """A key reaching its own limit changes what a gateway hears for it: tell the caches."""
+    for (scope, key_id, _), (after, delta) in moved.items():
+        if scope == KEY:
+            key = keys[key_id]
+            if after - delta < key.limit_micros <= after:
+                s.info.setdefault("changed_workspaces", set()).add(key.workspace_id)
+
+
+def _check_projects(s: Session, budgeted: dict[int, Any], moved: Moved, thresholds: dict[int, list[int]], now: datetime, result: IngestResult) -> None:
+    for pid in sorted(budgeted):
+        p = budgeted[pid]
+        period = Period(p.budget_period)
+        k = (PROJECT, pid, period.value)
+        if k not in moved:
+            continue  # no spend, or only late events for an earlier period: they count, but alert nobody now
+        spent_after, delta = moved[k]
+        limit = p.budget_micros
+        record_crossings(s, result.crossings, p.workspace_id, BudgetKind.PROJECT, pid, p.slug, spent_after - delta, spent_after, limit, period, period_start(period, now), thresholds[p.workspace_id])
+        if spent_after >= limit and ProjectStatus(p.status) is ProjectStatus.ACTIVE:
+            proj = s.scalars(select(Project).where(Project.id == pid).with_for_update()).one()
+            ws = s.get(Workspace, p.workspace_id)
+            if pause_project_row(s, "system:budget", ws, proj, f"budget of {format_money(limit)} spent", by="budget"):
+                result.paused.append(f"project:{p.slug}")
+
+
+_WORKSPACES = Workspace.__table__.c
+# The debit of a workspace's credit pool (only a funded pool is debited; before its first
+# top-up, spend is just counted), answering with what the checks read. A statement on
+# the table, not the ORM entity: the ORM's bookkeeping for an UPDATE took longer than the
+# statement; the one object it might have had to refresh is expired by hand instead.
+_DEBIT = (
+    update(Workspace.__table__)
+    .where(_WORKSPACES.id == bindparam("workspace_id"))
+    .values(credit_balance_micros=case((_WORKSPACES.credit_funded, _WORKSPACES.credit_balance_micros - bindparam("spent")), else_=_WORKSPACES.credit_balance_micros))
+    .returning(
+        _WORKSPACES.credit_balance_micros,
+        _WORKSPACES.credit_funded,
+        _WORKSPACES.cap_micros,
+        _WORKSPACES.cap_period,
+        _WORKSPACES.status,
+        _WORKSPACES.paused_reason,
+        _WORKSPACES.slug,
+        _WORKSPACES.alert_thresholds,
+    )
+)
+
+
+def _check_workspace(s: Session, workspace_id: int, spent_now: int, moved: Moved, now: datetime, result: IngestResult) -> None:
+    # The credit debit is the last row this batch changes, after every total (its lock
+    # was taken first of all, in ingest_usage).
+    balance, funded, cap, cap_period, status, paused_reason, slug, thresholds = s.execute(_DEBIT, {"workspace_id": workspace_id, "spent": spent_now}).one()
+    loaded = s.identity_map.get(s.identity_key(Workspace, workspace_id))  # a project pause above may have loaded it
+    if loaded is not None:
+        s.expire(loaded, ["credit_balance_micros"])
+    cap_spent = 0
+    if cap is not None:
+        period = Period(cap_period)
+        k = (WORKSPACE, workspace_id, period.value)
+        if k in moved:
+            cap_spent, delta = moved[k]
+            record_crossings(s, result.crossings, workspace_id, BudgetKind.CAP, workspace_id, slug, cap_spent - delta, cap_spent, cap, period, period_start(period, now), thresholds or [])
+        else:  # only late events: this period's spend did not move, but the pool may have
+            cap_spent = spent(s, Scope.WORKSPACE, workspace_id, period, now)
+    if funded:
+        s.add(CreditEntry(workspace_id=workspace_id, kind="spend", amount_micros=-spent_now, balance_after_micros=balance, note="usage"))
+        last_topup = s.execute(
+            select(CreditEntry.balance_after_micros, CreditEntry.created_at).where(CreditEntry.workspace_id == workspace_id, CreditEntry.kind == "topup").order_by(CreditEntry.id.desc()).limit(1)
+        ).one_or_none()
+        if last_topup is not None:
+            pool, since = last_topup
+            record_crossings(s, result.crossings, workspace_id, BudgetKind.CREDIT, workspace_id, slug, pool - balance - spent_now, pool - balance, pool, Period.NONE, since, thresholds or [])
+    # The one rule for what holds the workspace back (store.standing); the stored flag follows it.
+    want = workspace_hold(cap, cap_spent, funded, balance)
+    have = paused_reason if WorkspaceStatus(status) is WorkspaceStatus.PAUSED else None
+    if want is not None and want != have:
+        ws = s.get(Workspace, workspace_id)
+        reconcile_workspace(s, "system:budget", ws, "spend is within the cap and the pool", now)
+        result.paused.append(f"workspace:{slug}")
