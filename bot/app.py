@@ -46,7 +46,7 @@ def build_app(db: Database, *, token: str, team_id: str, api_url: str, signing_s
     With ``handoff``, commands that touch the store are acked at once and answered by a
     worker through their response_url; without it (no queue shared with workers) in the ack.
     """
-    def authorize(enterprise_id, team_id, logger):
+    def authorize(enterprise_id, team_id):
         # One team, one bot token: nothing to look up, so a Slack API outage cannot fail a request here.
         return AuthorizeResult(enterprise_id=enterprise_id, team_id=team_id, bot_token=token)
 
@@ -61,7 +61,7 @@ def build_app(db: Database, *, token: str, team_id: str, api_url: str, signing_s
     )
 
     @app.middleware
-    def only_our_team(body: dict, next: Callable, logger) -> BoltResponse | None:
+    def only_our_team(body: dict, next: Callable) -> BoltResponse | None:
         # Fail closed: a request naming no team is not known to be ours either.
         team = interactions.asker_of(body).team_id
         if team != team_id:
@@ -123,7 +123,7 @@ def build_app(db: Database, *, token: str, team_id: str, api_url: str, signing_s
     app.event(re.compile(".*"))(lambda ack: ack())
 
     @app.error
-    def on_error(error, body, logger):
+    def on_error(error):
         log.exception("unhandled error in a Slack listener", exc_info=error)
 
     return app

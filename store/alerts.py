@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from store.ingest import IngestResult
-from store.models import CreditEntry, Project, SpendTotal, Workspace
+from store.models import Project, SpendTotal, Workspace
 from store.money import format_money
 from store.periods import period_start
 from store.standing import pause_project_row, pause_workspace_row
@@ -89,14 +89,3 @@ def rate_forecast(window_spend: int, elapsed_days: float, spent_micros: int, lim
         return Forecast(0, None)
     rate = window_spend / elapsed_days
     return Forecast(int(rate), (limit_micros - spent_micros) / rate)
-
-
-def credit_pool(s: Session, workspace_id: int) -> tuple[int, int] | None:
-    """(balance at the last top-up, balance now) of a funded pool; None when never funded."""
-    ws = s.get(Workspace, workspace_id)
-    if ws is None or not ws.credit_funded:
-        return None
-    pool = s.scalar(
-        select(CreditEntry.balance_after_micros).where(CreditEntry.workspace_id == workspace_id, CreditEntry.kind == "topup").order_by(CreditEntry.id.desc()).limit(1)
-    )
-    return (pool or 0, ws.credit_balance_micros)

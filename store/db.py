@@ -87,7 +87,7 @@ ChangesHook = Callable[[set[int]], None]
 _AUTHZ_TABLES = {"workspaces", "projects", "api_keys", "members"}
 
 
-def _track_authz_changes(session: Session, flush_context, instances) -> None:
+def _track_authz_changes(session: Session, _flush_context, _instances) -> None:
     """Note which workspaces' keys, projects, members or settings a flush touched."""
     changed = session.info.setdefault("changed_workspaces", set())
     for obj in (*session.new, *session.dirty, *session.deleted):

@@ -99,21 +99,6 @@ def _already_decided(req: Request) -> Conflict:
     )
 
 
-def cancel_request(s: Session, actor: Actor, request_id: int) -> Request:
-    req = s.scalars(select(Request).where(Request.id == request_id).with_for_update()).one_or_none()
-    if req is None:
-        raise NotFound(f"There is no request #{request_id}.")
-    me = membership(s, actor, req.workspace_id)
-    if me is None or me.id != req.requester_id:
-        raise NotFound(f"There is no request #{request_id} of yours.")
-    if req.state is not RequestState.PENDING:
-        raise _already_decided(req)
-    req.state, req.decided_at = RequestState.CANCELLED, utcnow()
-    audit.record(s, workspace_id=req.workspace_id, actor=actor.label, action="request.cancel", resource=f"request:{req.id}", details={"kind": req.kind.value})
-    outbox.emit(s, ActionKind.REQUEST_DECIDED, workspace_id=req.workspace_id, request_id=req.id, payload={"request_id": req.id})
-    return req
-
-
 def _expire(s: Session, ws: Workspace, req: Request) -> None:
     req.state, req.decided_at = RequestState.EXPIRED, utcnow()
     audit.record(s, workspace_id=ws.id, actor="system:clock", action="request.expire", resource=f"request:{req.id}", details={"kind": req.kind.value})
@@ -133,13 +118,6 @@ def pending_requests(s: Session, actor: Actor, workspace_id: int) -> list[Reques
     ws = load_workspace(s, workspace_id)
     authorize(s, actor, ws, Permission.DECIDE_REQUESTS, resource=f"workspace:{ws.slug}", attempted="request.list")
     return list(s.scalars(select(Request).where(Request.workspace_id == ws.id, Request.state == RequestState.PENDING).order_by(Request.id)))
-
-
-def get_request(s: Session, request_id: int) -> Request:
-    req = s.get(Request, request_id)
-    if req is None:
-        raise NotFound(f"There is no request #{request_id}.")
-    return req
 
 
 def requester_member(s: Session, actor: Actor, ws: Workspace, permission: Permission, attempted: str) -> Member:

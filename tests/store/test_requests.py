@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
 from store import budgets, credits, decisions, invitations, keys, members, requests
-from store.errors import Conflict, InvalidInput, LimitReached, NotFound, PermissionDenied
+from store.errors import Conflict, InvalidInput, LimitReached, PermissionDenied
 from store.models import Action, AuditEvent, Invitation, Project, Request, Workspace
 from store.money import parse_money
 from store.types import InvitationStatus, RequestKind, RequestState, Role, utcnow
@@ -112,17 +112,6 @@ def test_denial_needs_a_reason_which_the_requester_reads(db, team):
     req = get_request(db, rid)
     assert (req.state, req.decision_note) == (RequestState.DENIED, "use the shared key")
     assert actions_for(db, rid) == ["request_opened", "request_decided"]
-
-
-def test_the_requester_may_cancel_while_pending(db, team):
-    ws, admin, _, dev = team
-    rid = key_request(db, ws, dev)
-    with pytest.raises(NotFound):
-        db.run(requests.cancel_request, admin, rid)
-    db.run(requests.cancel_request, dev, rid)
-    assert get_request(db, rid).state is RequestState.CANCELLED
-    with pytest.raises(Conflict, match="already cancelled"):
-        db.run(decisions.decide_request, admin, rid, approve=True)
 
 
 @pytest.mark.calendar
