@@ -66,7 +66,7 @@ def guarded(command: str, handler: Callable[..., Reply], *args: Any) -> Reply:
     except UsageError as exc:
         return Reply(f"{inert(str(exc))}\n{texts.USAGE.get(command, '')}".strip())
     except DomainError as exc:
-        return Reply(inert(exc.message))
+        return Reply(inert(error_words(exc)))
     except Exception:
         return Reply(unexpected())
 
@@ -100,7 +100,7 @@ def error_text(exc: BaseException) -> str:
 def error_words(exc: BaseException) -> str:
     """As plain text, for a modal's field errors (Slack shows those verbatim)."""
     if isinstance(exc, DomainError):
-        return exc.message
+        return f"{exc.message} {texts.SEE[exc.see]}" if exc.see in texts.SEE else exc.message
     if isinstance(exc, UsageError):
         return str(exc)
     return unexpected()

@@ -66,3 +66,10 @@ INTERRUPTED = "Purser was interrupted while doing {command} and cannot tell whet
 TOO_LATE = "Purser was too busy to do {command} in time, so it did nothing. Please ask again."
 NO_FORM = "Could not open the form; type it instead, like `{command} new search-bot --limit $50`."
 REVEAL_NOT_OPENED = "Slack could not open the window with the secret of {name}, so it was not shown and Purser still has it. Click Reveal again."
+
+#: after a store refusal that names what would help (``DomainError.see``): the command that shows it
+SEE = {
+    "list_keys": "`/ai-key list` shows your keys.",
+    "list_projects": "`/ai-budget show` lists them.",
+    "list_workspaces": "`/ai-workspace list` shows yours.",
+}

@@ -23,6 +23,9 @@ reveals_app = typer.Typer(help="Key secrets waiting for their one reveal.", no_a
 for sub, name in ((db_app, "db"), (workspace_app, "workspace"), (member_app, "member"), (usage_app, "usage"), (audit_app, "audit"), (reveals_app, "reveals")):
     app.add_typer(sub, name=name)
 
+#: after a store refusal that names what would help (``DomainError.see``): the command that shows it here
+SEE = {"list_workspaces": "`purser workspace list` shows them."}
+
 TEAM_HELP = "Slack team id the workspace belongs to [default: SLACK_TEAM_ID, or 'local' without Slack]."
 
 
@@ -54,7 +57,7 @@ def _run(op, *args, **kwargs):
     try:
         result = db.run(op, *args, **kwargs)
     except DomainError as exc:
-        _fail(exc.message)
+        _fail(f"{exc.message} {SEE[exc.see]}" if exc.see in SEE else exc.message)
     if inline is not None:  # no queue shared with the workers: this command carries out what it committed
         inline.drain()
     return result

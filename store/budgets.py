@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from store import audit, outbox
-from store.errors import Conflict, InvalidInput, LimitReached, NotFound
+from store.errors import LIST_PROJECTS, Conflict, InvalidInput, LimitReached, NotFound
 from store.models import ApiKey, Project, Request, Workspace
 from store.money import format_money, share_percent
 from store.periods import parse_period
@@ -27,7 +27,7 @@ def _project(s: Session, ws: Workspace, slug: str, *, lock: bool = False) -> Pro
         stmt = stmt.with_for_update()
     proj = s.scalars(stmt).one_or_none()
     if proj is None:
-        raise NotFound(f"`{ws.slug}` has no project called `{slug[:40].replace('`', '')}`. `/ai-budget show` lists them.")
+        raise NotFound(f"`{ws.slug}` has no project called `{slug[:40].replace('`', '')}`.", see=LIST_PROJECTS)
     return proj
 
 

@@ -12,13 +12,20 @@ class DomainError(Exception):
     #: refusals of policy (who may, how many) are audited as denials
     audited = False
 
-    def __init__(self, message: str, **details: Any) -> None:
+    def __init__(self, message: str, *, see: str | None = None, **details: Any) -> None:
         super().__init__(message)
         self.message = message
+        #: the read operation that shows what would help (``LIST_KEYS`` …): each front end
+        #: (Slack, the CLI) names its own way to run it after the message
+        self.see = see
         self.details = details
 
     def __str__(self) -> str:
         return self.message
+
+
+#: what ``DomainError.see`` names
+LIST_KEYS, LIST_PROJECTS, LIST_WORKSPACES = "list_keys", "list_projects", "list_workspaces"
 
 
 class InvalidInput(DomainError):

@@ -10,7 +10,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from store import audit, outbox
-from store.errors import Conflict, InvalidInput, NotFound, NotYours
+from store.errors import LIST_KEYS, LIST_PROJECTS, Conflict, InvalidInput, NotFound, NotYours
 from store.models import Action, ApiKey, KeyReveal, Member, Project, Request, Workspace
 from store.permissions import Actor, Permission, authorize, denial, load_workspace, membership
 from store.requests import approve_automatically, open_request
@@ -97,7 +97,7 @@ def _approve_by_policy(s: Session, ws: Workspace, req: Request, why: str) -> Non
 def _project(s: Session, ws: Workspace, slug: str) -> Project:
     proj = s.scalars(select(Project).where(Project.workspace_id == ws.id, Project.slug == slug.strip().lower())).one_or_none()
     if proj is None:
-        raise NotFound(f"`{ws.slug}` has no project called `{slug[:40].replace('`', '')}`. `/ai-budget show` lists them.")
+        raise NotFound(f"`{ws.slug}` has no project called `{slug[:40].replace('`', '')}`.", see=LIST_PROJECTS)
     return proj
 
 
@@ -174,7 +174,7 @@ def find_key(s: Session, actor: Actor, workspace_id: int, ref: str) -> ApiKey:
     me = membership(s, actor, ws.id)
     ref = (ref or "").strip()
     if not ref:
-        raise InvalidInput("Name the key: its name, its prefix or its number from `/ai-key list`.")
+        raise InvalidInput("Name the key: its name, its prefix or its number.", see=LIST_KEYS)
     clauses = [ApiKey.name == ref, ApiKey.prefix == ref]
     number = ref.lstrip("#")
     if number.isascii() and number.isdigit() and 0 < int(number) < 2**63:  # beyond a BIGINT no key has that number
@@ -188,9 +188,9 @@ def find_key(s: Session, actor: Actor, workspace_id: int, ref: str) -> ApiKey:
         elif me.role is not Role.ADMIN:
             found = []
     if not found:
-        raise NotFound(f"No live key matches “{ref[:40]}”. `/ai-key list` shows your keys.")
+        raise NotFound(f"No live key matches “{ref[:40]}”.", see=LIST_KEYS)
     if len(found) > 1:
-        raise InvalidInput(f"“{ref[:40]}” matches {len(found)} keys; use the number from `/ai-key list` instead.")
+        raise InvalidInput(f"“{ref[:40]}” matches {len(found)} keys; use its number instead.", see=LIST_KEYS)
     return found[0]
 
 

@@ -13,7 +13,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from store import audit, outbox
-from store.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from store.errors import LIST_WORKSPACES, Conflict, InvalidInput, NotFound, PermissionDenied
 from store.models import ChannelBinding, Member, RoleTemplate, Workspace
 from store.periods import parse_period
 from store.permissions import Actor, Permission, authorize, denial, load_workspace, membership
@@ -128,7 +128,7 @@ def find_workspace(s: Session, slug: str, team_id: str = DEFAULT_TEAM) -> Worksp
         select(Workspace).where(Workspace.team_id == team_id, Workspace.slug == slug.strip().lower(), Workspace.status != WorkspaceStatus.DELETED)
     ).one_or_none()
     if ws is None:
-        raise NotFound(f"There is no workspace called `{slug[:40]}`. `/ai-workspace list` shows yours.")
+        raise NotFound(f"There is no workspace called `{slug[:40]}`.", see=LIST_WORKSPACES)
     return ws
 
 
