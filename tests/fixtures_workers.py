@@ -58,7 +58,7 @@ def openrouter(openrouter_server):
     return fake
 
 
-def _runtime(db, slack_server, openrouter_server) -> Runtime:
+def workers_runtime(db, slack_server, openrouter_server) -> Runtime:
     _, slack_url = slack_server
     fake, or_url = openrouter_server
     rt = wiring.runtime(Settings(REDIS_URL=None), db, slack_client=Slack(db, BOT_TOKEN, slack_url + "/api/"))
@@ -109,7 +109,7 @@ def stub_workers(db, slack_server, openrouter_server):
     broker = StubBroker()
     broker.emit_after("process_boot")
     use_broker(broker)
-    rt = _runtime(db, slack_server, openrouter_server)
+    rt = workers_runtime(db, slack_server, openrouter_server)
     workers = Workers(broker, rt)
     yield workers
     workers.stop()
@@ -124,7 +124,7 @@ def redis_workers(pg_db, redis_url, slack_server, openrouter_server):
     broker = RedisBroker(url=redis_url)
     broker.flush_all()
     use_broker(broker)
-    rt = _runtime(pg_db, slack_server, openrouter_server)
+    rt = workers_runtime(pg_db, slack_server, openrouter_server)
     workers = Workers(broker, rt)
     yield workers
     workers.stop()

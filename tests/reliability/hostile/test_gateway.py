@@ -14,15 +14,15 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from bot.web import WebApp
-from purser.wiring import add_gateway
 from purser.settings import Settings
+from purser.wiring import add_gateway
 from sandbox.serve import serve_in_thread
 from store import budgets, keys, workspaces
 from store.models import UsageEvent
 from store.types import Role
 from tests import factories as f
 from tests.gateway.test_nginx import _no_bolt
-from tests.reliability.hostile_fixtures import assert_no_leak, db  # noqa: F401  (fixture)
+from tests.reliability.hostile.checks import assert_no_leak
 
 TOKENS = "new-token,old-token"
 FAST, SLOW = 100, 2000
@@ -174,15 +174,15 @@ def test_an_oversized_authorization_header_is_refused_not_failed(db, serve):
 
 # -- /v1/usage --------------------------------------------------------------------------------
 
-_chars = st.characters(blacklist_categories=("Cs",))
+chars = st.characters(blacklist_categories=("Cs",))
 json_leaf = st.one_of(
     st.none(),
     st.booleans(),
     st.integers(min_value=-(2**80), max_value=2**80),
     st.floats(),  # NaN and ±Infinity included: json.dumps writes them and json.loads reads them
-    st.text(_chars, max_size=40),
+    st.text(chars, max_size=40),
 )
-json_value = st.recursive(json_leaf, lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(st.text(_chars, max_size=12), inner, max_size=4)), max_leaves=10)
+json_value = st.recursive(json_leaf, lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(st.text(chars, max_size=12), inner, max_size=4)), max_leaves=10)
 
 
 def usage_event(keyring: dict):
@@ -190,7 +190,7 @@ def usage_event(keyring: dict):
     return st.fixed_dictionaries(
         {},
         optional={
-            "external_id": st.one_of(st.text(_chars, max_size=40), st.text(_chars, min_size=190, max_size=260), json_value, st.sampled_from(["e1", "e1", "e\x00", " "])),
+            "external_id": st.one_of(st.text(chars, max_size=40), st.text(chars, min_size=190, max_size=260), json_value, st.sampled_from(["e1", "e1", "e\x00", " "])),
             "key": st.one_of(st.sampled_from([live, keyring["revoked"], keyring["fenced"], live[:-2], ""]), json_value),
             "key_hash": st.one_of(st.sampled_from([hashlib.sha256(live.encode()).hexdigest(), hashlib.sha256(live.encode()).hexdigest().upper(), "0" * 64, "g" * 64, "\x00" * 64]), json_value),
             "amount_usd": st.one_of(json_leaf, st.sampled_from(["0.5", "1e999", "-1", "NaN", "0.0000001", 1e308, 10**30, "１２"])),

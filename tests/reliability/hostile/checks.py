@@ -1,26 +1,12 @@
-"""Hostile-input scenarios: the app over HTTP on real PostgreSQL, workers on a real Redis, and a
-reading of everything Purser said back — in replies and through the fake Slack Web API.
-
-Import the fixtures by name into a test module (``from tests.reliability.hostile_fixtures import …``).
-"""
+"""Reading everything Purser said back, in replies and through the fake Slack Web API."""
 
 from __future__ import annotations
 
 import os
 import re
-import uuid
 from typing import Iterable, Iterator
 
-import pytest
-
-from bot.app import build_app
-from bot.web import WebApp, health_checks
-from sandbox.serve import serve_in_thread
 from store.models import AuditEvent
-from tests.fixtures_workers import BOT_TOKEN, Workers, _runtime
-from tests.services import require
-from tests.slack_requests import SlackSender
-from workers.commands import hand_off
 
 SIGNING_SECRET = "hostile-signing-secret"
 TEAM = "T0PURSER"
@@ -31,51 +17,6 @@ REDIS_URL = os.environ.get("PURSER_HOSTILE_REDIS_URL", "redis://127.0.0.1:6379/1
 RAW = ("<!channel>", "<!here>", "<!everyone>", "<https://evil", "<@U123>")
 #: what an answer must never show: the words of an exception, or an unexpected error
 LEAKS = ("Traceback", "Exception", "Error(", "sqlalchemy", "psycopg", "KeyError", "TypeError", "ValueError", "AttributeError", "File \"", "error id", "went wrong")
-
-
-@pytest.fixture
-def db(pg_db):
-    """These scenarios run on PostgreSQL: its types refuse what SQLite lets through (NUL, overflow)."""
-    return pg_db
-
-
-@pytest.fixture
-def workers(pg_db, slack_server, openrouter_server):
-    from dramatiq.brokers.redis import RedisBroker
-
-    from workers.registry import use_broker
-    from workers.runtime import configure
-
-    require(REDIS_URL, "Redis")
-    # A namespace of its own: two runs sharing one Redis would otherwise take (and flush) each
-    # other's messages, and each would wait for actions the other's workers swallowed.
-    broker = RedisBroker(url=REDIS_URL, namespace=f"purser-hostile-{uuid.uuid4().hex[:12]}")
-    use_broker(broker)
-    running = Workers(broker, _runtime(pg_db, slack_server, openrouter_server))
-    yield running
-    running.stop()
-    for key in broker.client.scan_iter(f"{broker.namespace}:*"):
-        broker.client.delete(key)
-    broker.close()
-    configure(None)
-
-
-@pytest.fixture
-def web(pg_db, workers, slack_server):
-    _, slack_url = slack_server
-    # As in production: commands that touch the store are acked at once and answered by a
-    # worker through their response_url, so the worker's answers are fuzzed too.
-    bolt = build_app(pg_db, token=BOT_TOKEN, team_id=TEAM, api_url=slack_url + "/api/", handoff=hand_off)
-    served = serve_in_thread(WebApp(pg_db, bolt, SIGNING_SECRET, health=health_checks(pg_db, None)))
-    yield served
-    served.stop()
-
-
-@pytest.fixture
-def slack(web, slack_server) -> SlackSender:
-    # With the Slack double, a command answered through its response_url reads like one answered in the ack.
-    api, slack_url = slack_server
-    return SlackSender(web.url + "/slack/events", SIGNING_SECRET, TEAM, slack=api, slack_url=slack_url)
 
 
 def settle(workers, timeout: float = 120) -> None:
