@@ -8,10 +8,10 @@ import pytest
 from dramatiq.brokers.redis import RedisBroker
 from sqlalchemy import func, select
 
-from store import budgets, credits, decisions, invitations, keys, members, outbox, requests, workspaces
-from store.models import Action, ApiKey, KeyReveal, SlackMessage
+from store import budgets, credits, decisions, invitations, keys, members, requests, workspaces
+from store.models import Action, ApiKey, KeyReveal
 from store.money import parse_money
-from store.types import ActionKind, ActionStatus, KeyStatus, ProjectStatus, Role, utcnow
+from store.types import ActionKind, ActionStatus, KeyStatus, Role, utcnow
 from tests import factories as f
 from tests.fakes.tcp_proxy import TcpProxy
 from workers import actors, maintenance

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
 
-from store import budgets, workspaces
+from store import budgets
 from store.alerts import forecast, rate_forecast
 from store.models import AlertSent, ApiKey, Project
 from store.money import parse_money

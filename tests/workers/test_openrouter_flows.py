@@ -1,12 +1,10 @@
-"""OpenRouter keys: the provider against a fake OpenRouter over HTTP, and the workers' crash, retry, failure and usage paths."""
+"""OpenRouter keys through the workers: crash, retry, failure and usage-sync paths, on the stub broker and on Redis."""
 
 from __future__ import annotations
 
 import hashlib
-import socket
 import time
-from datetime import datetime, timedelta, timezone
-from decimal import Decimal
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
@@ -19,170 +17,10 @@ from store.money import parse_money
 from store.types import ActionStatus, Period, ProjectStatus, Scope
 from tests import factories as f
 from workers import maintenance
-from workers.actors import retry_delay_ms
 from workers.broker import RETRY_OPTIONS
-from workers.providers.base import PermanentProviderError, TransientProviderError
-from workers.providers.openrouter import OpenRouterProvider
+from workers.perform import retry_delay_ms
 
 KEYS = "/api/v1/keys"
-
-
-@pytest.fixture
-def fake(openrouter, monkeypatch):
-    openrouter.reset()  # also forgets the calls of earlier tests
-    # Retries back off from 1 s to 5 min in production; here from 20 ms, so ten of them fit in a test.
-    monkeypatch.setitem(RETRY_OPTIONS, "min_backoff", 20)
-    monkeypatch.setitem(RETRY_OPTIONS, "max_backoff", 200)
-    return openrouter
-
-
-@pytest.fixture
-def provider(fake):
-    p = OpenRouterProvider(fake.management_key, fake.url + "/api/v1")
-    yield p
-    p.close()
-
-
-def sha256(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
-
-
-# -- the provider --------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    "limit_micros, usd",
-    [(1, "0.000001"), (300_000, "0.3"), (12_345_678, "12.345678"), (50_000_000, "50"), (999_999_999_999, "999999.999999")],
-)
-def test_create_returns_secret_and_hash_with_limit_in_exact_usd(fake, provider, limit_micros, usd):
-    expires = datetime(2031, 5, 6, 7, 8, 9, tzinfo=timezone(timedelta(hours=2)))
-    created = provider.create(name="purser-a1", limit_micros=limit_micros, limit_reset="weekly", expires_at=expires)
-    assert created.secret.startswith("sk-or-v1-") and created.secret == fake.secrets[created.ref]
-    assert created.ref == sha256(created.secret)
-    key = fake.keys[created.ref]
-    assert Decimal(repr(key["limit"])) == Decimal(usd)
-    assert (key["name"], key["limit_reset"], key["include_byok_in_limit"]) == ("purser-a1", "weekly", False)
-    assert key["expires_at"] == "2031-05-06T05:08:09Z"
-
-
-def test_create_without_limit_or_reset_sends_nulls(fake, provider):
-    provider.create(name="purser-a2", limit_micros=None, limit_reset=Period.NONE.value, expires_at=None)
-    [post] = fake.calls_to("POST", KEYS)
-    assert post.body == {"name": "purser-a2", "limit": None, "limit_reset": None, "include_byok_in_limit": False}
-
-
-def test_disable_enable_set_limit_and_delete_change_the_key_at_openrouter(fake, provider):
-    ref = provider.create(name="purser-a3", limit_micros=5_000_000, limit_reset="monthly", expires_at=None).ref
-    provider.disable(ref)
-    assert fake.keys[ref]["disabled"] is True
-    provider.enable(ref)
-    assert fake.keys[ref]["disabled"] is False
-    provider.set_limit(ref, 7_250_000, "daily")
-    assert (fake.keys[ref]["limit"], fake.keys[ref]["limit_reset"]) == (7.25, "daily")
-    provider.set_limit(ref, None, "none")
-    assert (fake.keys[ref]["limit"], fake.keys[ref]["limit_reset"]) == (None, None)
-    provider.delete(ref)
-    assert ref not in fake.keys
-    assert [(c.method, c.body) for c in fake.calls if c.path == f"{KEYS}/{ref}"] == [
-        ("PATCH", {"disabled": True}),
-        ("PATCH", {"disabled": False}),
-        ("PATCH", {"limit": 7.25, "limit_reset": "daily"}),
-        ("PATCH", {"limit": None, "limit_reset": None}),
-        ("DELETE", None),
-    ]
-
-
-def test_deleting_a_key_openrouter_no_longer_has_is_fine(fake, provider):
-    gone = "0" * 64
-    provider.delete(gone)
-    assert fake.requests == [("DELETE", f"{KEYS}/{gone}")]
-
-
-def test_disabling_a_key_openrouter_does_not_know_is_a_permanent_error(fake, provider):
-    with pytest.raises(PermanentProviderError, match="404"):
-        provider.disable("0" * 64)
-
-
-@pytest.mark.parametrize("count, offsets", [(99, ["0"]), (200, ["0", "100", "200"]), (250, ["0", "100", "200"])])
-def test_usage_reads_every_key_page_by_page_disabled_ones_too(fake, provider, count, offsets):
-    made = {fake.add_key(f"k{i}", usage=i / 100, disabled=i % 7 == 0): i for i in range(count)}
-    usage = {u.ref: u.usage_micros for u in provider.usage()}
-    assert usage == {ref: i * 10_000 for ref, i in made.items()}
-    listing = fake.calls_to("GET", KEYS)
-    assert [c.args.get("offset") for c in listing] == offsets
-    assert {c.args.get("include_disabled") for c in listing} == {"true"}
-
-
-def test_create_deletes_an_earlier_attempts_key_even_past_the_first_page(fake, provider):
-    for i in range(150):
-        fake.add_key(f"someone-else-{i}")
-    orphan = fake.add_key("purser-act1")
-    created = provider.create(name="purser-act1", limit_micros=None, limit_reset=None, expires_at=None)
-    assert orphan not in fake.keys
-    assert [k["hash"] for k in fake.named("purser-act1")] == [created.ref]
-    assert len(fake.keys) == 151
-
-
-def test_rate_limit_is_transient_and_carries_retry_after(fake, provider):
-    fake.fail("POST", 429, retry_after=1)
-    with pytest.raises(TransientProviderError) as caught:
-        provider.create(name="purser-a4", limit_micros=None, limit_reset=None, expires_at=None)
-    assert caught.value.retry_after == 1.0 and "429" in str(caught.value)
-    assert fake.keys == {}
-
-
-def test_server_error_is_transient_without_retry_after(fake, provider):
-    fake.fail("GET", 500)
-    with pytest.raises(TransientProviderError) as caught:
-        provider.usage()
-    assert caught.value.retry_after is None and "500" in str(caught.value)
-
-
-def test_unreachable_openrouter_is_transient():
-    with socket.socket() as sock:  # a port nobody listens on
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    p = OpenRouterProvider("sk-or-v1-anything", f"http://127.0.0.1:{port}/api/v1", timeout=2)
-    with pytest.raises(TransientProviderError, match="Could not reach OpenRouter"):
-        p.usage()
-
-
-def test_refused_management_key_is_permanent_and_names_the_setting_not_the_key(fake):
-    wrong = "sk-or-v1-revoked-management-key"
-    p = OpenRouterProvider(wrong, fake.url + "/api/v1")
-    with pytest.raises(PermanentProviderError) as caught:
-        p.create(name="purser-a5", limit_micros=None, limit_reset=None, expires_at=None)
-    message = str(caught.value)
-    assert "401" in message and "OPENROUTER_MANAGEMENT_KEY" in message
-    assert wrong not in message and "sk-or-v1" not in message
-    assert fake.keys == {}
-
-
-@pytest.mark.parametrize("status", [401, 403])
-def test_an_error_that_echoes_the_management_key_is_shown_without_it(fake, provider, status):
-    fake.fail("*", status, message=f"Key {fake.management_key} may not manage keys")
-    with pytest.raises(PermanentProviderError) as caught:
-        provider.usage()
-    assert "OPENROUTER_MANAGEMENT_KEY" in str(caught.value)
-    assert fake.management_key not in str(caught.value)
-
-
-def test_an_error_that_echoes_a_key_secret_is_shown_without_it(fake, provider):
-    secret = provider.create(name="purser-a6", limit_micros=None, limit_reset=None, expires_at=None).secret
-    fake.fail("PATCH", 400, message=f"{secret} cannot be changed now")
-    with pytest.raises(PermanentProviderError) as caught:
-        provider.disable(sha256(secret))
-    assert "400" in str(caught.value) and secret not in str(caught.value)
-
-
-def test_management_key_never_shows_in_the_providers_repr(fake, provider):
-    assert fake.url in repr(provider)
-    assert fake.management_key not in repr(provider) and fake.management_key not in str(provider)
-
-
-def test_missing_management_key_tells_the_operator_what_to_set():
-    with pytest.raises(PermanentProviderError, match="OPENROUTER_MANAGEMENT_KEY is not set"):
-        OpenRouterProvider("")
 
 
 # -- through the workers -------------------------------------------------------------
@@ -231,7 +69,7 @@ def recover(db, workers, action_id: str) -> None:
 def assert_one_live_key_for(fake, action_id: str, key: ApiKey) -> None:
     [at_openrouter] = fake.named(f"purser-{action_id}")
     assert at_openrouter["hash"] == key.provider_ref and not at_openrouter["disabled"]
-    assert sha256(fake.secrets[key.provider_ref]) == key.secret_hash
+    assert hashlib.sha256(fake.secrets[key.provider_ref].encode()).hexdigest() == key.secret_hash
 
 
 def assert_no_secret_reached_slack(fake, slack_api, management_key: str) -> None:
