@@ -5,7 +5,7 @@ Hypothesis runs random sequences of the store's real operations, by real roles â
 keys, set budgets and the cap, pause and resume projects, top up the pool, record usage
 (late and repeated events too), change the allowlist, roll into the next month and delete
 the workspace â€” and after every step compares, for every key, `/v1/authz`'s decision
-(status and reason) with what the model below says, and what is announced as paused with
+(status and reason) with what the reference model (``standing_reference.py``) says, and what is announced as paused with
 what the model holds; it checks that role caps hold, that every change wrote exactly one
 audit event of its own (and a refusal only its denial), and that the audit chain verifies.
 
@@ -16,7 +16,6 @@ decides with the rules as the design states them (docs/design.md, "A key's stand
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -34,80 +33,10 @@ from store.types import MemberStatus, ProjectStatus, Role, WorkspaceStatus
 from store.ingest import UsageIn, ingest_usage
 from store.rollover import roll_over_periods
 from tests import factories as f
+from tests.store.standing_reference import CAPS, PROJECTS, USD, Model, ModelKey
 
-USD = 1_000_000
 START = datetime(2027, 5, 10, 12, 0, tzinfo=timezone.utc)
 _slugs = itertools.count(1)
-CAPS = {Role.ADMIN: 5, Role.BILLING: 3}
-PROJECTS = ("search", "chat")
-
-
-# -- the reference model ---------------------------------------------------------------------
-
-
-@dataclass
-class ModelKey:
-    owner: str
-    project: str
-    secret: str
-    limit: int | None  # the role's preset when it was made, a monthly limit
-    expires_at: datetime | None
-    revoked: bool = False
-
-
-@dataclass
-class Model:
-    roles: dict[str, Role] = field(default_factory=dict)  # active members only
-    keys: dict[int, ModelKey] = field(default_factory=dict)
-    budgets: dict[str, int | None] = field(default_factory=lambda: {p: None for p in PROJECTS})
-    manual: set[str] = field(default_factory=set)
-    cap: int | None = None
-    funded: bool = False
-    balance: int = 0
-    spend: dict[tuple[str, str], int] = field(default_factory=dict)  # (project, "*" or key id, month) -> micros
-    seen: set[str] = field(default_factory=set)
-    allowlist: bool = False  # the workspace allows 203.0.113.0/24 only
-    deleted: bool = False
-
-    def spent(self, what: str, month: str) -> int:
-        return self.spend.get((what, month), 0)
-
-    def workspace_hold(self, now: datetime) -> str | None:
-        """What the workspace is paused for, as announced: its cap before its pool."""
-        if self.cap is not None and self.spent("*", f"{now:%Y-%m}") >= self.cap:
-            return "cap"
-        if self.funded and self.balance <= 0:
-            return "credit"
-        return None
-
-    def project_paused(self, project: str, now: datetime) -> bool:
-        budget = self.budgets[project]
-        return project in self.manual or (budget is not None and self.spent(project, f"{now:%Y-%m}") >= budget)
-
-    def hears(self, key_id: int, now: datetime, client: str) -> tuple[int, str]:
-        key, month = self.keys[key_id], f"{now:%Y-%m}"
-        if key.revoked:
-            return 401, "revoked"
-        if key.owner not in self.roles:
-            return 401, "owner_removed"
-        if self.roles[key.owner] not in (Role.ADMIN, Role.DEVELOPER):
-            return 401, "owner_role"
-        if key.expires_at is not None and key.expires_at <= now:
-            return 401, "expired"
-        if self.allowlist and not client.startswith("203.0.113."):
-            return 403, "ip_not_allowed"
-        if self.cap is not None and self.spent("*", month) >= self.cap:
-            return 402, "workspace_cap"
-        if self.funded and self.balance <= 0:
-            return 402, "credit_pool"
-        if key.project in self.manual:
-            return 403, "project_paused"
-        budget = self.budgets[key.project]
-        if budget is not None and self.spent(key.project, month) >= budget:
-            return 402, "project_budget"
-        if key.limit is not None and self.spent(str(key_id), month) >= key.limit:
-            return 402, "key_limit"
-        return 200, "ok"
 
 
 # -- the machine -----------------------------------------------------------------------------
@@ -166,7 +95,8 @@ class Standing(RuleBasedStateMachine):
         """Play the workers: every due action of this workspace, through their own handlers, until none is left."""
         from store.models import Action
         from store.types import ActionStatus
-        from workers.actors import HANDLERS, perform
+        from workers.actors import HANDLERS
+        from workers.perform import perform
 
         for _ in range(50):
             with self.db.session() as s:
