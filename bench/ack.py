@@ -1,7 +1,7 @@
 """Slash-command acks on the production web stack: `/ai-key new` against a signed `/ai-key help`.
 
 gunicorn with gthread workers (the command line `purser web` runs, bound to loopback)
-serves `bot.web:create_app()` with a fresh PostgreSQL database (migrated, dropped at the
+serves `purser.wiring:create_app()` with a fresh PostgreSQL database (migrated, dropped at the
 end), a Redis db of its own (flushed) that the relay enqueues to, and the fake Slack Web
 API served in this process. Every `/ai-key new` names a new key and comes from a
 developer of a production workspace, so each one opens a pending request, appends to the
@@ -73,7 +73,7 @@ SECRET = "bench-signing-secret"
 TOKEN = "xoxb-bench"
 OPERATOR = Actor.operator("bench")
 COMMANDS_QUEUE = "dramatiq:commands.msgs"  # where dramatiq's RedisBroker keeps the commands handed to workers
-APP = "bot.web:create_app()"  # the production entry point
+APP = "purser.wiring:create_app()"  # the production entry point
 TARGET_RATIO = 0.5
 TARGET_P99 = 0.100
 ACK_DEADLINE = 3.0  # Slack shows the user an error when a command's ack takes longer
@@ -488,15 +488,16 @@ def drain(args, url: str, db: Database, api: SlackAPI, slack_url: str) -> bool:
     import dramatiq
     from dramatiq.brokers.redis import RedisBroker
 
+    from bot.commands.registry import Answers
     from bot.slack_client import Slack
     from workers import actors
-    from workers.broker import use_broker
+    from workers.registry import use_broker
     from workers.runtime import Runtime, configure
 
     broker = use_broker(RedisBroker(url=args.redis_url))
     worker_db = Database(url)
     worker_db.on_new_actions(actors.enqueue)
-    configure(Runtime(db=worker_db, slack=Slack(worker_db, TOKEN, slack_url + "/api/")))
+    configure(Runtime(db=worker_db, slack=Slack(worker_db, TOKEN, slack_url + "/api/"), commands=Answers(worker_db)))
     before = pending_requests(db)
     worker = dramatiq.Worker(broker, worker_threads=args.threads, worker_timeout=100)
     began = time.perf_counter()

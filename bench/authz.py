@@ -1,7 +1,7 @@
 """Gateway authorization on the production web stack: /v1/authz against a trivial request, its latency at a fixed rate, and how soon a pause is obeyed.
 
 gunicorn with gthread workers (the command line `purser web` runs, bound to loopback)
-serves `bot.web:create_app()` with a fresh PostgreSQL database (migrated, dropped at the
+serves `purser.wiring:create_app()` with a fresh PostgreSQL database (migrated, dropped at the
 end) and a Redis db of its own, so cache invalidation over pub/sub is live as in
 production. The checks: 200 live keys in four workspaces (one with an IP allowlist), sent
 as nginx's auth_request sends them, about half naming their project, and one in twenty
@@ -215,7 +215,7 @@ def free_port() -> int:
 def gunicorn(port: int, workers: int, threads: int, env: dict[str, str], log_path: Path) -> Iterator[subprocess.Popen]:
     # The same command line as `purser web`, bound to loopback.
     argv = [sys.executable, "-m", "gunicorn", "--worker-class", "gthread", "--workers", str(workers), "--threads", str(threads)]
-    argv += ["--bind", f"127.0.0.1:{port}", "bot.web:create_app()"]  # as `purser web`: the app logs one line per request
+    argv += ["--bind", f"127.0.0.1:{port}", "purser.wiring:create_app()"]  # as `purser web`: the app logs one line per request
     with log_path.open("wb") as log:
         proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:

@@ -48,7 +48,8 @@ from store.permissions import Actor  # noqa: E402
 from store.decisions import decide_request  # noqa: E402
 from store.secrets import Cipher, use_cipher  # noqa: E402
 from store.types import ActionStatus, Role  # noqa: E402
-from workers.broker import start_embedded_worker, use_broker  # noqa: E402
+from workers.broker import start_embedded_worker  # noqa: E402
+from workers.registry import use_broker  # noqa: E402
 from workers.runtime import Runtime, configure  # noqa: E402
 
 DEFAULT_DB = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -682,7 +683,7 @@ def main(argv: list[str] | None = None) -> int:
 
     broker = StampingRedisBroker(url=args.redis_url)
     broker.flush_all()
-    dramatiq.set_broker(broker)  # before workers.actors is imported, so it binds here
+    dramatiq.set_broker(broker)  # before the actors are imported, so they bind here
     watch, profiler = Stopwatch(), Profiler()
     api = SlackAPI(token=TOKEN)
     served = serve_in_thread(api)
