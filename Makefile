@@ -44,7 +44,7 @@ screenshot: $(TEST_STAMP)
 	PURSER_SCREENSHOT=$(CURDIR)/docs/sandbox.png $(BIN)/python -m pytest -q tests/sandbox/test_browser.py -k see_the_alert
 
 bench: $(TEST_STAMP)
-	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+	@for b in $(filter-out bench/common.py,$(wildcard bench/*.py)); do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .hypothesis

@@ -28,170 +28,42 @@ docs/benchmarks.md says what is measured and keeps the last figures.
 
 from __future__ import annotations
 
-import argparse
-import http.client
 import itertools
 import os
-import platform
-import re
 import selectors
-import signal
 import socket
-import subprocess
 import sys
 import time
-import uuid
 from collections import deque
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlencode
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # sandbox/ ships with the source, not the package
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/ ships with the source, not the package
 
-import redis  # noqa: E402
-from cryptography.fernet import Fernet  # noqa: E402
-from sqlalchemy import create_engine, func, select, text  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
+from sqlalchemy import func, select  # noqa: E402
 
-from sandbox.serve import serve_in_thread  # noqa: E402
+from bench.common import (  # noqa: E402
+    ROOT, TOKEN, alternating, arguments, connect, cpu_of, fake_slack, flushed_redis, fresh_database, free_port, gunicorn, machine_facts, met, parse,
+    parse_response, per_worker, percentile, postgres_pids, production_workspace, server_pids, used_since, web_env,
+)
 from sandbox.signing import sign  # noqa: E402
 from sandbox.slack_api import SlackAPI, response_url  # noqa: E402
-from store import members, workspaces  # noqa: E402
-from store.db import Database, normalise_url  # noqa: E402
-from store.migrate import upgrade  # noqa: E402
+from store.db import Database  # noqa: E402
 from store.models import Request  # noqa: E402
-from store.permissions import Actor  # noqa: E402
-from store.types import RequestState, Role  # noqa: E402
+from store.types import RequestState  # noqa: E402
 
-DEFAULT_DB = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 DEFAULT_REDIS = "redis://127.0.0.1:6379/14"  # a db of its own (tests and the other benches use 11, 12, 13, 15): it is flushed
 TEAM = "T0BENCH"
 SECRET = "bench-signing-secret"
-TOKEN = "xoxb-bench"
-OPERATOR = Actor.operator("bench")
 COMMANDS_QUEUE = "dramatiq:commands.msgs"  # where dramatiq's RedisBroker keeps the commands handed to workers
-APP = "purser.wiring:create_app()"  # the production entry point
 TARGET_RATIO = 0.5
 TARGET_P99 = 0.100
 ACK_DEADLINE = 3.0  # Slack shows the user an error when a command's ack takes longer
 
 
-@contextmanager
-def fresh_database(url: str) -> Iterator[tuple[str, str]]:
-    name = f"purser_ack_{uuid.uuid4().hex[:10]}"
-    server = create_engine(normalise_url(url), isolation_level="AUTOCOMMIT")
-    with server.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        bench_url = make_url(normalise_url(url)).set(database=name).render_as_string(hide_password=False)
-        upgrade(bench_url)
-        yield bench_url, name
-    finally:
-        with server.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        server.dispose()
-
-
-# --- the production server ---------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextmanager
-def gunicorn(port: int, workers: int, threads: int, env: dict[str, str], log_path: Path) -> Iterator[subprocess.Popen]:
-    # The same command line as `purser web`, bound to loopback.
-    argv = [sys.executable, "-m", "gunicorn", "--worker-class", "gthread", "--workers", str(workers), "--threads", str(threads)]
-    argv += ["--bind", f"127.0.0.1:{port}", APP]  # as `purser web`: the app logs one line per request
-    with log_path.open("wb") as log:
-        # A session of its own, so that the master and its workers can be ended together.
-        proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        wait_healthy(proc, port, log_path)
-        yield proc
-    except BaseException:
-        print(f"gunicorn's log ends:\n{log_path.read_text()[-3000:]}", file=sys.stderr)
-        raise
-    finally:
-        proc.terminate()  # gunicorn's graceful stop; after an overload its backlog could take a while
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            pass
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)  # the database is dropped next: no worker may outlive this
-        except ProcessLookupError:
-            pass
-        proc.wait()
-
-
-def wait_healthy(proc: subprocess.Popen, port: int, log_path: Path, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"gunicorn exited ({proc.returncode}):\n{log_path.read_text()[-3000:]}")
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            conn.request("GET", "/healthz")
-            if conn.getresponse().status == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(0.2)
-    raise SystemExit(f"gunicorn did not answer /healthz in {timeout:.0f} s:\n{log_path.read_text()[-3000:]}")
-
-
 # --- CPU used by the server side, from /proc ---------------------------------------------------
-
-TICK = os.sysconf("SC_CLK_TCK")
-
-
-def _stat(pid: str) -> list[str] | None:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            raw = f.read().decode(errors="replace")
-    except OSError:
-        return None
-    return raw[raw.rindex(")") + 2 :].split()  # fields from the state on; comm may hold spaces
-
-
-def cpu_of(pids: list[str]) -> dict[str, float]:
-    out = {}
-    for pid in pids:
-        fields = _stat(pid)
-        if fields:
-            out[pid] = (int(fields[11]) + int(fields[12])) / TICK  # utime + stime
-    return out
-
-
-def server_pids(master: int) -> list[str]:
-    pids = [str(master)]
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        fields = _stat(pid)
-        if fields and fields[1] == str(master):
-            pids.append(pid)
-    return pids
-
-
-def postgres_pids(database: str) -> list[str]:
-    """The backends serving ``database`` (their process title names it)."""
-    needle = f" {database} ".encode()
-    pids = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                title = f.read()
-        except OSError:
-            continue
-        if title.startswith(b"postgres:") and needle in title:
-            pids.append(pid)
-    return pids
 
 
 @dataclass
@@ -208,9 +80,8 @@ class CpuMeter:
 
     def end(self) -> dict[str, object]:
         now = self.snapshot()
-        used = {side: {pid: t - self.start[side].get(pid, 0.0) for pid, t in now[side].items()} for side in now}
-        workers = sorted((t for pid, t in used["server"].items() if pid != str(self.master)), reverse=True)
-        return {"server": sum(used["server"].values()), "postgres": sum(used["postgres"].values()), "workers": workers}
+        used = {side: used_since(self.start[side], now[side]) for side in now}
+        return {"server": sum(used["server"].values()), "postgres": sum(used["postgres"].values()), "workers": per_worker(used["server"], self.master)}
 
 
 # --- the signed requests -----------------------------------------------------------------------
@@ -260,34 +131,6 @@ class Endpoint:
 
 # --- the load: HTTP/1.1 connections driven by one selector loop ----------------------
 
-_LENGTH = re.compile(rb"\r\ncontent-length:\s*(\d+)", re.I)
-
-
-def parse_response(buf: bytes) -> tuple[int, bytes, bool, int] | None:
-    """(status, body, server closes, bytes used) once ``buf`` holds a whole response, else None."""
-    head_end = buf.find(b"\r\n\r\n")
-    if head_end < 0:
-        return None
-    head, start = buf[:head_end], head_end + 4
-    status = int(head[9:12])
-    closes = b"connection: close" in head.lower()
-    m = _LENGTH.search(head)
-    if m:
-        end = start + int(m.group(1))
-        return (status, buf[start:end], closes, end) if len(buf) >= end else None
-    body, pos = b"", start  # chunked
-    while True:
-        line_end = buf.find(b"\r\n", pos)
-        if line_end < 0:
-            return None
-        size = int(buf[pos:line_end].split(b";")[0], 16)
-        if len(buf) < line_end + 2 + size + 2:
-            return None
-        if size == 0:
-            return status, body, closes, line_end + 4
-        body += buf[line_end + 2 : line_end + 2 + size]
-        pos = line_end + 2 + size + 2
-
 
 class Conn:
     """One client's connection: kept open between requests, or opened for each (as a proxy in front of gunicorn does)."""
@@ -301,9 +144,7 @@ class Conn:
             self.open()
 
     def open(self) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", self.port))
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.sel.register(self.sock, selectors.EVENT_READ, self)
+        self.sock = connect(self.port, self.sel, self)
 
     def close(self) -> None:
         if self.sock is not None:
@@ -358,8 +199,7 @@ class Run:
 
     def pct(self, q: float) -> float:
         """A percentile over every request; one given up at the deadline counts as infinitely slow."""
-        ordered = sorted(self.latencies) + [float("inf")] * self.late
-        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+        return percentile(self.latencies + [float("inf")] * self.late, q)
 
 
 def closed_loop(port: int, endpoint: Endpoint, clients: int, seconds: float, keep_alive: bool, meter: CpuMeter | None = None) -> Run:
@@ -475,11 +315,9 @@ def open_loop(port: int, endpoint: Endpoint, rate: float, seconds: float, pool: 
 # --- state, built through the store's operations -----------------------------------------------
 
 
-def production_workspace(db: Database, developers: int) -> list[str]:
-    ws = db.run(workspaces.create_workspace, OPERATOR, slug="ack", environment="production", team_id=TEAM).id
+def developers_of_a_workspace(db: Database, developers: int) -> list[str]:
     users = [f"U{i:08d}" for i in range(1, developers + 1)]
-    db.run(members.add_member, OPERATOR, ws, role=Role.ADMIN, slack_user_id="U0ADMIN00")
-    db.run(lambda s: [members.add_member(s, OPERATOR, ws, role=Role.DEVELOPER, slack_user_id=u) for u in users])
+    production_workspace(db, "ack", ["U0ADMIN00"], users, team_id=TEAM)
     return users
 
 
@@ -521,28 +359,6 @@ def pending_requests(db: Database) -> int:
         return s.scalar(select(func.count()).select_from(Request).where(Request.state == RequestState.PENDING))
 
 
-def machine_facts(db: Database, broker: redis.Redis, load: tuple[float, ...]) -> dict:
-    import gunicorn as gunicorn_pkg
-
-    cpu = "?"
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    with db.engine.connect() as conn:
-        pg = conn.scalar(text("SHOW server_version"))
-    return {
-        "nproc": os.cpu_count(),
-        "cpu": cpu,
-        "load": " ".join(f"{x:.2f}" for x in load),
-        "pg": pg,
-        "redis": broker.info("server")["redis_version"],
-        "python": platform.python_version(),
-        "gunicorn": gunicorn_pkg.__version__,
-    }
-
-
 # --- the report ---------------------------------------------------------------------------------
 
 
@@ -579,7 +395,7 @@ def report(args, facts: dict, closed: dict[str, list[Run]], opened: list[tuple[f
         cores = (top.cpu["server"] + top.cpu["postgres"]) / top.seconds  # what the server side got of the machine
         print(f"{name:<14}{rounds:>16}{top.rate:7.0f}{ms(top.pct(0.5)):>8}{ms(top.pct(0.99)):>8}{cpu_line(top)}{cores:>7.2f}  {split}")
     ratio = best["/ai-key new"] / best["/ai-key help"]
-    print(f"ratio new / help: {ratio:.2f} (target ≥ {TARGET_RATIO}) — {'met' if ratio >= TARGET_RATIO else 'MISSED'}")
+    print(f"ratio new / help: {ratio:.2f} (target ≥ {TARGET_RATIO}) — {met(ratio >= TARGET_RATIO)}")
 
     print(f"\n(b) open loop, latency from the scheduled send to the whole answer; given up at Slack's {ACK_DEADLINE:g} s")
     print(f"{'endpoint':<14}{'req/s':>7}{'sched':>7}{'in 3 s':>8}{'p50 ms':>8}{'p90 ms':>8}{'p99 ms':>8}{'max ms':>8}{CPU_HEAD}")
@@ -590,7 +406,7 @@ def report(args, facts: dict, closed: dict[str, list[Run]], opened: list[tuple[f
             f"{ms(max(run.latencies, default=0)):>8}{cpu_line(run)}"
         )
     [p99] = [run.pct(0.99) for rate, run in opened if run.endpoint == "/ai-key new" and rate == args.rate]
-    print(f"p99 of /ai-key new at {args.rate:g}/s: {ms(p99)} ms (target ≤ {ms(TARGET_P99)} ms) — {'met' if p99 <= TARGET_P99 else 'MISSED'}")
+    print(f"p99 of /ai-key new at {args.rate:g}/s: {ms(p99)} ms (target ≤ {ms(TARGET_P99)} ms) — {met(p99 <= TARGET_P99)}")
 
     wrong = sum(r.wrong for runs in closed.values() for r in runs) + sum(r.wrong for _, r in opened)
     if wrong:
@@ -599,11 +415,7 @@ def report(args, facts: dict, closed: dict[str, list[Run]], opened: list[tuple[f
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--database-url", default=DEFAULT_DB, help="a PostgreSQL server; the benchmark makes and drops its own database there")
-    parser.add_argument("--redis-url", default=DEFAULT_REDIS, help="a Redis db number of its own: it is flushed")
-    parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
-    parser.add_argument("--threads", type=int, default=8, help="threads per worker")
+    parser = arguments(__doc__, redis_url=DEFAULT_REDIS, web=True)
     parser.add_argument("--clients", type=int, default=50, help="connections in the closed loop")
     parser.add_argument("--round", type=float, default=8, help="seconds of each closed-loop round (two rounds per endpoint)")
     parser.add_argument("--rate", type=float, default=200, help="requests/s in the open loop")
@@ -612,45 +424,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep-alive", action="store_true", help="reuse connections (each then stays with one worker) instead of one per request")
     parser.add_argument("--developers", type=int, default=200, help="developers of the production workspace")
     parser.add_argument("--drain", type=float, default=15, help="seconds for worker threads in this process to carry out queued commands afterwards (0: none)")
-    args = parser.parse_args(argv)
-    if make_url(normalise_url(args.database_url)).get_backend_name() != "postgresql":
-        parser.error("the benchmark measures PostgreSQL; give a postgresql:// URL")
+    args = parse(parser, argv)
     load = os.getloadavg()
     started = time.perf_counter()
-    import logging
-
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # the fake Slack's access log: a line per answer
-
-    broker = redis.Redis.from_url(args.redis_url)
-    broker.flushdb()
-    api = SlackAPI(token=TOKEN)
-    served = serve_in_thread(api)
     port = free_port()
-    try:
-        with fresh_database(args.database_url) as (url, name):
+    with flushed_redis(args.redis_url) as broker, fake_slack() as (api, slack_url):
+        with fresh_database(args.database_url, prefix="purser_ack") as (url, name):
             db = Database(url)
             try:
                 facts = machine_facts(db, broker, load)
-                users = production_workspace(db, args.developers)
-                env = {k: v for k, v in os.environ.items() if not k.startswith("SLACK_")}
-                env.update(
-                    DATABASE_URL=url, REDIS_URL=args.redis_url, SLACK_BOT_TOKEN=TOKEN, SLACK_SIGNING_SECRET=SECRET, PURSER_SECRET_KEY=Fernet.generate_key().decode(),
-                    SLACK_TEAM_ID=TEAM, SLACK_API_URL=served.url + "/api/",
-                )  # fmt: skip
+                users = developers_of_a_workspace(db, args.developers)
+                env = web_env(url, args.redis_url, SECRET, SLACK_TEAM_ID=TEAM, SLACK_API_URL=slack_url + "/api/")
                 log_path = ROOT / "var" / "bench" / "ack-gunicorn.log"  # kept for a look afterwards
-                log_path.parent.mkdir(parents=True, exist_ok=True)
                 print(f"load average at start {facts['load']}; gunicorn on 127.0.0.1:{port}, {args.workers} × {args.threads}", flush=True)
                 with gunicorn(port, args.workers, args.threads, env, log_path) as proc:
                     meter = CpuMeter(proc.pid, name)
-                    commands = Commands(port, users, args.keep_alive, served.url)
+                    commands = Commands(port, users, args.keep_alive, slack_url)
                     new = Endpoint("/ai-key new", commands.new, None)
                     trivial = Endpoint("/ai-key help", commands.help, b"ai-key new")
                     # Both workers booted, pools filled, code paths warm.
                     warm = [closed_loop(port, e, args.clients, 2, args.keep_alive) for e in (trivial, new)]
                     closed: dict[str, list[Run]] = {trivial.name: [], new.name: []}
-                    for r in range(2):
-                        # Alternate who goes first, so neither always meets the quieter moment.
-                        for e in (trivial, new) if r % 2 == 0 else (new, trivial):
+                    for r, order in alternating(2, (trivial, new)):
+                        for e in order:
                             run = closed_loop(port, e, args.clients, args.round, args.keep_alive, meter)
                             closed[e.name].append(run)
                             print(f"  closed {e.name:<13} round {r + 1}: {run.rate:6.0f} req/s, p99 {ms(run.pct(0.99))} ms", flush=True)
@@ -672,13 +468,9 @@ def main(argv: list[str] | None = None) -> int:
                     print("an acked /ai-key new left no command in Redis")
                     correct = False
                 if args.drain:
-                    correct = drain(args, url, db, api, served.url) and correct
+                    correct = drain(args, url, db, api, slack_url) and correct
             finally:
                 db.dispose()
-    finally:
-        served.stop()
-        broker.flushdb()
-        broker.close()
     print(f"(whole run {time.perf_counter() - started:.0f} s)")
     return 0 if correct else 1
 

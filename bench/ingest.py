@@ -14,34 +14,31 @@ is measured and keeps the last figures.
 
 from __future__ import annotations
 
-import argparse
 import os
 import random
 import statistics
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
-from sqlalchemy import BigInteger, Column, Integer, MetaData, String, Table, create_engine, func, insert, select, text
-from sqlalchemy.engine import make_url
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/ ships with the source, not the package
 
-from store import budgets, keys, members, workspaces
-from store.db import Database, normalise_url
-from store.migrate import upgrade
-from store.models import Action, ApiKey, Project, UsageEvent, Workspace
-from store.outbox import complete
-from store.periods import period_start
-from store.permissions import Actor
-from store.secrets import Cipher, display_prefix, hash_secret, mint_local_secret, use_cipher
-from store.types import ActionStatus, Period, Role, UTCDateTime
-from store.ingest import MAX_BATCH, UsageIn, ingest_usage
+from sqlalchemy import BigInteger, Column, Integer, MetaData, String, Table, func, insert, select, text  # noqa: E402
 
-DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+from bench.common import alternating, arguments, backend_cpu, fresh_database, load_text, parse, production_workspace, provision_approved, used_since  # noqa: E402
+from store import budgets, keys, members  # noqa: E402
+from store.db import Database  # noqa: E402
+from store.models import ApiKey, Project, UsageEvent, Workspace  # noqa: E402
+from store.periods import period_start  # noqa: E402
+from store.permissions import Actor  # noqa: E402
+from store.secrets import Cipher, display_prefix, hash_secret, mint_local_secret, use_cipher  # noqa: E402
+from store.types import Period, UTCDateTime  # noqa: E402
+from store.ingest import MAX_BATCH, UsageIn, ingest_usage  # noqa: E402
+
 BATCH = 1_000  # what a gateway flushing every few seconds, or one page of a provider sync, sends
-OPERATOR = Actor.operator("bench")
 MODELS = ("gpt-4o-mini", "gpt-4o", "claude-3-5-sonnet", "llama-3.1-70b-instruct")
 MAX_EVENT_MICROS = 20_000  # up to $0.02 an event
 HISTORY_DAYS = 90
@@ -64,24 +61,6 @@ bare = Table(
 )
 
 
-@contextmanager
-def fresh_database(server_url: str, template: str | None = None) -> Iterator[str]:
-    """A new database, migrated (or copied from ``template``), dropped afterwards."""
-    name = f"purser_bench_{uuid.uuid4().hex[:10]}"
-    server = create_engine(normalise_url(server_url), isolation_level="AUTOCOMMIT")
-    with server.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{make_url(template).database}"' if template else "")))
-    try:
-        url = make_url(normalise_url(server_url)).set(database=name).render_as_string(hide_password=False)
-        if template is None:
-            upgrade(url)
-        yield url
-    finally:
-        with server.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        server.dispose()
-
-
 class Cpu:
     """CPU seconds spent by this process and by the server backends of one database.
 
@@ -90,36 +69,18 @@ class Cpu:
     on this machine.
     """
 
-    TICK = 1 / os.sysconf("SC_CLK_TCK")
-
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    def _backends(self) -> dict[int, float] | None:
-        with self.db.engine.connect() as conn:
-            pids = conn.scalars(text("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")).all()
-        used = {}
-        for pid in pids:
-            try:
-                with open(f"/proc/{pid}/stat", "rb") as f:
-                    name, fields = f.read().rsplit(b")", 1)
-            except OSError:
-                return None
-            if b"postgres" not in name:
-                return None  # a process of this machine, not the server's backend
-            fields = fields.split()
-            used[pid] = (int(fields[11]) + int(fields[12])) * self.TICK  # utime + stime
-        return used
-
     @contextmanager
     def measure(self, into: dict[str, list[float]]) -> Iterator[None]:
-        before, client, wall = self._backends(), time.process_time(), time.perf_counter()
+        before, client, wall = backend_cpu(self.db), time.process_time(), time.perf_counter()
         yield
-        wall, client, after = time.perf_counter() - wall, time.process_time() - client, self._backends()
+        wall, client, after = time.perf_counter() - wall, time.process_time() - client, backend_cpu(self.db)
         into.setdefault("wall", []).append(wall)
         into.setdefault("client", []).append(client)
         if before is not None and after is not None:
-            into.setdefault("server", []).append(sum(v - before.get(pid, 0.0) for pid, v in after.items()))
+            into.setdefault("server", []).append(sum(used_since(before, after).values()))
 
 
 def medians(measured: dict[str, list[float]]) -> dict[str, float]:
@@ -166,10 +127,8 @@ _users = iter(range(1, 10**9))
 
 
 def workspace_with_admin(db: Database, slug: str) -> tuple[int, Actor]:
-    ws_id = db.run(workspaces.create_workspace, OPERATOR, slug=slug, environment="production").id
     admin = Actor.slack(f"U{next(_users):08d}")
-    db.run(members.add_member, OPERATOR, ws_id, role=Role.ADMIN, slack_user_id=admin.slack_user_id)
-    return ws_id, admin
+    return production_workspace(db, slug, [admin.slack_user_id]), admin
 
 
 def add_projects(db: Database, admin: Actor, ws_id: int, slugs: list[str], budget_micros: int) -> None:
@@ -179,16 +138,9 @@ def add_projects(db: Database, admin: Actor, ws_id: int, slugs: list[str], budge
 
 def add_keys(db: Database, admin: Actor, ws_id: int, projects: list[str]) -> None:
     """One key per entry of ``projects``: asked for by an admin (approved at once), then provisioned."""
-
-    def provision(s):
-        pending = s.scalars(select(Action.id).where(Action.workspace_id == ws_id, Action.kind == "provision_key", Action.status == ActionStatus.PENDING))
-        for action_id in list(pending):
-            keys.provision_key(s, action_id, secret=mint_local_secret(), provider="local", provider_ref=None)
-            complete(s, action_id)
-
     for chunk in chunks(list(enumerate(projects)), 500):
         db.run(lambda s, chunk=chunk: [keys.request_key(s, admin, ws_id, name=f"key-{i}", project=p) for i, p in chunk])
-        db.run(provision)
+        db.run(provision_approved, ws_id)
 
 
 def key_owners(db: Database, ws_ids: list[int]) -> dict[int, tuple[int, int | None]]:
@@ -244,9 +196,9 @@ def bench_ingest(db: Database, n_events: int, rounds: int) -> dict:
     ]
     measured: dict[str, dict[str, list[float]]] = {"ingest": {}, "plain": {}}
     sides = [("ingest", lambda: ingest_round(db, events, measured["ingest"])), ("plain", lambda: plain_round(db, rows, measured["plain"]))]
-    for r in range(rounds):
-        # Alternate who goes first, so neither always follows the other's checkpoint and vacuum.
-        for name, run in sides if r % 2 == 0 else sides[::-1]:
+    # Alternate who goes first, so neither always follows the other's checkpoint and vacuum.
+    for r, order in alternating(rounds, sides):
+        for name, run in order:
             run()
             m = measured[name]
             server = f", server CPU {m['server'][-1]:.2f} s" if "server" in m else ""
@@ -426,7 +378,7 @@ def bench_budgets(server_url: str, db: Database, stack: ExitStack, n_history: in
     small_events = n_history // 10
     ws_ids = build_small_history(db, n_projects, small_events, now)
     db.dispose()  # a database being copied may have no one connected
-    large = Database(stack.enter_context(fresh_database(server_url, template=db.url)))
+    large = Database(stack.enter_context(fresh_database(server_url, template=db.url))[0])
     stack.callback(large.dispose)
     # The rest is loaded with SQL, its totals by the same rule; see BULK_LOAD.
     load_s = bulk_load(large, ws_ids, n_history - small_events, now - timedelta(days=HISTORY_DAYS), now - timedelta(minutes=1), now)
@@ -476,28 +428,25 @@ def report(i: dict, b: dict, load: tuple[tuple[float, ...], tuple[float, ...]], 
     for label, a, c, d in rows:
         print(f"{label:<92}{a:>11}{c:>13}{d:>22}")
     print(f"\ningest rounds: {', '.join(f'{t:.2f}' for t in i['rounds']['ingest'])} s; plain rounds: {', '.join(f'{t:.2f}' for t in i['rounds']['plain'])} s")
-    print(f"{os.cpu_count()} cores; load average {' / '.join(f'{x:.1f}' for x in load[0])} at start, {' / '.join(f'{x:.1f}' for x in load[1])} at end; whole run {elapsed:.0f} s")
+    print(f"{os.cpu_count()} cores; load average {load_text(load[0], 1, ' / ')} at start, {load_text(load[1], 1, ' / ')} at end; whole run {elapsed:.0f} s")
 
 
 def main(argv: list[str] | None = None) -> int:
     global BATCH  # --batch sets it for both sides
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--database-url", default=DEFAULT_URL, help="a PostgreSQL server; the benchmark makes and drops databases of its own there")
+    parser = arguments(__doc__, databases="databases of its own")
     parser.add_argument("--events", type=int, default=100_000, help="events per ingest round")
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds of ingest and plain insert")
     parser.add_argument("--batch", type=int, default=BATCH, help=f"events a batch, both sides (default {BATCH:,}; ingest takes at most {MAX_BATCH:,})")
     parser.add_argument("--history", type=int, default=1_000_000, help="usage events in the large history (the small one holds a tenth)")
     parser.add_argument("--projects", type=int, default=10_000, help="budgeted projects to evaluate, in workspaces of 1,000")
-    args = parser.parse_args(argv)
-    if make_url(normalise_url(args.database_url)).get_backend_name() != "postgresql":
-        parser.error("the benchmark measures PostgreSQL; give a postgresql:// URL")
+    args = parse(parser, argv)
     if not 1 <= args.batch <= MAX_BATCH:
         parser.error(f"--batch must be from 1 to {MAX_BATCH:,}: ingest refuses bigger batches")
     BATCH = args.batch
     use_cipher(Cipher(Cipher.generate()))
     started, load_at_start = time.perf_counter(), os.getloadavg()
     with ExitStack() as stack:
-        db = Database(stack.enter_context(fresh_database(args.database_url)))
+        db = Database(stack.enter_context(fresh_database(args.database_url))[0])
         stack.callback(db.dispose)
         print(f"ingest: {args.rounds} rounds of {args.events:,} events", flush=True)
         ingest = bench_ingest(db, args.events, args.rounds)

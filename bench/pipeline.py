@@ -13,10 +13,8 @@ the end). docs/benchmarks.md says what is measured and keeps the last figures.
 
 from __future__ import annotations
 
-import argparse
 import cProfile
 import itertools
-import logging
 import multiprocessing
 import os
 import pstats
@@ -24,60 +22,37 @@ import signal
 import sys
 import threading
 import time
-import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # sandbox/ ships with the source, not the package
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/ ships with the source, not the package
 
 import dramatiq  # noqa: E402
 from dramatiq.brokers.redis import RedisBroker, _RedisConsumer  # noqa: E402
-from sqlalchemy import create_engine, event, func, select, text  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
+from sqlalchemy import event, func, select, text  # noqa: E402
 
+from bench.common import TOKEN, arguments, backend_cpu, fake_slack, fresh_database, machine_facts, parse, percentile, production_workspace, used_since  # noqa: E402
 from bot.slack_client import Slack  # noqa: E402
-from sandbox.serve import serve_in_thread  # noqa: E402
 from sandbox.slack_api import SlackAPI  # noqa: E402
-from store import keys, members, workspaces  # noqa: E402
-from store.db import Database, normalise_url  # noqa: E402
-from store.migrate import upgrade  # noqa: E402
+from store import keys, workspaces  # noqa: E402
+from store.db import Database  # noqa: E402
 from store.models import Action, ApiKey  # noqa: E402
 from store.permissions import Actor  # noqa: E402
 from store.decisions import decide_request  # noqa: E402
 from store.secrets import Cipher, use_cipher  # noqa: E402
-from store.types import ActionStatus, Role  # noqa: E402
+from store.types import ActionStatus  # noqa: E402
 from workers.broker import start_embedded_worker  # noqa: E402
 from workers.registry import use_broker  # noqa: E402
 from workers.runtime import Runtime, configure  # noqa: E402
 
-DEFAULT_DB = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 DEFAULT_REDIS = "redis://127.0.0.1:6379/13"  # not the tests' db 15: this one is flushed
-TOKEN = "xoxb-bench"
-OPERATOR = Actor.operator("bench")
 #: what one approval sets off: provision_key and request_decided at its commit, then notify_key_ready
 PIPELINE_KINDS = ("provision_key", "request_decided", "notify_key_ready")
 PER_APPROVAL = len(PIPELINE_KINDS)
 PROBE = "purser-bench-probe"  # the benchmark's own watching connections, left out of what is counted
 TARGET_P99 = 0.250
 TARGET_ACTIONS_PER_S = 100
-
-
-@contextmanager
-def fresh_database(url: str) -> Iterator[str]:
-    name = f"purser_bench_{uuid.uuid4().hex[:10]}"
-    server = create_engine(normalise_url(url), isolation_level="AUTOCOMMIT")
-    with server.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        bench_url = make_url(normalise_url(url)).set(database=name).render_as_string(hide_password=False)
-        upgrade(bench_url)
-        yield bench_url
-    finally:
-        with server.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        server.dispose()
 
 
 # --- what happened when ----------------------------------------------------------------------
@@ -327,12 +302,10 @@ class Space:
 
 def build_workspace(db: Database, index: int, developers: int, n_requests: int) -> Space:
     """A production workspace: an approvals channel, three admins, developers with pending key requests."""
-    ws_id = db.run(workspaces.create_workspace, OPERATOR, slug=f"bench-prod-{index}", environment="production").id
     users = (f"U{index:02d}{n:06d}" for n in itertools.count(1))
     admins = [Actor.slack(next(users)) for _ in range(3)]
     devs = [Actor.slack(next(users)) for _ in range(developers)]
-    db.run(lambda s: [members.add_member(s, OPERATOR, ws_id, role=Role.ADMIN, slack_user_id=a.slack_user_id) for a in admins])
-    db.run(lambda s: [members.add_member(s, OPERATOR, ws_id, role=Role.DEVELOPER, slack_user_id=d.slack_user_id) for d in devs])
+    ws_id = production_workspace(db, f"bench-prod-{index}", [a.slack_user_id for a in admins], [d.slack_user_id for d in devs])
     space = Space(ws_id, f"C0APPROVALS{index}", admins)
     db.run(workspaces.set_channels, admins[0], ws_id, approvals=space.channel)
     # Round-robin over the developers, so consecutive approvals DM different people.
@@ -391,21 +364,6 @@ class Backends(threading.Thread):
         self.halt.set()
         self.join()
         return {state: n / max(1, self.samples) for state, n in sorted(self.counts.items(), key=lambda kv: -kv[1])}
-
-
-def backend_cpu(probe: Database) -> dict[int, float]:
-    """CPU seconds so far of each PostgreSQL backend on this database (read from /proc: a local server only)."""
-    with probe.engine.connect() as conn:
-        pids = list(conn.scalars(text(f"SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND application_name <> '{PROBE}'")))
-    cpu = {}
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        cpu[pid] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
-    return cpu
 
 
 def pending_actions(db: Database) -> int:
@@ -529,12 +487,12 @@ def pipeline_phase(db: Database, probe: Database, api: SlackAPI, broker, spaces:
     began = time.time()
     backends = Backends(probe)
     backends.start()
-    pg_before = backend_cpu(probe)
+    pg_before = backend_cpu(probe, but_application=PROBE)
     sent = open_loop(n, rate, senders, approve)
     approved = n - len(sent.errors) - sent.skipped
     drained = wait_until(lambda: pending_actions(probe) == 0 and queue_empty(broker), timeout=60, every=0.1)
     wall = time.time() - began
-    pg_after = backend_cpu(probe)
+    pg_after = backend_cpu(probe, but_application=PROBE)
     busy = backends.stop()
     t = timings(watch, workers)
     slack_calls = len(api.calls) - calls_before
@@ -559,26 +517,21 @@ def pipeline_phase(db: Database, probe: Database, api: SlackAPI, broker, spaces:
         "statements": t["statements"],
         "slack_calls": slack_calls,
         "backends": busy,
-        "pg_cpu": sum(v - pg_before.get(pid, 0.0) for pid, v in pg_after.items()) if pg_after else None,
+        "pg_cpu": sum(used_since(pg_before or {}, pg_after).values()) if pg_after else None,
     }
 
 
 # --- the report ------------------------------------------------------------------------------
 
 
-def q(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(p * len(ordered)))]
-
-
 def row(label: str, values: list[float], throughput: str = "") -> str:
-    cells = "".join(f"{v * 1000:8.1f}" for v in (q(values, 0.5), q(values, 0.9), q(values, 0.99), max(values)))
+    cells = "".join(f"{v * 1000:8.1f}" for v in (percentile(values, 0.5), percentile(values, 0.9), percentile(values, 0.99), max(values)))
     return f"  {label:<46}{len(values):>7}{throughput:>9}{cells}"
 
 
 def report(args, workers_described: str, machine: dict, pipe: dict, base: dict) -> bool:
     """Print the table; True when every approval reached its owner and nothing failed."""
-    p99 = q(pipe["legs"]["to_start"], 0.99)
+    p99 = percentile(pipe["legs"]["to_start"], 0.99)
     print()
     print(f"Pipeline: {args.rate:g} approvals/s = {args.rate * PER_APPROVAL:g} actions/s offered for {args.seconds:g} s by {args.senders} threads, {args.workspaces} workspace(s)")
     print(f"  workers: {workers_described}; Redis {args.redis_url}")
@@ -638,30 +591,8 @@ def show_profile(paths: list[str], approvals: int) -> None:
     stats.sort_stats("tottime").print_stats(20)
 
 
-def machine_facts(db: Database, redis_url: str) -> dict:
-    import redis
-
-    cpu = "?"
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    with db.engine.connect() as conn:
-        pg = conn.scalar(text("SHOW server_version"))
-    return {
-        "nproc": os.cpu_count(),
-        "cpu": cpu,
-        "pg": pg,
-        "redis": redis.Redis.from_url(redis_url).info("server")["redis_version"],
-        "load": " ".join(f"{x:.1f}" for x in os.getloadavg()),
-    }
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--database-url", default=DEFAULT_DB, help="a PostgreSQL server; the benchmark makes and drops its own database there")
-    parser.add_argument("--redis-url", default=DEFAULT_REDIS, help="a Redis db number of its own: it is flushed")
+    parser = arguments(__doc__, redis_url=DEFAULT_REDIS)
     parser.add_argument("--rate", type=float, default=34, help="approvals per second; each sets off three actions (default: about 100 actions/s)")
     parser.add_argument("--seconds", type=float, default=15, help="how long approvals (and the no-op) are sent")
     parser.add_argument("--senders", type=int, default=4, help="threads that approve, and that send the no-op")
@@ -671,10 +602,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=8, help="dramatiq worker threads per process (the Procfile's 8)")
     parser.add_argument("--profile", metavar="DIR", help="profile the actors during the pipeline phase; leave the profiles in DIR and print the top")
     parser.add_argument("--worker-timeout", type=int, default=100, help="worker processes' worker_timeout in ms (default 100, as `purser worker` runs them; dramatiq's own default is 1000)")
-    args = parser.parse_args(argv)
-    if make_url(normalise_url(args.database_url)).get_backend_name() != "postgresql":
-        parser.error("the benchmark measures PostgreSQL; give a postgresql:// URL")
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per fake Slack call otherwise
+    args = parse(parser, argv)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwind, so the database is dropped
     cipher_key = Cipher.generate()
     use_cipher(Cipher(cipher_key))
@@ -685,18 +613,16 @@ def main(argv: list[str] | None = None) -> int:
     broker.flush_all()
     dramatiq.set_broker(broker)  # before the actors are imported, so they bind here
     watch, profiler = Stopwatch(), Profiler()
-    api = SlackAPI(token=TOKEN)
-    served = serve_in_thread(api)
     try:
-        with fresh_database(args.database_url) as url:
+        with fake_slack() as (api, slack_url), fresh_database(args.database_url) as (url, _):
             db, probe = Database(url), Database(url, connect_args={"application_name": PROBE})  # the probe is not counted
-            bind(broker, db, watch, profiler, served.url)
+            bind(broker, db, watch, profiler, slack_url)
             if args.processes:
-                workers = ProcessWorkers(args.processes, args.threads, args.worker_timeout, url, args.redis_url, served.url, cipher_key)
+                workers = ProcessWorkers(args.processes, args.threads, args.worker_timeout, url, args.redis_url, slack_url, cipher_key)
             else:
                 workers = ThreadWorkers(broker, profiler, args.threads)
             try:
-                machine = machine_facts(db, args.redis_url)
+                machine = machine_facts(db, broker.client, os.getloadavg(), places=1)
                 print(f"setup: {args.workspaces} production workspace(s), {args.developers} developers each, {n:,} pending key requests", flush=True)
                 t = time.perf_counter()
                 spaces = build(db, args.workspaces, args.developers, n)
@@ -721,7 +647,6 @@ def main(argv: list[str] | None = None) -> int:
                 db.dispose()
                 probe.dispose()
     finally:
-        served.stop()
         broker.flush_all()
         broker.close()
     correct = report(args, workers.describe, machine, pipe, base)
