@@ -109,8 +109,9 @@ def _outcome_first(rt: Runtime, request_id: int, patience: float = 2.0) -> None:
             return
         held = action.claimed_until is not None and action.claimed_until > utcnow()
     if not held:
+        # Another worker may claim it between that look and this claim (perform then does
+        # nothing): the wait below covers it, and costs one query when it was sent here.
         perform(messages.request_decided, pending, rt)
-        return
     deadline = time.monotonic() + patience
     while time.monotonic() < deadline:
         with rt.db.session() as s:
