@@ -81,7 +81,13 @@ class Workspace(Base):
     audit_channel: Mapped[str | None] = mapped_column(String(32))
     ip_allowlist: Mapped[list[Any]] = mapped_column(default=list)
     provider: Mapped[str] = mapped_column(String(20), default="local")
-    provider_ref: Mapped[str | None] = mapped_column(String(120))
+    provider_ref: Mapped[str | None] = mapped_column(String(120))  # the OpenRouter workspace's id (linked)
+    provider_slug: Mapped[str | None] = mapped_column(String(50))  # ... and its slug, as people name it
+    # "mirrored": the cap is kept as the OpenRouter workspace's budget; "unavailable": the
+    # organisation has no workspace budgets (said once; quota leases alone hold the cap)
+    provider_budgets: Mapped[str | None] = mapped_column(String(20))
+    # allowed models and providers and zero data retention (store.policy); {} allows everything
+    model_policy: Mapped[dict[str, Any]] = mapped_column(default=dict)
     digest_frequency: Mapped[str] = mapped_column(String(10), default="daily")
     rotation_grace_hours: Mapped[int] = mapped_column(Integer, default=24)
     # The pool is enforced once it has been funded; until then spend is only counted.
@@ -165,6 +171,10 @@ class Project(Base):
     # "budget" when spend paused it (the period rollover resumes it), "manual" otherwise
     paused_by: Mapped[str | None] = mapped_column(String(10))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # the project's own model policy; None follows the workspace's (store.policy)
+    model_policy: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # the OpenRouter guardrail that carries the policy to the project's keys
+    provider_guardrail_ref: Mapped[str | None] = mapped_column(String(120))
 
 
 class ApiKey(Base):
@@ -195,6 +205,13 @@ class ApiKey(Base):
     revoked_at: Mapped[datetime | None]
     # the provider's cumulative usage already turned into usage events (OpenRouter sync)
     synced_usage_micros: Mapped[int] = mapped_column(Money, default=0)
+    # Quota lease (store.quota): the cumulative usage up to which the provider lets the key
+    # spend — never below the limit actually set there. None: no budget bounds the key.
+    lease_ceiling_micros: Mapped[int | None] = mapped_column(Money)
+    lease_granted_micros: Mapped[int | None] = mapped_column(Money)  # the last lease's size
+    # when to read the key's usage next (between full syncs), and how long it has been idle
+    poll_after: Mapped[datetime | None]
+    poll_idle_seconds: Mapped[int] = mapped_column(Integer, default=0)
 
     # Loaded when read (store.views joins them where a key is shown), not with every key.
     member: Mapped[Member] = relationship(lazy="select", foreign_keys=[member_id])

@@ -126,6 +126,7 @@ class RequestKind(enum.StrEnum):
     CAP_CHANGE = "cap_change"
     ROLE_CHANGE = "role_change"
     CREDIT_TOPUP = "credit_topup"
+    MODEL_ACCESS = "model_access"  # a model outside the policy, asked for
 
 
 class RequestState(enum.StrEnum):
@@ -160,6 +161,9 @@ class ActionKind(enum.StrEnum):
     SEND_INVITATION = "send_invitation"
     ACTION_FAILED = "action_failed"
     REFRESH_AUTHZ = "refresh_authz"
+    REBALANCE_LEASES = "rebalance_leases"  # quota leases at the provider (store.quota)
+    APPLY_MODEL_POLICY = "apply_model_policy"  # a project's guardrail at the provider
+    LINK_WORKSPACE = "link_workspace"  # create or adopt the provider's workspace
 
 
 class ActionStatus(enum.StrEnum):

@@ -13,7 +13,7 @@ import dramatiq
 from store import outbox
 from store.types import ActionKind, utcnow
 from workers.broker import RETRY_OPTIONS
-from workers.handlers import budgets, keys, messages
+from workers.handlers import budgets, keys, linked, messages
 from workers.perform import Handler, perform
 from workers.runtime import runtime
 
@@ -42,6 +42,9 @@ HANDLERS: dict[ActionKind, Handler] = {
     ActionKind.SEND_INVITATION: messages.send_invitation,
     ActionKind.ACTION_FAILED: messages.action_failed,
     ActionKind.REFRESH_AUTHZ: budgets.nothing_at_the_provider,
+    ActionKind.REBALANCE_LEASES: linked.rebalance_leases,
+    ActionKind.APPLY_MODEL_POLICY: linked.apply_model_policy,
+    ActionKind.LINK_WORKSPACE: linked.link_workspace,
 }
 
 _UNHANDLED = set(ActionKind) - set(HANDLERS)
