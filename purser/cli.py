@@ -103,13 +103,39 @@ def workspace_create(
     environment: str = typer.Option("development", "--env", "-e", help="production, staging or development."),
     team: Optional[str] = typer.Option(None, help=TEAM_HELP, show_default=False),
     policy: Optional[str] = typer.Option(None, help="Key policy: approval or auto (default: auto in development, approval elsewhere)."),
+    provider: str = typer.Option("local", help="Where keys are made: local (Purser mints them) or openrouter."),
+    openrouter_workspace: Optional[str] = typer.Option(None, help="With --provider openrouter: the OpenRouter workspace's slug to adopt or create (default: the workspace's slug)."),
 ) -> None:
     """Create a workspace."""
+    from store.links import link_workspace
     from store.workspaces import create_workspace
 
-    ws = _run(create_workspace, _operator(), slug=slug, name=name, environment=environment, team_id=_team(team), key_policy=policy)
-    typer.echo(f"Created workspace {ws.slug} ({ws.environment.value}, key policy {ws.key_policy.value}) in team {ws.team_id}.")
+    if openrouter_workspace and provider != "openrouter":
+        _fail("--openrouter-workspace goes with --provider openrouter.", 2)
+
+    def create(s):
+        # One transaction: a workspace on OpenRouter is never left unlinked.
+        ws = create_workspace(s, _operator(), slug=slug, name=name, environment=environment, team_id=_team(team), key_policy=policy, provider="local" if provider == "openrouter" else provider)
+        return link_workspace(s, _operator(), ws.id, openrouter_workspace) if provider == "openrouter" else ws
+
+    ws = _run(create)
+    typer.echo(f"Created workspace {ws.slug} ({ws.environment.value}, key policy {ws.key_policy.value}, keys at {ws.provider}) in team {ws.team_id}.")
+    if ws.provider == "openrouter":
+        typer.echo(f"Linked to OpenRouter workspace {ws.provider_slug}: adopted if it exists, else created.")
     typer.echo(f"Next: purser member add {ws.slug} --slack U… --role admin")
+
+
+@workspace_app.command("link")
+def workspace_link(
+    slug: str = typer.Argument(..., help="The Purser workspace."),
+    openrouter_workspace: Optional[str] = typer.Option(None, help="The OpenRouter workspace's slug to adopt or create (default: the workspace's slug)."),
+    team: Optional[str] = typer.Option(None, help=TEAM_HELP, show_default=False),
+) -> None:
+    """Put a workspace on OpenRouter, linked to an OpenRouter workspace: new keys are made there."""
+    from store.links import link_workspace
+
+    ws = _run(link_workspace, _operator(), _workspace_id(slug, team), openrouter_workspace)
+    typer.echo(f"Linked {ws.slug} to OpenRouter workspace {ws.provider_slug}: adopted if it exists, else created. New keys are made there.")
 
 
 @workspace_app.command("delete")

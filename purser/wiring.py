@@ -100,8 +100,12 @@ def runtime(settings: Settings, db: Database, *, slack_client: Slack | None | bo
     from bot.commands.registry import Answers
     from workers.runtime import Runtime
 
+    from workers.clock import Intervals
+
     client = slack(db, settings) if slack_client is True else slack_client or None
-    return Runtime(db=db, slack=client, make_provider=providers(settings), commands=Answers(db))
+    intervals = Intervals(**settings.clock_intervals())
+    polls = (max(1, int(intervals.poll_leases)), max(1, int(intervals.sync_usage)))
+    return Runtime(db=db, slack=client, make_provider=providers(settings), commands=Answers(db), poll_intervals=polls)
 
 
 def workers_runtime(settings: Settings) -> None:

@@ -88,6 +88,8 @@ class Workspace(Base):
     provider_budgets: Mapped[str | None] = mapped_column(String(20))
     # allowed models and providers and zero data retention (store.policy); {} allows everything
     model_policy: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # the OpenRouter guardrail that carries the workspace's policy to keys outside any project
+    provider_guardrail_ref: Mapped[str | None] = mapped_column(String(120))
     digest_frequency: Mapped[str] = mapped_column(String(10), default="daily")
     rotation_grace_hours: Mapped[int] = mapped_column(Integer, default=24)
     # The pool is enforced once it has been funded; until then spend is only counted.

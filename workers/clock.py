@@ -19,6 +19,7 @@ class Intervals:
 
     sweep_outbox: float = 15
     sync_usage: float = 300
+    poll_leases: float = 15  # keys that spend are read this often between syncs (workers.quota.poll)
     evaluate_thresholds: float = 300
     roll_over_periods: float = 300
     expire_requests: float = 900
@@ -38,6 +39,7 @@ class Clock:
         for job, actor in (
             ("sweep_outbox", maintenance.sweep_outbox),
             ("sync_usage", maintenance.sync_usage),
+            ("poll_leases", maintenance.poll_leases),
             ("evaluate_thresholds", maintenance.evaluate_thresholds),
             ("roll_over_periods", maintenance.roll_over_periods),
             ("expire_requests", maintenance.expire_requests),

@@ -10,9 +10,10 @@ from dramatiq import Retry
 from sqlalchemy import select
 
 from bot.blocks.digest import digest_message
-from store import alerts, digests, invitations, keys, outbox, provider_sync, requests, rollover
+from store import alerts, digests, invitations, keys, outbox, quota_ledger, requests, rollover
 from store.models import Workspace
-from store.types import WorkspaceStatus, utcnow
+from store.types import ActionKind, WorkspaceStatus, utcnow
+from workers import quota
 from workers.actors import enqueue
 from workers.broker import RETRY_OPTIONS
 from workers.providers.base import PermanentProviderError, TransientProviderError
@@ -36,21 +37,35 @@ def sweep_outbox(older_than_seconds: float | None = None) -> None:
 
 @dramatiq.actor(queue_name="maintenance", **RETRY_OPTIONS)
 def sync_usage() -> None:
-    """Read each provider's cumulative usage and record the increase as usage events."""
+    """Read every key at each provider workspace Purser's workspaces link to; record the spend, then top up the leases."""
     rt = runtime()
     with rt.db.session() as s:
-        providers = sorted(set(s.scalars(select(Workspace.provider).where(Workspace.status != WorkspaceStatus.DELETED))) - {"local"})
-    for name in providers:
-        try:
-            usages = rt.provider(name).usage()
-        except TransientProviderError as exc:
-            raise Retry(str(exc), delay=None if exc.retry_after is None else int(exc.retry_after * 1000)) from None
-        except PermanentProviderError as exc:
-            # Retrying cannot mend a refused management key; the next scheduled sync tries again.
-            log.error("usage sync from %s refused: %s", name, exc)
-            continue
-        result = rt.db.run(provider_sync.sync_provider_usage, name, [(u.ref, u.usage_micros) for u in usages])
-        log.info("usage sync from %s: %d event(s) recorded", name, len(result.accepted))
+        linked = [(w.id, w.provider, w.provider_ref) for w in s.scalars(select(Workspace).where(Workspace.status != WorkspaceStatus.DELETED, Workspace.provider != "local").order_by(Workspace.id))]
+    read: dict[tuple[str, str | None], list] = {}
+    for workspace_id, name, ref in linked:
+        if (name, ref) not in read:
+            try:
+                read[(name, ref)] = quota.all_keys(rt.provider(name), ref)
+            except TransientProviderError as exc:
+                raise Retry(str(exc), delay=None if exc.retry_after is None else int(exc.retry_after * 1000)) from None
+            except PermanentProviderError as exc:
+                # Retrying cannot mend a refused management key; the next scheduled sync tries again.
+                log.error("usage sync from %s refused: %s", name, exc)
+                read[(name, ref)] = None
+                continue
+            quota.record(rt, name, read[(name, ref)])
+            log.info("usage sync from %s workspace %s: %d key(s) read", name, ref or "(default)", len(read[(name, ref)]))
+        if read[(name, ref)] is not None:
+            quota.rebalance(rt, workspace_id, read=False)
+
+
+@dramatiq.actor(queue_name="maintenance", max_retries=0)
+def poll_leases() -> None:
+    """Between syncs, read the keys that spend (idle ones less often) and top up the ones near their lease."""
+    try:
+        quota.poll(runtime())
+    except (TransientProviderError, PermanentProviderError) as exc:
+        log.warning("reading leased keys: %s (the next poll tries again)", exc)
 
 
 @dramatiq.actor(queue_name="maintenance", max_retries=3)
@@ -60,7 +75,10 @@ def evaluate_thresholds() -> None:
 
 @dramatiq.actor(queue_name="maintenance", max_retries=3)
 def roll_over_periods() -> None:
-    runtime().db.run(rollover.roll_over_periods)
+    db = runtime().db
+    db.run(rollover.roll_over_periods)
+    # A new period grows what remains of budgets, and so the leases, at once (not at the next poll).
+    db.run(lambda s: [outbox.emit(s, ActionKind.REBALANCE_LEASES, workspace_id=w) for w in quota_ledger.new_periods(s)])
 
 
 @dramatiq.actor(queue_name="maintenance", max_retries=3)
@@ -98,4 +116,4 @@ def post_digest(workspace_id: int, until: str | None = None) -> None:
         rt.slack.post(f"digest:{workspace_id}:{end:%Y-%m-%d}", channel, text, blocks)
 
 
-ACTORS = [sweep_outbox, sync_usage, evaluate_thresholds, roll_over_periods, expire_requests, wipe_reveals, post_digests, post_digest]
+ACTORS = [sweep_outbox, sync_usage, poll_leases, evaluate_thresholds, roll_over_periods, expire_requests, wipe_reveals, post_digests, post_digest]

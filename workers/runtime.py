@@ -33,6 +33,8 @@ class Runtime:
     #: builds the provider a workspace names; the settings give OpenRouter its management key
     make_provider: Callable[[str], KeyProvider] = local_only
     commands: CommandDesk | None = None
+    #: seconds between readings of a key that spends, and the longest an idle key waits (workers.quota)
+    poll_intervals: tuple[int, int] = (15, 300)
 
     def provider(self, name: str) -> KeyProvider:
         if name not in self.providers:

@@ -53,3 +53,26 @@ def rollover(workspace: str, resumed_what: list[str]) -> tuple[str, list[Block]]
     if resumed_what:
         blocks.append(context("Resumed: " + ", ".join(resumed_what)))
     return line, blocks
+
+
+def linked(workspace: str, slug: str, adopted: bool, budgets: str | None) -> tuple[str, list[Block]]:
+    """The workspace is on OpenRouter now; and, once, whether OpenRouter can hold its cap too."""
+    how = "adopted the existing" if adopted else "created the"
+    text = f"{workspace} is linked to OpenRouter workspace {slug}"
+    blocks: list[Block] = [section(f"🔗 {code(workspace)} is linked to OpenRouter: Purser {how} OpenRouter workspace {code(slug)}. New keys are made there; keys made before stay where they are.")]
+    if budgets == "unavailable":
+        blocks.append(context(budgets_unavailable()))
+    elif budgets == "mirrored":
+        blocks.append(context("The spending cap is kept as the OpenRouter workspace's budget too."))
+    return text, blocks
+
+
+def budgets_unavailable() -> str:
+    return (
+        "This OpenRouter organisation has no workspace budgets (OpenRouter keeps them for its Enterprise plan), so OpenRouter cannot hold the cap by itself. "
+        "Purser's quota leases hold it: no key can spend past what remains of the cap, the project budgets or the credit pool."
+    )
+
+
+def budgets_notice(workspace: str) -> tuple[str, list[Block]]:
+    return f"OpenRouter cannot hold the cap of {workspace} by itself", [section(f"ℹ️ {code(workspace)}: " + budgets_unavailable())]

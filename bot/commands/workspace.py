@@ -1,4 +1,4 @@
-"""/ai-workspace: list, create and bind workspaces; their policy, channels, allowlist and templates."""
+"""/ai-workspace: list, create, bind and link workspaces; their policy, channels, allowlist and templates."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from bot.commands.common import amount, days, one_of, workspace_id
 from bot.parser import WORKSPACE_OPTIONS, UsageError, parse
 from bot.context import Asker
 from bot.replies import Reply
-from store import overview, workspace_deletion, workspaces
+from store import links, overview, workspace_deletion, workspaces
 from store.db import Database
 
 COMMAND = "/ai-workspace"
@@ -38,6 +38,12 @@ def handle(db: Database, asker: Asker, text: str) -> Reply:
     if sub == "delete":
         return delete(db, asker, parsed)
     ws_id = workspace_id(db, asker, parsed)
+    if sub == "link":
+        ws = db.run(links.link_workspace, asker.actor, workspace_id(db, asker, parsed), parsed.word(1))
+        return Reply(
+            f"🔗 Linking {code(ws.slug)} to OpenRouter workspace {code(ws.provider_slug)}: Purser adopts it if it exists, or creates it. "
+            "New keys are made there, each limited to its quota lease; the alerts channel hears when it is done."
+        )
     if sub == "policy":
         policy = one_of(parsed.word(1), ("approval", "auto"), "policy")
         ws = db.run(workspaces.set_key_policy, asker.actor, ws_id, policy)

@@ -12,6 +12,7 @@ from store.outbox import Claimed
 from store.types import BudgetKind, KeyStatus
 from workers.handlers import completes
 from workers.handlers.keys import apply_key_states
+from workers.quota import rebalance
 from workers.runtime import Runtime
 
 
@@ -45,8 +46,9 @@ def resume_project(rt: Runtime, a: Claimed) -> None:
     with rt.db.session() as s:
         proj = s.get(Project, a.payload["project_id"])
         ws = s.get(Workspace, proj.workspace_id)
-        key_ids, slug, channel = _project_keys(s, proj.id), proj.slug, ws.alerts_channel
+        key_ids, slug, channel, ws_id = _project_keys(s, proj.id), proj.slug, ws.alerts_channel, ws.id
     apply_key_states(rt, key_ids)
+    rebalance(rt, ws_id)  # its keys' leases grow with the budget that resumed it
     _announce(rt, a, channel, blocks.resumed("project", slug, a.payload.get("why", "resumed")))
 
 
@@ -61,8 +63,9 @@ def pause_workspace(rt: Runtime, a: Claimed) -> None:
 def resume_workspace(rt: Runtime, a: Claimed) -> None:
     with rt.db.session() as s:
         ws = s.get(Workspace, a.payload["workspace_id"])
-        key_ids, channel, slug = _workspace_keys(s, ws.id), ws.alerts_channel, ws.slug
+        key_ids, channel, slug, ws_id = _workspace_keys(s, ws.id), ws.alerts_channel, ws.slug, ws.id
     apply_key_states(rt, key_ids)
+    rebalance(rt, ws_id)
     _announce(rt, a, channel, blocks.resumed("workspace", slug, a.payload.get("why", "resumed")))
 
 
@@ -83,5 +86,5 @@ def announce_rollover(rt: Runtime, a: Claimed) -> None:
 
 
 def nothing_at_the_provider(rt: Runtime, a: Claimed) -> None:
-    """Project budgets and the cap live in Purser (the store already paused or resumed what they change)."""
+    """What lives in Purser alone (the store already did what it changes)."""
     rt.db.run(outbox.complete, a.id)

@@ -8,7 +8,7 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from bot.blocks.keys import key_ready_dm
-from store import keys, outbox
+from store import keys, outbox, quota
 from store.models import Action, ApiKey, Request, Workspace
 from store.outbox import Claimed
 from store.types import ActionKind, KeyStatus, utcnow
@@ -29,7 +29,7 @@ def provision_key(rt: Runtime, a: Claimed) -> None:
     with rt.db.session() as s:
         req = s.get(Request, a.request_id)
         ws = s.get(Workspace, req.workspace_id)
-        p, provider_name, refusal = dict(req.payload), ws.provider, None
+        p, provider_name, refusal, linked = dict(req.payload), ws.provider, None, ws.provider_ref
         if s.scalars(select(ApiKey.id).where(ApiKey.request_id == req.id)).first():
             provider_name = None  # stored by an earlier attempt that died before completing
         else:
@@ -41,9 +41,8 @@ def provision_key(rt: Runtime, a: Claimed) -> None:
     if provider_name is not None:
         created = rt.provider(provider_name).create(
             name=provider_key_name(a.id),
-            limit_micros=p.get("limit_micros"),
-            limit_reset=p.get("limit_period"),
             expires_at=utcnow() + timedelta(days=p["expires_days"]) if p.get("expires_days") else None,
+            **_limits(provider_name, p.get("limit_micros"), p.get("limit_period"), linked),
         )
         crash_point(rt.faults, "provision_key.after_provider")
 
@@ -54,6 +53,7 @@ def provision_key(rt: Runtime, a: Claimed) -> None:
         else:
             key = s.scalars(select(ApiKey).where(ApiKey.request_id == a.request_id)).one()
         outbox.emit(s, ActionKind.NOTIFY_KEY_READY, workspace_id=key.workspace_id, payload={"key_id": key.id})
+        _leased_from_nothing(s, key)
         if not _should_be_enabled(s, key):
             outbox.emit(s, ActionKind.SYNC_KEY_STATE, workspace_id=key.workspace_id, payload={"key_ids": [key.id]})
         outbox.complete(s, a.id)
@@ -67,19 +67,37 @@ def rotate_key(rt: Runtime, a: Claimed) -> None:
         provider_name = old.provider
         done = s.scalars(select(ApiKey.id).where(ApiKey.rotated_from_id == old.id)).first()
         limit, period, expires = old.limit_micros, old.limit_period.value, old.expires_at
+        linked = s.get(Workspace, old.workspace_id).provider_ref
     if not done:
-        created = rt.provider(provider_name).create(name=provider_key_name(a.id), limit_micros=limit, limit_reset=period, expires_at=expires)
+        created = rt.provider(provider_name).create(name=provider_key_name(a.id), expires_at=expires, **_limits(provider_name, limit, period, linked))
         crash_point(rt.faults, "rotate_key.after_provider")
 
     def store(s):
         if not done:
             key = keys.complete_rotation(s, a.id, secret=created.secret, provider=provider_name, provider_ref=created.ref).key
+            _leased_from_nothing(s, key)
         else:
             key = s.get(ApiKey, done)
         outbox.emit(s, ActionKind.NOTIFY_KEY_READY, workspace_id=key.workspace_id, payload={"key_id": key.id, "rotated": True})
         outbox.complete(s, a.id)
 
     rt.db.run(store)
+
+
+def _limits(provider_name: str, limit_micros: int | None, period: str | None, linked: str | None) -> dict:
+    """A leased key is made unable to spend; its first lease follows at once (store.quota)."""
+    where = {"workspace_id": linked} if linked else {}
+    if provider_name in quota.LEASED_PROVIDERS:
+        return {"limit_micros": 0, "limit_reset": None, **where}
+    return {"limit_micros": limit_micros, "limit_reset": period, **where}
+
+
+def _leased_from_nothing(s, key: ApiKey) -> None:
+    """A new key at OpenRouter: its first lease, and its project's guardrail (store.quota, store.links)."""
+    if key.provider in quota.LEASED_PROVIDERS:
+        key.lease_ceiling_micros, key.lease_granted_micros = 0, 0
+        outbox.emit(s, ActionKind.REBALANCE_LEASES, workspace_id=key.workspace_id)
+        outbox.emit(s, ActionKind.APPLY_MODEL_POLICY, workspace_id=key.workspace_id, payload={"project_id": key.project_id})
 
 
 def notify_key_ready(rt: Runtime, a: Claimed) -> None:

@@ -35,6 +35,14 @@ class KeyUsage:
     usage_micros: int  # cumulative, as the provider counts it
 
 
+@dataclass(frozen=True)
+class KeyState:
+    ref: str
+    usage_micros: int
+    limit_micros: int | None
+    disabled: bool
+
+
 class KeyProvider(Protocol):
     name: str
 

@@ -28,6 +28,7 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('provider_budgets', sa.String(length=20), nullable=True))
         # existing workspaces allow every model, as before
         batch_op.add_column(sa.Column('model_policy', sa.JSON(), nullable=False, server_default=sa.text("'{}'")))
+        batch_op.add_column(sa.Column('provider_guardrail_ref', sa.String(length=120), nullable=True))
     with op.batch_alter_table('projects', schema=None) as batch_op:
         batch_op.add_column(sa.Column('model_policy', sa.JSON(), nullable=True))
         batch_op.add_column(sa.Column('provider_guardrail_ref', sa.String(length=120), nullable=True))
@@ -46,5 +47,5 @@ def downgrade() -> None:
         batch_op.drop_column('provider_guardrail_ref')
         batch_op.drop_column('model_policy')
     with op.batch_alter_table('workspaces', schema=None) as batch_op:
-        for column in ('model_policy', 'provider_budgets', 'provider_slug'):
+        for column in ('provider_guardrail_ref', 'model_policy', 'provider_budgets', 'provider_slug'):
             batch_op.drop_column(column)
