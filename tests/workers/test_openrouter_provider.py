@@ -10,7 +10,8 @@ from decimal import Decimal
 import pytest
 
 from store.types import Period
-from workers.providers.base import PermanentProviderError, TransientProviderError
+from workers.providers.base import KeyState, PermanentProviderError, TransientProviderError
+from workers.providers.local import LocalProvider
 from workers.providers.openrouter import OpenRouterProvider
 
 KEYS = "/api/v1/keys"
@@ -76,7 +77,8 @@ def test_disabling_a_key_openrouter_does_not_know_is_a_permanent_error(fake, pro
         provider.disable("0" * 64)
 
 
-@pytest.mark.parametrize("count, offsets", [(99, ["0"]), (200, ["0", "100", "200"]), (250, ["0", "100", "200"])])
+# OpenRouter picks the page size, so the listing ends at the first empty page, whatever the sizes before.
+@pytest.mark.parametrize("count, offsets", [(99, ["0", "99"]), (200, ["0", "100", "200"]), (250, ["0", "100", "200", "250"])])
 def test_usage_reads_every_key_page_by_page_disabled_ones_too(fake, provider, count, offsets):
     made = {fake.add_key(f"k{i}", usage=i / 100, disabled=i % 7 == 0): i for i in range(count)}
     usage = {u.ref: u.usage_micros for u in provider.usage()}
@@ -86,11 +88,11 @@ def test_usage_reads_every_key_page_by_page_disabled_ones_too(fake, provider, co
     assert {c.args.get("include_disabled") for c in listing} == {"true"}
 
 
-def test_create_deletes_an_earlier_attempts_key_even_past_the_first_page(fake, provider):
+def test_a_retried_create_deletes_an_earlier_attempts_key_even_past_the_first_page(fake, provider):
     for i in range(150):
         fake.add_key(f"someone-else-{i}")
     orphan = fake.add_key("purser-act1")
-    created = provider.create(name="purser-act1", limit_micros=None, limit_reset=None, expires_at=None)
+    created = provider.create(name="purser-act1", limit_micros=None, limit_reset=None, expires_at=None, retrying=True)
     assert orphan not in fake.keys
     assert [k["hash"] for k in fake.named("purser-act1")] == [created.ref]
     assert len(fake.keys) == 151
@@ -156,3 +158,38 @@ def test_management_key_never_shows_in_the_providers_repr(fake, provider):
 def test_missing_management_key_tells_the_operator_what_to_set():
     with pytest.raises(PermanentProviderError, match="OPENROUTER_MANAGEMENT_KEY is not set"):
         OpenRouterProvider("")
+
+
+# -- reading a key, and keys in an OpenRouter workspace ----------------------------------
+
+
+def test_get_key_reads_usage_limit_and_state_and_none_once_gone(fake, provider):
+    ref = provider.create(name="purser-g1", limit_micros=12_500_000, limit_reset="monthly", expires_at=None).ref
+    fake.add_usage(ref, 1.234567)
+    provider.disable(ref)
+    assert provider.get_key(ref) == KeyState(ref=ref, usage_micros=1_234_567, limit_micros=12_500_000, disabled=True)
+    provider.delete(ref)
+    assert provider.get_key(ref) is None
+
+
+def test_set_limit_answers_the_key_as_openrouter_holds_it(fake, provider):
+    ref = provider.create(name="purser-g2", limit_micros=None, limit_reset=None, expires_at=None).ref
+    fake.add_usage(ref, 0.5)
+    assert provider.set_limit(ref, 7_250_000, "daily") == KeyState(ref=ref, usage_micros=500_000, limit_micros=7_250_000, disabled=False)
+    assert provider.set_limit(ref, None, None).limit_micros is None
+
+
+def test_keys_in_an_openrouter_workspace_are_made_and_listed_there(fake, provider):
+    provider.create(name="purser-w1", limit_micros=None, limit_reset=None, expires_at=None, workspace_id="ws-uuid-1", retrying=True)
+    provider.usage(workspace_id="ws-uuid-1")
+    provider.usage()
+    assert [c.args.get("workspace_id") for c in fake.calls_to("GET", KEYS)] == ["ws-uuid-1"] * 3 + [None] * 2
+    [post] = fake.calls_to("POST", KEYS)
+    assert post.body["workspace_id"] == "ws-uuid-1"
+
+
+def test_the_local_provider_takes_the_same_arguments_and_keeps_no_state():
+    local = LocalProvider()
+    created = local.create(name="x", limit_micros=None, limit_reset=None, expires_at=None, workspace_id=None, retrying=True)
+    assert created.ref is None and created.secret
+    assert local.get_key("anything") is None and local.set_limit(None, 1, "daily") is None and local.usage(workspace_id="w") == []

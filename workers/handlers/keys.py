@@ -44,6 +44,7 @@ def provision_key(rt: Runtime, a: Claimed) -> None:
             limit_micros=p.get("limit_micros"),
             limit_reset=p.get("limit_period"),
             expires_at=utcnow() + timedelta(days=p["expires_days"]) if p.get("expires_days") else None,
+            retrying=a.attempts > 1,  # only an earlier attempt can have left an orphan to look for
         )
         crash_point(rt.faults, "provision_key.after_provider")
 
@@ -68,7 +69,9 @@ def rotate_key(rt: Runtime, a: Claimed) -> None:
         done = s.scalars(select(ApiKey.id).where(ApiKey.rotated_from_id == old.id)).first()
         limit, period, expires = old.limit_micros, old.limit_period.value, old.expires_at
     if not done:
-        created = rt.provider(provider_name).create(name=provider_key_name(a.id), limit_micros=limit, limit_reset=period, expires_at=expires)
+        created = rt.provider(provider_name).create(
+            name=provider_key_name(a.id), limit_micros=limit, limit_reset=period, expires_at=expires, retrying=a.attempts > 1
+        )
         crash_point(rt.faults, "rotate_key.after_provider")
 
     def store(s):
