@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import threading
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, Callable
 
 import pytest
@@ -18,9 +19,10 @@ from werkzeug.wrappers import Request, Response
 
 from sandbox.serve import serve_in_thread
 from store import keys
-from store.models import Action, ApiKey
-from store.types import ActionStatus
+from store.models import Action, ApiKey, UsageEvent
+from store.types import ActionStatus, utcnow
 from tests import factories as f
+from workers import maintenance
 from workers.providers.base import PermanentProviderError, TransientProviderError
 from workers.providers.openrouter import OpenRouterProvider
 
@@ -298,6 +300,62 @@ def test_provisioning_lists_keys_only_when_it_retries(db, stub_workers, fake):
     assert len(fake.keys) == 1
 
 
+# -- 5. spend since the last sync is recorded when a key is revoked or retired -----------
+
+
+def test_spend_after_the_last_sync_is_recorded_when_the_key_is_revoked(db, stub_workers, fake):
+    ws = f.workspace(db, "orx", "development", provider="openrouter")
+    dev = f.member(db, ws)
+    db.run(keys.request_key, dev, ws, name="search-bot")
+    stub_workers.settle()
+    [key] = _keys(db)
+    fake.add_usage(key.provider_ref, 2.0)
+    maintenance.sync_usage.fn()
+    fake.add_usage(key.provider_ref, 0.75)  # spent after the last sync
+    db.run(keys.revoke_key, f.OPERATOR, key.id)
+    stub_workers.settle()
+    assert key.provider_ref not in fake.keys
+    assert _spend(db) == [750_000, 2_000_000]
+    maintenance.sync_usage.fn()
+    assert _spend(db) == [750_000, 2_000_000]  # nothing counted twice
+    [revoke] = _actions(db, "revoke_key")
+    assert revoke.status is ActionStatus.DONE
+
+
+def test_spend_of_a_rotated_key_is_recorded_when_it_is_retired(db, stub_workers, fake):
+    ws = f.workspace(db, "orx", "development", provider="openrouter")
+    dev = f.member(db, ws)
+    db.run(keys.request_key, dev, ws, name="search-bot")
+    stub_workers.settle()
+    [old] = _keys(db)
+    db.run(keys.rotate_key, dev, old.id)
+    stub_workers.settle()
+    fake.add_usage(old.provider_ref, 1.5)  # used during its grace period, never synced
+    [retire] = _actions(db, "retire_key")
+
+    def grace_over(s):
+        s.get(Action, retire.id).run_after = utcnow() - maintenance.SWEEP_AFTER - timedelta(seconds=1)
+
+    db.run(grace_over)
+    maintenance.sweep_outbox.fn()
+    stub_workers.settle()
+    assert old.provider_ref not in fake.keys
+    assert _spend(db) == [1_500_000]
+
+
+def test_revoking_a_key_openrouter_no_longer_has_completes(db, stub_workers, fake):
+    ws = f.workspace(db, "orx", "development", provider="openrouter")
+    dev = f.member(db, ws)
+    db.run(keys.request_key, dev, ws, name="search-bot")
+    stub_workers.settle()
+    [key] = _keys(db)
+    del fake.keys[key.provider_ref]  # deleted in OpenRouter's dashboard
+    db.run(keys.revoke_key, f.OPERATOR, key.id)
+    stub_workers.settle()
+    [revoke] = _actions(db, "revoke_key")
+    assert revoke.status is ActionStatus.DONE and _spend(db) == []
+
+
 # -- helpers -------------------------------------------------------------------------------
 
 
@@ -309,3 +367,9 @@ def _keys(db) -> list[ApiKey]:
 def _actions(db, kind: str) -> list[Action]:
     with db.session() as s:
         return list(s.scalars(select(Action).where(Action.kind == kind).order_by(Action.created_at)))
+
+
+def _spend(db) -> list[int]:
+    with db.session() as s:
+        return sorted(s.scalars(select(UsageEvent.amount_micros)))
+

@@ -8,7 +8,7 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from bot.blocks.keys import key_ready_dm
-from store import keys, outbox
+from store import keys, outbox, provider_sync
 from store.models import Action, ApiKey, Request, Workspace
 from store.outbox import Claimed
 from store.types import ActionKind, KeyStatus, utcnow
@@ -136,7 +136,14 @@ def _delete_at_provider(rt: Runtime, a: Claimed) -> None:
     with rt.db.session() as s:
         key = s.get(ApiKey, a.payload["key_id"])
         provider_name, ref = key.provider, key.provider_ref
-    rt.provider(provider_name).delete(ref)
+    provider = rt.provider(provider_name)
+    if ref is not None:
+        # Spent since the last usage sync is known only to the provider, and only while the key
+        # exists there: record it before deleting. Recorded twice (a retry) it counts once.
+        state = provider.get_key(ref)
+        if state is not None:
+            rt.db.run(provider_sync.sync_provider_usage, provider_name, [(ref, state.usage_micros)])
+    provider.delete(ref)
     rt.db.run(outbox.complete, a.id)
 
 
