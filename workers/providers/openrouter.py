@@ -2,7 +2,8 @@
 
 Keys are real OpenRouter keys with a USD ``limit``; pausing disables them; usage is the
 keys' cumulative ``usage``, which the sync turns into usage events. The HTTP client and
-the reading of answers are in ``openrouter_http``.
+the reading of answers are in ``openrouter_http``; workspaces, budgets, guardrails and
+models in ``openrouter_org``.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 
 from workers.providers.base import CreatedKey, KeyState, KeyUsage, ProviderError, TransientProviderError
 from workers.providers.openrouter_http import DEFAULT_URL, OpenRouterHTTP, amount_micros, data_of, micros, unreadable, usd
+from workers.providers.openrouter_org import OrganisationCalls
 
 __all__ = ["OpenRouterProvider", "micros", "usd"]
 
@@ -21,7 +23,7 @@ log = logging.getLogger(__name__)
 RESETS = ("daily", "weekly", "monthly")
 
 
-class OpenRouterProvider:
+class OpenRouterProvider(OrganisationCalls):
     name = "openrouter"
 
     def __init__(self, management_key: str, base_url: str = DEFAULT_URL, *, timeout: float = 10.0) -> None:
