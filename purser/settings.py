@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -27,6 +27,20 @@ class Settings(BaseSettings):
 
     openrouter_management_key: SecretStr | None = Field(None, alias="OPENROUTER_MANAGEMENT_KEY")
     openrouter_api_url: str = Field("https://openrouter.ai/api/v1", alias="OPENROUTER_API_URL")
+
+    @field_validator("openrouter_management_key", mode="after")
+    @classmethod
+    def _strip_management_key(cls, value: SecretStr | None) -> SecretStr | None:
+        # A key pasted with its trailing newline is still the key. What else it may not hold is
+        # refused at start-up (purser.wiring.check_openrouter_key): a validation error here
+        # would print the value it refused.
+        key = value.get_secret_value().strip() if value is not None else ""
+        return SecretStr(key) if key else None
+
+    @field_validator("openrouter_api_url", mode="after")
+    @classmethod
+    def _strip_api_url(cls, value: str) -> str:
+        return value.strip()
 
     port: int = Field(3000, alias="PORT")
     log_level: str = Field("INFO", alias="LOG_LEVEL")

@@ -80,8 +80,25 @@ def broker(settings: Settings) -> dramatiq.Broker:
 def providers(settings: Settings) -> Callable[[str], KeyProvider]:
     from workers.providers import build_provider
 
+    check_openrouter_key(settings)
     key = settings.openrouter_management_key.get_secret_value() if settings.openrouter_management_key else ""
     return lambda name: build_provider(name, openrouter_key=key, openrouter_url=settings.openrouter_api_url)
+
+
+def check_openrouter_key(settings: Settings) -> None:
+    """A management key that cannot be sent fails every OpenRouter call: say so at start, naming the setting, never the key.
+
+    Unset is not refused: only workspaces on OpenRouter need it, and they are told when a key is made.
+    """
+    from workers.providers.base import PermanentProviderError
+    from workers.providers.openrouter_http import clean_management_key
+
+    if settings.openrouter_management_key is None:
+        return
+    try:
+        clean_management_key(settings.openrouter_management_key.get_secret_value())
+    except PermanentProviderError as exc:
+        raise SystemExit(str(exc)) from None
 
 
 def slack(db: Database, settings: Settings, *, token: str | None = None, api_url: str | None = None) -> Slack | None:
@@ -112,6 +129,7 @@ def workers_runtime(settings: Settings) -> None:
     """A worker process's runtime, built on first use (after dramatiq forks its processes)."""
     from workers.runtime import configure_lazily
 
+    check_openrouter_key(settings)  # now, as the process starts, not in its first action
     configure_lazily(lambda: runtime(settings, database(settings)))
 
 

@@ -9,8 +9,11 @@ from decimal import Decimal
 
 import pytest
 
+from sandbox.serve import serve_in_thread
 from store.types import Period
-from workers.providers.base import PermanentProviderError, TransientProviderError
+from tests.workers.test_openrouter_defects import Stub, paged, reply
+from workers.providers.base import KeyState, PermanentProviderError, TransientProviderError
+from workers.providers.local import LocalProvider
 from workers.providers.openrouter import OpenRouterProvider
 
 KEYS = "/api/v1/keys"
@@ -76,7 +79,8 @@ def test_disabling_a_key_openrouter_does_not_know_is_a_permanent_error(fake, pro
         provider.disable("0" * 64)
 
 
-@pytest.mark.parametrize("count, offsets", [(99, ["0"]), (200, ["0", "100", "200"]), (250, ["0", "100", "200"])])
+# OpenRouter picks the page size, so the listing ends at the first empty page, whatever the sizes before.
+@pytest.mark.parametrize("count, offsets", [(99, ["0", "99"]), (200, ["0", "100", "200"]), (250, ["0", "100", "200", "250"])])
 def test_usage_reads_every_key_page_by_page_disabled_ones_too(fake, provider, count, offsets):
     made = {fake.add_key(f"k{i}", usage=i / 100, disabled=i % 7 == 0): i for i in range(count)}
     usage = {u.ref: u.usage_micros for u in provider.usage()}
@@ -86,11 +90,11 @@ def test_usage_reads_every_key_page_by_page_disabled_ones_too(fake, provider, co
     assert {c.args.get("include_disabled") for c in listing} == {"true"}
 
 
-def test_create_deletes_an_earlier_attempts_key_even_past_the_first_page(fake, provider):
+def test_a_retried_create_deletes_an_earlier_attempts_key_even_past_the_first_page(fake, provider):
     for i in range(150):
         fake.add_key(f"someone-else-{i}")
     orphan = fake.add_key("purser-act1")
-    created = provider.create(name="purser-act1", limit_micros=None, limit_reset=None, expires_at=None)
+    created = provider.create(name="purser-act1", limit_micros=None, limit_reset=None, expires_at=None, retrying=True)
     assert orphan not in fake.keys
     assert [k["hash"] for k in fake.named("purser-act1")] == [created.ref]
     assert len(fake.keys) == 151
@@ -156,3 +160,171 @@ def test_management_key_never_shows_in_the_providers_repr(fake, provider):
 def test_missing_management_key_tells_the_operator_what_to_set():
     with pytest.raises(PermanentProviderError, match="OPENROUTER_MANAGEMENT_KEY is not set"):
         OpenRouterProvider("")
+
+
+# -- reading a key, and keys in an OpenRouter workspace ----------------------------------
+
+
+def test_get_key_reads_usage_limit_and_state_and_none_once_gone(fake, provider):
+    ref = provider.create(name="purser-g1", limit_micros=12_500_000, limit_reset="monthly", expires_at=None).ref
+    fake.add_usage(ref, 1.234567)
+    provider.disable(ref)
+    assert provider.get_key(ref) == KeyState(ref=ref, usage_micros=1_234_567, limit_micros=12_500_000, disabled=True)
+    provider.delete(ref)
+    assert provider.get_key(ref) is None
+
+
+def test_set_limit_answers_the_key_as_openrouter_holds_it(fake, provider):
+    ref = provider.create(name="purser-g2", limit_micros=None, limit_reset=None, expires_at=None).ref
+    fake.add_usage(ref, 0.5)
+    assert provider.set_limit(ref, 7_250_000, "daily") == KeyState(ref=ref, usage_micros=500_000, limit_micros=7_250_000, disabled=False)
+    assert provider.set_limit(ref, None, None).limit_micros is None
+
+
+def test_keys_in_an_openrouter_workspace_are_made_and_listed_there(fake, provider):
+    provider.create(name="purser-w1", limit_micros=None, limit_reset=None, expires_at=None, workspace_id="ws-uuid-1", retrying=True)
+    provider.usage(workspace_id="ws-uuid-1")
+    provider.usage()
+    assert [c.args.get("workspace_id") for c in fake.calls_to("GET", KEYS)] == ["ws-uuid-1"] * 3 + [None] * 2
+    [post] = fake.calls_to("POST", KEYS)
+    assert post.body["workspace_id"] == "ws-uuid-1"
+
+
+def test_the_local_provider_takes_the_same_arguments_and_keeps_no_state():
+    local = LocalProvider()
+    created = local.create(name="x", limit_micros=None, limit_reset=None, expires_at=None, workspace_id=None, retrying=True)
+    assert created.ref is None and created.secret
+    assert local.get_key("anything") is None and local.set_limit(None, 1, "daily") is None and local.usage(workspace_id="w") == []
+
+
+# -- workspaces, budgets, guardrails, models (against a stub: the shared fake does not serve them) --
+
+
+@pytest.fixture(scope="module")
+def org_server():
+    stub = Stub()
+    served = serve_in_thread(stub)
+    stub.url = served.url
+    yield stub
+    served.stop()
+
+
+@pytest.fixture
+def org(org_server):
+    org_server.reset()
+    p = OpenRouterProvider("sk-or-v1-org-management-key", org_server.url + "/api/v1")
+    yield p, org_server
+    p.close()
+
+
+def workspace(n: int, slug: str) -> dict:
+    return {"id": f"ws-{n}", "name": slug.title(), "slug": slug, "default_guardrail_id": f"gr-{n}"}
+
+
+def test_find_workspace_pages_through_the_listing_by_slug(org):
+    p, stub = org
+    stub.on("GET", "/workspaces", paged([workspace(i, f"team-{i}") for i in range(150)]))
+    assert p.find_workspace("team-120")["id"] == "ws-120"
+    assert [(c.args["offset"], c.args["limit"]) for c in stub.seen] == [("0", "100"), ("100", "100")]
+    stub.seen.clear()
+    assert p.find_workspace("nobody") is None
+    assert len(stub.seen) == 2  # the short page is the last
+
+
+def test_find_workspace_stops_with_an_error_where_the_server_ignores_offset(org):
+    p, stub = org
+    stub.on("GET", "/workspaces", reply(200, {"data": [workspace(i, f"team-{i}") for i in range(100)], "total_count": 100}))
+    with pytest.raises(PermanentProviderError, match="OPENROUTER_API_URL"):
+        p.find_workspace("nobody")
+
+
+def test_get_and_create_workspace(org):
+    p, stub = org
+    stub.on("GET", "/workspaces/ws-1", reply(200, {"data": workspace(1, "research")}))
+    stub.on("POST", "/workspaces", reply(201, {"data": workspace(2, "research-2")}))
+    assert p.get_workspace("ws-1")["slug"] == "research"
+    assert p.get_workspace("ws-9") is None  # the stub's JSON 404, as OpenRouter's
+    assert p.create_workspace("Research 2", "research-2")["id"] == "ws-2"
+    assert stub.seen[-1].body == {"name": "Research 2", "slug": "research-2"}
+
+
+@pytest.mark.parametrize("interval", ["daily", "weekly", "monthly", "lifetime"])
+def test_workspace_budgets_are_put_in_exact_usd_and_deleted(org, interval):
+    p, stub = org
+    budget = {"id": "b-1", "workspace_id": "ws-1", "limit_usd": 12.345678, "reset_interval": None if interval == "lifetime" else interval}
+    stub.on("PUT", f"/workspaces/ws-1/budgets/{interval}", reply(200, {"data": budget}))
+    stub.on("DELETE", f"/workspaces/ws-1/budgets/{interval}", reply(200, {"deleted": True}))
+    assert p.put_workspace_budget("ws-1", interval, 12_345_678) == budget
+    assert stub.seen[-1].body == {"limit_usd": 12.345678}
+    p.delete_workspace_budget("ws-1", interval)
+    assert stub.calls()[-1] == ("DELETE", f"/workspaces/ws-1/budgets/{interval}")
+
+
+@pytest.mark.parametrize("interval, limit", [("yearly", 1_000_000), ("none", 1_000_000), ("monthly", 0), ("monthly", -5)])
+def test_a_budget_openrouter_would_refuse_is_refused_before_asking(org, interval, limit):
+    p, stub = org
+    with pytest.raises(PermanentProviderError):
+        p.put_workspace_budget("ws-1", interval, limit)
+    assert stub.seen == []
+
+
+def test_create_guardrail_leaves_out_what_is_not_restricted_and_refuses_an_empty_list(org):
+    p, stub = org
+    made = {"id": "gr-1", "name": "g", "workspace_id": "ws-1", "include_byok_in_budgets": False, "created_at": "2027-01-01T00:00:00Z"}
+    stub.on("POST", "/guardrails", reply(201, {"data": made}))
+    assert p.create_guardrail("g", "ws-1", ["openai/gpt-4o"], None, True) == made
+    assert stub.seen[-1].body == {"name": "g", "workspace_id": "ws-1", "allowed_models": ["openai/gpt-4o"], "enforce_zdr": True}
+    p.create_guardrail("g", None, None, ["anthropic"], None)
+    assert stub.seen[-1].body == {"name": "g", "allowed_providers": ["anthropic"]}
+    with pytest.raises(PermanentProviderError, match="allowed_models"):
+        p.create_guardrail("g", "ws-1", [], None, None)  # null would allow every model: the opposite
+
+
+def test_update_guardrail_sends_the_fields_given_and_null_lifts_a_list(org):
+    p, stub = org
+    stub.on("PATCH", "/guardrails/gr-1", reply(200, {"data": {"id": "gr-1", "name": "g"}}))
+    assert p.update_guardrail("gr-1", allowed_models=("a/b", "c/d"), allowed_providers=None)["id"] == "gr-1"
+    assert stub.seen[-1].body == {"allowed_models": ["a/b", "c/d"], "allowed_providers": None}
+    p.update_guardrail("gr-1", limit_micros=2_500_000, reset_interval="monthly")
+    assert stub.seen[-1].body == {"limit_usd": 2.5, "reset_interval": "monthly"}
+    with pytest.raises(PermanentProviderError, match="ignored_providers"):
+        p.update_guardrail("gr-1", ignored_providers=[])
+
+
+def test_guardrail_key_assignments(org):
+    p, stub = org
+    stub.on("POST", "/guardrails/gr-1/assignments/keys", reply(200, {"assigned_count": 2}))
+    stub.on("POST", "/guardrails/gr-1/assignments/keys/remove", reply(200, {"unassigned_count": 1}))
+    assert p.assign_guardrail_keys("gr-1", ["h1", "h2"]) == {"assigned_count": 2}
+    assert stub.seen[-1].body == {"key_hashes": ["h1", "h2"]}
+    assert p.unassign_guardrail_keys("gr-1", ["h1"]) == {"unassigned_count": 1}
+    assert stub.seen[-1].body == {"key_hashes": ["h1"]}
+    stub.seen.clear()
+    assert p.assign_guardrail_keys("gr-1", []) == {"assigned_count": 0} and stub.seen == []  # OpenRouter takes one at least
+
+
+def test_list_guardrails_of_a_workspace_page_by_page(org):
+    p, stub = org
+    stub.on("GET", "/guardrails", paged([{"id": f"gr-{i}", "name": f"g{i}"} for i in range(120)]))
+    assert [g["id"] for g in p.list_guardrails("ws-1")] == [f"gr-{i}" for i in range(120)]
+    assert {c.args["workspace_id"] for c in stub.seen} == {"ws-1"}
+
+
+def test_models_is_openrouters_list_and_an_unreadable_one_is_transient(org):
+    p, stub = org
+    stub.on("GET", "/models", reply(200, {"data": [{"id": "openai/gpt-4o"}, {"id": "anthropic/claude"}], "total_count": 2, "links": {"next": None}}))
+    assert [m["id"] for m in p.models()] == ["openai/gpt-4o", "anthropic/claude"]
+    assert stub.seen[-1].args == {}  # without offset or limit, the whole list
+    stub.on("GET", "/models", reply(200, text="<rss/>", content_type="application/rss+xml"))
+    with pytest.raises(TransientProviderError, match="could not read"):
+        p.models()
+
+
+def test_organisation_errors_read_as_the_key_calls_do(org):
+    p, stub = org
+    stub.on("POST", "/workspaces", reply(403, {"error": {"code": 403, "message": "Only management keys can perform this operation"}}))
+    with pytest.raises(PermanentProviderError, match="OPENROUTER_MANAGEMENT_KEY"):
+        p.create_workspace("x", "x")
+    stub.on("GET", "/workspaces/ws-1", reply(404, text="<h1>Not Found</h1>", content_type="text/html"))
+    with pytest.raises(PermanentProviderError, match="OPENROUTER_API_URL"):
+        p.get_workspace("ws-1")

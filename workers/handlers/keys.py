@@ -8,7 +8,7 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from bot.blocks.keys import key_ready_dm
-from store import keys, outbox, quota
+from store import keys, outbox, provider_sync, quota
 from store.models import Action, ApiKey, Request, Workspace
 from store.outbox import Claimed
 from store.types import ActionKind, KeyStatus, utcnow
@@ -42,6 +42,7 @@ def provision_key(rt: Runtime, a: Claimed) -> None:
         created = rt.provider(provider_name).create(
             name=provider_key_name(a.id),
             expires_at=utcnow() + timedelta(days=p["expires_days"]) if p.get("expires_days") else None,
+            retrying=a.attempts > 1,  # only an earlier attempt can have left an orphan to look for
             **_limits(provider_name, p.get("limit_micros"), p.get("limit_period"), linked),
         )
         crash_point(rt.faults, "provision_key.after_provider")
@@ -69,7 +70,7 @@ def rotate_key(rt: Runtime, a: Claimed) -> None:
         limit, period, expires = old.limit_micros, old.limit_period.value, old.expires_at
         linked = s.get(Workspace, old.workspace_id).provider_ref
     if not done:
-        created = rt.provider(provider_name).create(name=provider_key_name(a.id), expires_at=expires, **_limits(provider_name, limit, period, linked))
+        created = rt.provider(provider_name).create(name=provider_key_name(a.id), expires_at=expires, retrying=a.attempts > 1, **_limits(provider_name, limit, period, linked))
         crash_point(rt.faults, "rotate_key.after_provider")
 
     def store(s):
@@ -151,7 +152,14 @@ def _delete_at_provider(rt: Runtime, a: Claimed) -> None:
     with rt.db.session() as s:
         key = s.get(ApiKey, a.payload["key_id"])
         provider_name, ref = key.provider, key.provider_ref
-    rt.provider(provider_name).delete(ref)
+    provider = rt.provider(provider_name)
+    if ref is not None:
+        # Spent since the last usage sync is known only to the provider, and only while the key
+        # exists there: record it before deleting. Recorded twice (a retry) it counts once.
+        state = provider.get_key(ref)
+        if state is not None:
+            rt.db.run(provider_sync.sync_provider_usage, provider_name, [(ref, state.usage_micros)])
+    provider.delete(ref)
     rt.db.run(outbox.complete, a.id)
 
 

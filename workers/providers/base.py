@@ -37,25 +37,40 @@ class KeyUsage:
 
 @dataclass(frozen=True)
 class KeyState:
+    """A key as the provider holds it now."""
+
     ref: str
-    usage_micros: int
-    limit_micros: int | None
+    usage_micros: int  # cumulative, as the provider counts it
+    limit_micros: int | None  # None: no spending limit at the provider
     disabled: bool
 
 
 class KeyProvider(Protocol):
     name: str
 
-    def create(self, *, name: str, limit_micros: int | None, limit_reset: str | None, expires_at: datetime | None) -> CreatedKey:
-        """Create a key. ``name`` is unique per action so a retry can find an orphan."""
+    def create(
+        self,
+        *,
+        name: str,
+        limit_micros: int | None,
+        limit_reset: str | None,
+        expires_at: datetime | None,
+        workspace_id: str | None = None,
+        retrying: bool = False,
+    ) -> CreatedKey:
+        """Create a key. ``name`` is unique per action so a retry (``retrying``) can find an orphan an earlier attempt left."""
+
+    def get_key(self, ref: str | None) -> KeyState | None:
+        """The key as the provider holds it; None when the provider has no such key."""
 
     def disable(self, ref: str | None) -> None: ...
 
     def enable(self, ref: str | None) -> None: ...
 
-    def set_limit(self, ref: str | None, limit_micros: int | None, limit_reset: str | None) -> None: ...
+    def set_limit(self, ref: str | None, limit_micros: int | None, limit_reset: str | None) -> KeyState | None:
+        """Change the key's limit; the key as the provider answered with it (None where the provider keeps no state)."""
 
     def delete(self, ref: str | None) -> None: ...
 
-    def usage(self) -> list[KeyUsage]:
-        """Cumulative usage of every key the provider knows."""
+    def usage(self, workspace_id: str | None = None) -> list[KeyUsage]:
+        """Cumulative usage of every key the provider knows (of one of its workspaces, where it has them)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from store.secrets import mint_local_secret
-from workers.providers.base import CreatedKey, KeyUsage
+from workers.providers.base import CreatedKey, KeyState, KeyUsage
 
 
 class LocalProvider:
@@ -13,8 +13,21 @@ class LocalProvider:
 
     name = "local"
 
-    def create(self, *, name: str, limit_micros: int | None, limit_reset: str | None, expires_at: datetime | None) -> CreatedKey:
+    def create(
+        self,
+        *,
+        name: str,
+        limit_micros: int | None,
+        limit_reset: str | None,
+        expires_at: datetime | None,
+        workspace_id: str | None = None,
+        retrying: bool = False,
+    ) -> CreatedKey:
+        # Nothing is made outside Purser, so an interrupted attempt leaves nothing to find.
         return CreatedKey(secret=mint_local_secret(), ref=None)
+
+    def get_key(self, ref: str | None) -> KeyState | None:
+        return None  # the store is the only record of a local key
 
     def disable(self, ref: str | None) -> None:
         return None
@@ -22,11 +35,11 @@ class LocalProvider:
     def enable(self, ref: str | None) -> None:
         return None
 
-    def set_limit(self, ref: str | None, limit_micros: int | None, limit_reset: str | None) -> None:
+    def set_limit(self, ref: str | None, limit_micros: int | None, limit_reset: str | None) -> KeyState | None:
         return None
 
     def delete(self, ref: str | None) -> None:
         return None
 
-    def usage(self) -> list[KeyUsage]:
+    def usage(self, workspace_id: str | None = None) -> list[KeyUsage]:
         return []  # usage arrives through `purser usage record` and the ingest endpoint
