@@ -86,7 +86,7 @@ ROUTES: dict[str, dict[str, Handler]] = {
     },
     "/guardrails/{id}/assignments/keys/remove": {"POST": lambda f, p, q, b: f.unassign_keys(p["id"], b)},
     "/models": {"GET": lambda f, p, q, b: f.list_models(q)},
-    "/chat/completions": {"POST": lambda f, p, q, b: f.chat(f._caller, b)},
+    "/chat/completions": {"POST": lambda f, p, q, b: f.chat(f._spender, b)},
 }
 PATTERNS = [(re.compile("^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", t) + "$"), t) for t in ROUTES]
 
@@ -112,7 +112,7 @@ class FakeOpenRouter(GuardrailState):
         self._enterprise = enterprise
         self._lock = threading.RLock()  # one request, or one scripting call, at a time
         self._schemas = schemas()
-        self._caller: dict | None = None  # the key a /chat/completions call spends through
+        self._spender: dict | None = None  # the key a /chat/completions call spends through
         self._init_records()
         self._init_state(enterprise)
 
@@ -236,12 +236,12 @@ class FakeOpenRouter(GuardrailState):
 
     def _authorize(self, request: Request, template: str) -> Response | None:
         authorization = request.headers.get("Authorization")
-        self._caller = None
+        self._spender = None
         if template == "/models":
             return None  # the model list is public
         if template == "/chat/completions":
             try:
-                self._caller = self._key_by_secret(authorization)
+                self._spender = self._key_by_secret(authorization)
             except Refusal as refusal:
                 return self._error(refusal.status, refusal.message)
             return None
