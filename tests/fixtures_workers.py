@@ -50,12 +50,12 @@ def openrouter_server():
 @pytest.fixture
 def openrouter(openrouter_server):
     fake, url = openrouter_server
-    fake.keys.clear()
-    fake.secrets.clear()
-    fake.requests.clear()
-    fake._failures.clear()
+    fake.reset()  # keys, workspaces, guardrails, spend, calls and scripted failures of earlier tests
     fake.url = url
-    return fake
+    yield fake
+    # as with Slack's Block Kit: whatever Purser sent OpenRouter fits OpenRouter's published schemas
+    assert not fake.invalid, f"requests OpenRouter would refuse as invalid: {fake.invalid}"
+    assert not fake.bad_answers, f"the fake answered outside OpenRouter's schemas: {fake.bad_answers}"
 
 
 def workers_runtime(db, slack_server, openrouter_server) -> Runtime:

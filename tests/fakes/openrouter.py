@@ -1,29 +1,99 @@
-"""A fake of OpenRouter's key-management API over real HTTP, with the published shapes.
+"""A fake OpenRouter over real HTTP that keeps state as OpenRouter does and checks every request against its schemas.
 
-`POST /keys`, `GET /keys?offset=&include_disabled=`, `GET/PATCH/DELETE /keys/{hash}`,
-errors as ``{error: {code, message}}``. Bodies are checked against the published field
-types (a wrong one is a 400, as OpenRouter answers). Tests script failures (429 with
-Retry-After, 500, 401), seed keys, raise usage, and inspect what the fake holds and
-every call it received.
+It serves, under ``/api/v1``, what Purser uses of OpenRouter's management API — keys,
+workspaces, workspace budgets, guardrails and their key assignments — plus ``GET /models`` and
+``POST /chat/completions``, so a test can spend through a key and see limits, guardrails and
+budgets hold. The rules it keeps are in openrouter_state.py (keys, workspaces, budgets) and
+openrouter_guardrails.py (guardrails, spending); the schemas it checks are transcribed from
+OpenRouter's OpenAPI document into openrouter_schemas.json (openrouter_schema.py reads them).
+
+- A request that does not fit its schema is answered 400 ``{"error": {"code": 400, "message":
+  <what was wrong>}}`` and recorded in ``fake.invalid``: ``assert fake.invalid == []`` after a
+  flow proves Purser sent only what the document allows. Fields the document does not name
+  are valid (it never says additionalProperties: false) and are recorded in
+  ``fake.unknown_fields``. Every answer the fake gives is checked against the document's
+  response schema; a mismatch (a bug of the fake) is recorded in ``fake.bad_answers``.
+- A missing key, workspace, guardrail or budget is 404 ``{"error": {"code": 404, "message":
+  "Resource not found"}}``; a path OpenRouter does not serve is 404 too, but with an HTML page
+  (``fake.wrong_path_404``), as a web server answers a route it does not have, so a caller
+  can tell "gone" from "wrong URL". A known path with a method it does not take is 405.
+- Workspace budgets are an Enterprise feature: ``FakeOpenRouter(enterprise=False)``, the
+  default (most accounts, and the safe assumption for Purser), answers the budget endpoints
+  with ``fake.budget_refusal`` (403 "Workspace budgets are available on the Enterprise plan";
+  the document lists no answer for this case, the workspaces guide says only "Enterprise
+  plan"). ``enterprise=True`` (or setting ``fake.enterprise``) keeps and enforces them.
+
+Tests script failures (429 with Retry-After, 500, 401), seed keys and usage, set costs, and
+inspect what the fake holds and every call it received.
 """
 
 from __future__ import annotations
 
-import hashlib
-import itertools
+import functools
 import json
-import secrets
+import re
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Callable
 
 from werkzeug.wrappers import Request, Response
 
-PAGE = 100
-RESETS = (None, "daily", "weekly", "monthly")
-PATCHABLE = ("name", "disabled", "limit", "limit_reset", "include_byok_in_limit")
+from tests.fakes.openrouter_catalog import to_micros
+from tests.fakes.openrouter_guardrails import GuardrailState
+from tests.fakes.openrouter_schema import Invalid, Schemas, Unknown
+from tests.fakes.openrouter_state import DEFAULT_WORKSPACE, Refusal
+
+__all__ = ["DEFAULT_WORKSPACE", "Call", "FakeOpenRouter"]
+
+API = "/api/v1"
+WRONG_PATH_404 = (
+    "text/html; charset=utf-8",
+    "<!DOCTYPE html><html><head><title>404: This page could not be found.</title></head>"
+    "<body><h1>404</h1><h2>This page could not be found.</h2></body></html>",
+)
+
+Handler = Callable[["FakeOpenRouter", dict, dict, Any], "tuple[int, dict] | Response"]
+#: path template (the document's) -> method -> handler(fake, path params, coerced query, body)
+ROUTES: dict[str, dict[str, Handler]] = {
+    "/keys": {"GET": lambda f, p, q, b: f.list_keys(q), "POST": lambda f, p, q, b: f._create(b)},
+    "/keys/{hash}": {
+        "GET": lambda f, p, q, b: f.get_key(p["hash"]),
+        "PATCH": lambda f, p, q, b: f.update_key(p["hash"], b),
+        "DELETE": lambda f, p, q, b: f.delete_key(p["hash"]),
+    },
+    "/workspaces": {"GET": lambda f, p, q, b: f.list_workspaces(q), "POST": lambda f, p, q, b: f.create_workspace(b)},
+    "/workspaces/{id}": {
+        "GET": lambda f, p, q, b: f.get_workspace(p["id"]),
+        "PATCH": lambda f, p, q, b: f.update_workspace(p["id"], b),
+        "DELETE": lambda f, p, q, b: f.delete_workspace(p["id"]),
+    },
+    "/workspaces/{id}/budgets": {"GET": lambda f, p, q, b: f.list_budgets(p["id"])},
+    "/workspaces/{id}/budgets/{interval}": {
+        "GET": lambda f, p, q, b: f.get_budget(p["id"], p["interval"]),
+        "PUT": lambda f, p, q, b: f.put_budget(p["id"], p["interval"], b),
+        "DELETE": lambda f, p, q, b: f.delete_budget(p["id"], p["interval"]),
+    },
+    "/guardrails": {"GET": lambda f, p, q, b: f.list_guardrails(q), "POST": lambda f, p, q, b: f.create_guardrail(b)},
+    "/guardrails/{id}": {
+        "GET": lambda f, p, q, b: f.get_guardrail(p["id"]),
+        "PATCH": lambda f, p, q, b: f.update_guardrail(p["id"], b),
+        "DELETE": lambda f, p, q, b: f.delete_guardrail(p["id"]),
+    },
+    "/guardrails/{id}/assignments/keys": {
+        "GET": lambda f, p, q, b: f.list_assignments(p["id"], q),
+        "POST": lambda f, p, q, b: f.assign_keys(p["id"], b),
+    },
+    "/guardrails/{id}/assignments/keys/remove": {"POST": lambda f, p, q, b: f.unassign_keys(p["id"], b)},
+    "/models": {"GET": lambda f, p, q, b: f.list_models(q)},
+    "/chat/completions": {"POST": lambda f, p, q, b: f.chat(f._spender, b)},
+}
+PATTERNS = [(re.compile("^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", t) + "$"), t) for t in ROUTES]
+
+
+@functools.cache
+def schemas() -> Schemas:
+    return Schemas()  # once a process: compiling the validators is the slow part
 
 
 @dataclass(frozen=True)
@@ -35,28 +105,38 @@ class Call:
     at: float = field(default_factory=time.monotonic)
 
 
-class FakeOpenRouter:
-    def __init__(self, management_key: str = "sk-or-mgmt-test") -> None:
+class FakeOpenRouter(GuardrailState):
+    def __init__(self, management_key: str = "sk-or-mgmt-test", *, enterprise: bool = False) -> None:
         self.management_key = management_key
-        self.keys: dict[str, dict] = {}  # hash -> Key
-        self.secrets: dict[str, str] = {}  # hash -> secret (to check what Purser stored)
+        self.url = ""  # where it is served (the fixture sets it)
+        self._enterprise = enterprise
+        self._lock = threading.RLock()  # one request, or one scripting call, at a time
+        self._schemas = schemas()
+        self._spender: dict | None = None  # the key a /chat/completions call spends through
+        self._init_records()
+        self._init_state(enterprise)
+
+    def _init_records(self) -> None:
         self.requests: list[tuple[str, str]] = []  # (method, path) of every call
         self.calls: list[Call] = []  # the same calls with their query, body and time
-        self._failures: list[tuple[str, int, float | None, int, str]] = []
-        self._lock = threading.Lock()
-        self._n = itertools.count(1)
+        self.invalid: list[Invalid] = []  # requests refused for not fitting the document
+        self.unknown_fields: list[Unknown] = []  # fields the document does not name (accepted)
+        self.bad_answers: list[str] = []  # answers of the fake that do not fit the document
+        self.wrong_path_404 = WRONG_PATH_404  # (content type, body) for a path OpenRouter does not serve
+        self._failures: list[tuple[str, int, float | None, int, str, str | None]] = []
 
     # -- scripting -------------------------------------------------------------------
 
     def reset(self) -> None:
+        """Forget everything: keys, workspaces (but the default), guardrails, spend, calls, scripted failures."""
         with self._lock:
-            for kept in (self.keys, self.secrets, self.requests, self.calls, self._failures):
-                kept.clear()
+            self._init_records()
+            self._init_state(self._enterprise)
 
-    def fail(self, method: str = "*", status: int = 500, retry_after: float | None = None, times: int = 1, message: str = "scripted failure") -> None:
-        """Answer the next ``times`` calls of ``method`` (or "*") with this error."""
+    def fail(self, method: str = "*", status: int = 500, retry_after: float | None = None, times: int = 1, message: str = "scripted failure", *, path: str | None = None) -> None:
+        """Answer the next ``times`` calls of ``method`` (or "*"), to ``path`` if given, with this error."""
         with self._lock:
-            self._failures.append((method, status, retry_after, times, message))
+            self._failures.append((method, status, retry_after, times, message, path))
 
     def live(self) -> list[dict]:
         return [k for k in self.keys.values() if not k["disabled"]]
@@ -64,23 +144,46 @@ class FakeOpenRouter:
     def named(self, name: str) -> list[dict]:
         return [k for k in self.keys.values() if k["name"] == name]
 
-    def add_key(self, name: str, *, usage: float = 0.0, disabled: bool = False, limit: float | None = None) -> str:
-        """A key made elsewhere (the dashboard, another tool): the hash of the new key."""
+    def add_key(self, name: str, *, usage: float = 0.0, disabled: bool = False, limit: float | None = None, **fields: Any) -> str:
+        """A key made elsewhere (the dashboard, another tool): the hash of the new key.
+
+        ``usage`` is spend from before the fake's ledger (it counts in ``usage``, in no window);
+        ``fields`` are POST /keys fields (workspace_id, limit_reset, expires_at, ...).
+        """
         with self._lock:
-            key = self._new_key({"name": name, "limit": limit})
-            key["usage"], key["disabled"] = usage, disabled
-            _remaining(key)
+            key = self._new_key({"name": name, "limit": limit, **fields})
+            key["_seeded"], key["disabled"] = to_micros(usage), disabled
+            self._refresh(key)
             return key["hash"]
 
     def add_usage(self, key_hash: str, usd: float) -> None:
+        """Spend through the key now, past every limit (what happened elsewhere, as the usage sync sees it)."""
         with self._lock:
-            key = self.keys[key_hash]
-            for window in ("usage", "usage_daily", "usage_weekly", "usage_monthly"):
-                key[window] = round(key[window] + usd, 6)
-            _remaining(key)
+            self._charge(self.keys[key_hash], to_micros(usd))
+
+    def spent(self, *, key_hash: str | None = None, workspace_id: str | None = None, interval: str | None = None) -> float:
+        """USD spent (the ledger), by a key or in a workspace, in the current daily/weekly/monthly window or ever."""
+        with self._lock:
+            return self._spent(key=key_hash, workspace=workspace_id, interval=interval) / 1_000_000
+
+    def add_workspace(self, slug: str, name: str | None = None) -> str:
+        with self._lock:
+            return self._answered(self.create_workspace({"name": name or slug, "slug": slug}))["data"]["id"]
+
+    def add_guardrail(self, name: str, *keys: str, **fields: Any) -> str:
+        """A guardrail (POST /guardrails fields), assigned to ``keys``: its id."""
+        with self._lock:
+            gid = self._answered(self.create_guardrail({"name": name, **fields}))["data"]["id"]
+            if keys:
+                self._answered(self.assign_keys(gid, {"key_hashes": list(keys)}))
+            return gid
 
     def calls_to(self, method: str, path: str | None = None) -> list[Call]:
         return [c for c in self.calls if c.method == method and (path is None or c.path == path)]
+
+    @staticmethod
+    def _answered(result: tuple[int, dict]) -> dict:
+        return result[1]
 
     # -- the API ---------------------------------------------------------------------
 
@@ -95,140 +198,99 @@ class FakeOpenRouter:
 
     def _error(self, status: int, message: str, retry_after: float | None = None) -> Response:
         headers = {"Retry-After": _seconds(retry_after)} if retry_after is not None else {}
-        return Response(json.dumps({"error": {"code": status, "message": message}}), status=status, headers=headers, mimetype="application/json")
+        return Response(json.dumps(_error_body(status, message)), status=status, headers=headers, mimetype="application/json")
 
-    def _handle(self, request: Request, body: Any) -> Response:
-        for i, (method, status, retry_after, times, message) in enumerate(self._failures):
-            if method in (request.method, "*"):
+    def _scripted(self, request: Request) -> Response | None:
+        for i, (method, status, retry_after, times, message, path) in enumerate(self._failures):
+            if method in (request.method, "*") and (path is None or path.rstrip("/") == request.path.rstrip("/")):
                 if times <= 1:
                     self._failures.pop(i)
                 else:
-                    self._failures[i] = (method, status, retry_after, times - 1, message)
+                    self._failures[i] = (method, status, retry_after, times - 1, message, path)
                 return self._error(status, message, retry_after)
-        if request.headers.get("Authorization") != f"Bearer {self.management_key}":
-            return self._error(401, "No auth credentials found")
-        path = request.path.rstrip("/")
-        parts = path.split("/")
-        if path.endswith("/keys"):
-            if request.method == "POST":
-                return self._create(body)
-            if request.method == "GET":
-                return self._list(request)
-        if len(parts) >= 2 and parts[-2] == "keys":
-            key = self.keys.get(parts[-1])
-            if key is None:
-                return self._error(404, "Key not found")
-            if request.method == "GET":
-                return self._json({"data": _public(key)})
-            if request.method == "PATCH":
-                return self._patch(key, body)
-            if request.method == "DELETE":
-                del self.keys[parts[-1]]
-                return self._json({"deleted": True})
-        return self._error(404, "Not found")
+        return None
+
+    def _handle(self, request: Request, body: Any) -> Response:
+        scripted = self._scripted(request)
+        if scripted is not None:
+            return scripted
+        found = _route(request.path)
+        if found is None:
+            content_type, page = self.wrong_path_404
+            return Response(page, status=404, content_type=content_type)
+        match, template = found
+        handler = ROUTES[template].get(request.method)
+        if handler is None:
+            return Response("Method Not Allowed", status=405, headers={"Allow": ", ".join(ROUTES[template])}, mimetype="text/plain")
+        refused = self._authorize(request, template)
+        if refused is not None:
+            return refused
+        op = self._schemas[f"{request.method} {template}"]
+        params = match.groupdict()
+        checked = op.check(params, {k: request.args[k] for k in request.args}, body, bool(request.get_data(cache=True)))
+        self.unknown_fields += [Unknown(request.method, request.path, name) for name in checked.unknown]
+        if checked.problem:
+            self.invalid.append(Invalid(request.method, request.path, checked.problem))
+            return self._error(400, checked.problem)
+        return self._answer(op.name, lambda: handler(self, params, checked.query, body))
+
+    def _authorize(self, request: Request, template: str) -> Response | None:
+        authorization = request.headers.get("Authorization")
+        self._spender = None
+        if template == "/models":
+            return None  # the model list is public
+        if template == "/chat/completions":
+            try:
+                self._spender = self._key_by_secret(authorization)
+            except Refusal as refusal:
+                return self._error(refusal.status, refusal.message)
+            return None
+        if authorization == f"Bearer {self.management_key}":
+            return None
+        if authorization and authorization.startswith("Bearer ") and any(s == authorization[7:] for s in self.secrets.values()):
+            return self._error(403, "Only management keys can perform this operation")
+        return self._error(401, "No auth credentials found")
+
+    def _answer(self, op_name: str, handle: Callable[[], "tuple[int, dict] | Response"]) -> Response:
+        try:
+            answered = handle()
+        except Refusal as refusal:
+            answered = (refusal.status, _error_body(refusal.status, refusal.message))
+        if isinstance(answered, Response):
+            return answered
+        status, payload = answered
+        problem = self._schemas[op_name].check_answer(status, payload)
+        if problem:
+            self.bad_answers.append(f"{op_name}: {problem}")
+        return Response(json.dumps(payload), status=status, mimetype="application/json")
 
     def _create(self, body: Any) -> Response:
-        if not isinstance(body, dict) or not isinstance(body.get("name"), str) or not body["name"]:
-            return self._error(400, "name is required")
-        problem = _check_fields(body) or _check_expiry(body.get("expires_at"))
-        if problem:
-            return self._error(400, problem)
-        key = self._new_key(body)
-        return self._json({"data": _public(key), "key": self.secrets[key["hash"]]}, status=201)
+        # POST /keys goes through here: load tests (tests/reliability/load_fakes.py) wrap it
+        return self._answer("POST /keys", lambda: self.create_key(body))
 
-    def _patch(self, key: dict, body: Any) -> Response:
-        if not isinstance(body, dict):
-            return self._error(400, "body must be a JSON object")
-        problem = _check_fields(body)
-        if problem:
-            return self._error(400, problem)
-        for name in PATCHABLE:
-            if name in body:
-                key[name] = body[name]
-        _remaining(key)
-        key["updated_at"] = _now()
-        return self._json({"data": _public(key)})
-
-    def _new_key(self, body: dict) -> dict:
-        secret = "sk-or-v1-" + secrets.token_hex(32)
-        key_hash = hashlib.sha256(secret.encode()).hexdigest()
-        key = {
-            "hash": key_hash,
-            "name": body["name"],
-            "label": f"sk-or-v1-{secret[9:12]}...{secret[-3:]}",
-            "disabled": False,
-            "limit": body.get("limit"),
-            "limit_remaining": body.get("limit"),
-            "limit_reset": body.get("limit_reset"),
-            "include_byok_in_limit": bool(body.get("include_byok_in_limit")),
-            "usage": 0.0,
-            "usage_daily": 0.0,
-            "usage_weekly": 0.0,
-            "usage_monthly": 0.0,
-            "created_at": _now(),
-            "updated_at": None,
-            "expires_at": body.get("expires_at"),
-            "_n": next(self._n),
-        }
-        self.keys[key_hash] = key
-        self.secrets[key_hash] = secret
-        return key
-
-    def _list(self, request: Request) -> Response:
-        try:
-            offset = int(request.args.get("offset", 0))
-        except ValueError:
-            return self._error(400, "offset must be an integer")
-        include_disabled = request.args.get("include_disabled") == "true"
-        keys = sorted(self.keys.values(), key=lambda k: k["_n"])
-        if not include_disabled:
-            keys = [k for k in keys if not k["disabled"]]
-        return self._json({"data": [_public(k) for k in keys[offset : offset + PAGE]]})
-
-    @staticmethod
-    def _json(body: dict, status: int = 200) -> Response:
-        return Response(json.dumps(body), status=status, mimetype="application/json")
+    def list_models(self, query: dict) -> tuple[int, dict]:
+        models = self.catalog
+        if "offset" in query or "limit" in query:  # both omitted: the whole list, as the document says
+            offset = query.get("offset") or 0
+            models = models[offset : offset + (query.get("limit") or len(models))]
+        return 200, {"data": models, "total_count": len(self.catalog), "links": {"next": None}}
 
 
-def _check_fields(body: dict) -> str | None:
-    if "name" in body and (not isinstance(body["name"], str) or not body["name"]):
-        return "name must be a non-empty string"
-    if "disabled" in body and not isinstance(body["disabled"], bool):
-        return "disabled must be a boolean"
-    limit = body.get("limit")
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, (int, float)) or limit < 0):
-        return "limit must be a non-negative number or null"
-    if body.get("limit_reset") not in RESETS:
-        return "limit_reset must be daily, weekly, monthly or null"
-    if "include_byok_in_limit" in body and not isinstance(body["include_byok_in_limit"], bool):
-        return "include_byok_in_limit must be a boolean"
-    return None
-
-
-def _check_expiry(value: Any) -> str | None:
-    if value is None:
+def _route(path: str) -> tuple[re.Match, str] | None:
+    path = path.rstrip("/")
+    if not path.startswith(API + "/"):
         return None
-    try:
-        at = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        return "expires_at must be an ISO 8601 date-time"
-    if at.utcoffset() is None or at.utcoffset().total_seconds() != 0:
-        return "expires_at must be in UTC"
+    for pattern, template in PATTERNS:
+        match = pattern.match(path.removeprefix(API))
+        if match:
+            return match, template
     return None
 
 
-def _remaining(key: dict) -> None:
-    key["limit_remaining"] = None if key["limit"] is None else max(0.0, round(key["limit"] - key["usage"], 6))
-
-
-def _public(key: dict) -> dict:
-    return {k: v for k, v in key.items() if not k.startswith("_")}
+def _error_body(status: int, message: str) -> dict:
+    return {"error": {"code": status, "message": message}}
 
 
 def _seconds(value: float) -> str:
     # Retry-After is whole seconds on the wire
     return str(int(value)) if float(value).is_integer() else str(value)
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
