@@ -29,6 +29,9 @@ from dataclasses import dataclass, field
 #: providers whose keys are bounded by quota leases (the local provider asks /v1/authz each call)
 LEASED_PROVIDERS = frozenset({"openrouter"})
 GRAIN = 10_000  # $0.01
+#: Leases are handed out in pieces of $0.25 (and one piece holding what does not divide), so
+#: what remains of a budget is never scattered over keys in slivers too small for a call.
+CHUNK = 25  # grains
 BUSY_WEIGHT = 4  # a key that used half its last lease gets four times an idle key's share
 NEAR = 4  # a key with less than a quarter of its lease left is topped up at once
 
@@ -69,34 +72,44 @@ class Room:
     project_left: dict[int, int | None] = field(default_factory=dict)
 
 
-def split(total: int, caps: list[int | None], weights: list[int]) -> list[int]:
+def split(total: int, caps: list[int | None], weights: list[int], chunk: int = 1) -> list[int]:
     """Share ``total`` grains among children by weight, none above its cap (None: no cap).
 
-    Whatever a capped child cannot take goes to the others; grains that do not divide go
-    one at a time to the heaviest children first. The shares never add up to more than
-    ``total``.
+    Shares are whole ``chunk``s; what does not divide goes to the heaviest child with room
+    for it. Whatever a capped child cannot take goes to the others; chunks that do not
+    divide go one at a time to the heaviest children first. The shares never add up to
+    more than ``total``, and add up to all of it where the caps have room.
     """
     shares = [0] * len(caps)
     room = lambda i: None if caps[i] is None else caps[i] - shares[i]  # noqa: E731
-    left = total
-    open_ = [i for i in range(len(caps)) if room(i) is None or room(i) > 0]
+    fits = lambda i, n: room(i) is None or room(i) >= n  # noqa: E731
+    heaviest = sorted(range(len(caps)), key=lambda i: -weights[i])
+    left = total // chunk
+    open_ = [i for i in range(len(caps)) if fits(i, chunk)]
     while left > 0 and open_:
         weight = sum(weights[i] for i in open_)
         given = 0
         for i in open_:
             want = left * weights[i] // weight
-            take = want if room(i) is None else min(want, room(i))
-            shares[i] += take
+            take = want if room(i) is None else min(want, room(i) // chunk)
+            shares[i] += take * chunk
             given += take
         if given == 0:
-            for i in sorted(open_, key=lambda i: -weights[i]):
+            for i in (j for j in heaviest if j in open_):
                 if given == left:
                     break
-                if room(i) is None or room(i) > 0:
-                    shares[i] += 1
+                if fits(i, chunk):
+                    shares[i] += chunk
                     given += 1
         left -= given
-        open_ = [i for i in open_ if room(i) is None or room(i) > 0]
+        open_ = [i for i in open_ if fits(i, chunk)]
+    rest = total - sum(shares)
+    for i in heaviest:  # the odd grains, and what capped children left in pieces smaller than a chunk
+        if rest == 0:
+            break
+        take = rest if room(i) is None else min(rest, room(i))
+        shares[i] += take
+        rest -= take
     return shares
 
 
@@ -122,7 +135,7 @@ def plan(holders: list[Holder], room: Room) -> dict[int, int | None]:
         if grains is None:
             lease.update({h.key_id: cap[h.key_id] for h in members})
             return
-        for h, share in zip(members, split(grains, [cap[h.key_id] for h in members], [weight[h.key_id] for h in members])):
+        for h, share in zip(members, split(grains, [cap[h.key_id] for h in members], [weight[h.key_id] for h in members], CHUNK)):
             lease[h.key_id] = share
 
     project_cap = {}
@@ -147,7 +160,7 @@ def plan(holders: list[Holder], room: Room) -> dict[int, int | None]:
                 children += [(f"k{h.key_id}", cap[h.key_id], weight[h.key_id]) for h in members]
             else:
                 children.append((f"p{project_id}", project_cap[project_id], sum(weight[h.key_id] for h in members)))
-        shares = split(top, [c for _, c, _ in children], [w for _, _, w in children])
+        shares = split(top, [c for _, c, _ in children], [w for _, _, w in children], CHUNK)
         for (what, _, _), share in zip(children, shares):
             if what[0] == "k":
                 lease[int(what[1:])] = share

@@ -10,10 +10,10 @@ from store.quota import GRAIN, Holder, Room, grant, plan, split
 caps_st = st.lists(st.one_of(st.none(), st.integers(0, 500)), min_size=1, max_size=12)
 
 
-@given(st.integers(0, 5000), caps_st, st.data())
-def test_split_never_gives_more_than_there_is_nor_past_a_cap_and_wastes_nothing(total, caps, data):
+@given(st.integers(0, 5000), caps_st, st.data(), st.sampled_from([1, 5, 25]))
+def test_split_never_gives_more_than_there_is_nor_past_a_cap_and_wastes_nothing(total, caps, data, chunk):
     weights = data.draw(st.lists(st.integers(1, 9), min_size=len(caps), max_size=len(caps)))
-    shares = split(total, caps, weights)
+    shares = split(total, caps, weights, chunk)
     assert sum(shares) <= total
     assert all(c is None or s <= c for s, c in zip(shares, caps))
     room = None if any(c is None for c in caps) else sum(caps)
@@ -24,6 +24,19 @@ def test_split_gives_the_last_grains_to_the_busiest():
     assert split(3, [None] * 5, [1, 4, 1, 4, 1]) == [0, 2, 0, 1, 0]
     assert split(2, [None] * 3, [1, 4, 1]) == [0, 2, 0]
     assert split(2, [0, None, None], [9, 1, 1]) == [0, 1, 1]
+
+
+def test_split_in_chunks_leaves_one_odd_share_and_no_slivers():
+    # $1.10 over three keys in $0.25 pieces: one of them also holds the odd $0.10
+    assert split(110, [None] * 3, [1, 1, 1], 25) == [60, 25, 25]
+    # $0.30 over four: one piece and the odd cents to the busiest, none to the rest
+    assert split(30, [None] * 4, [1, 4, 1, 1], 25) == [0, 30, 0, 0]
+
+
+@given(st.integers(0, 400).map(lambda n: n * 5), st.integers(1, 20), st.data())
+def test_budgets_and_calls_in_five_cent_steps_leave_every_share_spendable(total, n, data):
+    weights = data.draw(st.lists(st.integers(1, 4), min_size=n, max_size=n))
+    assert all(share % 5 == 0 for share in split(total, [None] * n, weights, 25))
 
 
 @st.composite

@@ -23,11 +23,13 @@ from store.types import Period, ProjectStatus, Scope
 from tests import factories as f
 from workers import quota
 
-PENNY = "purser/penny"  # the fake's catalogue model costing exactly $0.01 a call
+MODEL = "purser/penny"  # the fake's catalogue model; each call here costs $0.25 (fake.cost_of)
+COST = 0.25
+CALLS = 400  # $100 of them
 
 
 def spend(client: httpx.Client, url: str, secret: str) -> int:
-    answer = client.post(f"{url}/api/v1/chat/completions", headers={"Authorization": f"Bearer {secret}"}, json={"model": PENNY, "messages": [{"role": "user", "content": "hi"}]})
+    answer = client.post(f"{url}/api/v1/chat/completions", headers={"Authorization": f"Bearer {secret}"}, json={"model": MODEL, "messages": [{"role": "user", "content": "hi"}]})
     return answer.status_code
 
 
@@ -46,6 +48,7 @@ def project_state(db, project_id):
 
 
 def test_fifty_threads_through_twenty_keys_end_exactly_at_a_hundred_dollar_budget(db, stub_workers, fake):
+    stub_workers.rt.poll_intervals = (0, 0)  # read the spending keys as often as the poll runs
     ws = f.workspace(db, "leases", "development", provider="openrouter")
     search = f.project(db, ws, "search", budget=parse_money("$100"))
     dev = f.member(db, ws)
@@ -57,15 +60,17 @@ def test_fifty_threads_through_twenty_keys_end_exactly_at_a_hundred_dollar_budge
     refs = [k.provider_ref for k in made]
     secrets = [fake.secrets[ref] for ref in refs]
     assert len(refs) == 20
+    fake.cost_of[MODEL] = COST
     # Every key leased a share; together exactly what remains of the budget.
     assert round(sum(limits(fake, refs).values()), 6) == 100.0
 
     rt = stub_workers.rt
-    rt.poll_intervals = (0, 0)  # read the spending keys as often as the poll runs
     stop = threading.Event()
     outcomes: Counter = Counter()
     lock = threading.Lock()
-    patches_before = len(fake.calls_to("PATCH"))
+    refused_since: dict[int, float] = {}  # key -> when it was first refused since it last spent
+    waits: list[float] = []  # how long each refused key waited for its top-up
+    patches_before, lists_before, reads_before = len(fake.calls_to("PATCH")), len(fake.calls_to("GET", "/api/v1/keys")), len(fake.calls_to("GET"))
     polls = Counter()
 
     def poller():
@@ -76,13 +81,21 @@ def test_fifty_threads_through_twenty_keys_end_exactly_at_a_hundred_dollar_budge
             time.sleep(0.01)
 
     def spender(n: int):
+        # Keys 0-9 are busy (five threads each); keys 10-19 see one call in ten.
         with httpx.Client(timeout=10) as client:
+            calls = 0
             while not stop.is_set():
-                status = spend(client, fake.url, secrets[n % 20])
+                calls += 1
+                k = 10 + n % 10 if calls % 10 == 0 else n % 10
+                status = spend(client, fake.url, secrets[k])
                 with lock:
                     outcomes[status] += 1
+                    if status == 200 and k in refused_since:
+                        waits.append(time.monotonic() - refused_since.pop(k))
+                    elif status == 402:
+                        refused_since.setdefault(k, time.monotonic())
                 if status != 200:
-                    time.sleep(0.005)  # refused: a real client backs off before trying again
+                    time.sleep(0.05)  # refused: a client backs off before trying again
 
     threads = [threading.Thread(target=poller)] + [threading.Thread(target=spender, args=(n,)) for n in range(50)]
     started = time.monotonic()
@@ -101,14 +114,17 @@ def test_fifty_threads_through_twenty_keys_end_exactly_at_a_hundred_dollar_budge
 
     # What OpenRouter charged: never past the budget, and nothing stranded below it.
     assert usage(fake, refs) == 100.0
-    assert outcomes[200] == 10_000
+    assert outcomes[200] == CALLS
     status, spent = project_state(db, search)
     assert spent == parse_money("$100")
     assert status is ProjectStatus.PAUSED
     assert all(fake.keys[ref]["disabled"] for ref in refs)
+    waits.sort()
+    lists = len(fake.calls_to("GET", "/api/v1/keys")) - lists_before
     print(
-        f"\nleases: 10000 spends in {took:.1f}s; {outcomes[402]} refused at a spent lease "
-        f"({outcomes[402] / 10_000:.1%} of spends waited for a top-up); {polls['polls']} polls, {polls['top-ups']} top-ups; "
+        f"\nleases: {CALLS} calls of ${COST} in {took:.1f}s by 50 threads; {len(waits)} waits for a top-up "
+        f"(median {waits[len(waits) // 2] if waits else 0:.2f}s, longest {waits[-1] if waits else 0:.2f}s), {len(refused_since)} keys still refused at the end; "
+        f"{polls['polls']} polls ({lists} list calls, {len(fake.calls_to('GET')) - reads_before - lists} single-key reads), {polls['top-ups']} top-ups, "
         f"{len(fake.calls_to('PATCH')) - patches_before} PATCH calls; other refusals {dict((k, v) for k, v in outcomes.items() if k not in (200, 402))}"
     )
 
@@ -123,6 +139,7 @@ def test_fifty_threads_through_twenty_keys_end_exactly_at_a_hundred_dollar_budge
 
 @pytest.mark.parametrize("budget", ["$10"])
 def test_a_key_that_spends_gets_the_larger_share_at_the_next_top_up(db, stub_workers, fake, budget):
+    stub_workers.rt.poll_intervals = (0, 0)
     ws = f.workspace(db, "shares", "development", provider="openrouter")
     f.project(db, ws, "search", budget=parse_money(budget))
     dev = f.member(db, ws)
@@ -133,8 +150,7 @@ def test_a_key_that_spends_gets_the_larger_share_at_the_next_top_up(db, stub_wor
         busy, idle = (s.scalars(select(ApiKey.provider_ref).where(ApiKey.name == n)).one() for n in ("busy", "idle"))
     assert limits(fake, [busy, idle]) == {busy: 5.0, idle: 5.0}
     fake.add_usage(busy, 4.0)  # most of its lease
-    stub_workers.rt.poll_intervals = (0, 0)
     assert quota.poll(stub_workers.rt) == [ws]
-    # $6 remains: four parts to the key that spends, one to the idle one
+    # $6 remains: four parts to the key that spends, one to the idle one, in $0.25 pieces
     left = {ref: round(fake.keys[ref]["limit"] - fake.keys[ref]["usage"], 6) for ref in (busy, idle)}
-    assert left == {busy: 4.8, idle: 1.2}
+    assert left == {busy: 5.0, idle: 1.0}
