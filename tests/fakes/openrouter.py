@@ -128,7 +128,7 @@ class FakeOpenRouter(GuardrailState):
     # -- scripting -------------------------------------------------------------------
 
     def reset(self) -> None:
-        """Forget everything: keys, workspaces (but the default), guardrails, spend, calls, scripted failures."""
+        """Forget everything: keys, workspaces (but the default), guardrails, spend, calls, failures; clock, catalog and plan as made."""
         with self._lock:
             self._init_records()
             self._init_state(self._enterprise)
