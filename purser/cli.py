@@ -119,7 +119,7 @@ def workspace_create(
         return link_workspace(s, _operator(), ws.id, openrouter_workspace) if provider == "openrouter" else ws
 
     ws = _run(create)
-    typer.echo(f"Created workspace {ws.slug} ({ws.environment.value}, key policy {ws.key_policy.value}, keys at {ws.provider}) in team {ws.team_id}.")
+    typer.echo(f"Created workspace {ws.slug} ({ws.environment.value}, key policy {ws.key_policy.value}) in team {ws.team_id}.")
     if ws.provider == "openrouter":
         typer.echo(f"Linked to OpenRouter workspace {ws.provider_slug}: adopted if it exists, else created.")
     typer.echo(f"Next: purser member add {ws.slug} --slack U… --role admin")

@@ -88,6 +88,11 @@ class Workspace(Base):
     provider_budgets: Mapped[str | None] = mapped_column(String(20))
     # allowed models and providers and zero data retention (store.policy); {} allows everything
     model_policy: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # One rebalance of the quota leases at a time (store.quota_ledger.claim): who holds it,
+    # until when, and whether another was asked for meanwhile (the holder then runs again).
+    leases_holder: Mapped[str | None] = mapped_column(String(32))
+    leases_held_until: Mapped[datetime | None]
+    leases_again: Mapped[bool] = mapped_column(Boolean, default=False)
     # the OpenRouter guardrail that carries the workspace's policy to keys outside any project
     provider_guardrail_ref: Mapped[str | None] = mapped_column(String(120))
     digest_frequency: Mapped[str] = mapped_column(String(10), default="daily")

@@ -193,3 +193,36 @@ def new_periods(s: Session, now: datetime | None = None, within: timedelta = tim
         if any(now - period_start(p, now) < within for p in periods if p.value != "none"):
             out.append(ws.id)
     return out
+
+
+def claim(s: Session, workspace_id: int, holder: str, seconds: float = 60, now: datetime | None = None) -> bool:
+    """Hold the workspace's leases for one rebalance; False (and "run again" noted) when another holds them.
+
+    Two rebalances at once could each shrink or raise a key at the provider in the other's
+    order and leave the store naming a ceiling below the provider's limit; one at a time,
+    they cannot. A holder that dies lets go when its hold lapses.
+    """
+    now = now or utcnow()
+    ws = s.get(Workspace, workspace_id, with_for_update=True)
+    if ws.leases_holder not in (None, holder) and ws.leases_held_until is not None and ws.leases_held_until > now:
+        ws.leases_again = True
+        return False
+    ws.leases_holder, ws.leases_held_until, ws.leases_again = holder, now + timedelta(seconds=seconds), False
+    return True
+
+
+def renew(s: Session, workspace_id: int, holder: str, seconds: float = 60, now: datetime | None = None) -> bool:
+    ws = s.get(Workspace, workspace_id, with_for_update=True)
+    if ws.leases_holder != holder:
+        return False
+    ws.leases_held_until = (now or utcnow()) + timedelta(seconds=seconds)
+    return True
+
+
+def let_go(s: Session, workspace_id: int, holder: str) -> bool:
+    """Release the hold; True when another rebalance was asked for while it was held (run again)."""
+    ws = s.get(Workspace, workspace_id, with_for_update=True)
+    if ws.leases_holder != holder:
+        return False
+    again, ws.leases_holder, ws.leases_held_until, ws.leases_again = ws.leases_again, None, None, False
+    return again

@@ -8,6 +8,7 @@ then stored; raises stored first, then made at the provider.
 from __future__ import annotations
 
 import logging
+import uuid
 from datetime import datetime
 
 from store import quota, quota_ledger
@@ -63,6 +64,26 @@ def _workspace(rt: Runtime, workspace_id: int) -> tuple[str, str | None, list[st
 
 
 def rebalance(rt: Runtime, workspace_id: int, *, read: bool = True) -> quota_ledger.Rebalance | None:
+    """One rebalance of the workspace at a time (store.quota_ledger.claim); one asked for
+    while another runs is run by that one when it finishes."""
+    holder = uuid.uuid4().hex
+    if not rt.db.run(quota_ledger.claim, workspace_id, holder):
+        return None
+    done = None
+    try:
+        while True:
+            done = _rebalance(rt, workspace_id, holder, read=read)
+            if not rt.db.run(quota_ledger.let_go, workspace_id, holder):
+                return done
+            if not rt.db.run(quota_ledger.claim, workspace_id, holder):
+                return done
+            read = True
+    except BaseException:
+        rt.db.run(quota_ledger.let_go, workspace_id, holder)
+        raise
+
+
+def _rebalance(rt: Runtime, workspace_id: int, holder: str, *, read: bool) -> quota_ledger.Rebalance | None:
     """Bring every leased key of a workspace to its planned lease; returns what changed.
 
     ``read``: read the keys' usage and limits at the provider first (a caller that just
@@ -83,6 +104,7 @@ def rebalance(rt: Runtime, workspace_id: int, *, read: bool = True) -> quota_led
         todo = quota_ledger.plan_rebalance(s, workspace_id)
         ceilings = {k.provider_ref: k.lease_ceiling_micros for k in quota_ledger.leased_keys(s, workspace_id)}
     for change in todo.shrinks:
+        rt.db.run(quota_ledger.renew, workspace_id, holder)
         state = provider.set_limit(change.ref, change.after, None)
         rt.db.run(quota_ledger.settle_shrink, change, state.usage_micros if state else None)
         if state is not None:
@@ -90,6 +112,7 @@ def rebalance(rt: Runtime, workspace_id: int, *, read: bool = True) -> quota_led
     made = rt.db.run(quota_ledger.reserve_raises, workspace_id, todo.raises) if todo.raises else []
     raised = {c.ref for c in made}
     for change in made:
+        rt.db.run(quota_ledger.renew, workspace_id, holder)
         provider.set_limit(change.ref, change.after, None)
     for ref, limit in behind.items():
         ceiling = ceilings.get(ref)

@@ -182,12 +182,14 @@ def test_set_limit_answers_the_key_as_openrouter_holds_it(fake, provider):
 
 
 def test_keys_in_an_openrouter_workspace_are_made_and_listed_there(fake, provider):
-    provider.create(name="purser-w1", limit_micros=None, limit_reset=None, expires_at=None, workspace_id="ws-uuid-1", retrying=True)
-    provider.usage(workspace_id="ws-uuid-1")
-    provider.usage()
-    assert [c.args.get("workspace_id") for c in fake.calls_to("GET", KEYS)] == ["ws-uuid-1"] * 3 + [None] * 2
+    elsewhere = fake.add_workspace("search-team")
+    made = provider.create(name="purser-w1", limit_micros=None, limit_reset=None, expires_at=None, workspace_id=elsewhere, retrying=True)
+    assert [u.ref for u in provider.usage(workspace_id=elsewhere)] == [made.ref]
+    assert provider.usage() == []  # the default workspace's keys only
+    asked = [c.args.get("workspace_id") for c in fake.calls_to("GET", KEYS)]
+    assert asked[0] == elsewhere and asked[-1] is None and set(asked) == {elsewhere, None}  # the orphan search and usage there; then the default workspace
     [post] = fake.calls_to("POST", KEYS)
-    assert post.body["workspace_id"] == "ws-uuid-1"
+    assert post.body["workspace_id"] == elsewhere and fake.keys[made.ref]["workspace_id"] == elsewhere
 
 
 def test_the_local_provider_takes_the_same_arguments_and_keeps_no_state():

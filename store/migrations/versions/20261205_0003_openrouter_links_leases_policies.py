@@ -29,6 +29,9 @@ def upgrade() -> None:
         # existing workspaces allow every model, as before
         batch_op.add_column(sa.Column('model_policy', sa.JSON(), nullable=False, server_default=sa.text("'{}'")))
         batch_op.add_column(sa.Column('provider_guardrail_ref', sa.String(length=120), nullable=True))
+        batch_op.add_column(sa.Column('leases_holder', sa.String(length=32), nullable=True))
+        batch_op.add_column(sa.Column('leases_held_until', store.types.UTCDateTime(), nullable=True))
+        batch_op.add_column(sa.Column('leases_again', sa.Boolean(), nullable=False, server_default=sa.false()))
     with op.batch_alter_table('projects', schema=None) as batch_op:
         batch_op.add_column(sa.Column('model_policy', sa.JSON(), nullable=True))
         batch_op.add_column(sa.Column('provider_guardrail_ref', sa.String(length=120), nullable=True))
@@ -47,5 +50,5 @@ def downgrade() -> None:
         batch_op.drop_column('provider_guardrail_ref')
         batch_op.drop_column('model_policy')
     with op.batch_alter_table('workspaces', schema=None) as batch_op:
-        for column in ('provider_guardrail_ref', 'model_policy', 'provider_budgets', 'provider_slug'):
+        for column in ('leases_again', 'leases_held_until', 'leases_holder', 'provider_guardrail_ref', 'model_policy', 'provider_budgets', 'provider_slug'):
             batch_op.drop_column(column)
