@@ -7,7 +7,6 @@ went wrong and what to do, and never holds the management key or a key's secret.
 from __future__ import annotations
 
 import json
-import logging
 import re
 from collections.abc import Iterator
 from decimal import Decimal, InvalidOperation
@@ -18,8 +17,6 @@ import httpx
 from store.money import MICROS_PER_DOLLAR
 from store.types import utcnow
 from workers.providers.base import PermanentProviderError, TransientProviderError
-
-log = logging.getLogger(__name__)
 
 DEFAULT_URL = "https://openrouter.ai/api/v1"
 #: what an OpenRouter secret looks like, so one echoed in an error message never reaches a person
@@ -51,8 +48,8 @@ def clean_management_key(raw: str | None) -> str:
     if not all("!" <= ch <= "~" for ch in key):
         raise PermanentProviderError(
             "OPENROUTER_MANAGEMENT_KEY holds a space, a line break, a control character or a character that is not plain ASCII "
-            "inside it, so it cannot be sent to OpenRouter. The operator should copy the management key again "
-            "(OpenRouter: Settings, Management keys) and set it as one unbroken line."
+            "inside it, so it cannot be sent to OpenRouter. The operator should copy the management key from "
+            "OpenRouter again and set it as one unbroken line."
         )
     return key
 
@@ -99,6 +96,9 @@ class OpenRouterHTTP:
             headers={"Authorization": f"Bearer {self._key}", "Content-Type": "application/json"},
             timeout=timeout,
         )
+
+    def __repr__(self) -> str:
+        return f"<OpenRouterHTTP {self._client.base_url}>"  # never the management key
 
     @property
     def base_url(self) -> str:
