@@ -31,6 +31,7 @@ _AUTHOR = r"[a-z0-9][a-z0-9._-]*"
 #: ``author/name`` or ``author/*``; names may hold ``:`` (``:free``) and more slashes
 MODEL_ID = re.compile(rf"^{_AUTHOR}/(?:\*|[a-z0-9][a-z0-9._:/-]*)$")
 PROVIDER = re.compile(rf"^{_AUTHOR}$")
+_BARE = re.compile(r"[a-z0-9][a-z0-9._:-]*")  # a model's name without its author, as gateways send it
 MAX_ID = 120  # what a usage event's model column holds
 MAX_ENTRIES = 100
 
@@ -104,7 +105,7 @@ def parse_model(text: str) -> str:
     if MODEL_ID.fullmatch(model) and len(model) <= MAX_ID and not model.endswith("/"):
         return model
     shown = (text or "").strip()[:60]
-    if re.fullmatch(r"[a-z0-9][a-z0-9._:-]*", model) and len(model) <= MAX_ID:  # a fine name, but whose?
+    if _BARE.fullmatch(model) and len(model) <= MAX_ID:  # a fine name, but whose?
         guess = qualify(model)
         hint = f" — did you mean {guess}?" if guess != model else ""
         raise InvalidInput(f"“{shown}” names no author: write the model as author/name, like openai/gpt-4o{hint}")
@@ -140,7 +141,10 @@ def refusal(policy: ModelPolicy, model_id: str, *, zdr_capable: bool | None = No
     (OpenRouter's guardrail enforces it), not refused here.
     """
     model = qualify(model_id)
-    author, slash, _ = model.partition("/")
+    author, slash, name = model.partition("/")
+    if (slash and not MODEL_ID.fullmatch(model)) or name == "*" or not _BARE.fullmatch(author) or len(model) > MAX_ID:
+        # Whatever the call named, it is no model id: a policy that lists anything cannot be sure it allows it.
+        return "that is not a model id (author/name)" if policy.restricts_models else None
     if policy.providers is not None and (not slash or author not in policy.providers):
         return f"only models by {', '.join(policy.providers)} are allowed" if policy.providers else "no provider is allowed"
     if policy.models is not None and not _listed(policy.models, model, author if slash else None):
