@@ -98,10 +98,13 @@ def slack(db: Database, settings: Settings, *, token: str | None = None, api_url
 def runtime(settings: Settings, db: Database, *, slack_client: Slack | None | bool = True) -> Runtime:
     """What the workers' actors run with; ``slack_client`` True builds the one the settings give."""
     from bot.commands.registry import Answers
+    from workers.catalog import model_catalog
     from workers.runtime import Runtime
 
     client = slack(db, settings) if slack_client is True else slack_client or None
-    return Runtime(db=db, slack=client, make_provider=providers(settings), commands=Answers(db))
+    rt = Runtime(db=db, slack=client, make_provider=providers(settings))
+    rt.commands = Answers(db, catalog=model_catalog(rt))  # /ai-models reads the providers' catalogs through the runtime
+    return rt
 
 
 def workers_runtime(settings: Settings) -> None:
