@@ -125,7 +125,7 @@ def parse_provider(text: str) -> str:
 def _entries(values: Iterable[str], parse, what: str) -> tuple[str, ...]:
     out = tuple(dict.fromkeys(parse(v) for v in values))  # in the order given, each once
     if not out:
-        raise InvalidInput(f"Name at least one {what}, or use `any` to allow every {what}.")
+        raise InvalidInput(f"Name at least one {what}; to allow every {what}, clear the list instead.")
     if len(out) > MAX_ENTRIES:
         raise InvalidInput(f"A policy lists at most {MAX_ENTRIES} {what}s; use author/* to allow one author's models at once.")
     return out

@@ -44,7 +44,10 @@ def workspace_models(db: Database, asker: Asker, ws_id: int, parsed: Parsed) -> 
     elif verb == "providers":
         if not args:
             raise UsageError("Name the providers: `/ai-workspace models providers openai anthropic` (or `providers any`).")
-        change = db.run(policy.set_providers, asker.actor, ws_id, None if [a.lower() for a in args] == ["any"] else args, project=project)
+        named = [a.lower() for a in args]
+        if "any" in named and len(named) > 1:
+            raise UsageError("`any` stands alone: `/ai-workspace models providers any` allows every provider.")
+        change = db.run(policy.set_providers, asker.actor, ws_id, None if named == ["any"] else args, project=project)
     elif verb == "zdr":
         required = one_of(parsed.word(2), ("on", "off"), "way for zero data retention") == "on"
         change = db.run(policy.set_zdr, asker.actor, ws_id, required, project=project)

@@ -72,6 +72,7 @@ def test_a_model_id_slack_turned_into_a_link_is_read_as_typed(db, slack, stub_wo
         ("/ai-workspace", "models zdr maybe", "Say which way for zero data retention: on, off."),
         ("/ai-workspace", "models reset", "Say which project follows the workspace again"),
         ("/ai-workspace", "models allow", "Name the models"),
+        ("/ai-workspace", "models providers any openai", "`any` stands alone"),
         ("/ai-workspace", "models fly", "is not something `/ai-workspace models` does"),
         ("/ai-models", "request", "Name one model"),
         ("/ai-models", "request anthropic/claude-3.5-sonnet", "Say why you need it"),
