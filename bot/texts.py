@@ -43,7 +43,16 @@ HELP = {
         "• `/ai-workspace channels approvals=#c alerts=#c audit=#c`\n"
         "• `/ai-workspace allowlist add|remove <CIDR>`\n"
         "• `/ai-workspace templates [role $N [--period monthly] [--lifetime 90]]`\n"
-        "• `/ai-workspace delete <name>` says what deleting does; `--confirm <name>` does it (Admins)"
+        "• `/ai-workspace delete <name>` says what deleting does; `--confirm <name>` does it (Admins)\n"
+        "• `/ai-workspace models` which models keys may call, per workspace and per project\n"
+        "• `/ai-workspace models allow <author/name|author/*>… [--project P]` only these models (Admins)\n"
+        "• `/ai-workspace models providers <provider>…|any [--project P]`, `models zdr on|off [--project P]`\n"
+        "• `/ai-workspace models any [--project P]` any model again; `models reset --project P` the project follows the workspace"
+    ),
+    "/ai-models": (
+        "*/ai-models* — the models your keys may call\n"
+        "• `/ai-models [--project P]` the catalog as the policy allows it, with prices\n"
+        "• `/ai-models request <author/name> [--project P] --reason \"…\"` ask the Admins for a model outside the policy"
     ),
 }
 
@@ -55,7 +64,8 @@ USAGE = {
     "/ai-credits": "Usage: `/ai-credits balance | add $N` — `/ai-credits help` explains.",
     "/ai-usage": "Usage: `/ai-usage [--project P] [--mine] [--days 30]` — `/ai-usage help` explains.",
     "/ai-audit": "Usage: `/ai-audit recent [N] | verify | export [csv|jsonl]` — `/ai-audit help` explains.",
-    "/ai-workspace": "Usage: `/ai-workspace list | create | use | policy | channels | allowlist | templates | delete` — `/ai-workspace help` explains.",
+    "/ai-workspace": "Usage: `/ai-workspace list | create | use | policy | channels | allowlist | templates | models | delete` — `/ai-workspace help` explains.",
+    "/ai-models": "Usage: `/ai-models [--project P] | request <author/name> --reason \"…\"` — `/ai-models help` explains.",
 }
 
 UNEXPECTED = "Something went wrong on Purser's side (error id `{error_id}`). Nothing was changed; try again, and give an admin the error id if it persists."
@@ -66,6 +76,8 @@ QUEUED = "Got it — Purser is busy right now, so this is queued and will go ahe
 INTERRUPTED = "Purser was interrupted while doing {command} and cannot tell whether it went through. Look first (`/ai-key list`, `/ai-audit recent`, `/ai-budget show`), then ask again if it did not."
 TOO_LATE = "Purser was too busy to do {command} in time, so it did nothing. Please ask again."
 NO_FORM = "Could not open the form; type it instead, like `{command} new search-bot --limit $50`."
+NO_CATALOG = "Purser's workers read {provider}'s list of models, and none is answering commands just now. Try again in a minute."
+ASK_FOR_MODEL = 'Need one the policy does not allow? `/ai-models request <author/name> --reason "…"` asks the Admins.'
 REVEAL_NOT_OPENED = "Slack could not open the window with the secret of {name}, so it was not shown and Purser still has it. Click Reveal again."
 
 #: after a store refusal that names what would help (``DomainError.see``): the command that shows it

@@ -52,7 +52,8 @@ class Gateway:
             return _refusal(401, "missing_key", "Send the API key as Authorization: Bearer <key>.")
         state = self.cache.get(hash_secret(secret))
         client = client_address(request.remote_addr, request.headers.get("X-Forwarded-For"), request.headers.get("X-Real-IP"), self.trusted)
-        decision = decide(state, client, request.headers.get("X-Purser-Project"))
+        # X-Purser-Model: the model the call names, when the gateway can read it from the body.
+        decision = decide(state, client, request.headers.get("X-Purser-Project"), model=request.headers.get("X-Purser-Model"))
         if decision.status == 200:
             return Response(status=200, headers=decision.headers)
         if state is not None:

@@ -115,14 +115,16 @@ def slack(db: Database, settings: Settings, *, token: str | None = None, api_url
 def runtime(settings: Settings, db: Database, *, slack_client: Slack | None | bool = True) -> Runtime:
     """What the workers' actors run with; ``slack_client`` True builds the one the settings give."""
     from bot.commands.registry import Answers
-    from workers.runtime import Runtime
-
+    from workers.catalog import model_catalog
     from workers.clock import Intervals
+    from workers.runtime import Runtime
 
     client = slack(db, settings) if slack_client is True else slack_client or None
     intervals = Intervals(**settings.clock_intervals())
     polls = (max(1, int(intervals.poll_leases)), max(1, int(intervals.sync_usage)))
-    return Runtime(db=db, slack=client, make_provider=providers(settings), commands=Answers(db), poll_intervals=polls)
+    rt = Runtime(db=db, slack=client, make_provider=providers(settings), poll_intervals=polls)
+    rt.commands = Answers(db, catalog=model_catalog(rt))  # /ai-models reads the providers' catalogs through the runtime
+    return rt
 
 
 def workers_runtime(settings: Settings) -> None:

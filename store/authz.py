@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, lazyload
 from store.models import ApiKey, AuthzRefusal, Member, Project, Workspace
 from store.money import format_money
 from store.periods import period_start
+from store.policy import OPEN, ModelPolicy, effective, qualify, refusal
 from store.standing import key_itself, project_hold_now, workspace_hold_now
 from store.totals import spent
 from store.types import Period, Scope, WorkspaceStatus, utcnow
@@ -42,6 +43,7 @@ class KeyState:
     key_limit_spent: bool
     key_limit: int | None
     allowlist: tuple = ()  # ip_network objects
+    models: ModelPolicy = OPEN  # the key's effective model policy: part of the cached state, so a change drops it with the rest
 
 
 def load_key_state(s: Session, secret_hash: str) -> KeyState | None:
@@ -80,20 +82,25 @@ def load_key_state(s: Session, secret_hash: str) -> KeyState | None:
         key_limit_spent=limit_spent,
         key_limit=key.limit_micros,
         allowlist=tuple(ipaddress.ip_network(c, strict=False) for c in (ws.ip_allowlist or [])),
+        models=effective(ws, proj),
     )
 
 
 @dataclass(frozen=True)
 class Decision:
     status: int  # 200, 401, 402 or 403
-    reason: str  # a short machine word: ok, unknown_key, revoked, expired, ip_not_allowed, wrong_project, project_budget, workspace_cap, credit_pool, key_limit, project_paused
+    reason: str  # a short machine word: ok, unknown_key, revoked, expired, ip_not_allowed, wrong_project, model_not_allowed, project_budget, workspace_cap, credit_pool, key_limit, project_paused
     message: str = ""
     headers: dict[str, str] = field(default_factory=dict)
     state: KeyState | None = None
 
 
-def decide(state: KeyState | None, client_ip: str | None, project_tag: str | None, now: datetime | None = None) -> Decision:
-    """The order matters: who you are (401), where you are and what you ask for (403), whether money is left (402)."""
+def decide(state: KeyState | None, client_ip: str | None, project_tag: str | None, now: datetime | None = None, *, model: str | None = None) -> Decision:
+    """The order matters: who you are (401), where you are and what you ask for (403), whether money is left (402).
+
+    ``model`` is what the gateway says the call names (``X-Purser-Model``); without it the
+    model policy is not checked here, so a gateway that cannot read the body keeps working.
+    """
     if state is None:
         return Decision(401, "unknown_key", "Unknown API key.")
     refuse = lambda status, reason, message: Decision(status, reason, message, {"X-Purser-Refusal": reason}, state)  # noqa: E731
@@ -108,6 +115,10 @@ def decide(state: KeyState | None, client_ip: str | None, project_tag: str | Non
     if project_tag and project_tag.strip().lower() != (state.project or ""):
         # Names nothing beyond the caller's own key: the tag may be another workspace's project.
         return refuse(403, "wrong_project", "This key does not belong to the project named in X-Purser-Project.")
+    if model and model.strip() and state.models.restricts_models:
+        why = refusal(state.models, model[:200])
+        if why is not None:
+            return refuse(403, "model_not_allowed", _model_refusal(state, model, why))
     if state.workspace_paused == "cap":
         return refuse(402, "workspace_cap", f"The spending cap of {state.workspace} is spent. An Admin can raise it: /ai-budget cap $N -w {state.workspace}")
     if state.workspace_paused == "credit":
@@ -126,6 +137,13 @@ def decide(state: KeyState | None, client_ip: str | None, project_tag: str | Non
         "X-Purser-Member": state.member,
     }
     return Decision(200, "ok", "", headers, state)
+
+
+def _model_refusal(state: KeyState, model: str, why: str) -> str:
+    shown = model.strip()[:80]
+    where = f"project {state.project}" if state.project else f"workspace {state.workspace}"
+    ask = f"/ai-models request {qualify(shown)}" + (f" --project {state.project}" if state.project else "") + f' -w {state.workspace} --reason "..."'
+    return f"Model {shown} is not allowed for keys of {where}: {why}. Ask an Admin for it in Slack: {ask}"
 
 
 def _address(client_ip: str | None):

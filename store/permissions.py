@@ -25,6 +25,7 @@ class Permission(enum.StrEnum):
     DECIDE_REQUESTS = "decide_requests"
     VIEW_AUDIT = "view_audit"  # view, verify and export the audit log
     DELETE_WORKSPACE = "delete_workspace"
+    MANAGE_MODEL_POLICY = "manage_model_policy"  # which models, providers, zero data retention (store.policy)
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,8 @@ MATRIX: dict[Permission, Rule] = {
     Permission.DECIDE_REQUESTS: Rule(frozenset({A})),
     Permission.VIEW_AUDIT: Rule(frozenset({A})),
     Permission.DELETE_WORKSPACE: Rule(frozenset({A})),
+    # the seed's "policy" is an Admin's; a Developer asks for a model outside it (/ai-models request)
+    Permission.MANAGE_MODEL_POLICY: Rule(frozenset({A}), may_request=frozenset({D})),
 }
 
 _WHAT = {
@@ -63,6 +66,7 @@ _WHAT = {
     Permission.DECIDE_REQUESTS: "approve or deny requests",
     Permission.VIEW_AUDIT: "view the audit log",
     Permission.DELETE_WORKSPACE: "delete the workspace",
+    Permission.MANAGE_MODEL_POLICY: "change which models the workspace's keys may call",
 }
 
 

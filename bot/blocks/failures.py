@@ -24,6 +24,7 @@ WHAT = {
     "request_decided": "update the request's approval message",
     "post_alert": "post the budget alert",
     "announce_rollover": "announce the new budget period",
+    "apply_model_policy": "apply the model policy at the provider",
 }
 
 

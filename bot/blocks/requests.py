@@ -14,6 +14,7 @@ TITLES = {
     "cap_change": "Spending cap change request",
     "role_change": "Role change request",
     "credit_topup": "Credit top-up request",
+    "model_access": "Model access request",
 }
 APPROVE, DENY = "request_approve", "request_deny"
 
@@ -34,6 +35,9 @@ def what(req: RequestView) -> str:
         return f"{mention(p.get('member'))} to become {p['role']}"
     if req.kind == "credit_topup":
         return f"a credit top-up of {money(p['amount_micros'])}"
+    if req.kind == "model_access":
+        where = f"project {code(p['project'])}" if p.get("project") else "the workspace"
+        return f"model {code(p['model'])} in {where}"
     return req.kind
 
 
@@ -50,6 +54,8 @@ def _details(req: RequestView) -> list[tuple[str, str]]:
             rows.append(("Expires after", f"{p['expires_days']} days"))
     if req.kind in ("budget_change", "cap_change"):
         rows.append(("Now", money(p.get("current_micros"))))
+    if req.kind == "model_access":
+        rows.append(("Approving", "adds it to " + (f"project {code(p['project'])}'s model policy" if p.get("project") else "the workspace's model policy")))
     if req.reason:
         rows.append(("Reason", lit(req.reason, 500)))
     return rows
@@ -91,6 +97,8 @@ def outcome_dm(req: RequestView) -> tuple[str, list[Block]]:
     blocks: list[Block] = [section(f"Your request #{req.id} in {code(req.workspace)} — {what(req)}:"), section(outcome_line(req))]
     if req.state == "approved" and req.kind == "key":
         blocks.append(context("Your key is being made; a message with a Reveal button follows."))
+    elif req.state == "approved" and req.kind == "model_access":
+        blocks.append(context("Your keys may call it now; `/ai-models` lists what they may call."))
     elif req.state == "denied":
         blocks.append(context("You can ask again with more detail, or talk to an Admin."))
     return text, blocks

@@ -8,10 +8,11 @@ lasts 3 s and belongs to the web process that got it), are answered in the ack.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any, Callable
 
 from bot import texts
-from bot.commands import audit, budget, credits, invite, key, team, usage, workspace
+from bot.commands import audit, budget, credits, invite, key, models, team, usage, workspace
 from bot.context import Asker
 from bot.parser import UsageError, parse
 from bot.replies import Reply, guarded
@@ -26,6 +27,7 @@ COMMANDS: dict[str, Callable[..., Reply]] = {
     "/ai-usage": usage.handle,
     "/ai-audit": audit.handle,
     "/ai-workspace": workspace.handle,
+    "/ai-models": models.handle,
 }
 
 
@@ -45,13 +47,16 @@ def answered_at_once(command: str, text: str) -> bool:
 class Answers:
     """A command a worker carries out, answered as Slack's response_url takes it (``workers.runtime.CommandDesk``)."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, *, catalog: models.Catalog | None = None) -> None:
         self.db = db
+        self.catalog = catalog
 
     def carry_out(self, command: str, team_id: str, user_id: str, channel_id: str | None, text: str) -> dict[str, Any] | None:
         handler = COMMANDS.get(command)
         if handler is None:
             return None
+        if command == models.COMMAND:  # a worker can read a provider's catalog; the ack has only the price table
+            handler = partial(handler, catalog=self.catalog)
         reply = guarded(command, handler, self.db, Asker(team_id, user_id, channel_id), text)
         if reply.modal is not None:  # only the ack can open a form; answered_at_once keeps those in the ack
             reply = Reply(texts.NO_FORM.format(command=command))

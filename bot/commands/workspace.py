@@ -1,10 +1,11 @@
-"""/ai-workspace: list, create, bind and link workspaces; their policy, channels, allowlist and templates."""
+"""/ai-workspace: list, create, bind and link workspaces; their policy, channels, allowlist, templates and model policy."""
 
 from __future__ import annotations
 
 from bot import texts
 from bot.blocks.common import code, inert, lit, money
 from bot.commands.common import amount, days, one_of, workspace_id
+from bot.commands.models import workspace_models
 from bot.parser import WORKSPACE_OPTIONS, UsageError, parse
 from bot.context import Asker
 from bot.replies import Reply
@@ -12,7 +13,7 @@ from store import links, overview, workspace_deletion, workspaces
 from store.db import Database
 
 COMMAND = "/ai-workspace"
-OPTIONS = {**WORKSPACE_OPTIONS, "--env": "env", "--period": "period", "--lifetime": "lifetime", "--name": "name", "--confirm": "confirm"}
+OPTIONS = {**WORKSPACE_OPTIONS, "--env": "env", "--period": "period", "--lifetime": "lifetime", "--name": "name", "--confirm": "confirm", "--project": "project"}
 
 
 def handle(db: Database, asker: Asker, text: str) -> Reply:
@@ -39,11 +40,13 @@ def handle(db: Database, asker: Asker, text: str) -> Reply:
         return delete(db, asker, parsed)
     ws_id = workspace_id(db, asker, parsed)
     if sub == "link":
-        ws = db.run(links.link_workspace, asker.actor, workspace_id(db, asker, parsed), parsed.word(1))
+        ws = db.run(links.link_workspace, asker.actor, ws_id, parsed.word(1))
         return Reply(
             f"🔗 Linking {code(ws.slug)} to OpenRouter workspace {code(ws.provider_slug)}: Purser adopts it if it exists, or creates it. "
             "New keys are made there, each limited to its quota lease; the alerts channel hears when it is done."
         )
+    if sub == "models":
+        return workspace_models(db, asker, ws_id, parsed)
     if sub == "policy":
         policy = one_of(parsed.word(1), ("approval", "auto"), "policy")
         ws = db.run(workspaces.set_key_policy, asker.actor, ws_id, policy)

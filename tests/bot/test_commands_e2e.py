@@ -46,7 +46,7 @@ def team(db):
     return ws, admin, dev
 
 
-@pytest.mark.parametrize("command", ["/ai-key", "/ai-invite", "/ai-team", "/ai-budget", "/ai-credits", "/ai-usage", "/ai-audit", "/ai-workspace"])
+@pytest.mark.parametrize("command", ["/ai-key", "/ai-invite", "/ai-team", "/ai-budget", "/ai-credits", "/ai-usage", "/ai-audit", "/ai-workspace", "/ai-models"])
 def test_every_command_has_help(db, slack, command):
     ws, admin, dev = team(db)
     answer = slack.command(admin, command, "help")

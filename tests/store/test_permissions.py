@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from store import audit, budgets, credits, invitations, keys, members, requests, usage_reports, workspace_deletion, workspaces
+from store import audit, budgets, credits, invitations, keys, members, policy, requests, usage_reports, workspace_deletion, workspaces
 from store.db import Database
 from store.errors import PermissionDenied
 from store.models import ApiKey, AuditEvent, Base, Request
@@ -43,6 +43,8 @@ SEED: dict[Permission, tuple[str, str, str, str]] = {
     Permission.DECIDE_REQUESTS:   (YES,   NO,        NO,     NO),
     Permission.VIEW_AUDIT:        (YES,   NO,        NO,     NO),
     Permission.DELETE_WORKSPACE:  (YES,   NO,        NO,     NO),
+    # the seed's "policy", for models: set by Admins, asked for by Developers
+    Permission.MANAGE_MODEL_POLICY: (YES, ASK,       NO,     NO),
 }  # fmt: skip
 
 
@@ -114,6 +116,7 @@ def build_world(db: Database) -> World:
     pending = db.run(keys.request_key, other, ws, name="pending-bot")
     assert pending.state is RequestState.PENDING
     stranger = f.member(db, f.workspace(db, "vega", "development"), ADMIN)
+    db.run(policy.set_models, f.OPERATOR, ws, ["openai/gpt-4o"])  # so that there is a model to ask for
     return World(
         ws=ws,
         slug="orion",
@@ -203,6 +206,12 @@ OPS: dict[str, Op] = {
     "verify the audit log": Op(Permission.VIEW_AUDIT, "audit.verify", lambda db, w: db.run(audit.verify, w.me, w.ws), check=lambda v: v.ok),
     "read recent audit events": Op(Permission.VIEW_AUDIT, "audit.recent", lambda db, w: db.run(audit.recent, w.me, w.ws), check=bool),
     "export the audit log": Op(Permission.VIEW_AUDIT, "audit.export", lambda db, w: db.run(audit.export, w.me, w.ws, io.StringIO()), check=bool),
+    "set the model policy": Op(
+        Permission.MANAGE_MODEL_POLICY, "model_policy.models", lambda db, w: db.run(policy.set_models, w.me, w.ws, ["openai/*", "anthropic/*"])
+    ),
+    "require zero data retention for a project": Op(
+        Permission.MANAGE_MODEL_POLICY, "model_policy.zdr", lambda db, w: db.run(policy.set_zdr, w.me, w.ws, True, project="search")
+    ),
     "delete the workspace": Op(
         Permission.DELETE_WORKSPACE, "workspace.delete", lambda db, w: db.run(workspace_deletion.delete_workspace, w.me, w.ws, force=True)
     ),
@@ -323,6 +332,12 @@ ASKS: dict[str, Ask] = {
         {"admin", "billing", "developer"},
         lambda db, w: db.run(credits.request_topup, w.me, w.ws, parse_money("$200"), reason="pool is low"),
         (YES, NO, YES),
+    ),
+    "ask for a model": Ask(
+        "request.model_access",
+        {"admin", "developer"},
+        lambda db, w: db.run(policy.request_model, w.me, w.ws, "anthropic/claude-3.5-sonnet", reason="evaluations"),
+        (YES, NO, NO),
     ),
     "invite someone": Ask(
         "member.invite",
