@@ -5,41 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import (
-    JSON,
-    BigInteger,
-    Boolean,
-    ForeignKey,
-    Index,
-    Integer,
-    LargeBinary,
-    MetaData,
-    String,
-    Text,
-    UniqueConstraint,
-)
+from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, Integer, LargeBinary, MetaData, String, Text, UniqueConstraint
 from sqlalchemy import Enum as SAEnum
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from store.types import (
-    ActionStatus,
-    BigIntPK,
-    BudgetKind,
-    Environment,
-    InvitationStatus,
-    KeyPolicy,
-    KeyStatus,
-    MemberStatus,
-    Period,
-    ProjectStatus,
-    RequestKind,
-    RequestState,
-    Role,
-    Scope,
-    UTCDateTime,
-    WorkspaceStatus,
-    utcnow,
-)
+from store.types import ActionStatus, BigIntPK, BudgetKind, Environment, InvitationStatus, KeyPolicy, KeyStatus, MemberStatus, Period, ProjectStatus, RequestKind, RequestState, Role, Scope, UTCDateTime, WorkspaceStatus, utcnow
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",

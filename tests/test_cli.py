@@ -234,3 +234,23 @@ def test_workspace_delete_asks_for_the_name_and_revokes_the_keys(cli, spending):
     with cli.session() as s:
         assert {k.status for k in s.scalars(select(ApiKey))} == {KeyStatus.REVOKED}
         assert s.scalars(select(AuditEvent.action).where(AuditEvent.action == "workspace.delete")).one()
+
+
+def test_an_operator_puts_a_workspace_on_openrouter_at_creation_or_later(cli):
+    from store.db import Database
+    from store.models import Action, Workspace
+
+    out = ok("workspace", "create", "search", "--provider", "openrouter", "--openrouter-workspace", "search-team")
+    assert "Linked to OpenRouter workspace search-team" in out
+    ok("workspace", "create", "chat")
+    assert "Linked chat to OpenRouter workspace chat" in ok("workspace", "link", "chat")
+    bad = _invoke("workspace", "create", "x", "--provider", "openruoter")
+    assert bad.exit_code != 0 and "not a key provider" in bad.output
+    refused = _invoke("workspace", "link", "chat", "--openrouter-workspace", "Not A Slug")
+    assert refused.exit_code != 0 and "not an OpenRouter workspace slug" in refused.output
+    db = Database(get_settings().database_url)
+    with db.session() as s:
+        linked = {w.slug: (w.provider, w.provider_slug) for w in s.scalars(select(Workspace))}
+        links = sorted(a.payload["slug"] for a in s.scalars(select(Action).where(Action.kind == "link_workspace")))
+    assert linked == {"search": ("openrouter", "search-team"), "chat": ("openrouter", "chat")}
+    assert links == ["chat", "search-team"]  # the workers adopt or create them (no management key here)

@@ -154,3 +154,19 @@ def test_a_key_that_spends_gets_the_larger_share_at_the_next_top_up(db, stub_wor
     # $6 remains: four parts to the key that spends, one to the idle one, in $0.25 pieces
     left = {ref: round(fake.keys[ref]["limit"] - fake.keys[ref]["usage"], 6) for ref in (busy, idle)}
     assert left == {busy: 5.0, idle: 1.0}
+
+
+def test_a_keys_limit_at_openrouter_follows_its_budget_after_creation(db, stub_workers, fake):
+    ws = f.workspace(db, "follows", "development", provider="openrouter")
+    f.project(db, ws, "search", budget=parse_money("$10"))
+    dev = f.member(db, ws)
+    db.run(keys.request_key, dev, ws, name="bot", project="search")
+    stub_workers.settle()
+    with db.session() as s:
+        ref = s.scalars(select(ApiKey.provider_ref)).one()
+    assert fake.keys[ref]["limit"] == 10.0
+    for budget, limit in (("$25", 25.0), ("$4", 4.0), ("$4.10", 4.1)):
+        db.run(budgets.set_project_budget, f.OPERATOR, ws, "search", parse_money(budget))
+        stub_workers.settle()
+        assert fake.keys[ref]["limit"] == limit, budget
+    assert [c.body for c in fake.calls_to("PATCH", f"/api/v1/keys/{ref}")][-3:] == [{"limit": 25.0, "limit_reset": None}, {"limit": 4.0, "limit_reset": None}, {"limit": 4.1, "limit_reset": None}]

@@ -20,7 +20,15 @@ class TransientProviderError(ProviderError):
 
 
 class PermanentProviderError(ProviderError):
-    """Retrying will not help (bad credentials, refused request); the requester is told why."""
+    """Retrying will not help (bad credentials, refused request); the requester is told why.
+
+    ``status``: the HTTP status the provider answered with, where it answered (a caller
+    tells "your plan has no such feature" from "no such thing" by it).
+    """
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 @dataclass(frozen=True)

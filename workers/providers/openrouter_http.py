@@ -136,11 +136,13 @@ class OpenRouterHTTP:
         message = self._error_message(response)
         if status == 429 or status >= 500:
             raise TransientProviderError(f"OpenRouter answered {status}: {message}", retry_after=_retry_after(response))
-        if status in (401, 403):
+        # 403 also answers a feature the organisation's plan lacks (workspace budgets): only
+        # a 401, or a 403 that names the management key, is about the key.
+        if status == 401 or (status == 403 and "management key" in message.lower()):
             raise PermanentProviderError(
-                f"OpenRouter refused Purser's management key ({status}: {message}). The operator should check OPENROUTER_MANAGEMENT_KEY."
+                f"OpenRouter refused Purser's management key ({status}: {message}). The operator should check OPENROUTER_MANAGEMENT_KEY.", status
             )
-        raise PermanentProviderError(f"OpenRouter refused the request ({status}: {message}).")
+        raise PermanentProviderError(f"OpenRouter refused the request ({status}: {message}).", status)
 
     def pages(self, path: str, params: dict[str, Any], *, what: str, ident: str, limit: int | None = None) -> Iterator[dict[str, Any]]:
         """Every item of a listing, page by page, each once.
