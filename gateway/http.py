@@ -1,4 +1,4 @@
-"""The gateway endpoints: GET /v1/authz (nginx auth_request, Envoy ext_authz) and POST /v1/usage."""
+"""The gateway endpoints: GET /v1/authz (nginx auth_request, Envoy ext_authz), POST /v1/usage and POST /v1/leaks."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from werkzeug.wrappers import Request, Response
 
 from gateway.cache import KeyCache
 from gateway.clientip import client_address, parse_networks
+from gateway import leaks
 from store.authz import decide, load_key_state, record_refusals
 from store.db import Database
 from store.errors import DomainError
@@ -42,7 +43,7 @@ class Gateway:
         self._flusher.start()
 
     def routes(self):
-        return {("GET", "/v1/authz"): self.authz, ("POST", "/v1/authz"): self.authz, ("HEAD", "/v1/authz"): self.authz, ("POST", "/v1/usage"): self.usage, ("POST", "/v1/usage/litellm"): self.litellm}
+        return {("GET", "/v1/authz"): self.authz, ("POST", "/v1/authz"): self.authz, ("HEAD", "/v1/authz"): self.authz, ("POST", "/v1/usage"): self.usage, ("POST", "/v1/usage/litellm"): self.litellm, ("POST", "/v1/leaks"): self.leaks}
 
     # -- /v1/authz -------------------------------------------------------------------
 
@@ -111,6 +112,14 @@ class Gateway:
         if error:
             return error
         return self._ingest(body if isinstance(body, list) else [body], _litellm_id, _litellm_event)
+
+    def leaks(self, request: Request) -> Response:
+        if not self._authorised(request):
+            return _json({"error": {"code": "unauthorized", "message": "send a valid ingest token as Authorization: Bearer <token>"}}, 401)
+        body, error = self._body(request)
+        if error:
+            return error
+        return _json(*leaks.report(self.db, body))
 
     def _ingest(self, events, ident, parse) -> Response:
         if not isinstance(events, list) or not events:
