@@ -112,14 +112,14 @@ def slack(db: Database, settings: Settings, *, token: str | None = None, api_url
     return Slack(db, token, api_url or settings.slack_api_url)
 
 
-def runtime(settings: Settings, db: Database, *, slack_client: Slack | None | bool = True) -> Runtime:
-    """What the workers' actors run with; ``slack_client`` True builds the one the settings give."""
+def runtime(settings: Settings, db: Database, *, slack_client: Slack | None = None) -> Runtime:
+    """What the workers' actors run with; without ``slack_client``, the one the settings give (if any)."""
     from bot.commands.registry import Answers
     from workers.catalog import model_catalog
     from workers.clock import Intervals
     from workers.runtime import Runtime
 
-    client = slack(db, settings) if slack_client is True else slack_client or None
+    client = slack_client or slack(db, settings)
     intervals = Intervals(**settings.clock_intervals())
     polls = (max(1, int(intervals.poll_leases)), max(1, int(intervals.sync_usage)))
     rt = Runtime(db=db, slack=client, make_provider=providers(settings), poll_intervals=polls)
@@ -183,20 +183,31 @@ def check_secret_key() -> None:
         raise SystemExit(exc.message) from None
 
 
+def _slack_process(conf: Settings, has: bool, refusal: str, *, publish: bool = True) -> Database:
+    """What the web and Socket Mode processes do before serving Slack: refuse to start
+    without what they need (Reveal needs the secret key), then the store and the broker."""
+    setup_logging(conf.log_level)
+    if not has:
+        raise SystemExit(refusal)
+    configure_store(conf)
+    check_secret_key()
+    broker(conf)
+    return database(conf, publish=publish)
+
+
+def _bolt_for(db: Database, conf: Settings) -> App:
+    # Commands go to the workers only through a queue they share; alone, this process answers them itself.
+    return bolt(db, conf, token=conf.slack_bot_token.get_secret_value(), api_url=conf.slack_api_url, queued_commands=bool(conf.redis_url))
+
+
 def create_app() -> WebApp:
     """The `web` process, as gunicorn runs it: ``gunicorn 'purser.wiring:create_app()'``."""
     import atexit
 
     conf = settings()
-    setup_logging(conf.log_level)
-    if not conf.slack_signing_secret or not conf.slack_bot_token:
-        raise SystemExit("SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET must be set for the web process.")
-    configure_store(conf)
-    check_secret_key()
-    broker(conf)
-    db = database(conf, publish=False)  # its gateway publishes (add_gateway)
-    # Commands go to the workers only through a queue they share; alone, this process answers them itself.
-    app = web(db, conf, bolt(db, conf, token=conf.slack_bot_token.get_secret_value(), api_url=conf.slack_api_url, queued_commands=bool(conf.redis_url)), conf.slack_signing_secret.get_secret_value())
+    needs = "SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET must be set for the web process."
+    db = _slack_process(conf, bool(conf.slack_signing_secret and conf.slack_bot_token), needs, publish=False)  # its gateway publishes (add_gateway)
+    app = web(db, conf, _bolt_for(db, conf), conf.slack_signing_secret.get_secret_value())
     atexit.register(app.gateway.close)  # a worker that exits keeps its last seconds of refusal counts
     return app
 
@@ -206,13 +217,8 @@ def socket_mode() -> None:
     from slack_bolt.adapter.socket_mode import SocketModeHandler
 
     conf = settings()
-    setup_logging(conf.log_level)
-    if not conf.slack_bot_token or not conf.slack_app_token:
-        raise SystemExit("Socket Mode needs SLACK_BOT_TOKEN and SLACK_APP_TOKEN.")
-    configure_store(conf)
-    broker(conf)
-    db = database(conf)
-    app = bolt(db, conf, token=conf.slack_bot_token.get_secret_value(), api_url=conf.slack_api_url, queued_commands=bool(conf.redis_url))
+    db = _slack_process(conf, bool(conf.slack_bot_token and conf.slack_app_token), "Socket Mode needs SLACK_BOT_TOKEN and SLACK_APP_TOKEN.")
+    app = _bolt_for(db, conf)
     log.info("connecting to Slack in Socket Mode")
     SocketModeHandler(app, conf.slack_app_token.get_secret_value()).start()
 
