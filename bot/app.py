@@ -12,9 +12,10 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 
-from bot import interactions, leak_guard, texts
+from bot import directory_events, interactions, leak_guard, texts
 from bot.blocks.invitations import ACCEPT, DECLINE
 from bot.blocks.keys import REVEAL
+from bot.blocks.directory import RESTORE
 from bot.blocks.leaks import REPLACE
 from bot.blocks.requests import APPROVE, DENY
 from bot.parser import UsageError
@@ -107,6 +108,7 @@ def build_app(db: Database, *, token: str, team_id: str, api_url: str, signing_s
     app.action(ACCEPT)(action(interactions.accept))
     app.action(DECLINE)(action(interactions.decline))
     app.action(REPLACE)(action(interactions.replace))
+    app.action(RESTORE)(action(interactions.restore))
 
     @app.view(DENY_FORM)
     def deny_submitted(ack, body):
@@ -122,6 +124,11 @@ def build_app(db: Database, *, token: str, team_id: str, api_url: str, signing_s
         # in every message Purser can see, and a Purser key in it is revoked at once.
         ack()
         leak_guard.inspect(db, body.get("team_id"), event)
+
+    @app.event("user_change")
+    def user_changed(ack, event, body):
+        ack()
+        directory_events.user_changed(db, body.get("team_id"), event.get("user") or {})
 
     @app.event("app_home_opened")
     def home_opened(event, body, client):

@@ -14,6 +14,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot import texts
 from bot.blocks.common import code, lit, mention
+from bot.blocks import directory as directory_blocks
 from bot.blocks import leaks as leak_blocks
 from bot.blocks.keys import key_ready_dm
 from bot.blocks.requests import what
@@ -24,7 +25,7 @@ from bot.parser import UsageError
 from bot.replies import error_text, error_words
 from bot.views.deny import deny_form, reason_of
 from bot.views.key_form import form_values, reveal_view
-from store import decisions, invitations, keys, leaks, requests
+from store import decisions, directory, invitations, keys, leaks, requests
 from store.db import Database
 from store.errors import Conflict, DomainError
 from store.money import parse_money
@@ -124,6 +125,19 @@ def replace(db: Database, client: WebClient, body: dict) -> None:
     key_id = _int(body["actions"][0].get("value"))
     req = db.run(leaks.request_replacement, Actor.slack(body["user"]["id"]), key_id)
     text, blocks = leak_blocks.replacement_asked(req.payload["name"])
+    _update_message(client, body, text, [b.to_dict() for b in blocks])
+
+
+def restore(db: Database, client: WebClient, body: dict) -> None:
+    """"Restore" under a suspension notice: an Admin brings the member back, under the usual rules."""
+    member_id = _int(body["actions"][0].get("value"))
+    clicker = body["user"]["id"]
+
+    def restore_and_describe(s):
+        member = directory.restore_member(s, Actor.slack(clicker), directory.workspace_of(s, member_id), member_id)
+        return directory.notice_of(s, member.id)
+
+    text, blocks = directory_blocks.suspended(*db.run(restore_and_describe), restored_by=clicker)
     _update_message(client, body, text, [b.to_dict() for b in blocks])
 
 

@@ -55,6 +55,7 @@ class Settings(BaseSettings):
     clock_sweep_outbox: float | None = Field(None, gt=0, alias="PURSER_CLOCK_SWEEP_OUTBOX")
     clock_sync_usage: float | None = Field(None, gt=0, alias="PURSER_CLOCK_SYNC_USAGE")
     clock_poll_leases: float | None = Field(None, gt=0, alias="PURSER_CLOCK_POLL_LEASES")
+    clock_sync_directory: float | None = Field(None, gt=0, alias="PURSER_CLOCK_SYNC_DIRECTORY")
     clock_evaluate_thresholds: float | None = Field(None, gt=0, alias="PURSER_CLOCK_EVALUATE_THRESHOLDS")
     clock_roll_over_periods: float | None = Field(None, gt=0, alias="PURSER_CLOCK_ROLL_OVER_PERIODS")
     clock_expire_requests: float | None = Field(None, gt=0, alias="PURSER_CLOCK_EXPIRE_REQUESTS")

@@ -122,7 +122,7 @@ def runtime(settings: Settings, db: Database, *, slack_client: Slack | None = No
     client = slack_client or slack(db, settings)
     intervals = Intervals(**settings.clock_intervals())
     polls = (max(1, int(intervals.poll_leases)), max(1, int(intervals.sync_usage)))
-    rt = Runtime(db=db, slack=client, make_provider=providers(settings), poll_intervals=polls)
+    rt = Runtime(db=db, slack=client, make_provider=providers(settings), poll_intervals=polls, team_id=settings.slack_team_id)
     rt.commands = Answers(db, catalog=model_catalog(rt))  # /ai-models reads the providers' catalogs through the runtime
     return rt
 

@@ -302,6 +302,28 @@ class SlackAPI:
             return {"ok": False, "error": "user_not_found"}
         return {"ok": True, "user": {"id": user, "name": info.get("name", user), "profile": {"email": info.get("email"), "real_name": info.get("name", user)}}}
 
+    def api_users_list(self, args: dict) -> dict:
+        """The team's directory, ``limit`` at a time (Slack: up to 1,000, 200 advised) behind ``cursor``;
+        ``deleted`` marks a deactivated account, ``is_restricted`` a guest."""
+        people = sorted(self.users.items())
+        start, limit = int(args.get("cursor") or 0), max(1, min(int(args.get("limit") or 0) or 1000, 1000))
+        page = people[start : start + limit]
+        more = start + limit < len(people)
+        members = [
+            {
+                "id": user,
+                "team_id": info.get("team_id", "T0LOCAL"),
+                "name": info.get("name", user),
+                "deleted": bool(info.get("deleted")),
+                "is_restricted": bool(info.get("is_restricted")),
+                "is_ultra_restricted": bool(info.get("is_ultra_restricted")),
+                "is_bot": bool(info.get("is_bot")),
+                "profile": {"email": info.get("email"), "real_name": info.get("name", user)},
+            }
+            for user, info in page
+        ]
+        return {"ok": True, "members": members, "cache_ts": int(time.time()), "response_metadata": {"next_cursor": str(start + limit) if more else ""}}
+
     def api_users_lookupByEmail(self, args: dict) -> dict:
         email = str(args.get("email", "")).lower()
         for user, info in self.users.items():

@@ -71,6 +71,8 @@ def key_itself(status: KeyStatus, owner_status: MemberStatus, owner_role: Role, 
         return KeyStanding("revoked", "This key is revoked.")
     if status is KeyStatus.DISABLED:
         return KeyStanding("disabled", "This key is disabled.")
+    if owner_status is MemberStatus.SUSPENDED:
+        return KeyStanding("owner_suspended", "This key's owner's Slack account was deactivated; an Admin can restore them.")
     if owner_status is not MemberStatus.ACTIVE:
         return KeyStanding("owner_removed", "This key's owner is no longer a member of the workspace.")
     if workspace_deleted:

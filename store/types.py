@@ -92,6 +92,7 @@ class Period(enum.StrEnum):
 class MemberStatus(enum.StrEnum):
     ACTIVE = "active"
     REMOVED = "removed"
+    SUSPENDED = "suspended"  # their Slack account was deactivated; an Admin may restore them
 
 
 class WorkspaceStatus(enum.StrEnum):
@@ -166,6 +167,7 @@ class ActionKind(enum.StrEnum):
     LINK_WORKSPACE = "link_workspace"  # create or adopt the provider's workspace
     LEAK_NOTICE = "leak_notice"  # a leaked key revoked: the thread, its owner, the Admins told
     FOREIGN_SECRET_NOTICE = "foreign_secret_notice"  # another vendor's credential posted: warn
+    MEMBER_SUSPENDED = "member_suspended"  # a deactivated Slack user's memberships: the Admins told
 
 
 class ActionStatus(enum.StrEnum):

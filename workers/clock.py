@@ -20,6 +20,7 @@ class Intervals:
     sweep_outbox: float = 15
     sync_usage: float = 300
     poll_leases: float = 15  # keys that spend are read this often between syncs (workers.quota.poll)
+    sync_directory: float = 86400  # Slack's users.list, for deactivations no event told (workers.directory)
     evaluate_thresholds: float = 300
     roll_over_periods: float = 300
     expire_requests: float = 900
@@ -40,6 +41,7 @@ class Clock:
             ("sweep_outbox", maintenance.sweep_outbox),
             ("sync_usage", maintenance.sync_usage),
             ("poll_leases", maintenance.poll_leases),
+            ("sync_directory", maintenance.sync_directory),
             ("evaluate_thresholds", maintenance.evaluate_thresholds),
             ("roll_over_periods", maintenance.roll_over_periods),
             ("expire_requests", maintenance.expire_requests),

@@ -68,6 +68,17 @@ def poll_leases() -> None:
         log.warning("reading leased keys: %s (the next poll tries again)", exc)
 
 
+@dramatiq.actor(queue_name="maintenance", max_retries=0)
+def sync_directory() -> None:
+    """Daily: apply what Slack's directory says and its events may not have (a lost user_change)."""
+    from workers.directory import sync
+
+    rt = runtime()
+    if rt.slack is None:
+        return
+    sync(rt.db, rt.slack.client, rt.team_id)
+
+
 @dramatiq.actor(queue_name="maintenance", max_retries=3)
 def evaluate_thresholds() -> None:
     runtime().db.run(alerts.evaluate_thresholds)
@@ -116,4 +127,4 @@ def post_digest(workspace_id: int, until: str | None = None) -> None:
         rt.slack.post(f"digest:{workspace_id}:{end:%Y-%m-%d}", channel, text, blocks)
 
 
-ACTORS = [sweep_outbox, sync_usage, poll_leases, evaluate_thresholds, roll_over_periods, expire_requests, wipe_reveals, post_digests, post_digest]
+ACTORS = [sweep_outbox, sync_usage, poll_leases, sync_directory, evaluate_thresholds, roll_over_periods, expire_requests, wipe_reveals, post_digests, post_digest]

@@ -35,6 +35,8 @@ class Runtime:
     commands: CommandDesk | None = None
     #: seconds between readings of a key that spends, and the longest an idle key waits (workers.quota)
     poll_intervals: tuple[int, int] = (15, 300)
+    #: the Slack team this install serves (the directory sync reads its users)
+    team_id: str = "local"
 
     def provider(self, name: str) -> KeyProvider:
         if name not in self.providers:
