@@ -239,3 +239,26 @@ def test_the_provider_lists_every_workspace_page_by_page(org):
         provider.close()
     assert made <= {w["id"] for w in listed} and len(listed) == 121  # and the default workspace
     assert [c.args.get("limit") for c in org.calls_to("GET", "/api/v1/workspaces")] == ["100", "100"]
+
+
+def test_the_store_adopts_in_one_transaction_on_both_stores(db):
+    """store.adoption without the CLI, on SQLite and PostgreSQL: the rows it makes, its audit, its one rebalance."""
+    from store.adoption import adopt
+    from store.adoption_plan import OrgKey, OrgWorkspace, plan_import
+
+    ws = f.workspace(db, "search", "production")
+    f.key(db, ws, f.member(db, ws, Role.ADMIN, slack_user_id=OWNER), "bot")
+    keys = tuple(OrgKey(f"h{i}", "bot", f"sk-or-v1-{i}", 1_000_000 * i, None, None, False) for i in range(1, 3))
+    org = [OrgWorkspace("0df9e665-d932-5740-b2c7-b52af166bc11", "search", "Search", None, "403", keys)]
+
+    plan = db.run(plan_import, org, team_id="local", owner=OWNER, environment="development")
+    assert [ka.name for ka in plan.workspaces[0].keys] == ["bot-2", "bot-3"]  # the owner has a `bot` already
+    done = db.run(adopt, f.OPERATOR, org, team_id="local", owner=OWNER, environment="development")
+    assert not done.problems and done.workspaces[0].how == "link"
+    with db.session() as s:
+        made = sorted((k.name, k.provider_ref, k.synced_usage_micros) for k in s.scalars(select(ApiKey).where(ApiKey.provider == "openrouter")))
+        rebalance = s.scalars(select(Action.workspace_id).where(Action.kind == "rebalance_leases")).all()
+        imported = s.scalars(select(AuditEvent).where(AuditEvent.action == "openrouter.import")).one()
+    assert made == [("bot-2", "h1", 1_000_000), ("bot-3", "h2", 2_000_000)]
+    assert rebalance == [ws] and imported.actor == f.OPERATOR.label and imported.details["openrouter_workspace"] == org[0].id
+    assert db.run(plan_import, org, team_id="local", owner=OWNER, environment="development").nothing
