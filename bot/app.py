@@ -12,9 +12,10 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 
-from bot import interactions, texts
+from bot import interactions, leak_guard, texts
 from bot.blocks.invitations import ACCEPT, DECLINE
 from bot.blocks.keys import REVEAL
+from bot.blocks.leaks import REPLACE
 from bot.blocks.requests import APPROVE, DENY
 from bot.parser import UsageError
 from bot.commands.registry import COMMANDS, answered_at_once
@@ -105,6 +106,7 @@ def build_app(db: Database, *, token: str, team_id: str, api_url: str, signing_s
     app.action(REVEAL)(action(interactions.reveal))
     app.action(ACCEPT)(action(interactions.accept))
     app.action(DECLINE)(action(interactions.decline))
+    app.action(REPLACE)(action(interactions.replace))
 
     @app.view(DENY_FORM)
     def deny_submitted(ack, body):
@@ -113,6 +115,13 @@ def build_app(db: Database, *, token: str, team_id: str, api_url: str, signing_s
     @app.view(KEY_FORM)
     def key_form_submitted(ack, body, client):
         ack(**on_the_form("name", lambda: interactions.key_form_submitted(db, client, body)))
+
+    @app.event("message")
+    def message_seen(ack, event, body):
+        # Acked first (Bolt runs the rest after Slack has its 200): a leak is looked for
+        # in every message Purser can see, and a Purser key in it is revoked at once.
+        ack()
+        leak_guard.inspect(db, body.get("team_id"), event)
 
     @app.event("app_home_opened")
     def home_opened(event, body, client):

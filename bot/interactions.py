@@ -14,6 +14,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot import texts
 from bot.blocks.common import code, lit, mention
+from bot.blocks import leaks as leak_blocks
 from bot.blocks.keys import key_ready_dm
 from bot.blocks.requests import what
 from bot.context import Asker
@@ -23,7 +24,7 @@ from bot.parser import UsageError
 from bot.replies import error_text, error_words
 from bot.views.deny import deny_form, reason_of
 from bot.views.key_form import form_values, reveal_view
-from store import decisions, invitations, keys, requests
+from store import decisions, invitations, keys, leaks, requests
 from store.db import Database
 from store.errors import Conflict, DomainError
 from store.money import parse_money
@@ -115,6 +116,14 @@ def reveal(db: Database, client: WebClient, body: dict) -> None:
         return
     # Shown once: the message loses its Reveal button rather than offer what is gone.
     text, blocks = key_ready_dm(db.run(describe_key, revealed.key.id), revealed=True)
+    _update_message(client, body, text, [b.to_dict() for b in blocks])
+
+
+def replace(db: Database, client: WebClient, body: dict) -> None:
+    """"Issue a replacement" under a leaked key's notice: a request like the key, as the workspace's policy decides."""
+    key_id = _int(body["actions"][0].get("value"))
+    req = db.run(leaks.request_replacement, Actor.slack(body["user"]["id"]), key_id)
+    text, blocks = leak_blocks.replacement_asked(req.payload["name"])
     _update_message(client, body, text, [b.to_dict() for b in blocks])
 
 

@@ -63,20 +63,20 @@ class Slack:
         with self._locks_guard:
             return self._locks.setdefault(ref, threading.Lock())
 
-    def post(self, ref: str, channel: str, text: str, blocks: Sequence[Block], *, edit: bool = True, also: Also | None = None) -> tuple[str, str]:
+    def post(self, ref: str, channel: str, text: str, blocks: Sequence[Block], *, edit: bool = True, also: Also | None = None, thread_ts: str | None = None) -> tuple[str, str]:
         """Post under ``ref`` once; later calls with the same ref update that message in place (``edit=False``: leave it be).
 
         ``also(session)`` runs in the transaction that stores where the message is, just
         before it commits: an action that ends with this message completes with it, in one
         commit rather than two.
         """
-        return self._send(ref, channel, text, blocks, edit=edit, also=also)
+        return self._send(ref, channel, text, blocks, edit=edit, also=also, thread_ts=thread_ts)
 
     def dm(self, ref: str, user_id: str, text: str, blocks: Sequence[Block], *, also: Also | None = None) -> tuple[str, str]:
         """``post`` to a person's DM; Slack is asked for the DM's channel only the first time."""
         return self._send(ref, lambda: self.client.conversations_open(users=user_id)["channel"]["id"], text, blocks, edit=True, also=also)
 
-    def _send(self, ref: str, channel: str | Callable[[], str], text: str, blocks: Sequence[Block], *, edit: bool, also: Also | None) -> tuple[str, str]:
+    def _send(self, ref: str, channel: str | Callable[[], str], text: str, blocks: Sequence[Block], *, edit: bool, also: Also | None, thread_ts: str | None = None) -> tuple[str, str]:
         payload = [b.to_dict() for b in blocks]  # validates sizes and required fields
         with self._lock(ref), self.db.session() as s:
             # Other processes posting or editing this message wait here, so its updates keep their order.
@@ -88,7 +88,9 @@ class Slack:
                 ts = self._posted_before(row.channel, ref, row.created_at) or POSTING
             if ts == POSTING:
                 metadata = {"event_type": EVENT_TYPE, "event_payload": {"ref": ref}}
-                answer = self.client.chat_postMessage(channel=row.channel, text=text, blocks=payload, metadata=metadata, unfurl_links=False, unfurl_media=False)
+                answer = self.client.chat_postMessage(
+                    channel=row.channel, text=text, blocks=payload, metadata=metadata, unfurl_links=False, unfurl_media=False, thread_ts=thread_ts
+                )
                 record_sent(row, answer["channel"], answer["ts"])
             else:
                 if edit:

@@ -1,4 +1,4 @@
-"""The gateway endpoints: GET /v1/authz (nginx auth_request, Envoy ext_authz) and POST /v1/usage."""
+"""The gateway endpoints: GET /v1/authz (nginx auth_request, Envoy ext_authz), POST /v1/usage and POST /v1/leaks."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from werkzeug.wrappers import Request, Response
 
 from gateway.cache import KeyCache
 from gateway.clientip import client_address, parse_networks
+from gateway import leaks
 from store.authz import decide, load_key_state, record_refusals
 from store.db import Database
 from store.errors import DomainError
@@ -42,7 +43,7 @@ class Gateway:
         self._flusher.start()
 
     def routes(self):
-        return {("GET", "/v1/authz"): self.authz, ("POST", "/v1/authz"): self.authz, ("HEAD", "/v1/authz"): self.authz, ("POST", "/v1/usage"): self.usage, ("POST", "/v1/usage/litellm"): self.litellm}
+        return {("GET", "/v1/authz"): self.authz, ("POST", "/v1/authz"): self.authz, ("HEAD", "/v1/authz"): self.authz, ("POST", "/v1/usage"): self.usage, ("POST", "/v1/usage/litellm"): self.litellm, ("POST", "/v1/leaks"): self.leaks}
 
     # -- /v1/authz -------------------------------------------------------------------
 
@@ -87,6 +88,9 @@ class Gateway:
         return bool(offered) and any(hmac.compare_digest(offered.encode(), t.encode()) for t in self.tokens)
 
     def _body(self, request: Request):
+        """The JSON body of a request bearing an ingest token; or the answer refusing it."""
+        if not self._authorised(request):
+            return None, _json({"error": {"code": "unauthorized", "message": "send a valid ingest token as Authorization: Bearer <token>"}}, 401)
         if (request.content_length or 0) > MAX_USAGE_BODY:
             return None, _json({"error": {"code": "too_large", "message": f"send at most {MAX_USAGE_BODY // 1024} KiB per request"}}, 413)
         try:
@@ -95,8 +99,6 @@ class Gateway:
             return None, _json({"error": {"code": "invalid_json", "message": "the body is not valid JSON"}}, 400)
 
     def usage(self, request: Request) -> Response:
-        if not self._authorised(request):
-            return _json({"error": {"code": "unauthorized", "message": "send a valid ingest token as Authorization: Bearer <token>"}}, 401)
         body, error = self._body(request)
         if error:
             return error
@@ -105,12 +107,13 @@ class Gateway:
 
     def litellm(self, request: Request) -> Response:
         """LiteLLM's generic API logger: a list of StandardLoggingPayload."""
-        if not self._authorised(request):
-            return _json({"error": {"code": "unauthorized", "message": "send a valid ingest token as Authorization: Bearer <token>"}}, 401)
         body, error = self._body(request)
-        if error:
-            return error
-        return self._ingest(body if isinstance(body, list) else [body], _litellm_id, _litellm_event)
+        return error or self._ingest(body if isinstance(body, list) else [body], _litellm_id, _litellm_event)
+
+    def leaks(self, request: Request) -> Response:
+        """Other scanners' findings (gateway/leaks.py)."""
+        body, error = self._body(request)
+        return error or _json(*leaks.report(self.db, body))
 
     def _ingest(self, events, ident, parse) -> Response:
         if not isinstance(events, list) or not events:

@@ -20,10 +20,9 @@ member_app = typer.Typer(help="Members.", no_args_is_help=True)
 usage_app = typer.Typer(help="Usage (spend) events.", no_args_is_help=True)
 audit_app = typer.Typer(help="The audit log.", no_args_is_help=True)
 reveals_app = typer.Typer(help="Key secrets waiting for their one reveal.", no_args_is_help=True)
+leak_app = typer.Typer(help="Keys seen where they should not be.", no_args_is_help=True)
 openrouter_app = typer.Typer(help="An OpenRouter organisation (OPENROUTER_MANAGEMENT_KEY).", no_args_is_help=True)
-for sub, name in (
-    (db_app, "db"), (workspace_app, "workspace"), (member_app, "member"), (usage_app, "usage"), (audit_app, "audit"), (reveals_app, "reveals"), (openrouter_app, "openrouter"),
-):  # fmt: skip
+for sub, name in ((db_app, "db"), (workspace_app, "workspace"), (member_app, "member"), (usage_app, "usage"), (audit_app, "audit"), (reveals_app, "reveals"), (leak_app, "leak"), (openrouter_app, "openrouter")):
     app.add_typer(sub, name=name)
 
 #: after a store refusal that names what would help (``DomainError.see``): the command that shows it here
@@ -126,6 +125,28 @@ def workspace_create(
     if ws.provider == "openrouter":
         typer.echo(f"Linked to OpenRouter workspace {ws.provider_slug}: adopted if it exists, else created.")
     typer.echo(f"Next: purser member add {ws.slug} --slack U… --role admin")
+
+
+@leak_app.command("report")
+def leak_report(
+    source: Optional[str] = typer.Option(None, "--source", help="Where they were seen (a URL), for the audit log and the owner's message."),
+) -> None:
+    """Read candidates from standard input, one per line (never as arguments: a shell keeps those); revoke the Purser keys among them."""
+    from store import leak_scan, leaks
+
+    hashes: list[str] = []
+    vendors: set[str] = set()
+    for line in sys.stdin:
+        found = leak_scan.scan(line.rstrip("\n"))
+        hashes += found.secret_hashes
+        vendors.update(found.vendors)
+    if not hashes and not vendors:
+        typer.echo("Nothing that looks like a key was found.")
+        return
+    outcome = _run(leaks.report_leak, hashes, leaks.Source(url=source, reporter="cli")) if hashes else leaks.Outcome()
+    typer.echo(f"Revoked {len(outcome.revoked)} key(s); {len(outcome.again)} already revoked; {outcome.unknown} not Purser's.")
+    if vendors:
+        typer.echo(f"Also found what looks like {', '.join(sorted(vendors))}: not Purser's to revoke; rotate them with their vendors.")
 
 
 @workspace_app.command("link")

@@ -167,6 +167,9 @@ def add_gateway(app: WebApp, db: Database, settings: Settings) -> None:
     for (method, path), handler in gateway.routes().items():
         app.route(method, path, handler)
     install_publisher(db, settings.redis_url)
+    # This process's own commits (a leak reported here, a revocation from Slack) reach its
+    # cache at once, with or without Redis: a leaked key is refused from the next call on.
+    db.on_authz_changes(gateway.cache.invalidate)
     if settings.redis_url:
         Subscriber(settings.redis_url, gateway.cache).start()
     app.gateway = gateway

@@ -228,15 +228,19 @@ def revoke_key(s: Session, actor: Actor, key_id: int, reason: str | None = None)
     return key
 
 
-def revoke_key_rows(s: Session, actor: Actor, ws: Workspace, keys: list[ApiKey], *, reason: str) -> None:
-    """Revoke at once in the store (authz refuses from the commit on) and at the provider through the outbox."""
+def revoke_key_rows(s: Session, actor: Actor, ws: Workspace, keys: list[ApiKey], *, reason: str, event: str = "key.revoke", details: dict | None = None) -> None:
+    """Revoke at once in the store (authz refuses from the commit on) and at the provider through the outbox.
+
+    ``event`` and ``details``: the one audit event each revocation writes (a leak writes
+    ``key.leaked`` naming where, rather than a ``key.revoke`` besides).
+    """
     now = utcnow()
     for key in keys:
         if key.status is KeyStatus.REVOKED:
             continue
         key.status, key.status_reason, key.revoked_at = KeyStatus.REVOKED, reason, now
         _wipe(s, key.id)
-        audit.record(s, workspace_id=ws.id, actor=actor.label, action="key.revoke", resource=f"key:{key.id}", details={"name": key.name, "owner": key.member.label, "reason": reason})
+        audit.record(s, workspace_id=ws.id, actor=actor.label, action=event, resource=f"key:{key.id}", details={"name": key.name, "owner": key.member.label, "reason": reason, **(details or {})})
         outbox.emit(s, ActionKind.REVOKE_KEY, workspace_id=ws.id, payload={"key_id": key.id})
 
 

@@ -164,6 +164,8 @@ class ActionKind(enum.StrEnum):
     REBALANCE_LEASES = "rebalance_leases"  # quota leases at the provider (store.quota)
     APPLY_MODEL_POLICY = "apply_model_policy"  # a project's guardrail at the provider
     LINK_WORKSPACE = "link_workspace"  # create or adopt the provider's workspace
+    LEAK_NOTICE = "leak_notice"  # a leaked key revoked: the thread, its owner, the Admins told
+    FOREIGN_SECRET_NOTICE = "foreign_secret_notice"  # another vendor's credential posted: warn
 
 
 class ActionStatus(enum.StrEnum):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 
 import dramatiq
 import pytest
@@ -131,3 +132,19 @@ def redis_workers(pg_db, redis_url, slack_server, openrouter_server):
     broker.flush_all()
     broker.close()
     configure(None)
+
+
+@contextmanager
+def served_web(db, slack_server, signing_secret: str, team_id: str):
+    """The web app as production runs it, over real HTTP: commands that touch the store are
+    acked at once and answered by a worker through their response_url."""
+    _, slack_url = slack_server
+    settings = Settings(SLACK_TEAM_ID=team_id, REDIS_URL=None)
+    bolt = wiring.bolt(db, settings, token=BOT_TOKEN, api_url=slack_url + "/api/", queued_commands=True)
+    app = wiring.web(db, settings, bolt, signing_secret)
+    served = serve_in_thread(app)
+    try:
+        yield served
+    finally:
+        served.stop()
+        app.gateway.close()

@@ -13,7 +13,7 @@ import dramatiq
 from store import outbox
 from store.types import ActionKind, utcnow
 from workers.broker import RETRY_OPTIONS
-from workers.handlers import budgets, keys, linked, messages
+from workers.handlers import budgets, keys, leaks, linked, messages
 from workers.perform import Handler, perform
 from workers.runtime import runtime
 
@@ -45,6 +45,8 @@ HANDLERS: dict[ActionKind, Handler] = {
     ActionKind.REBALANCE_LEASES: linked.rebalance_leases,
     ActionKind.APPLY_MODEL_POLICY: linked.apply_model_policy,
     ActionKind.LINK_WORKSPACE: linked.link_workspace,
+    ActionKind.LEAK_NOTICE: leaks.leak_notice,
+    ActionKind.FOREIGN_SECRET_NOTICE: leaks.foreign_secret_notice,
 }
 
 _UNHANDLED = set(ActionKind) - set(HANDLERS)

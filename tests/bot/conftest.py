@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from purser import wiring
-from purser.settings import Settings
-from sandbox.serve import serve_in_thread
-from tests.fixtures_workers import BOT_TOKEN
+from tests.fixtures_workers import served_web
 from tests.slack_requests import SlackSender
 
 SIGNING_SECRET = "test-signing-secret"
@@ -16,15 +13,8 @@ TEAM = "local"
 
 @pytest.fixture
 def web(db, stub_workers, slack_server):
-    _, slack_url = slack_server
-    # As in production: commands that touch the store go to the workers and answer through response_url.
-    settings = Settings(SLACK_TEAM_ID=TEAM, REDIS_URL=None)
-    bolt = wiring.bolt(db, settings, token=BOT_TOKEN, api_url=slack_url + "/api/", queued_commands=True)
-    app = wiring.web(db, settings, bolt, SIGNING_SECRET)
-    served = serve_in_thread(app)
-    yield served
-    served.stop()
-    app.gateway.close()
+    with served_web(db, slack_server, SIGNING_SECRET, TEAM) as served:
+        yield served
 
 
 @pytest.fixture

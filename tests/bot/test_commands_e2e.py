@@ -12,7 +12,6 @@ from bot.blocks.common import lit
 
 from store import workspaces
 from store.models import Member
-from store.money import parse_money
 from store.types import Role
 from tests import factories as f
 from tests.slack_requests import wait_for

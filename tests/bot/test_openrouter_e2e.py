@@ -58,3 +58,23 @@ def test_a_key_asked_for_in_slack_is_made_in_the_linked_workspace_with_its_lease
         assert client.post("/chat/completions", json={"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}).status_code == 200
         assert client.post("/chat/completions", json={"model": "anthropic/claude-3.5-haiku", "messages": [{"role": "user", "content": "hi"}]}).status_code == 403
     assert fake.invalid == [] and fake.unknown_fields == []
+
+
+def test_an_openrouter_key_pasted_in_a_snippet_is_deleted_at_openrouter_too(db, slack, slack_api, stub_workers, openrouter):
+    fake = openrouter
+    ws = f.workspace(db, "dev", "development", provider="openrouter")
+    dev = f.member(db, ws, Role.DEVELOPER).slack_user_id
+    slack.command(dev, "/ai-key", "new scratch")
+    stub_workers.settle()
+    with db.session() as s:
+        key = s.scalars(select(ApiKey)).one()
+    secret = fake.secrets[key.provider_ref]
+    fake.add_usage(key.provider_ref, 0.5)  # spent since the last sync: recorded before the key goes
+    snippet = {"id": "F0SNIPPET", "mode": "snippet", "filetype": "python", "preview": f"import os\nOPENROUTER_API_KEY = '{secret}'\n"}
+    slack.event({"type": "message", "subtype": "file_share", "channel": "C0GENERAL", "user": dev, "text": "my config", "ts": "1700000003.000100", "files": [snippet]})
+    stub_workers.settle()
+    assert key.provider_ref not in fake.keys  # deleted at OpenRouter, not only refused by Purser
+    with db.session() as s:
+        revoked = s.get(ApiKey, key.id)
+        assert revoked.status_reason.startswith("leaked") and revoked.synced_usage_micros == parse_money("$0.50")
+    assert secret not in repr([c.args for c in slack_api.calls])

@@ -10,15 +10,12 @@ import uuid
 
 import pytest
 
-from purser import wiring
-from purser.settings import Settings
-from sandbox.serve import serve_in_thread
 from store import invitations, keys, workspaces
 from store.money import parse_money
 from store.permissions import Actor
 from store.types import Role
 from tests import factories as f
-from tests.fixtures_workers import BOT_TOKEN, Workers, workers_runtime
+from tests.fixtures_workers import Workers, served_web, workers_runtime
 from tests.reliability.hostile.checks import REDIS_URL, SIGNING_SECRET, TEAM, settle
 from tests.reliability.hostile.world import World, key_for
 from tests.services import require
@@ -54,16 +51,9 @@ def workers(pg_db, slack_server, openrouter_server):
 
 @pytest.fixture
 def web(pg_db, workers, slack_server):
-    _, slack_url = slack_server
-    # As in production: commands that touch the store are acked at once and answered by a
-    # worker through their response_url, so the worker's answers are fuzzed too.
-    settings = Settings(SLACK_TEAM_ID=TEAM, REDIS_URL=None)
-    bolt = wiring.bolt(pg_db, settings, token=BOT_TOKEN, api_url=slack_url + "/api/", queued_commands=True)
-    app = wiring.web(pg_db, settings, bolt, SIGNING_SECRET)
-    served = serve_in_thread(app)
-    yield served
-    served.stop()
-    app.gateway.close()
+    # Commands answered by a worker through their response_url: the worker's answers are fuzzed too.
+    with served_web(pg_db, slack_server, SIGNING_SECRET, TEAM) as served:
+        yield served
 
 
 @pytest.fixture
