@@ -143,7 +143,8 @@ class Gateway:
             except (TypeError, ValueError, AttributeError):
                 results[i] = {"external_id": shown, "result": "refused", "reason": "malformed event"}
         if parsed:
-            outcome = self.db.run(ingest_usage, parsed)
+            # reported from outside the provider: a leased key's workspace is topped up at once (store.ingest)
+            outcome = self.db.run(ingest_usage, parsed, top_up_leases=True)
             for place, e, (verdict, reason) in zip(places, parsed, outcome.verdicts):
                 results[place] = {"external_id": e.external_id, "result": verdict, **({"reason": reason} if reason else {})}
         return _json({"results": results}, 200)

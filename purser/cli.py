@@ -21,7 +21,8 @@ usage_app = typer.Typer(help="Usage (spend) events.", no_args_is_help=True)
 audit_app = typer.Typer(help="The audit log.", no_args_is_help=True)
 reveals_app = typer.Typer(help="Key secrets waiting for their one reveal.", no_args_is_help=True)
 leak_app = typer.Typer(help="Keys seen where they should not be.", no_args_is_help=True)
-for sub, name in ((db_app, "db"), (workspace_app, "workspace"), (member_app, "member"), (usage_app, "usage"), (audit_app, "audit"), (reveals_app, "reveals"), (leak_app, "leak")):
+openrouter_app = typer.Typer(help="An OpenRouter organisation (OPENROUTER_MANAGEMENT_KEY).", no_args_is_help=True)
+for sub, name in ((db_app, "db"), (workspace_app, "workspace"), (member_app, "member"), (usage_app, "usage"), (audit_app, "audit"), (reveals_app, "reveals"), (leak_app, "leak"), (openrouter_app, "openrouter")):
     app.add_typer(sub, name=name)
 
 #: after a store refusal that names what would help (``DomainError.see``): the command that shows it here
@@ -303,6 +304,19 @@ def reveals_reencrypt() -> None:
     count = _run(reencrypt_reveals)
     typer.echo(f"Re-encrypted {count} waiting secret(s) under the first key of PURSER_SECRET_KEY.")
     typer.echo("Once every process runs with that key first, the old key can be removed from the list.")
+
+
+@openrouter_app.command("import")
+def openrouter_import(
+    owner: Optional[str] = typer.Option(None, "--owner", help="Slack user id of the member who will own the adopted keys (a workspace the import creates makes them its first Admin)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Show what would be adopted and change nothing."),
+    environment: str = typer.Option("development", "--env", "-e", help="The environment of the workspaces the import creates."),
+    team: Optional[str] = typer.Option(None, help=TEAM_HELP, show_default=False),
+) -> None:
+    """Adopt the OpenRouter organisation's workspaces, budgets, keys and guardrails (try --dry-run first)."""
+    from purser.adoption import run_import
+
+    run_import(_database, _operator(), _team(team), owner=owner, environment=environment, dry_run=dry_run, fail=_fail)
 
 
 @app.command("secret-key")

@@ -14,6 +14,13 @@ read: a batch of events spread over many keys would move three times the rows.
 
 The statements that record a batch and move its totals are store.recording (PostgreSQL
 and SQLite); the threshold alerts a batch sets off, store.thresholds.
+
+Spend a gateway reports for a key on a leased provider (``top_up_leases``) asks for a
+rebalance of its workspace's quota leases (store.quota): the key may be near the end of
+its lease at the provider, and the poll would hear of it only at its next reading. The
+rebalance reads the keys' real usage at the provider first, so the reported spend is
+never counted twice in a lease. One statement a batch, and only for a batch with such a
+key in it; a workspace with a rebalance still waiting gets no second one.
 """
 
 from __future__ import annotations
@@ -28,15 +35,17 @@ from sqlalchemy import BigInteger, String, bindparam, case, cast, func, select, 
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session
 
+from store import outbox
 from store.errors import InvalidInput
 from store.models import ApiKey, CreditEntry, Project, Workspace
 from store.money import MAX_MICROS, format_money
 from store.periods import TRACKED, next_period_start, period_start
+from store.quota import LEASED_PROVIDERS
 from store.recording import KEY, PERIODS, PROJECT, WORKSPACE, EventRow, TotalKey, record_pg, record_sqlite
 from store.standing import pause_project_row, reconcile_workspace, workspace_hold
 from store.thresholds import Crossing, record_crossings
 from store.totals import spent
-from store.types import BudgetKind, Period, ProjectStatus, Scope, WorkspaceStatus, utcnow
+from store.types import ActionKind, BudgetKind, Period, ProjectStatus, Scope, WorkspaceStatus, utcnow
 
 #: events stamped further in the future than this are refused: a clock is wrong somewhere
 FUTURE_SKEW = timedelta(minutes=5)
@@ -76,6 +85,7 @@ class _Key(NamedTuple):
     project_id: int | None
     limit_micros: int | None
     limit_period: str  # a Period's value
+    provider: str
 
 
 #: the totals a limit, budget or cap is checked against that a batch moved: the amount
@@ -83,8 +93,12 @@ class _Key(NamedTuple):
 Moved = dict[TotalKey, tuple[int, int]]
 
 
-def ingest_usage(s: Session, events: Sequence[UsageIn], now: datetime | None = None) -> IngestResult:
-    """Record spend. Not one audit event per usage event; pauses it causes are audited."""
+def ingest_usage(s: Session, events: Sequence[UsageIn], now: datetime | None = None, *, top_up_leases: bool = False) -> IngestResult:
+    """Record spend. Not one audit event per usage event; pauses it causes are audited.
+
+    ``top_up_leases``: the spend was reported from outside the provider (a gateway), so the
+    workspaces of leased keys among it are rebalanced (the provider's own sync says False).
+    """
     now = now or utcnow()
     result = IngestResult()
     if len(events) > MAX_BATCH:
@@ -126,6 +140,10 @@ def ingest_usage(s: Session, events: Sequence[UsageIn], now: datetime | None = N
     for workspace_id in sorted(spent):
         if spent[workspace_id]:
             _check_workspace(s, workspace_id, spent[workspace_id], moved, now, result)
+    if top_up_leases:
+        leased = {keys[r.key_id].workspace_id for r in accepted if r.amount_micros and keys[r.key_id].provider in LEASED_PROVIDERS}
+        if leased:
+            outbox.emit_unless_waiting(s, ActionKind.REBALANCE_LEASES, sorted(leased))
     return result
 
 
@@ -144,7 +162,7 @@ def _keys(s: Session, key_ids: Iterable[int], pg: bool) -> dict[int, _Key]:
         # On the table, not the ORM entity: plain rows, not the ORM's (a thousand a batch).
         # The period as stored, a Period's value: no enum to make for each key.
         c = ApiKey.__table__.c
-        stmt = select(c.id, c.workspace_id, c.project_id, c.limit_micros, type_coerce(c.limit_period, String)).where(_ids_in(c.id, chunk, pg))
+        stmt = select(c.id, c.workspace_id, c.project_id, c.limit_micros, type_coerce(c.limit_period, String), c.provider).where(_ids_in(c.id, chunk, pg))
         out.update({row[0]: _Key._make(row[1:]) for row in s.execute(stmt)})
     return out
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import BigInteger, String, cast, func, insert, literal, or_, select, union_all, update
 from sqlalchemy.orm import Session
 
 from store import audit
@@ -52,6 +52,44 @@ def emit(
     # Database.run hands these to the queue once the transaction has committed.
     s.info.setdefault("new_actions", []).append(NewAction(action.id, kind, action.run_after))
     return action
+
+
+def emit_unless_waiting(s: Session, kind: ActionKind, workspace_ids: list[int]) -> list[str]:
+    """In one statement, an action of ``kind`` for each workspace that has none waiting (pending, not yet taken).
+
+    For work that reads the world afresh when it runs — a rebalance reads the keys at the
+    provider first — one waiting action serves every reason to run it, so a hot path (usage
+    ingest) may ask on every batch without piling actions up. Returns the ids of those made.
+    """
+    kind = ActionKind(kind)
+    wanted = [(uuid.uuid4().hex, w) for w in sorted(set(workspace_ids))]
+    if not wanted:
+        return []
+    now = utcnow()
+    # Typed, so PostgreSQL knows the columns of the rows made from parameters alone.
+    rows = [select(cast(literal(action_id), String(32)).label("id"), cast(literal(w), BigInteger).label("workspace_id")) for action_id, w in wanted]
+    asked = (union_all(*rows) if len(rows) > 1 else rows[0]).subquery("asked")
+    waiting = select(Action.id).where(Action.kind == kind.value, Action.workspace_id == asked.c.workspace_id, Action.status == ActionStatus.PENDING, Action.claimed_until.is_(None))
+    c = Action.__table__.c
+    made = s.execute(
+        insert(Action.__table__)
+        .from_select(
+            [c.id, c.kind, c.workspace_id, c.payload, c.status, c.attempts, c.run_after, c.created_at],
+            select(
+                asked.c.id,
+                literal(kind.value, c.kind.type),
+                asked.c.workspace_id,
+                literal({}, c.payload.type),
+                literal(ActionStatus.PENDING, c.status.type),
+                literal(0, c.attempts.type),
+                literal(now, c.run_after.type),
+                literal(now, c.created_at.type),
+            ).where(~waiting.exists()),
+        )
+        .returning(c.id)
+    ).scalars().all()
+    s.info.setdefault("new_actions", []).extend(NewAction(action_id, kind, now) for action_id in made)
+    return list(made)
 
 
 @dataclass(frozen=True)

@@ -24,12 +24,22 @@ class OrganisationCalls:
 
     # -- workspaces --------------------------------------------------------------------
 
+    def list_workspaces(self) -> list[dict[str, Any]]:
+        """Every workspace of the organisation, 100 a page (the listing's guards: OpenRouterHTTP.pages)."""
+        listed = list(self._workspaces())
+        if not all(isinstance(w.get("slug"), str) and isinstance(w.get("name"), str) for w in listed):
+            raise unreadable("a list of workspaces")
+        return listed
+
     def find_workspace(self, slug: str) -> dict[str, Any] | None:
         """The workspace with this slug, or None."""
-        for workspace in self._http.pages("workspaces", {}, what="workspaces", ident="id", limit=PAGE):
+        for workspace in self._workspaces():
             if workspace.get("slug") == slug:
                 return workspace
         return None
+
+    def _workspaces(self):
+        return self._http.pages("workspaces", {}, what="workspaces", ident="id", limit=PAGE)
 
     def get_workspace(self, id: str) -> dict[str, Any] | None:
         answer = self._http.call("GET", f"workspaces/{id}", missing_ok=True)
@@ -47,6 +57,17 @@ class OrganisationCalls:
             raise PermanentProviderError(f"An OpenRouter workspace budget must be above $0 (asked: {limit_micros!r} micro-dollars); remove the budget instead to lift it.")
         answer = self._http.call("PUT", f"workspaces/{workspace_id}/budgets/{interval}", json={"limit_usd": usd(limit_micros)})
         return _object(answer, "a workspace budget")
+
+    def workspace_budgets(self, workspace_id: str) -> list[dict[str, Any]]:
+        """The workspace's budgets, one per interval at most (``reset_interval`` null: lifetime).
+
+        An organisation without workspace budgets (not on the Enterprise plan) answers 4xx:
+        a PermanentProviderError carrying that status, for the caller to read as "none".
+        """
+        listed = field(self._http.call("GET", f"workspaces/{workspace_id}/budgets"), "data", "a workspace's budgets")
+        if not isinstance(listed, list) or not all(isinstance(b, dict) and b.get("reset_interval") in (*BUDGET_INTERVALS[:3], None) for b in listed):
+            raise unreadable("a workspace's budgets")
+        return listed
 
     def delete_workspace_budget(self, workspace_id: str, interval: str) -> None:
         _interval(interval)
@@ -87,6 +108,13 @@ class OrganisationCalls:
             return {"unassigned_count": 0}
         answer = self._http.call("POST", f"guardrails/{id}/assignments/keys/remove", json={"key_hashes": list(key_hashes)})
         return _answer(answer, "unassigned_count", "a guardrail unassignment")
+
+    def guardrail_key_hashes(self, id: str) -> list[str]:
+        """The hashes of the keys this guardrail is assigned to, 100 a page."""
+        assigned = list(self._http.pages(f"guardrails/{id}/assignments/keys", {}, what="guardrail key assignments", ident="id", limit=PAGE))
+        if not all(isinstance(a.get("key_hash"), str) for a in assigned):
+            raise unreadable("a list of guardrail key assignments")
+        return [a["key_hash"] for a in assigned]
 
     def list_guardrails(self, workspace_id: str | None = None) -> list[dict[str, Any]]:
         params = {} if workspace_id is None else {"workspace_id": workspace_id}
