@@ -15,12 +15,13 @@ read: a batch of events spread over many keys would move three times the rows.
 The statements that record a batch and move its totals are store.recording (PostgreSQL
 and SQLite); the threshold alerts a batch sets off, store.thresholds.
 
-Spend a gateway reports for a key on a leased provider (``top_up_leases``) asks for a
-rebalance of its workspace's quota leases (store.quota): the key may be near the end of
-its lease at the provider, and the poll would hear of it only at its next reading. The
-rebalance reads the keys' real usage at the provider first, so the reported spend is
-never counted twice in a lease. One statement a batch, and only for a batch with such a
-key in it; a workspace with a rebalance still waiting gets no second one.
+Spend a gateway reports for a key on a leased provider (``top_up_leases``) is not
+recorded — the provider reports it, and the sync reads it from there; counted here too it
+would count twice — but asks for a rebalance of its workspace's quota leases
+(store.quota): the key may be near the end of its lease at the provider, and the poll
+would hear of it only at its next reading. The rebalance reads the keys' real usage at
+the provider first. One statement a batch, and only for a batch with such a key in it;
+a workspace with a rebalance still waiting gets no second one.
 """
 
 from __future__ import annotations
@@ -93,6 +94,9 @@ class _Key(NamedTuple):
 Moved = dict[TotalKey, tuple[int, int]]
 
 
+NOTED = "the provider reports this key's spend itself; Purser reads it from there, and was asked to now"
+
+
 def ingest_usage(s: Session, events: Sequence[UsageIn], now: datetime | None = None, *, top_up_leases: bool = False) -> IngestResult:
     """Record spend. Not one audit event per usage event; pauses it causes are audited.
 
@@ -107,6 +111,17 @@ def ingest_usage(s: Session, events: Sequence[UsageIn], now: datetime | None = N
     keys = _keys(s, {e.key_id for e in events}, pg)
     result.verdicts = [("accepted", None)] * len(events)
     rows, origin = _admit(events, keys, now, result)
+    if top_up_leases:
+        # A leased key's spend is the provider's to report (the sync reads its cumulative
+        # usage); counted here too it would count twice. A gateway's report of it is a
+        # signal: the workspace's leases are read and topped up now.
+        leased = [i for i, r in enumerate(rows) if keys[r.key_id].provider in LEASED_PROVIDERS]
+        if leased:
+            for i in leased:
+                result.verdicts[origin[i]] = ("noted", NOTED)
+            outbox.emit_unless_waiting(s, ActionKind.REBALANCE_LEASES, sorted({rows[i].workspace_id for i in leased if rows[i].amount_micros}))
+            keep = [i for i in range(len(rows)) if i not in set(leased)]
+            rows, origin = [rows[i] for i in keep], [origin[i] for i in keep]
     if not rows:
         return result
     # Lock the workspace rows first, in id order, as every administrative operation does.
@@ -140,10 +155,6 @@ def ingest_usage(s: Session, events: Sequence[UsageIn], now: datetime | None = N
     for workspace_id in sorted(spent):
         if spent[workspace_id]:
             _check_workspace(s, workspace_id, spent[workspace_id], moved, now, result)
-    if top_up_leases:
-        leased = {keys[r.key_id].workspace_id for r in accepted if r.amount_micros and keys[r.key_id].provider in LEASED_PROVIDERS}
-        if leased:
-            outbox.emit_unless_waiting(s, ActionKind.REBALANCE_LEASES, sorted(leased))
     return result
 
 

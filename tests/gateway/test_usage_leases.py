@@ -17,7 +17,7 @@ from purser.settings import Settings
 from purser.wiring import add_gateway
 from sandbox.serve import serve_in_thread
 from store import keys, outbox
-from store.models import Action
+from store.models import Action, UsageEvent
 from store.provider_sync import sync_provider_usage
 from store.secrets import mint_local_secret
 from store.types import ActionKind, ActionStatus
@@ -74,16 +74,20 @@ def test_spend_reported_for_a_leased_key_asks_once_for_a_rebalance_of_its_worksp
     assert report(url, local_secret, "local-1") == "accepted"
     assert rebalances(db) == []  # a local key holds no lease: /v1/authz asks Purser every call
 
-    assert report(url, secret, "or-1") == "accepted"
+    # The provider reports an OpenRouter key's spend itself (the sync reads it): recorded here
+    # too it would count twice. The report is a signal to read it now.
+    assert report(url, secret, "or-1") == "noted"
     assert rebalances(db) == [(leased, False)]
-    assert report(url, secret, "or-2") == "accepted"
-    assert report(url, secret, "or-1") == "duplicate"
-    assert report(url, secret, "free", amount=0) == "accepted"
+    assert report(url, secret, "or-2") == "noted"
+    assert report(url, secret, "or-1") == "noted"
+    assert report(url, secret, "free", amount=0) == "noted"
     assert rebalances(db) == [(leased, False)]  # the waiting one will read every spend so far
+    with db.session() as s:
+        assert s.scalars(select(UsageEvent).where(UsageEvent.key_id == key_id)).all() == []
 
     [waiting] = db.run(lambda s: list(s.scalars(select(Action.id).where(Action.kind == ActionKind.REBALANCE_LEASES, Action.status == ActionStatus.PENDING))))
     assert db.run(outbox.claim, waiting) is not None  # a worker took it: it may have read the usage already
-    assert report(url, secret, "or-3") == "accepted"
+    assert report(url, secret, "or-3") == "noted"
     assert rebalances(db) == [(leased, True), (leased, False)]
 
     db.run(lambda s: [outbox.complete(s, a) for a in s.scalars(select(Action.id).where(Action.status == ActionStatus.PENDING))])
