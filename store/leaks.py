@@ -70,7 +70,14 @@ def report_leak(s: Session, secret_hashes: list[str] | tuple[str, ...], source: 
     out = Outcome()
     if not secret_hashes:
         return out
-    found = {k.secret_hash: k for k in s.scalars(select(ApiKey).where(ApiKey.secret_hash.in_(sorted(set(secret_hashes)))).order_by(ApiKey.id).with_for_update())}
+    wanted = sorted(set(secret_hashes))
+    found = {k.secret_hash: k for k in s.scalars(select(ApiKey).where(ApiKey.secret_hash.in_(wanted)).order_by(ApiKey.id).with_for_update())}
+    missing = [h for h in wanted if h not in found]
+    if missing:
+        # A key adopted from OpenRouter (store.adoption) never showed Purser its secret; OpenRouter
+        # names keys by a 64-hex hash, taken here to be the secret's sha256 as it appears to be.
+        adopted = select(ApiKey).where(ApiKey.provider == "openrouter", ApiKey.provider_ref.in_(missing)).order_by(ApiKey.id).with_for_update()
+        found.update({k.provider_ref: k for k in s.scalars(adopted)})
     for secret_hash in dict.fromkeys(secret_hashes):
         key = found.get(secret_hash)
         if key is None:

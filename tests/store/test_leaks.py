@@ -103,3 +103,17 @@ def test_a_key_revoked_for_another_reason_is_counted_not_announced(sqlite_db):
     assert out.again == [key] and out.revoked == []
     with db.session() as s:
         assert not s.scalars(select(Action).where(Action.kind == "leak_notice")).first()
+
+
+def test_a_key_adopted_from_openrouter_is_found_by_its_openrouter_hash(sqlite_db):
+    db = sqlite_db
+    ws, dev, key, _ = key_of(db)
+    secret = "sk-or-v1-" + "5e" * 32
+
+    def adopted(s):  # as store.adoption keeps it: no secret hash Purser could know, OpenRouter's hash as the reference
+        k = s.get(ApiKey, key)
+        k.provider, k.provider_ref, k.secret_hash = "openrouter", hash_secret(secret), "openrouter:" + "0" * 53
+
+    db.run(adopted)
+    out = db.run(leaks.report_leak, scan(f"leaked {secret}").secret_hashes, SLACK)
+    assert out.revoked == [key]
