@@ -20,66 +20,14 @@ member_app = typer.Typer(help="Members.", no_args_is_help=True)
 usage_app = typer.Typer(help="Usage (spend) events.", no_args_is_help=True)
 audit_app = typer.Typer(help="The audit log.", no_args_is_help=True)
 reveals_app = typer.Typer(help="Key secrets waiting for their one reveal.", no_args_is_help=True)
-leak_app = typer.Typer(help="Keys seen where they should not be.", no_args_is_help=True)
-openrouter_app = typer.Typer(help="An OpenRouter organisation (OPENROUTER_MANAGEMENT_KEY).", no_args_is_help=True)
-for sub, name in ((db_app, "db"), (workspace_app, "workspace"), (member_app, "member"), (usage_app, "usage"), (audit_app, "audit"), (reveals_app, "reveals"), (leak_app, "leak"), (openrouter_app, "openrouter")):
+for sub, name in ((db_app, "db"), (workspace_app, "workspace"), (member_app, "member"), (usage_app, "usage"), (audit_app, "audit"), (reveals_app, "reveals")):
     app.add_typer(sub, name=name)
 
-#: after a store refusal that names what would help (``DomainError.see``): the command that shows it here
-SEE = {"list_workspaces": "`purser workspace list` shows them."}
+from purser.cli_support import SEE, TEAM_HELP, _database, _fail, _operator, _run, _team, _workspace_id  # noqa: E402,F401
+from purser.cli_outside import directory_app, leak_app, openrouter_app  # noqa: E402
 
-TEAM_HELP = "Slack team id the workspace belongs to [default: SLACK_TEAM_ID, or 'local' without Slack]."
-
-
-def _database():
-    """A database whose committed actions reach the workers at once, and what carries them out without a queue (``workers.inline``)."""
-    from purser import wiring
-
-    settings = wiring.settings()
-    wiring.configure_store(settings)
-    db = wiring.database(settings, relay=False)
-    return db, wiring.inline(db, settings)
-
-
-def _operator():
-    from store.permissions import Actor
-
-    from purser.settings import get_settings
-
-    return Actor.operator(f"cli:{get_settings().operator}")
-
-
-def _fail(message: str, code: int = 1) -> None:
-    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(code)
-
-
-def _run(op, *args, **kwargs):
-    db, inline = _database()
-    try:
-        result = db.run(op, *args, **kwargs)
-    except DomainError as exc:
-        _fail(f"{exc.message} {SEE[exc.see]}" if exc.see in SEE else exc.message)
-    if inline is not None:  # no queue shared with the workers: this command carries out what it committed
-        inline.drain()
-    return result
-
-
-def _team(team: str | None) -> str:
-    """The team named, else the one this install serves (SLACK_TEAM_ID), as the web process sees it."""
-    if team:
-        return team
-    from purser.settings import get_settings
-
-    return get_settings().slack_team_id
-
-
-def _workspace_id(slug: str, team: str | None) -> int:
-    from store.workspaces import find_workspace
-
-    team = _team(team)
-    return _run(lambda s: find_workspace(s, slug, team).id)
-
+for sub, name in ((leak_app, "leak"), (openrouter_app, "openrouter"), (directory_app, "directory")):
+    app.add_typer(sub, name=name)
 
 @db_app.command("upgrade")
 def db_upgrade(revision: str = typer.Argument("head", help="Revision to upgrade to.")) -> None:
@@ -125,28 +73,6 @@ def workspace_create(
     if ws.provider == "openrouter":
         typer.echo(f"Linked to OpenRouter workspace {ws.provider_slug}: adopted if it exists, else created.")
     typer.echo(f"Next: purser member add {ws.slug} --slack U… --role admin")
-
-
-@leak_app.command("report")
-def leak_report(
-    source: Optional[str] = typer.Option(None, "--source", help="Where they were seen (a URL), for the audit log and the owner's message."),
-) -> None:
-    """Read candidates from standard input, one per line (never as arguments: a shell keeps those); revoke the Purser keys among them."""
-    from store import leak_scan, leaks
-
-    hashes: list[str] = []
-    vendors: set[str] = set()
-    for line in sys.stdin:
-        found = leak_scan.scan(line.rstrip("\n"))
-        hashes += found.secret_hashes
-        vendors.update(found.vendors)
-    if not hashes and not vendors:
-        typer.echo("Nothing that looks like a key was found.")
-        return
-    outcome = _run(leaks.report_leak, hashes, leaks.Source(url=source, reporter="cli")) if hashes else leaks.Outcome()
-    typer.echo(f"Revoked {len(outcome.revoked)} key(s); {len(outcome.again)} already revoked; {outcome.unknown} not Purser's.")
-    if vendors:
-        typer.echo(f"Also found what looks like {', '.join(sorted(vendors))}: not Purser's to revoke; rotate them with their vendors.")
 
 
 @workspace_app.command("link")
@@ -304,19 +230,6 @@ def reveals_reencrypt() -> None:
     count = _run(reencrypt_reveals)
     typer.echo(f"Re-encrypted {count} waiting secret(s) under the first key of PURSER_SECRET_KEY.")
     typer.echo("Once every process runs with that key first, the old key can be removed from the list.")
-
-
-@openrouter_app.command("import")
-def openrouter_import(
-    owner: Optional[str] = typer.Option(None, "--owner", help="Slack user id of the member who will own the adopted keys (a workspace the import creates makes them its first Admin)."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Show what would be adopted and change nothing."),
-    environment: str = typer.Option("development", "--env", "-e", help="The environment of the workspaces the import creates."),
-    team: Optional[str] = typer.Option(None, help=TEAM_HELP, show_default=False),
-) -> None:
-    """Adopt the OpenRouter organisation's workspaces, budgets, keys and guardrails (try --dry-run first)."""
-    from purser.adoption import run_import
-
-    run_import(_database, _operator(), _team(team), owner=owner, environment=environment, dry_run=dry_run, fail=_fail)
 
 
 @app.command("secret-key")
