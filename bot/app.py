@@ -25,6 +25,7 @@ from bot.home import home_view
 from bot.replies import Reply, guarded, unexpected
 from bot.views.deny import DENY_FORM
 from bot.views.key_form import KEY_FORM
+from store import slack_access
 from store.db import Database
 from store.errors import DomainError
 
@@ -129,6 +130,15 @@ def build_app(db: Database, *, token: str, team_id: str, api_url: str, signing_s
     def user_changed(ack, event, body):
         ack()
         directory_events.user_changed(db, body.get("team_id"), event.get("user") or {})
+
+    @app.event("tokens_revoked")
+    @app.event("app_uninstalled")
+    def access_lost(ack, event, body):
+        # Every process stops calling Slack (bot/slack_client.py); /healthz says why until a reinstall.
+        ack()
+        why = event.get("type", "tokens_revoked")
+        if db.run(slack_access.revoked, body.get("team_id") or team_id, why):
+            log.error("Slack revoked Purser's access (%s): nothing more is sent to Slack until Purser is reinstalled and SLACK_BOT_TOKEN is set anew", why)
 
     @app.event("app_home_opened")
     def home_opened(event, body, client):

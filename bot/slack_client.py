@@ -29,6 +29,7 @@ from slack_sdk.models.blocks import Block
 from sqlalchemy.orm import Session
 
 from store.db import Database
+from store import slack_access
 from store.messages import POSTING, hold_or_reserve, record_sent
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,13 @@ UNSEARCHABLE = {"missing_scope", "not_in_channel", "channel_not_found", "not_all
 
 #: more work for the transaction that stores a message's ts (see ``Slack.post``)
 Also = Callable[[Session], object]
+
+
+class SlackAccessLost(Exception):
+    """Slack took Purser's access away (store.slack_access): no call is made, and retrying will not help."""
+
+    def __init__(self, why: str) -> None:
+        super().__init__(f"Slack revoked Purser's access ({why}): the operator must reinstall Purser in Slack and set the new SLACK_BOT_TOKEN.")
 
 
 class Slack:
@@ -79,6 +87,9 @@ class Slack:
     def _send(self, ref: str, channel: str | Callable[[], str], text: str, blocks: Sequence[Block], *, edit: bool, also: Also | None, thread_ts: str | None = None) -> tuple[str, str]:
         payload = [b.to_dict() for b in blocks]  # validates sizes and required fields
         with self._lock(ref), self.db.session() as s:
+            gone = slack_access.lost(s)
+            if gone is not None:
+                raise SlackAccessLost(gone.why)
             # Other processes posting or editing this message wait here, so its updates keep their order.
             row, reserved_now = hold_or_reserve(s, ref, channel)
             if self.db.dialect != "postgresql":

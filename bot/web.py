@@ -19,7 +19,7 @@ from slack_bolt.adapter.wsgi import SlackRequestHandler
 from slack_sdk.signature import SignatureVerifier
 from werkzeug.wrappers import Request, Response
 
-from store import outbox
+from store import outbox, slack_access
 from store.db import Database
 
 log = logging.getLogger("purser.web")
@@ -169,7 +169,10 @@ def health_checks(db: Database, redis_url: str | None) -> Callable[[], dict[str,
         if "store" not in problems:
             try:
                 with db.session() as s:
+                    gone = slack_access.lost(s)
                     waiting = outbox.stalled(s, STALLED)
+                if gone is not None:
+                    problems["slack"] = f"Slack revoked Purser's access ({gone.why} at {gone.revoked_at:%Y-%m-%d %H:%M} UTC): reinstall Purser in Slack and set the new SLACK_BOT_TOKEN"
                 if waiting:
                     problems["workers"] = f"{waiting} action(s) waiting over {STALLED.seconds // 60} minutes: are the workers running?"
             except Exception as exc:

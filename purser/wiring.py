@@ -192,7 +192,30 @@ def _slack_process(conf: Settings, has: bool, refusal: str, *, publish: bool = T
     configure_store(conf)
     check_secret_key()
     broker(conf)
-    return database(conf, publish=publish)
+    db = database(conf, publish=publish)
+    slack_access_back(db, conf)
+    return db
+
+
+def slack_access_back(db: Database, conf: Settings) -> bool:
+    """After Slack revoked Purser's access: a reinstall's new token works again, so the access is back."""
+    from slack_sdk import WebClient
+    from slack_sdk.errors import SlackApiError
+
+    from store import slack_access
+
+    with db.session() as s:
+        gone = slack_access.lost(s)
+    if gone is None or not conf.slack_bot_token:
+        return False
+    try:
+        WebClient(token=conf.slack_bot_token.get_secret_value(), base_url=conf.slack_api_url, timeout=5).auth_test()
+    except (SlackApiError, OSError) as exc:
+        log.error("Slack still refuses Purser's token (%s): reinstall Purser in Slack and set the new SLACK_BOT_TOKEN", getattr(exc, "response", {}).get("error") if isinstance(exc, SlackApiError) else type(exc).__name__)
+        return False
+    db.run(slack_access.restored, gone.team_id)
+    log.info("Slack accepts Purser's token again: sending to Slack resumes")
+    return True
 
 
 def _bolt_for(db: Database, conf: Settings) -> App:

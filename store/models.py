@@ -380,3 +380,13 @@ class AuthzRefusal(Base):
     key_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     reason: Mapped[str] = mapped_column(String(40), primary_key=True)
     count: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class SlackAccess(Base):
+    """Slack took Purser's access away (``tokens_revoked``, ``app_uninstalled``): one row for the install."""
+
+    __tablename__ = "slack_access"
+
+    team_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    revoked_at: Mapped[datetime]
+    why: Mapped[str] = mapped_column(String(40))

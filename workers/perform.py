@@ -14,6 +14,8 @@ from typing import Callable
 from dramatiq import Retry
 from slack_sdk.errors import SlackApiError
 
+from bot.slack_client import SlackAccessLost
+
 from store import outbox
 from store.types import utcnow
 from workers import slack_errors
@@ -41,6 +43,9 @@ def perform(handler: Handler, action_id: str, rt: Runtime | None = None) -> None
         rt.db.run(outbox.fail, action_id, str(exc))
     except TransientProviderError as exc:
         retry_later(rt, claimed, str(exc), exc.retry_after)
+    except SlackAccessLost as exc:  # said once, when Slack told; each action just ends
+        log.info("action %s (%s) not carried out: %s", action_id, claimed.kind, exc)
+        rt.db.run(outbox.fail, action_id, str(exc))
     except SlackApiError as exc:
         error = exc.response.get("error", "unknown")
         if error in slack_errors.PERMANENT:
