@@ -1,15 +1,17 @@
 """The sandbox: a web page that plays Slack for Purser on localhost.
 
 It serves the Slack Web API double Purser's workers and bot call (the same one the
-tests use), and a page where you pick who you are, type slash commands, click buttons
-and fill modals. Everything a person does reaches the bot exactly as Slack would send
-it: a signed, form-encoded HTTP request to ``/slack/events``.
+tests use), and a page where you pick who you are, type slash commands and messages,
+click buttons and fill modals. Everything a person does reaches the bot exactly as Slack
+would send it: a signed HTTP request to ``/slack/events`` (form-encoded for commands and
+clicks, an Events API callback for messages and App Home).
 """
 
 from __future__ import annotations
 
 import itertools
 import json
+import re
 from datetime import datetime, timezone
 import time
 import uuid
@@ -26,7 +28,7 @@ from store.db import Database
 from store.errors import DomainError
 from store.models import ApiKey, Member, Project, Workspace
 from store.money import parse_money
-from store.types import KeyStatus, MemberStatus
+from store.types import MemberStatus
 from store.ingest import UsageIn, ingest_usage
 
 STATIC = Path(__file__).with_name("static")
@@ -90,11 +92,38 @@ class Sandbox:
         headers = {"Content-Type": content_type, "X-Slack-Request-Timestamp": ts, "X-Slack-Signature": sign(self.secret, ts, body)}
         return httpx.post(self.bot_url, content=body, headers=headers, timeout=10)
 
-    def do_command(self, body: dict) -> dict:
+    def do_send(self, body: dict) -> dict:
+        """What was typed in the composer: a slash command, or else a message in the channel."""
         user, channel, line = body.get("user", ""), body.get("channel", "C0GENERAL1"), (body.get("text") or "").strip()
-        if not line.startswith("/"):
-            self._ephemeral(user, channel, "The sandbox takes slash commands only, like `/ai-key help`.")
-            return {"ok": True}
+        if not line:
+            return {"ok": False}
+        return self._command(user, channel, line) if line.startswith("/") else self._say(user, channel, line)
+
+    def _say(self, user: str, channel: str, text: str) -> dict:
+        """A person's message: shown in the channel as theirs, and delivered to Purser as Slack's
+        ``message`` event, as Slack delivers every message in a conversation Purser is in.
+        That is how the leak guard gets to see a key pasted where it should not be."""
+        message = self.api.post_as(user, channel, text)
+        event = {
+            "type": "message",
+            "channel": channel,
+            "user": user,
+            "text": text,
+            "ts": message.ts,
+            "event_ts": message.ts,
+            "team": self.team_id,
+            "channel_type": "im" if channel.startswith("D") else "channel",
+        }
+        answer = self._post(json.dumps(self._callback(event)).encode(), "application/json")
+        if answer.status_code != 200:
+            self._ephemeral(user, channel, f"Purser did not take your message: it answered {answer.status_code} {answer.text[:200]}")
+        return {"ok": answer.status_code == 200}
+
+    def _callback(self, event: dict) -> dict:
+        """The Events API envelope Slack wraps every event in."""
+        return {"type": "event_callback", "team_id": self.team_id, "api_app_id": "A0SANDBOX", "event_id": f"Ev{next(self._n)}", "event_time": int(time.time()), "event": event}
+
+    def _command(self, user: str, channel: str, line: str) -> dict:
         command, _, text = line.partition(" ")
         form = {
             "token": "sandbox",
@@ -173,8 +202,8 @@ class Sandbox:
         return {"ok": True}
 
     def do_home(self, body: dict) -> dict:
-        event = {"type": "event_callback", "team_id": self.team_id, "api_app_id": "A0SANDBOX", "event_id": f"Ev{next(self._n)}", "event_time": int(time.time()), "event": {"type": "app_home_opened", "user": body.get("user", ""), "tab": "home"}}
-        answer = self._post(json.dumps(event).encode(), "application/json")
+        event = {"type": "app_home_opened", "user": body.get("user", ""), "tab": "home"}
+        answer = self._post(json.dumps(self._callback(event)).encode(), "application/json")
         return {"ok": answer.status_code == 200}
 
     def do_spend(self, body: dict) -> dict:
@@ -218,22 +247,33 @@ class Sandbox:
 
     @staticmethod
     def _message(m: Message) -> dict:
-        return {"channel": m.channel, "ts": m.ts, "text": m.text, "blocks": m.blocks, "edited": m.updated > 0}
+        return {"channel": m.channel, "ts": m.ts, "thread_ts": m.thread_ts, "author": m.author, "text": m.text, "blocks": m.blocks, "edited": m.updated > 0}
 
     def _keys(self) -> list[dict]:
+        """Every key of the demo team's people, revoked ones too: a leaked key is seen to stop."""
         def rows(s):
             q = (
                 s.query(ApiKey, Member, Workspace, Project)
                 .join(Member, Member.id == ApiKey.member_id)
                 .join(Workspace, Workspace.id == ApiKey.workspace_id)
                 .outerjoin(Project, Project.id == ApiKey.project_id)
-                .filter(ApiKey.status != KeyStatus.REVOKED, Member.status == MemberStatus.ACTIVE)
+                .filter(Member.status == MemberStatus.ACTIVE)
                 .order_by(ApiKey.id)
             )
             names = {p.user_id: p.name.split(" ")[0] for p in PEOPLE}
             return [
-                {"id": k.id, "label": f"{w.slug} · {k.name} ({names.get(m.slack_user_id, m.slack_user_id)}){' · ' + p.slug if p else ''}"}
+                {
+                    "id": k.id,
+                    "label": f"{w.slug} · {k.name} ({names.get(m.slack_user_id, m.slack_user_id)}){' · ' + p.slug if p else ''}",
+                    "status": k.status.value,
+                    "why": _channel_names(k.status_reason or ""),
+                }
                 for k, m, w, p in q
             ]
 
         return self.db.run(rows)
+
+
+def _channel_names(text: str) -> str:
+    """A reason like "leaked in <#C0GENERAL1>" as the page shows it: "leaked in #general"."""
+    return re.sub(r"<#([A-Z0-9]+)(?:\|[^>]*)?>", lambda m: "#" + CHANNELS.get(m.group(1), m.group(1)), text)

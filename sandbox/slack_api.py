@@ -83,6 +83,9 @@ class Message:
     thread_ts: str | None = None
     updated: int = 0
     metadata: dict | None = None  # what chat.postMessage was given as ``metadata``
+    # Who wrote it: a person's user id, or None for Purser's own posts. Kept apart from ``user``,
+    # which means "only this person sees it", so a person's message stays visible to everyone.
+    author: str | None = None
 
 
 def response_url(base: str, channel: str, user: str, n: int | str) -> str:
@@ -127,6 +130,13 @@ class SlackAPI:
 
     def channel_messages(self, channel: str) -> list[Message]:
         return sorted((m for m in self.messages.values() if m.channel == channel), key=lambda m: float(m.ts))
+
+    def post_as(self, author: str, channel: str, text: str) -> Message:
+        """A person's own message in a channel, kept as Slack keeps it when they send it (the sandbox's composer)."""
+        with self._lock:
+            message = Message(channel, self._next_ts(), text, [], author=author)
+            self.messages[(channel, message.ts)] = message
+        return message
 
     def reset(self) -> None:
         with self._lock:
@@ -264,7 +274,7 @@ class SlackAPI:
         start, limit = int(args.get("cursor") or 0), min(int(args.get("limit") or 100), 999)
         page = found[start : start + limit]
         with_metadata = str(args.get("include_all_metadata", "")).lower() in ("1", "true")
-        messages = [{"type": "message", "ts": m.ts, "text": m.text, **({"metadata": m.metadata} if with_metadata and m.metadata else {})} for m in page]
+        messages = [{"type": "message", "ts": m.ts, "text": m.text, **({"user": m.author} if m.author else {}), **({"metadata": m.metadata} if with_metadata and m.metadata else {})} for m in page]
         more = start + limit < len(found)
         return {"ok": True, "messages": messages, "has_more": more, "response_metadata": {"next_cursor": str(start + limit) if more else ""}}
 

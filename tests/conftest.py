@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import uuid
@@ -33,6 +34,16 @@ def _checkout_changes() -> set[str] | None:
     return set(done.stdout.splitlines())
 
 
+def _asked_for(changes: set[str]) -> set[str]:
+    """The change `make screenshot` is run to make: the README's picture, named by PURSER_SCREENSHOT."""
+    shot = os.environ.get("PURSER_SCREENSHOT")
+    if not shot:
+        return set()
+    path = Path(shot).resolve()
+    # porcelain lines are "XY path", the path relative to the checkout
+    return {line for line in changes if (ROOT / line[3:]).resolve() == path}
+
+
 def pytest_sessionstart(session: pytest.Session) -> None:
     session.config.stash[_BEFORE] = _checkout_changes()
     if IN_CI:
@@ -45,7 +56,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """The suite leaves the checkout as it found it: tests write under var/ or a temporary folder."""
     before = session.config.stash.get(_BEFORE, None)
     after = _checkout_changes()
-    if before is None or after is None or after <= before:
+    if before is None or after is None:
+        return
+    after -= _asked_for(after)
+    if after <= before:
         return
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     if reporter is not None:

@@ -28,6 +28,7 @@ async function refresh() {
 
 function render() {
   for (const p of state.people) BlockKit.people[p.id] = p.name.split(" ")[0];
+  for (const c of state.channels) if (c.name.startsWith("#")) BlockKit.channels[c.id] = c.name.slice(1);
   const who = document.getElementById("who");
   if (who.options.length !== state.people.length) {
     who.innerHTML = state.people.map(p => `<option value="${p.id}">${p.name}</option>`).join("");
@@ -45,8 +46,11 @@ function render() {
   }
   document.getElementById("home-tab").classList.toggle("active", current === "home");
   const keySelect = document.getElementById("spend-key");
-  const keyOptions = state.keys.map(k => `<option value="${k.id}">${k.label}</option>`).join("");
+  // Spend can only be reported on a key that still works; the list below shows them all.
+  const live = state.keys.filter(k => k.status !== "revoked");
+  const keyOptions = live.map(k => `<option value="${k.id}">${esc(k.label)}</option>`).join("");
   if (keySelect.dataset.options !== keyOptions) { const keep = keySelect.value; keySelect.innerHTML = keyOptions; keySelect.dataset.options = keyOptions; if (keep) keySelect.value = keep; }
+  renderKeys();
   renderMain();
   renderModal();
 }
@@ -69,22 +73,66 @@ function renderMain() {
     snapshot = JSON.stringify(messages);
     if (snapshot === lastRendered) return;
     box.innerHTML = "";
+    // A thread's replies go right under the message they answer, indented, as Slack's
+    // thread view would show them; a reply whose parent is not here shows on its own.
+    const here = new Set(messages.map(m => m.ts));
+    const replies = {};
+    for (const m of messages) if (inThread(m, here)) (replies[m.thread_ts] = replies[m.thread_ts] || []).push(m);
     for (const m of messages) {
-      const node = document.createElement("div");
-      node.className = "message" + (m.ephemeral ? " ephemeral" : "");
-      node.dataset.ts = m.ts;
-      const author = document.createElement("div");
-      author.className = "author";
-      author.innerHTML = `Purser <small>${new Date(parseFloat(m.ts.split(".")[0]) * 1000).toLocaleTimeString()}${m.edited ? " (edited)" : ""}</small>`;
-      node.appendChild(author);
-      if (m.ephemeral) { const o = document.createElement("div"); o.className = "only-you"; o.textContent = "Only visible to you"; node.appendChild(o); }
-      if (m.blocks && m.blocks.length) node.appendChild(BlockKit.render(m.blocks, { onClick: (el, ctx) => click(el, ctx, { channel: current, ts: m.ts }) }));
-      else { const t = document.createElement("div"); t.innerHTML = BlockKit.mrkdwn(m.text); node.appendChild(t); }
-      box.appendChild(node);
+      if (inThread(m, here)) continue;
+      box.appendChild(messageNode(m, false));
+      for (const r of replies[m.ts] || []) box.appendChild(messageNode(r, true));
     }
     box.scrollTop = box.scrollHeight;
   }
   lastRendered = snapshot;
+}
+
+function inThread(m, here) {
+  return m.thread_ts && m.thread_ts !== m.ts && here.has(m.thread_ts);
+}
+
+function messageNode(m, reply) {
+  const node = document.createElement("div");
+  node.className = "message" + (m.ephemeral ? " ephemeral" : "") + (reply ? " reply" : "");
+  node.dataset.ts = m.ts;
+  if (m.author) node.dataset.author = m.author;
+  const author = document.createElement("div");
+  author.className = "author";
+  // A person's message carries who wrote it; everything else here is Purser's.
+  author.textContent = m.author ? (BlockKit.people[m.author] || m.author) : "Purser";
+  const when = document.createElement("small");
+  when.textContent = new Date(parseFloat(m.ts.split(".")[0]) * 1000).toLocaleTimeString() + (m.edited ? " (edited)" : "") + (reply ? " · in thread" : "");
+  author.appendChild(when);
+  node.appendChild(author);
+  if (m.ephemeral) { const o = document.createElement("div"); o.className = "only-you"; o.textContent = "Only visible to you"; node.appendChild(o); }
+  if (m.blocks && m.blocks.length) node.appendChild(BlockKit.render(m.blocks, { onClick: (el, ctx) => click(el, ctx, { channel: current, ts: m.ts }) }));
+  else { const t = document.createElement("div"); t.className = "text"; t.innerHTML = BlockKit.mrkdwn(m.text); node.appendChild(t); }
+  return node;
+}
+
+function renderKeys() {
+  const list = document.getElementById("key-list");
+  const snapshot = JSON.stringify(state.keys);
+  if (list.dataset.snapshot === snapshot) return;
+  list.dataset.snapshot = snapshot;
+  list.innerHTML = "";
+  for (const k of state.keys) {
+    const item = document.createElement("li");
+    item.dataset.keyId = k.id;
+    item.dataset.status = k.status;
+    item.className = k.status;
+    const label = document.createElement("span"); label.textContent = k.label;
+    const status = document.createElement("span"); status.className = "key-status";
+    status.textContent = k.status + (k.why && k.status !== "active" ? ` · ${k.why}` : "");
+    item.append(label, " ", status);
+    list.appendChild(item);
+  }
+  if (!state.keys.length) list.innerHTML = "<li>No keys yet.</li>";
+}
+
+function esc(text) {
+  return String(text).replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;");
 }
 
 async function click(el, ctx, where) {
@@ -141,7 +189,9 @@ document.getElementById("composer").addEventListener("submit", async e => {
   const text = input.value.trim();
   if (!text) return;
   input.value = "";
-  await call("command", { channel: current === "home" ? "D" + me.slice(1) : current, text });
+  // A slash command goes to Purser as a command; anything else is a message in the channel
+  // (which Purser sees as a Slack message event, and scans for leaked keys).
+  await call("send", { channel: current === "home" ? "D" + me.slice(1) : current, text });
   await refresh();
 });
 document.getElementById("spend-go").addEventListener("click", async () => {

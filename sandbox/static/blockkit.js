@@ -5,6 +5,7 @@
 
 const BlockKit = (() => {
   const people = {};
+  const channels = {};  // id -> name, so <#C…> reads as the channel's name, as in Slack
 
   function esc(text) {
     // Slack text arrives with &amp; &lt; &gt; already escaped; escape only what is not an entity.
@@ -16,8 +17,11 @@ const BlockKit = (() => {
   function token(inner) {
     const [target, label] = inner.split("|");
     if (target.startsWith("@")) return `<span class="mention">@${esc(people[target.slice(1)] || target.slice(1))}</span>`;
-    if (target.startsWith("#")) return `<span class="mention">#${esc(label || target.slice(1))}</span>`;
+    if (target.startsWith("#")) return `<span class="mention">#${esc(label || channels[target.slice(1)] || target.slice(1))}</span>`;
     if (target.startsWith("!")) return `<span class="mention">@${esc(target.slice(1))}</span>`;
+    // A permalink to a message: slack.com knows nothing of the sandbox's, so open its channel here.
+    const permalink = target.match(/^https:\/\/slack\.com\/archives\/([A-Z0-9]+)\/p\d+$/);
+    if (permalink) return `<a href="/?channel=${esc(permalink[1])}">${esc(label || target)}</a>`;
     if (/^(https?|mailto):/.test(target)) return `<a href="${esc(target)}" rel="noopener noreferrer" target="_blank">${esc(label || target)}</a>`;
     return esc(`<${inner}>`);
   }
@@ -116,5 +120,5 @@ const BlockKit = (() => {
     return root;
   }
 
-  return { render, mrkdwn, people };
+  return { render, mrkdwn, people, channels };
 })();

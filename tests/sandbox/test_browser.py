@@ -133,3 +133,38 @@ def test_make_run_answers_quickly_and_keeps_its_data(purser):
     state = httpx.get(purser + "/sandbox/state", params={"user": "U0ADA00001"}).json()
     assert {c["name"] for c in state["channels"]} >= {"#ai-approvals", "#ai-alerts", "#ai-audit"}
     assert len(state["people"]) == 5
+
+
+def test_a_key_pasted_in_general_is_revoked_in_its_thread_and_its_owner_offered_a_replacement(purser, page):
+    page.goto(purser + "/")
+    become(page, "Dev (developer)")
+    channel(page, "Purser (DM)")
+    page.fill("#message-box", "/ai-key new pasted -w dev")
+    page.press("#message-box", "Enter")
+    page.click(".message:has-text('is ready') button[data-action-id='key_reveal']")
+    secret = page.wait_for_selector("#modal .bk-plain").inner_text().strip()
+    page.click("#modal footer button:text-is('Done')")
+    page.wait_for_selector("#modal-backdrop", state="hidden")
+    assert httpx.get(purser + "/v1/authz", headers={"Authorization": f"Bearer {secret}"}).status_code == 200
+    page.wait_for_selector("#key-list li[data-status='active']:has-text('dev · pasted (Dev)')")
+
+    # Plain text is a message: it shows as Dev's, and reaches Purser as a Slack message event.
+    channel(page, "#general")
+    page.fill("#message-box", f"here is the key: {secret}")
+    page.press("#message-box", "Enter")
+    pasted = page.wait_for_selector(".message[data-author='U0DEV00001']:has-text('here is the key')")
+    assert pasted.query_selector(".author").inner_text().startswith("Dev")
+    # Purser answers in the message's thread, shown right under it
+    reply = page.wait_for_selector(".message[data-author='U0DEV00001'] + .message.reply:has-text('revoked')")
+    assert reply.query_selector(".author").inner_text().startswith("Purser") and secret not in reply.inner_text()
+    page.wait_for_selector("#key-list li[data-status='revoked']:has-text('dev · pasted (Dev)'):has-text('leaked in #general')")
+    refused = httpx.get(purser + "/v1/authz", headers={"Authorization": f"Bearer {secret}"})
+    assert refused.status_code == 401 and refused.headers["X-Purser-Refusal"] == "revoked"
+    assert page.query_selector("#spend-key option:has-text('pasted')") is None  # no spend on a revoked key
+
+    # The owner's DM offers a replacement, and the button works through the usual click path.
+    channel(page, "Purser (DM)")
+    page.click(".message:has-text('revoked it at once') button[data-action-id='key_replace']")
+    page.wait_for_selector(".message:has-text('A replacement for')")
+    page.wait_for_selector("#key-list li[data-status='active']:has-text('dev · pasted (Dev)')")
+    assert secret not in page.inner_text("#messages")  # the DMs name the key, never show it
