@@ -112,9 +112,13 @@ def report_foreign(s: Session, vendors: list[str] | tuple[str, ...], source: Sou
     query = query.where(Workspace.id == bound) if bound else query.where(Workspace.audit_channel.is_not(None))
     told = 0
     payload = {"vendors": sorted(set(vendors)), "channel": source.channel, "ts": source.ts, "poster": source.poster}
-    for i, ws in enumerate(s.scalars(query.order_by(Workspace.id))):
-        # The poster hears it once, from the first; every workspace's audit channel hears it.
-        outbox.emit(s, ActionKind.FOREIGN_SECRET_NOTICE, workspace_id=ws.id, payload={**payload, "warn_poster": i == 0})
+    channels: set[str | None] = set()
+    for ws in s.scalars(query.order_by(Workspace.id)):
+        # The poster hears it once, from the first; each audit channel once, however many workspaces share it.
+        if ws.audit_channel in channels and ws.audit_channel is not None:
+            continue
+        outbox.emit(s, ActionKind.FOREIGN_SECRET_NOTICE, workspace_id=ws.id, payload={**payload, "warn_poster": told == 0})
+        channels.add(ws.audit_channel)
         told += 1
     if told == 0 and source.poster and source.channel:
         outbox.emit(s, ActionKind.FOREIGN_SECRET_NOTICE, workspace_id=None, payload={**payload, "warn_poster": True})

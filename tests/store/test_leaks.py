@@ -117,3 +117,18 @@ def test_a_key_adopted_from_openrouter_is_found_by_its_openrouter_hash(sqlite_db
     db.run(adopted)
     out = db.run(leaks.report_leak, scan(f"leaked {secret}").secret_hashes, SLACK)
     assert out.revoked == [key]
+
+
+def test_another_vendors_credential_is_announced_once_in_an_audit_channel_two_workspaces_share(sqlite_db):
+    from store import workspaces
+
+    db = sqlite_db
+    a = f.workspace(db, "one", "development", team_id="T0TEAM")
+    b = f.workspace(db, "two", "development", team_id="T0TEAM")
+    c = f.workspace(db, "three", "development", team_id="T0TEAM")
+    for ws, channel in ((a, "C0AUDIT"), (b, "C0AUDIT"), (c, "C0OTHER")):
+        db.run(workspaces.set_channels, f.OPERATOR, ws, audit_channel=channel)
+    assert db.run(leaks.report_foreign, ["AWS Access Key"], SLACK) == 2
+    with db.session() as s:
+        notices = [a.payload["warn_poster"] for a in s.scalars(select(Action).where(Action.kind == "foreign_secret_notice").order_by(Action.created_at))]
+    assert sorted(notices) == [False, True]  # the poster is warned once
