@@ -115,16 +115,3 @@ def grant_for(s: Session, secret: str) -> Grant | None:
     ).first()
     return Grant(*row) if row else None
 
-
-def operator_token(s: Session, workspace: str, name: str | None = None, team_id: str | None = None) -> MadeToken:
-    """`purser scim token <workspace>`: the operator makes one for a workspace named by slug (or id)."""
-    clauses = [Workspace.status != WorkspaceStatus.DELETED]
-    clauses.append(Workspace.id == int(workspace) if workspace.isdigit() else Workspace.slug == workspace)
-    if team_id:
-        clauses.append(Workspace.team_id == team_id)
-    found = list(s.scalars(select(Workspace).where(*clauses)))
-    if not found:
-        raise NotFound(f"There is no workspace `{workspace[:40]}`.")
-    if len(found) > 1:
-        raise InvalidInput(f"Several Slack teams have a workspace `{workspace[:40]}`: name it by its id ({', '.join(str(w.id) for w in found)}).")
-    return create_token(s, Actor.operator("cli"), found[0].id, name)

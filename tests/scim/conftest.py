@@ -12,6 +12,7 @@ from sandbox.serve import serve_in_thread
 from store import scim
 from tests import factories as f
 from tests.gateway.test_nginx import _no_bolt
+from tests.test_cli import cli, migrated  # noqa: F401  (the CLI's fixtures, for `purser scim token`)
 
 SCIM_JSON = "application/scim+json"
 
