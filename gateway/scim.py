@@ -34,6 +34,7 @@ from scim2_server.applications.base import BaseApplication
 from scim2_server.handler import ScimHandler
 from scim2_server.requests import ScimRequest
 from scim2_server.responses import ScimResponse
+from scim2_server.service import ScimService
 from werkzeug.wrappers import Request, Response
 
 from gateway.clientip import _ip, parse_networks
@@ -88,7 +89,10 @@ class ScimApi(BaseApplication):
     """The SCIM endpoints as one werkzeug handler, mounted on the web app under ``/scim/v2``."""
 
     def __init__(self, db: Database, *, trusted_proxies: str = "127.0.0.1/32,::1/128") -> None:
-        super().__init__(provider())
+        described = provider()
+        # the service passed in, not built by BaseApplication: that would read SCIM2_SERVER_SECRET from the
+        # environment (only purser/settings.py reads it); no cursor paging is announced, so no secret is needed
+        super().__init__(described, ScimService(described))
         self.db = db
         self.trusted = parse_networks(trusted_proxies)
 
