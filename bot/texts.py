@@ -47,7 +47,8 @@ HELP = {
         "• `/ai-workspace models` which models keys may call, per workspace and per project\n"
         "• `/ai-workspace models allow <author/name|author/*>… [--project P]` only these models (Admins)\n"
         "• `/ai-workspace models providers <provider>…|any [--project P]`, `models zdr on|off [--project P]`\n"
-        "• `/ai-workspace models any [--project P]` any model again; `models reset --project P` the project follows the workspace"
+        "• `/ai-workspace models any [--project P]` any model again; `models reset --project P` the project follows the workspace\n"
+        "• `/ai-workspace scim` provisioning from Okta or Entra ID: `scim token [name]` (shown once), `scim map <group> <role>`, `scim unmap <group>`, `scim default <role|none>`, `scim revoke <name>` (Admins; docs/scim.md)"
     ),
     "/ai-models": (
         "*/ai-models* — the models your keys may call\n"
@@ -64,7 +65,7 @@ USAGE = {
     "/ai-credits": "Usage: `/ai-credits balance | add $N` — `/ai-credits help` explains.",
     "/ai-usage": "Usage: `/ai-usage [--project P] [--mine] [--days 30]` — `/ai-usage help` explains.",
     "/ai-audit": "Usage: `/ai-audit recent [N] | verify | export [csv|jsonl]` — `/ai-audit help` explains.",
-    "/ai-workspace": "Usage: `/ai-workspace list | create | use | policy | channels | allowlist | templates | models | delete` — `/ai-workspace help` explains.",
+    "/ai-workspace": "Usage: `/ai-workspace list | create | use | policy | channels | allowlist | templates | models | scim | delete` — `/ai-workspace help` explains.",
     "/ai-models": "Usage: `/ai-models [--project P] | request <author/name> --reason \"…\"` — `/ai-models help` explains.",
 }
 

@@ -35,9 +35,20 @@ class WebApp:
         self.verifier = SignatureVerifier(signing_secret, clock=clock) if clock else SignatureVerifier(signing_secret)
         self.health = health or (lambda: {})
         self.routes: dict[tuple[str, str], Route] = {("GET", "/healthz"): self.healthz}
+        self.mounts: dict[str, Route] = {}
 
     def route(self, method: str, path: str, handler: Route) -> None:
         self.routes[(method, path)] = handler
+
+    def mount(self, prefix: str, handler: Route) -> None:
+        """Every method and path under ``prefix`` to one handler (SCIM's /scim/v2/Users/<id> …)."""
+        self.mounts[prefix.rstrip("/")] = handler
+
+    def _handler(self, request: Request) -> Route | None:
+        handler = self.routes.get((request.method, request.path))
+        if handler is None:
+            handler = next((h for p, h in self.mounts.items() if request.path == p or request.path.startswith(p + "/")), None)
+        return handler
 
     def __call__(self, environ, start_response):
         started = time.perf_counter()
@@ -46,7 +57,7 @@ class WebApp:
         if request.path == "/slack/events" and request.method == "POST":
             status, response = self.slack_request(request, environ, start_response)
         else:
-            handler = self.routes.get((request.method, request.path))
+            handler = self._handler(request)
             response = handler(request) if handler else Response("not found\n", status=404)
             status = response.status_code
             response = response(environ, start_response)

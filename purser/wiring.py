@@ -150,12 +150,20 @@ def bolt(db: Database, settings: Settings, *, token: str, api_url: str, queued_c
 
 
 def web(db: Database, settings: Settings, bolt_app: App, signing_secret: str) -> WebApp:
-    """The WSGI app: Slack's requests, /healthz, and the gateways' /v1/authz and /v1/usage."""
+    """The WSGI app: Slack's requests, /healthz, the gateways' /v1/authz and /v1/usage, and SCIM's /scim/v2."""
     from bot.web import WebApp, health_checks
 
     app = WebApp(db, bolt_app, signing_secret, health=health_checks(db, settings.redis_url))
     add_gateway(app, db, settings)
+    add_scim(app, db, settings)
     return app
+
+
+def add_scim(app: WebApp, db: Database, settings: Settings) -> None:
+    """Serve /scim/v2, where identity providers (Okta, Entra ID) provision people (docs/scim.md)."""
+    from gateway.scim import PREFIX, ScimApi
+
+    app.mount(PREFIX, ScimApi(db, trusted_proxies=settings.trusted_proxies))
 
 
 def add_gateway(app: WebApp, db: Database, settings: Settings) -> None:

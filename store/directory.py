@@ -43,8 +43,8 @@ class Suspended:
     invitations: int = 0
 
 
-def suspend_person(s: Session, team_id: str, slack_user_id: str, reason: str) -> Suspended:
-    """Suspend every active membership of this Slack user in the team's workspaces (idempotent)."""
+def suspend_person(s: Session, team_id: str, slack_user_id: str | None, reason: str, *, by: Actor = DIRECTORY, member_id: int | None = None) -> Suspended:
+    """Suspend every active membership of this Slack user in the team's workspaces (idempotent); ``member_id``: that one only (SCIM)."""
     out = Suspended()
     now = utcnow()
     members = list(
@@ -52,6 +52,7 @@ def suspend_person(s: Session, team_id: str, slack_user_id: str, reason: str) ->
             select(Member)
             .join(Workspace, Workspace.id == Member.workspace_id)
             .where(Workspace.team_id == team_id, Workspace.status != WorkspaceStatus.DELETED, Member.slack_user_id == slack_user_id, Member.status == MemberStatus.ACTIVE)
+            .where(*([Member.id == member_id] if member_id is not None else []))
             .order_by(Member.workspace_id)
             .with_for_update(of=Member)
         )
@@ -65,16 +66,16 @@ def suspend_person(s: Session, team_id: str, slack_user_id: str, reason: str) ->
         asked = list(s.scalars(select(Request).where(Request.requester_id == member.id, Request.state == RequestState.PENDING).with_for_update()))
         for req in asked:
             req.state, req.decided_at, req.decision_note = RequestState.CANCELLED, now, "the requester's Slack account was deactivated"
-            audit.record(s, workspace_id=ws.id, actor=DIRECTORY.label, action="request.cancel", resource=f"request:{req.id}", details={"kind": req.kind.value, "why": reason})
+            audit.record(s, workspace_id=ws.id, actor=by.label, action="request.cancel", resource=f"request:{req.id}", details={"kind": req.kind.value, "why": reason})
             outbox.emit(s, ActionKind.REQUEST_DECIDED, workspace_id=ws.id, request_id=req.id, payload={"request_id": req.id})
         sent = list(s.scalars(select(Invitation).where(Invitation.inviter_id == member.id, Invitation.status == InvitationStatus.PENDING).with_for_update()))
         for inv in sent:
             inv.status, inv.decided_at = InvitationStatus.CANCELLED, now
-            audit.record(s, workspace_id=ws.id, actor=DIRECTORY.label, action="invitation.cancel", resource=f"invitation:{inv.id}", details={"invitee": inv.invitee, "why": reason})
+            audit.record(s, workspace_id=ws.id, actor=by.label, action="invitation.cancel", resource=f"invitation:{inv.id}", details={"invitee": inv.invitee, "why": reason})
         audit.record(
             s,
             workspace_id=ws.id,
-            actor=DIRECTORY.label,
+            actor=by.label,
             action="member.suspend",
             resource=f"member:{member.label}",
             details={"role": member.role.value, "reason": reason, "keys_stopped": len(keys), "requests_cancelled": len(asked), "invitations_withdrawn": len(sent)},

@@ -168,6 +168,8 @@ class ActionKind(enum.StrEnum):
     LEAK_NOTICE = "leak_notice"  # a leaked key revoked: the thread, its owner, the Admins told
     FOREIGN_SECRET_NOTICE = "foreign_secret_notice"  # another vendor's credential posted: warn
     MEMBER_SUSPENDED = "member_suspended"  # a deactivated Slack user's memberships: the Admins told
+    SCIM_LOOKUP = "scim_lookup"  # a provisioned person not yet found in Slack: look them up by e-mail
+    SCIM_REFUSED = "scim_refused"  # the identity provider asked for what the rules refuse (a role cap): the Admins told
 
 
 class ActionStatus(enum.StrEnum):

@@ -13,7 +13,7 @@ import dramatiq
 from store import outbox
 from store.types import ActionKind, utcnow
 from workers.broker import RETRY_OPTIONS
-from workers.handlers import budgets, directory, keys, leaks, linked, messages
+from workers.handlers import budgets, directory, keys, leaks, linked, messages, scim
 from workers.perform import Handler, perform
 from workers.runtime import runtime
 
@@ -48,6 +48,8 @@ HANDLERS: dict[ActionKind, Handler] = {
     ActionKind.LEAK_NOTICE: leaks.leak_notice,
     ActionKind.FOREIGN_SECRET_NOTICE: leaks.foreign_secret_notice,
     ActionKind.MEMBER_SUSPENDED: directory.member_suspended,
+    ActionKind.SCIM_LOOKUP: scim.scim_lookup,
+    ActionKind.SCIM_REFUSED: scim.scim_refused,
 }
 
 _UNHANDLED = set(ActionKind) - set(HANDLERS)
