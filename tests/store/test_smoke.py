@@ -8,7 +8,7 @@ from store import audit, budgets, keys
 from store.errors import Conflict
 from store.money import parse_money
 from store.decisions import decide_request
-from store.types import ProjectStatus, RequestState, Role
+from store.types import RequestState, Role
 from tests import factories as f
 
 

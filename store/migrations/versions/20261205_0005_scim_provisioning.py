@@ -4,9 +4,9 @@ A workspace's identity provider (Okta, Entra ID) provisions its people over SCIM
 bearer token kept only as its sha256; the people and groups it pushes are kept as it sent
 them, linked to members once found in Slack; Admins map groups to roles (docs/scim.md).
 
-Revision ID: 0004
-Revises: 0003
-Create Date: 2026-12-12 10:00:00
+Revision ID: 0005
+Revises: 0004
+Create Date: 2026-12-05 19:55:00
 """
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ import sqlalchemy as sa
 import store.types
 
 
-revision = '0004'
-down_revision = '0003'
+revision = '0005'
+down_revision = '0004'
 branch_labels = None
 depends_on = None
 
