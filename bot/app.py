@@ -131,6 +131,11 @@ def build_app(db: Database, *, token: str, team_id: str, api_url: str, signing_s
         ack()
         directory_events.user_changed(db, body.get("team_id"), event.get("user") or {})
 
+    @app.event("team_join")
+    def team_joined(ack, event, body):
+        ack()
+        directory_events.team_joined(db, body.get("team_id"), event.get("user") or {})
+
     @app.event("tokens_revoked")
     @app.event("app_uninstalled")
     def access_lost(ack, event, body):

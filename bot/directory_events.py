@@ -26,3 +26,10 @@ def user_changed(db: Database, team_id: str | None, user: dict[str, Any]) -> dir
     if done.workspaces:
         log.warning("suspended %s in %d workspace(s): %s", user_id, len(done.workspaces), reason)
     return done
+
+
+def team_joined(db: Database, team_id: str | None, user: dict[str, Any]) -> int:
+    """``team_join``: a new account may be someone the identity provider provisioned (docs/scim.md)."""
+    team = user.get("team_id") or team_id
+    email = (user.get("profile") or {}).get("email")
+    return db.run(directory.joined_slack, team, email) if team and email else 0

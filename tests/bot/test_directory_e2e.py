@@ -60,11 +60,13 @@ def two_workspaces(db, slack, slack_api, stub_workers, fake):
 def test_a_deactivated_developer_is_suspended_everywhere_and_an_admin_can_restore_them(db, web, slack, slack_api, stub_workers, openrouter):
     fake = openrouter
     alpha, bravo, admin, dev, secret, ref = two_workspaces(db, slack, slack_api, stub_workers, fake)
-    assert authz(web, secret).status_code == 200 and not fake.keys[ref]["disabled"]
+    openrouter_secret = fake.secrets[ref]
+    assert authz(web, secret).status_code == 200 and authz(web, openrouter_secret).status_code == 200 and not fake.keys[ref]["disabled"]
 
     slack.event({"type": "user_change", "user": {"id": dev, "team_id": TEAM, "deleted": True, "name": "dev"}})
     refused = wait_for(lambda: (r := authz(web, secret)).status_code == 401 and r, timeout=5)
     assert refused.headers["X-Purser-Refusal"] == "owner_suspended"
+    assert authz(web, openrouter_secret).headers["X-Purser-Refusal"] == "owner_suspended"  # both keys, both workspaces
     stub_workers.settle()
     assert fake.keys[ref]["disabled"] is True  # at OpenRouter too
     with db.session() as s:

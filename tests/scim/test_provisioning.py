@@ -204,3 +204,21 @@ def test_the_token_is_kept_only_as_its_hash(db, provisioned):
 
     with pytest.raises(PermissionDenied):
         db.run(scim.create_token, viewer, ws, "sneaky")
+
+
+def test_someone_provisioned_before_they_had_slack_joins_when_slack_says_team_join(db, served, provisioned, stub_workers, slack_api, slack_people):
+    from bot import directory_events
+    from store.workspaces import load_workspace
+
+    ws, admin, client, made = provisioned
+    db.run(scim_roles.map_group, admin, ws, "Engineering", "developer")
+    cy = client.post("/Users", json=scim_user("cy@acme.com")).json()["id"]
+    client.post("/Groups", json={"schemas": [GROUP], "displayName": "Engineering", "members": [{"value": cy}]})
+    stub_workers.settle()  # not in Slack: invited by e-mail, looked for again later
+    slack_people["U0SCIMCY"] = {"email": "cy@acme.com", "name": "cy"}
+    team = db.run(lambda s: load_workspace(s, ws).team_id)
+    assert directory_events.team_joined(db, team, {"id": "U0SCIMCY", "team_id": team, "profile": {"email": "CY@acme.com"}}) == 1
+    stub_workers.settle()  # at once, not at the next retry
+    with db.session() as s:
+        assert s.scalars(select(Member.role).where(Member.slack_user_id == "U0SCIMCY")).one() is Role.DEVELOPER
+    assert directory_events.team_joined(db, team, {"id": "U0SCIMCY", "team_id": team, "profile": {"email": "cy@acme.com"}}) == 0
