@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from store import directory
+from store import directory, scim_people
 from store.db import Database
 
 log = logging.getLogger(__name__)
@@ -32,4 +32,4 @@ def team_joined(db: Database, team_id: str | None, user: dict[str, Any]) -> int:
     """``team_join``: a new account may be someone the identity provider provisioned (docs/scim.md)."""
     team = user.get("team_id") or team_id
     email = (user.get("profile") or {}).get("email")
-    return db.run(directory.joined_slack, team, email) if team and email else 0
+    return db.run(scim_people.joined_slack, team, email) if team and email else 0

@@ -145,24 +145,3 @@ def notice_of(s: Session, member_id: int) -> tuple[int, str | None, str, str, st
     keys = s.scalar(select(func.count()).select_from(ApiKey).where(ApiKey.member_id == member.id, ApiKey.status != KeyStatus.REVOKED))
     return member.id, member.slack_user_id, member.role.title, ws.slug, (last.details or {}).get("reason", "suspended") if last else "suspended", keys
 
-
-def joined_slack(s: Session, team_id: str, email: str | None) -> int:
-    """``team_join``: someone the identity provider provisioned, waiting for a Slack account, has one now.
-
-    Their look-up is asked for at once (rather than at its next retry, up to a day away);
-    the worker then finds them by e-mail and they join with their mapped role.
-    """
-    from store.models_scim import ScimUser
-    from store.scim_people import waiting_lookup
-
-    if not email:
-        return 0
-    waiting = s.scalars(
-        select(ScimUser).join(Workspace, Workspace.id == ScimUser.workspace_id).where(Workspace.team_id == team_id, func.lower(ScimUser.email) == email.strip().lower())
-    ).all()
-    asked = 0
-    for user in waiting:
-        if waiting_lookup(s, user.id) is not None:
-            outbox.emit(s, ActionKind.SCIM_LOOKUP, workspace_id=user.workspace_id, payload={"scim_user_id": user.id, "attempt": 0})
-            asked += 1
-    return asked

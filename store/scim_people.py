@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from store import audit, directory, outbox
@@ -315,3 +315,22 @@ def admins_to_tell(s: Session, workspace_id: int) -> tuple[str, list[str]]:
     ws = s.get(Workspace, workspace_id)
     admins = s.scalars(select(Member.slack_user_id).where(Member.workspace_id == workspace_id, Member.role == Role.ADMIN, Member.status == MemberStatus.ACTIVE, Member.slack_user_id.is_not(None)).order_by(Member.id))
     return ws.slug, list(admins)
+
+
+def joined_slack(s: Session, team_id: str, email: str | None) -> int:
+    """``team_join``: someone the identity provider provisioned, waiting for a Slack account, has one now.
+
+    Their look-up is asked for at once (rather than at its next retry, up to a day away);
+    the worker then finds them by e-mail and they join with their mapped role.
+    """
+    if not email:
+        return 0
+    waiting = s.scalars(
+        select(ScimUser).join(Workspace, Workspace.id == ScimUser.workspace_id).where(Workspace.team_id == team_id, func.lower(ScimUser.email) == email.strip().lower())
+    ).all()
+    asked = 0
+    for user in waiting:
+        if waiting_lookup(s, user.id) is not None:
+            outbox.emit(s, ActionKind.SCIM_LOOKUP, workspace_id=user.workspace_id, payload={"scim_user_id": user.id, "attempt": 0})
+            asked += 1
+    return asked
