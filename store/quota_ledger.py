@@ -8,12 +8,13 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from store import outbox
 from store.models import ApiKey, Project, Workspace
 from store.provider_sync import sync_provider_usage
 from store.quota import LEASED_PROVIDERS, Holder, Room, grant, plan
 from store.standing import key_enabled
 from store.totals import spent
-from store.types import KeyStatus, Scope, WorkspaceStatus, utcnow
+from store.types import ActionKind, KeyStatus, Scope, WorkspaceStatus, utcnow
 
 
 # -- the figures, read from the store --------------------------------------------------------
@@ -145,11 +146,13 @@ def observe(s: Session, provider: str, states: list[tuple[str, int, int | None]]
     Returns the ids of the workspaces with a key near the end of its lease.
     """
     now = now or utcnow()
-    before = {k.provider_ref: k.synced_usage_micros for k in s.scalars(select(ApiKey).where(ApiKey.provider == provider, ApiKey.provider_ref.in_([r for r, _, _ in states])))}
-    sync_provider_usage(s, provider, [(ref, usage) for ref, usage, _ in states], now)
+    refs = [r for r, _, _ in states]
+    keys = {k.provider_ref: k for k in s.scalars(select(ApiKey).where(ApiKey.provider == provider, ApiKey.provider_ref.in_(refs)))}
+    before = {ref: k.synced_usage_micros for ref, k in keys.items()}
+    sync_provider_usage(s, provider, [(ref, usage) for ref, usage, _ in states], now)  # moves the same rows' synced usage
     near: set[int] = set()
     for ref, usage, limit in states:
-        key = s.scalars(select(ApiKey).where(ApiKey.provider == provider, ApiKey.provider_ref == ref)).first()
+        key = keys.get(ref)
         if key is None:
             continue
         if key.lease_ceiling_micros is not None and (limit is None or limit > key.lease_ceiling_micros):
@@ -226,3 +229,13 @@ def let_go(s: Session, workspace_id: int, holder: str) -> bool:
         return False
     again, ws.leases_holder, ws.leases_held_until, ws.leases_again = ws.leases_again, None, None, False
     return again
+
+
+def first_lease(s: Session, key: ApiKey) -> None:
+    """A key just made on a leased provider can spend nothing yet (it was made with limit 0):
+    its first lease, and its project's guardrail, follow at once."""
+    if key.provider not in LEASED_PROVIDERS:
+        return
+    key.lease_ceiling_micros, key.lease_granted_micros = 0, 0
+    outbox.emit(s, ActionKind.REBALANCE_LEASES, workspace_id=key.workspace_id)
+    outbox.emit(s, ActionKind.APPLY_MODEL_POLICY, workspace_id=key.workspace_id, payload={"project_id": key.project_id})

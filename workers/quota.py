@@ -33,14 +33,7 @@ def read_keys(provider, linked_workspace: str | None, refs: list[str]) -> list[K
 
 def all_keys(provider, linked_workspace: str | None) -> list[KeyState]:
     """Every key of the provider's workspace (its default workspace for None), 100 a page."""
-    return [_state(k) for k in provider.list_keys(workspace_id=linked_workspace)]
-
-
-def _state(listed: dict) -> KeyState:
-    from workers.providers.openrouter import micros
-
-    limit = listed.get("limit")
-    return KeyState(listed["hash"], micros(listed.get("usage")), None if limit is None else micros(limit), bool(listed.get("disabled")))
+    return provider.key_states(workspace_id=linked_workspace)
 
 
 def record(rt: Runtime, provider_name: str, states: list[KeyState], now: datetime | None = None) -> list[int]:

@@ -138,3 +138,31 @@ def test_busy_keys_get_four_times_an_idle_keys_share():
     idle = Holder(2, None, 0, 4_000_000, 4_000_000, None)
     assert busy.busy and not idle.busy
     assert plan([busy, idle], Room(5_000_000)) == {1: 4_000_000, 2: 1_000_000}
+
+
+def test_a_new_period_is_seen_at_month_start_new_year_and_a_leap_day_and_not_mid_month(sqlite_db):
+    """Each instant is given, not read from the machine: the answer would otherwise depend on today's date."""
+    from datetime import datetime, timezone
+
+    from store.models import ApiKey
+    from store.quota_ledger import new_periods
+    from store.types import Period
+    from tests import factories as f
+
+    db = sqlite_db
+    ws = f.workspace(db, "leased", "development", provider="openrouter")
+    key, _ = f.key(db, ws, f.member(db, ws), "bot")
+
+    def at_openrouter(s, period=Period.MONTHLY):
+        k = s.get(ApiKey, key)
+        k.provider, k.provider_ref, k.limit_period = "openrouter", "h" * 64, period
+
+    db.run(at_openrouter)
+    utc = lambda *a: datetime(*a, tzinfo=timezone.utc)  # noqa: E731
+    assert db.run(new_periods, utc(2027, 3, 1, 0, 5)) == [ws]  # a month began five minutes ago
+    assert db.run(new_periods, utc(2027, 1, 1, 0, 0, 30)) == [ws]  # and a year
+    assert db.run(new_periods, utc(2027, 3, 15, 12)) == []
+    assert db.run(new_periods, utc(2027, 4, 30, 23, 59, 59)) == []
+    db.run(at_openrouter, Period.DAILY)
+    assert db.run(new_periods, utc(2028, 2, 29, 0, 1)) == [ws]  # a day began: the leap day
+    assert db.run(new_periods, utc(2028, 2, 29, 12)) == []

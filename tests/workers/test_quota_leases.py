@@ -156,6 +156,7 @@ def test_a_key_that_spends_gets_the_larger_share_at_the_next_top_up(db, stub_wor
     assert left == {busy: 5.0, idle: 1.0}
 
 
+@pytest.mark.calendar  # budgets live on periods: month ends, leap days and new year too
 def test_a_keys_limit_at_openrouter_follows_its_budget_after_creation(db, stub_workers, fake):
     ws = f.workspace(db, "follows", "development", provider="openrouter")
     f.project(db, ws, "search", budget=parse_money("$10"))

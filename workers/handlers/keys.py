@@ -8,7 +8,7 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from bot.blocks.keys import key_ready_dm
-from store import keys, outbox, provider_sync, quota
+from store import keys, outbox, provider_sync, quota, quota_ledger
 from store.models import Action, ApiKey, Request, Workspace
 from store.outbox import Claimed
 from store.types import ActionKind, KeyStatus, utcnow
@@ -54,7 +54,7 @@ def provision_key(rt: Runtime, a: Claimed) -> None:
         else:
             key = s.scalars(select(ApiKey).where(ApiKey.request_id == a.request_id)).one()
         outbox.emit(s, ActionKind.NOTIFY_KEY_READY, workspace_id=key.workspace_id, payload={"key_id": key.id})
-        _leased_from_nothing(s, key)
+        quota_ledger.first_lease(s, key)
         if not _should_be_enabled(s, key):
             outbox.emit(s, ActionKind.SYNC_KEY_STATE, workspace_id=key.workspace_id, payload={"key_ids": [key.id]})
         outbox.complete(s, a.id)
@@ -76,7 +76,7 @@ def rotate_key(rt: Runtime, a: Claimed) -> None:
     def store(s):
         if not done:
             key = keys.complete_rotation(s, a.id, secret=created.secret, provider=provider_name, provider_ref=created.ref).key
-            _leased_from_nothing(s, key)
+            quota_ledger.first_lease(s, key)
         else:
             key = s.get(ApiKey, done)
         outbox.emit(s, ActionKind.NOTIFY_KEY_READY, workspace_id=key.workspace_id, payload={"key_id": key.id, "rotated": True})
@@ -91,14 +91,6 @@ def _limits(provider_name: str, limit_micros: int | None, period: str | None, li
     if provider_name in quota.LEASED_PROVIDERS:
         return {"limit_micros": 0, "limit_reset": None, **where}
     return {"limit_micros": limit_micros, "limit_reset": period, **where}
-
-
-def _leased_from_nothing(s, key: ApiKey) -> None:
-    """A new key at OpenRouter: its first lease, and its project's guardrail (store.quota, store.links)."""
-    if key.provider in quota.LEASED_PROVIDERS:
-        key.lease_ceiling_micros, key.lease_granted_micros = 0, 0
-        outbox.emit(s, ActionKind.REBALANCE_LEASES, workspace_id=key.workspace_id)
-        outbox.emit(s, ActionKind.APPLY_MODEL_POLICY, workspace_id=key.workspace_id, payload={"project_id": key.project_id})
 
 
 def notify_key_ready(rt: Runtime, a: Claimed) -> None:

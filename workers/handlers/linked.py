@@ -8,6 +8,7 @@ from sqlalchemy import select
 
 from bot.blocks import alerts as blocks
 from store import links, outbox
+from store.policy import OPEN, effective
 from store.models import ApiKey, Project, Workspace
 from store.outbox import Claimed
 from store.types import KeyStatus
@@ -90,7 +91,7 @@ def apply_model_policy(rt: Runtime, a: Claimed) -> None:
     with rt.db.session() as s:
         ws = s.get(Workspace, workspace_id)
         proj = s.get(Project, project_id) if project_id else None
-        policy = proj.model_policy if proj is not None and proj.model_policy is not None else ws.model_policy or {}
+        policy = effective(ws, proj)
         guardrail = proj.provider_guardrail_ref if proj is not None else ws.provider_guardrail_ref
         linked_ref, name = ws.provider_ref, f"purser-{ws.slug}" + (f"-{proj.slug}" if proj is not None else "")
         hashes = list(
@@ -105,12 +106,13 @@ def apply_model_policy(rt: Runtime, a: Claimed) -> None:
             )
         )
         on_openrouter = ws.provider == "openrouter" or bool(hashes)
+    # None lists allow every model; an empty one allows none (the provider refuses to send that: a guardrail cannot say it)
     fields = {
-        "allowed_models": list(policy.get("models") or []) or None,
-        "allowed_providers": list(policy.get("providers") or []) or None,
-        "enforce_zdr": bool(policy.get("zdr")),
+        "allowed_models": None if policy.models is None else list(policy.models),
+        "allowed_providers": None if policy.providers is None else list(policy.providers),
+        "enforce_zdr": policy.zdr,
     }
-    if not on_openrouter or (guardrail is None and fields == {"allowed_models": None, "allowed_providers": None, "enforce_zdr": False}):
+    if not on_openrouter or (guardrail is None and policy == OPEN):
         rt.db.run(outbox.complete, a.id)  # nothing to carry: every model is allowed, and no guardrail exists
         return
     provider = rt.provider("openrouter")

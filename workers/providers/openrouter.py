@@ -106,6 +106,10 @@ class OpenRouterProvider(OrganisationCalls):
     def usage(self, workspace_id: str | None = None) -> list[KeyUsage]:
         return [KeyUsage(ref=k["hash"], usage_micros=amount_micros(k.get("usage") or 0, "a key's usage")) for k in self.list_keys(workspace_id)]
 
+    def key_states(self, workspace_id: str | None = None) -> list[KeyState]:
+        """Every key of the workspace (the default one for None) as its usage, limit and state."""
+        return [_state({"data": k}, "a listed key") for k in self.list_keys(workspace_id)]
+
     # -- helpers -------------------------------------------------------------------
 
     def list_keys(self, workspace_id: str | None = None) -> list[dict[str, Any]]:
