@@ -16,7 +16,7 @@ from sqlalchemy import bindparam, text
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Session
 
-from store.models import SpendTotal, UsageEvent
+from store.models import SpendHour, SpendTotal, UsageEvent
 from store.periods import EPOCH, TRACKED, period_start
 from store.types import Period, Scope, UTCDateTime
 
@@ -55,7 +55,9 @@ _STARTS_SQL = (
 )
 
 # On PostgreSQL one statement records a batch: it inserts the events (a duplicate's
-# insert does nothing), sums the new ones by key and day, adds those to the totals they
+# insert does nothing), adds the new ones to their hours (spend_hours; PostgreSQL runs a
+# data-modifying WITH to completion whether or not the query reads it), sums them by key
+# and day, adds those to the totals they
 # move, and answers with the duplicates' positions and the amounts after of the totals
 # of current periods it moved. (Each total's part of the batch is summed in Python, by
 # store.ingest: joining it back here on estimates of a few rows each, the planner chose
@@ -78,6 +80,15 @@ _PG_RECORD = text(
         FROM e ORDER BY n
         ON CONFLICT (workspace_id, external_id) DO NOTHING
         RETURNING workspace_id, external_id
+    ), hourly AS (
+        INSERT INTO spend_hours (workspace_id, hour, key_id, model, project_id, amount_micros, events, prompt_tokens, completion_tokens)
+        SELECT e.workspace_id, date_trunc('hour', e.occurred_at), e.key_id, coalesce(e.model, ''), max(e.project_id), sum(e.amount_micros), count(*),
+               coalesce(sum(e.prompt_tokens), 0), coalesce(sum(e.completion_tokens), 0)
+        FROM e JOIN inserted i ON i.workspace_id = e.workspace_id AND i.external_id = e.external_id
+        GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
+        ON CONFLICT (workspace_id, hour, key_id, model) DO UPDATE SET
+            amount_micros = spend_hours.amount_micros + excluded.amount_micros, events = spend_hours.events + excluded.events,
+            prompt_tokens = spend_hours.prompt_tokens + excluded.prompt_tokens, completion_tokens = spend_hours.completion_tokens + excluded.completion_tokens
     ), daily AS (
         SELECT e.key_id, e.key_period, e.project_id, e.workspace_id, date_trunc('day', e.occurred_at) AS day, sum(e.amount_micros) AS amount
         FROM e JOIN inserted i ON i.workspace_id = e.workspace_id AND i.external_id = e.external_id
@@ -136,6 +147,7 @@ def record_sqlite(s: Session, rows: list[EventRow], now: datetime) -> tuple[set[
     events = [{c: getattr(r, c) for c in _EVENT_COLUMNS} | {"ingested_at": now} for r in rows]
     new = {(w, x) for w, x in s.execute(stmt, events)}
     duplicate = {i for i, r in enumerate(rows) if (r.workspace_id, r.external_id) not in new}
+    _add_hours(s, [r for i, r in enumerate(rows) if i not in duplicate])
     deltas = _deltas(r for i, r in enumerate(rows) if i not in duplicate)
     upsert = sqlite.insert(SpendTotal)
     upsert = upsert.on_conflict_do_update(
@@ -152,6 +164,31 @@ def record_sqlite(s: Session, rows: list[EventRow], now: datetime) -> tuple[set[
             if start == current[Period(period)]:
                 after[(Scope(scope).value, scope_id, Period(period).value)] = amount
     return duplicate, after
+
+
+def _add_hours(s: Session, accepted: list[EventRow]) -> None:
+    """The hourly rows these events move (the rule _PG_RECORD's ``hourly`` applies in SQL)."""
+    hours: dict[tuple[int, datetime, int, str], list[int]] = {}
+    for r in accepted:
+        at = r.occurred_at.replace(minute=0, second=0, microsecond=0)
+        row = hours.setdefault((r.workspace_id, at, r.key_id, r.model or ""), [r.project_id or 0, 0, 0, 0, 0])
+        row[0] = max(row[0], r.project_id or 0)
+        row[1] += r.amount_micros
+        row[2] += 1
+        row[3] += r.prompt_tokens or 0
+        row[4] += r.completion_tokens or 0
+    if not hours:
+        return
+    upsert = sqlite.insert(SpendHour)
+    upsert = upsert.on_conflict_do_update(
+        index_elements=["workspace_id", "hour", "key_id", "model"],
+        set_={c: getattr(SpendHour, c) + getattr(upsert.excluded, c) for c in ("amount_micros", "events", "prompt_tokens", "completion_tokens")},
+    )
+    params = [
+        {"workspace_id": w, "hour": h, "key_id": k, "model": m, "project_id": v[0] or None, "amount_micros": v[1], "events": v[2], "prompt_tokens": v[3], "completion_tokens": v[4]}
+        for (w, h, k, m), v in sorted(hours.items())
+    ]
+    s.execute(upsert, params)
 
 
 def _deltas(accepted: Iterable[EventRow]) -> dict[tuple[str, int, str, datetime], int]:

@@ -1,38 +1,66 @@
-"""Usage reports: spend over the last days, by key, member and project."""
+"""Usage reports: a period's spend split by project, member, key or model, as far as the asker's role may see.
+
+Read from the hourly rows (store.spend_series), never by scanning the events. A Developer
+sees their own keys' spend; Viewers, Billing Managers and Admins the whole workspace's.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from store.errors import InvalidInput, PermissionDenied
-from store.models import ApiKey, Member, Project, UsageEvent
+from store.errors import InvalidInput, NotFound, PermissionDenied
+from store.models import Project
 from store.permissions import Actor, Permission, authorize, load_workspace, membership
+from store.spend_series import By, Slice, Window, breakdown, window
 from store.types import utcnow
 
 
 @dataclass(frozen=True)
-class UsageRow:
-    label: str
-    amount_micros: int
-    events: int
-
-
-@dataclass(frozen=True)
 class UsageReport:
-    scope: str
-    days: int
+    scope: str  # "yours" or "workspace"
+    workspace_id: int
+    workspace: str
+    window: Window
+    by: By
     total_micros: int
-    rows: list[UsageRow]
+    rows: list[Slice]
+    member_id: int | None = None  # whose keys, when the report is one member's
+    project: str | None = None
+
+    @property
+    def days(self) -> int:
+        return max(1, round((self.window.upto - self.window.since) / timedelta(days=1)))
 
 
-def usage_report(s: Session, actor: Actor, workspace_id: int, *, project: str | None = None, mine: bool = False, days: int = 30) -> UsageReport:
-    """Spend over the last ``days``: one's own, or (Admin, Viewer, Billing) the whole workspace's."""
-    if not 1 <= days <= 366:
-        raise InvalidInput("Look back between 1 and 366 days.")
+def usage_report(
+    s: Session,
+    actor: Actor,
+    workspace_id: int,
+    *,
+    project: str | None = None,
+    mine: bool = False,
+    days: int | None = None,
+    period: str = "month",
+    by: str = "project",
+    now: datetime | None = None,
+) -> UsageReport:
+    """Spend in ``period`` (or the last ``days``): one's own, or (Admin, Viewer, Billing) the whole workspace's."""
+    now = now or utcnow()
+    try:
+        split = By(by.strip().lower())
+    except ValueError:
+        raise InvalidInput(f"`{by[:20]}` is not a breakdown: use project, member, key or model.") from None
+    if days is not None:
+        if not 1 <= days <= 366:
+            raise InvalidInput("Look back between 1 and 366 days.")
+        since = (now - timedelta(days=days)).replace(minute=0, second=0, microsecond=0)
+        w = Window(f"last {days} days", since, now + timedelta(hours=1), now)
+    else:
+        w = window(period, now)
     ws = load_workspace(s, workspace_id)
     me = membership(s, actor, ws.id)
     own_only = mine
@@ -45,17 +73,12 @@ def usage_report(s: Session, actor: Actor, workspace_id: int, *, project: str | 
             own_only = True  # a Developer asking for "usage" gets their own
     if own_only:
         me = authorize(s, actor, ws, Permission.VIEW_OWN_USAGE, resource=f"workspace:{ws.slug}", attempted="usage.view_own")
-    since = utcnow() - timedelta(days=days)
-    stmt = select(ApiKey.name, Member.slack_user_id, Member.email, Project.slug, func.sum(UsageEvent.amount_micros), func.count()).select_from(UsageEvent)
-    stmt = stmt.join(ApiKey, ApiKey.id == UsageEvent.key_id).join(Member, Member.id == ApiKey.member_id).outerjoin(Project, Project.id == UsageEvent.project_id)
-    stmt = stmt.where(UsageEvent.workspace_id == ws.id, UsageEvent.occurred_at >= since)
-    if own_only and me is not None:
-        stmt = stmt.where(ApiKey.member_id == me.id)
+    project_id = None
     if project:
-        stmt = stmt.where(Project.slug == project.strip().lower())
-    stmt = stmt.group_by(ApiKey.name, Member.slack_user_id, Member.email, Project.slug).order_by(func.sum(UsageEvent.amount_micros).desc())
-    rows = [
-        UsageRow(f"{key} ({slack or email}) · {proj or 'no project'}", int(total or 0), int(n))
-        for key, slack, email, proj, total, n in s.execute(stmt)
-    ]
-    return UsageReport("yours" if own_only else "workspace", days, sum(r.amount_micros for r in rows), rows)
+        slug = project.strip().lower()
+        project_id = s.scalar(select(Project.id).where(Project.workspace_id == ws.id, Project.slug == slug))
+        if project_id is None:
+            raise NotFound(f"There is no project `{slug[:40]}` in `{ws.slug}`. `/ai-budget show` lists the projects.")
+    member_id = me.id if own_only and me is not None else None
+    rows = breakdown(s, ws.id, w.since, w.until, split, member_id=member_id, project_id=project_id)
+    return UsageReport("yours" if own_only else "workspace", ws.id, ws.slug, w, split, sum(r.amount_micros for r in rows), rows, member_id, project and project.strip().lower())

@@ -286,7 +286,9 @@ def test_usage_reports_own_spend_to_developers_and_everything_to_viewers(db, sea
         everything = usage_reports.usage_report(s, viewer, ws)
     assert (mine.scope, mine.total_micros, [(r.amount_micros, r.events) for r in mine.rows]) == ("yours", USD("$3"), [(USD("$3"), 2)])
     assert (everything.scope, everything.total_micros) == ("workspace", USD("$7"))
-    assert [r.label for r in everything.rows] == [f"theirs ({other.slack_user_id}) · no project", f"bot ({dev.slack_user_id}) · search"]
+    assert [(r.label, r.amount_micros) for r in everything.rows] == [("no project", USD("$4")), ("search", USD("$3"))]
+    by_key = db.run(usage_reports.usage_report, viewer, ws, by="key")
+    assert [(r.label.split(" (")[0], r.member) for r in by_key.rows] == [("theirs", other.slack_user_id), ("bot", dev.slack_user_id)]
     with pytest.raises(PermissionDenied):
         db.run(usage_reports.usage_report, f.member(db, f.workspace(db, "elsewhere"), Role.VIEWER), ws)
 
