@@ -24,8 +24,9 @@ from __future__ import annotations
 
 import logging
 import threading
+from contextlib import contextmanager
 from datetime import datetime, timezone
-from typing import Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
@@ -91,8 +92,9 @@ class Slack:
         """``post`` to a person's DM; Slack is asked for the DM's channel only the first time."""
         return self._send(ref, lambda: self.client.conversations_open(users=user_id)["channel"]["id"], text, blocks, edit=True, also=also)
 
-    def _send(self, ref: str, channel: str | Callable[[], str], text: str, blocks: Sequence[Block], *, edit: bool, also: Also | None, thread_ts: str | None = None) -> tuple[str, str]:
-        payload = [b.to_dict() for b in blocks]  # validates sizes and required fields
+    @contextmanager
+    def _held(self, ref: str, channel: str | Callable[[], str]) -> Iterator[tuple[Session, Any, bool]]:
+        """A session holding ``ref``'s row (reserved if new) and whether this call reserved it; refused once Slack took the access away."""
         with self._lock(ref), self.db.session() as s:
             gone = slack_access.lost(s)
             if gone is not None:
@@ -101,6 +103,11 @@ class Slack:
             row, reserved_now = hold_or_reserve(s, ref, channel)
             if self.db.dialect != "postgresql":
                 s.commit()  # SQLite serves one process (the thread lock orders it); never hold its write lock over HTTP
+            yield s, row, reserved_now
+
+    def _send(self, ref: str, channel: str | Callable[[], str], text: str, blocks: Sequence[Block], *, edit: bool, also: Also | None, thread_ts: str | None = None) -> tuple[str, str]:
+        payload = [b.to_dict() for b in blocks]  # validates sizes and required fields
+        with self._held(ref, channel) as (s, row, reserved_now):
             ts = row.ts
             if ts == POSTING and not reserved_now:  # an earlier attempt died not knowing whether Slack posted it
                 ts = self._posted_before(row.channel, ref, row.created_at) or POSTING
@@ -139,13 +146,7 @@ class Slack:
         self, ref: str, where: str, channels: Callable[[], list[str]], *, filename: str, content: bytes, alt_text: str, title: str,
         initial_comment: str | None, thread_ts: str | None,
     ) -> str:  # fmt: skip
-        with self._lock(ref), self.db.session() as s:
-            gone = slack_access.lost(s)
-            if gone is not None:
-                raise SlackAccessLost(gone.why)
-            row, _ = hold_or_reserve(s, ref, where)
-            if self.db.dialect != "postgresql":
-                s.commit()  # as in _send: no SQLite write lock held over HTTP
+        with self._held(ref, where) as (s, row, _):
             if row.ts == POSTING:
                 shared = channels()
                 answer = self.client.files_upload_v2(
