@@ -7,8 +7,9 @@ so a retried post or a later change edits the message rather than posting it twi
 
 The ref is stored before the post, and the message carries it in its metadata: a worker
 that dies after Slack posted but before Purser stored the ts is followed by a retry that
-finds the message in the channel's history instead of posting it again. Only a retry
-searches: a post whose ref it has just stored cannot have been sent before.
+finds the message in the channel's history instead of posting it again, and an edit
+(``Slack.edit``) finds it there too. Only these search: a post whose ref it has just
+stored cannot have been sent before.
 
 An action whose last step is a message completes in the transaction that stores the
 message's ts (``also``): one commit instead of two, and no moment where the action is
@@ -36,7 +37,7 @@ from sqlalchemy.orm import Session
 
 from store.db import Database
 from store import slack_access
-from store.messages import POSTING, hold_or_reserve, record_sent
+from store.messages import POSTING, hold_known, hold_or_reserve, record_sent
 
 log = logging.getLogger(__name__)
 
@@ -88,30 +89,44 @@ class Slack:
         """
         return self._send(ref, channel, text, blocks, edit=edit, also=also, thread_ts=thread_ts)
 
+    def edit(self, ref: str, text: str, blocks: Sequence[Block], *, also: Also | None = None) -> None:
+        """Show ``text``/``blocks`` on the message posted under ``ref``; one never posted is not posted now.
+
+        A post of it still under way is waited for (the row's lock), and one whose poster died
+        after Slack took it but before its ts was stored is found in the channel's history: an
+        Admin may have decided from that message, and it must show the decision. ``also`` runs
+        as with ``post``, whether or not there was a message to edit.
+        """
+        self._send(ref, None, text, blocks, edit=True, also=also)
+
     def dm(self, ref: str, user_id: str, text: str, blocks: Sequence[Block], *, also: Also | None = None) -> tuple[str, str]:
         """``post`` to a person's DM; Slack is asked for the DM's channel only the first time."""
         return self._send(ref, lambda: self.client.conversations_open(users=user_id)["channel"]["id"], text, blocks, edit=True, also=also)
 
     @contextmanager
-    def _held(self, ref: str, channel: str | Callable[[], str]) -> Iterator[tuple[Session, Any, bool]]:
-        """A session holding ``ref``'s row (reserved if new) and whether this call reserved it; refused once Slack took the access away."""
+    def _held(self, ref: str, channel: str | Callable[[], str] | None) -> Iterator[tuple[Session, Any, bool]]:
+        """A session holding ``ref``'s row (reserved if new; ``channel`` None: only if it exists, else None)
+        and whether this call reserved it; refused once Slack took the access away."""
         with self._lock(ref), self.db.session() as s:
             gone = slack_access.lost(s)
             if gone is not None:
                 raise SlackAccessLost(gone.why)
             # Other processes posting or editing this message wait here, so its updates keep their order.
-            row, reserved_now = hold_or_reserve(s, ref, channel)
+            row, reserved_now = hold_or_reserve(s, ref, channel) if channel is not None else (hold_known(s, ref), False)
             if self.db.dialect != "postgresql":
                 s.commit()  # SQLite serves one process (the thread lock orders it); never hold its write lock over HTTP
             yield s, row, reserved_now
 
-    def _send(self, ref: str, channel: str | Callable[[], str], text: str, blocks: Sequence[Block], *, edit: bool, also: Also | None, thread_ts: str | None = None) -> tuple[str, str]:
+    def _send(self, ref: str, channel: str | Callable[[], str] | None, text: str, blocks: Sequence[Block], *, edit: bool, also: Also | None, thread_ts: str | None = None) -> tuple[str, str]:
+        """``channel`` None: only an edit (``edit``), never a post."""
         payload = [b.to_dict() for b in blocks]  # validates sizes and required fields
         with self._held(ref, channel) as (s, row, reserved_now):
-            ts = row.ts
-            if ts == POSTING and not reserved_now:  # an earlier attempt died not knowing whether Slack posted it
+            ts = row.ts if row is not None else POSTING
+            if row is not None and ts == POSTING and not reserved_now:  # an earlier attempt died not knowing whether Slack posted it
                 ts = self._posted_before(row.channel, ref, row.created_at) or POSTING
-            if ts == POSTING:
+            if ts == POSTING and channel is None:
+                pass  # never posted (refused, or its poster died before sending): nothing to edit, and an edit posts nothing
+            elif ts == POSTING:
                 metadata = {"event_type": EVENT_TYPE, "event_payload": {"ref": ref}}
                 answer = self.client.chat_postMessage(
                     channel=row.channel, text=text, blocks=payload, metadata=metadata, unfurl_links=False, unfurl_media=False, thread_ts=thread_ts
@@ -124,7 +139,7 @@ class Slack:
             if also is not None:
                 also(s)
             s.commit()
-            return row.channel, row.ts
+            return (row.channel, row.ts) if row is not None else ("", POSTING)
 
     def upload(
         self, ref: str, channel: str | None, *, filename: str, content: bytes, alt_text: str, title: str,

@@ -39,6 +39,11 @@ def hold_message(s: Session, ref: str) -> SlackMessage:
     return s.scalars(select(SlackMessage).where(SlackMessage.ref == ref).with_for_update()).one()
 
 
+def hold_known(s: Session, ref: str) -> SlackMessage | None:
+    """The message's row if it is known, locked until the caller commits (``hold_message``); None for a ref never reserved."""
+    return s.scalars(select(SlackMessage).where(SlackMessage.ref == ref).with_for_update()).one_or_none()
+
+
 def hold_or_reserve(s: Session, ref: str, channel: str | Callable[[], str]) -> tuple[SlackMessage, bool]:
     """The message's row, locked until the caller commits (``hold_message``), and whether this call reserved it.
 
@@ -50,7 +55,7 @@ def hold_or_reserve(s: Session, ref: str, channel: str | Callable[[], str]) -> t
     Every post is reserved before it is sent, so a ref this call reserved has never been
     posted: its poster need not search the channel for an interrupted earlier attempt.
     """
-    row = s.scalars(select(SlackMessage).where(SlackMessage.ref == ref).with_for_update()).one_or_none()
+    row = hold_known(s, ref)
     if row is not None:
         return row, False
     if callable(channel):

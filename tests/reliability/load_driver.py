@@ -110,6 +110,8 @@ class Load:
         self._todo = deque(range(len(self.asks)))
         self._lock = threading.Lock()
         self._halt = threading.Event()
+        self._asking = True  # False while held (``hold``): no sender begins a command
+        self._in_flight = 0  # commands sent and not yet answered
         self._threads: list[threading.Thread] = []
         self.by_channel = {t.approvals: t for t in self.teams}
         self.started = self.finished = 0.0
@@ -126,6 +128,21 @@ class Load:
 
     def wait_answered(self, fraction: float, timeout: float = 600) -> None:
         wait_until(lambda: len(self.answered) >= fraction * len(self.asks), timeout, f"{fraction:.0%} of the key requests answered")
+
+    def hold(self, timeout: float = 60) -> None:
+        """No new command until ``go_on``; returns once those under way are answered.
+
+        A fault started between two commands then meets every ask that follows it. Left
+        running, the senders can ask the rest of the load while the fault is still being
+        set up (a redis-server takes a moment to stop), and none falls inside it.
+        """
+        with self._lock:
+            self._asking = False
+        wait_until(lambda: self._in_flight == 0, timeout, "the commands under way answered")
+
+    def go_on(self) -> None:
+        with self._lock:
+            self._asking = True
 
     def finish(self, timeout: float) -> None:
         """Wait until every ask is answered and decided and the workers have carried everything out."""
@@ -157,9 +174,20 @@ class Load:
             with self._lock:
                 if not self._todo:
                     return
-                i = self._todo.popleft()
+                if not self._asking:
+                    i = None
+                else:
+                    i = self._todo.popleft()
+                    self._in_flight += 1
+            if i is None:
+                time.sleep(0.02)
+                continue
             ask = self.asks[i]
-            reply = self._post("command", ask.user, lambda: self.stack.sender.command(ask.user, "/ai-key", f"new {ask.name} --limit {ask.limit}", channel="C0GENERAL"))
+            try:
+                reply = self._post("command", ask.user, lambda: self.stack.sender.command(ask.user, "/ai-key", f"new {ask.name} --limit {ask.limit}", channel="C0GENERAL"))
+            finally:
+                with self._lock:
+                    self._in_flight -= 1
             # No clear answer (an error, a queued command lost with Redis, a worker killed while on
             # it): look before asking again, as the answer itself advises, so that the asker does
             # not open a second request of their own after the first was decided.

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import dramatiq
+import pytest
 from sqlalchemy import select
 
+from bot.blocks.requests import APPROVE
 from store import decisions, keys
 from store.messages import POSTING
 from store.models import Action, SlackMessage
 from store.types import ActionStatus, Role
 from tests import factories as f
+from workers import actors, maintenance
+from workers.faults import InjectedCrash
 from workers.handlers import keys as key_handlers
+from workers.handlers import messages as message_handlers
 
-from tests.workers.test_actors import count, dm, setup_workspace
+from tests.workers.test_actors import APPROVALS, actions, count, dm, setup_workspace
+from tests.workers.test_openrouter_flows import let_the_lease_lapse
 
 
 def test_a_fresh_message_is_posted_without_searching_the_channel(db, stub_workers, slack_api):
@@ -61,3 +68,48 @@ def test_an_action_that_fails_to_complete_after_its_dm_keeps_no_ts_and_its_retry
         assert action.status is ActionStatus.DONE and action.attempts == 2
         [row] = s.scalars(select(SlackMessage).where(SlackMessage.ref.startswith("key_ready:")))
         assert row.ts == ready.ts
+
+
+def test_a_decision_shows_on_an_approval_message_whose_poster_died_before_storing_its_ts(db, stub_workers, slack_api, monkeypatch):
+    """Slack took the approval message, then its worker died before the ts was stored; an Admin decides from it.
+
+    The decision's update finds the message in the channel's history and shows the outcome
+    there; the dead poster's retry, once its lease lapses, finds the request decided and posts nothing.
+    """
+    ws, admin = setup_workspace(db)
+    dev = f.member(db, ws, Role.DEVELOPER)
+    stub_workers.worker.stop()
+
+    def dies_before_commit(a):
+        def die(s):
+            raise InjectedCrash("request_opened: after Slack answered, before the commit")
+
+        return die
+
+    monkeypatch.setattr(message_handlers, "completes", dies_before_commit)
+    req = db.run(keys.request_key, dev, ws, name="bot")
+    [opened] = actions(db, "request_opened")
+    with pytest.raises(InjectedCrash):
+        actors.perform(actors.HANDLERS["request_opened"], opened.id)
+    monkeypatch.undo()
+    [message] = slack_api.channel_messages(APPROVALS)
+    assert APPROVE in str(message.blocks)
+    with db.session() as s:
+        assert s.get(SlackMessage, f"request:{req.id}").ts == POSTING
+
+    db.run(decisions.decide_request, admin, req.id, approve=True)
+    stub_workers.worker = dramatiq.Worker(stub_workers.broker, worker_threads=4, worker_timeout=50)
+    stub_workers.worker.start()
+    stub_workers.settle()
+    [message] = slack_api.channel_messages(APPROVALS)
+    assert APPROVE not in str(message.blocks) and "Approved" in str(message.blocks)
+    assert count(slack_api, dm(dev), "is ready") == 1
+
+    let_the_lease_lapse(db, opened.id)
+    maintenance.sweep_outbox.fn()
+    stub_workers.settle()
+    [message] = slack_api.channel_messages(APPROVALS)
+    assert APPROVE not in str(message.blocks) and message.updated == 1
+    with db.session() as s:
+        assert set(s.scalars(select(Action.status))) == {ActionStatus.DONE}
+        assert s.get(SlackMessage, f"request:{req.id}").ts == message.ts

@@ -8,7 +8,7 @@ from bot.blocks.invitations import invitation_dm
 from bot.blocks.common import section
 from bot.blocks.requests import approval_message, outcome_dm
 from store import invitations, outbox
-from store.messages import POSTING, find_message, messages_with_prefix
+from store.messages import find_message, messages_with_prefix
 from store.models import Action, Invitation, Member, Workspace
 from store.outbox import Claimed
 from store.views import describe_invitation, describe_request
@@ -48,18 +48,21 @@ def _ask_admins_directly(rt: Runtime, a: Claimed, view) -> None:
 def request_decided(rt: Runtime, a: Claimed) -> None:
     with rt.db.session() as s:
         view = describe_request(s, a.payload["request_id"])
-        channel_copy = find_message(s, f"request:{view.id}")
-        posted = channel_copy is not None and channel_copy.ts != POSTING  # a post Slack refused has nothing to update
-        dm_copies = [m.ref for m in messages_with_prefix(s, f"request:{view.id}:to:") if m.ts != POSTING]
+        # A copy whose ts is not stored yet counts too: its post may be under way, or its
+        # poster may have died after Slack took it, and the decision was perhaps made from
+        # it. Slack.edit waits for the one, finds the other in the channel, and sends
+        # nothing for a post Slack refused.
+        in_channel = find_message(s, f"request:{view.id}") is not None
+        dm_copies = [m.ref for m in messages_with_prefix(s, f"request:{view.id}:to:")]
     tell_requester = bool(view.requester and view.requester != view.decided_by)
     if rt.slack is not None and dm_copies:
         text, blocks = approval_message(view)
         for ref in dm_copies:  # the copies Admins got by DM show the decision too, and lose their buttons
-            rt.slack.post(ref, "", text, blocks)
-    if rt.slack is not None and (posted or tell_requester):
-        if posted:
+            rt.slack.edit(ref, text, blocks)
+    if rt.slack is not None and (in_channel or tell_requester):
+        if in_channel:
             text, blocks = approval_message(view)
-            rt.slack.post(f"request:{view.id}", view.approvals_channel or "", text, blocks, also=None if tell_requester else completes(a))
+            rt.slack.edit(f"request:{view.id}", text, blocks, also=None if tell_requester else completes(a))
         if tell_requester:
             text, blocks = outcome_dm(view)
             rt.slack.dm(f"request_outcome:{view.id}", view.requester, text, blocks, also=completes(a))
