@@ -39,9 +39,10 @@ test: $(TEST_STAMP)
 soak: $(TEST_STAMP)
 	$(BIN)/python -m pytest -m slow tests/reliability tests/store/test_standing_model.py
 
-# Refreshes the README's picture of the sandbox (make test writes its screenshot to a temporary folder).
+# Refreshes the README's pictures of the sandbox and a chart (make test writes its screenshot to a temporary folder).
 screenshot: $(TEST_STAMP)
-	PURSER_SCREENSHOT=$(CURDIR)/docs/sandbox.png $(BIN)/python -m pytest -q tests/sandbox/test_browser.py -k see_the_alert
+	PURSER_SCREENSHOT=$(CURDIR)/docs/sandbox.png PURSER_CHART_SCREENSHOT=$(CURDIR)/docs/usage-chart.png \
+		$(BIN)/python -m pytest -q tests/sandbox/test_browser.py -k "see_the_alert or chart_arrives"
 
 bench: $(TEST_STAMP)
 	@for b in $(filter-out bench/common.py,$(wildcard bench/*.py)); do echo "== $$b"; $(BIN)/python $$b || exit 1; done

@@ -1,4 +1,4 @@
-"""Spend charts as PNG images for Slack, and the alt text that says what each shows.
+"""Spend charts drawn as PNG images for Slack (their data and alt text: bot.chart_text).
 
 ``SpendChart`` is a period's spend per series (project, member or model): stacked daily
 bars above, the cumulative total against the limits and the forecast below.
@@ -14,19 +14,19 @@ converts it; the same chart renders to the same bytes.
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import timedelta
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.collections import PolyCollection
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
+from bot.chart_text import MAX_SERIES, OTHER, HourlyChart, SpendChart, describe_hourly, describe_spend, dollars_text, period_text, plain, ranked, short_day
 from store.money import MICROS_PER_DOLLAR
 
-#: at most this many series get a colour of their own; the rest are folded into "other"
-MAX_SERIES = 8
-OTHER = "other"
+# Drawing and describing go together for the callers: one import for both.
+__all__ = ["HourlyChart", "SpendChart", "describe_hourly", "describe_spend", "render_hourly", "render_spend"]
+
 SIZE = (10, 7)  # inches at DPI: 1000 × 700 px, readable in Slack's preview and full size
 DPI = 100
 # Colour-blind-safe (Okabe–Ito) with a grey kept for "other".
@@ -35,58 +35,6 @@ OTHER_COLOUR = "#9E9E9E"
 LIMIT_COLOURS = ("#C62828", "#6A1B9A", "#EF6C00", "#37474F")
 SPENT_COLOUR = "#1D1C1D"
 TITLE_SIZE, LABEL_SIZE, TICK_SIZE = 15, 11, 10
-
-#: Slack's limit on a file's alt text (files.getUploadURLExternal's alt_txt)
-MAX_ALT = 1000
-
-
-@dataclass(frozen=True)
-class SpendChart:
-    title: str
-    start: date  # first day of the period shown
-    end: date  # the day after the period's last day
-    today: date  # last day with data (inclusive); start <= today < end
-    daily: dict[str, list[int]]  # series label -> micro-dollars spent each day, start..today inclusive
-    limits: list[tuple[str, int]] = ()  # (label, micro-dollars) in force for the whole period
-    forecast_micros: int | None = None  # projected period total at ``end``
-
-    def __post_init__(self) -> None:
-        if not self.start <= self.today < self.end:
-            raise ValueError(f"a spend chart needs start <= today < end, not {self.start}, {self.today}, {self.end}")
-        days = self.days_with_data
-        for label, values in self.daily.items():
-            if len(values) != days:
-                raise ValueError(f"series {label!r} has {len(values)} days, not {days} ({self.start} to {self.today})")
-
-    @property
-    def days(self) -> int:
-        return (self.end - self.start).days
-
-    @property
-    def days_with_data(self) -> int:
-        return (self.today - self.start).days + 1
-
-    @property
-    def total(self) -> int:
-        return sum(sum(values) for values in self.daily.values())
-
-
-@dataclass(frozen=True)
-class HourlyChart:
-    title: str
-    hours: list[datetime]  # hour starts (UTC, aware), oldest first
-    spent: list[int]  # micro-dollars in each hour
-    baseline: list[int]  # the usual spend for that hour (trailing median for the same hour of the week)
-    flagged: datetime | None = None  # the hour that spiked, highlighted
-
-    def __post_init__(self) -> None:
-        if not len(self.hours) == len(self.spent) == len(self.baseline):
-            raise ValueError(f"an hourly chart needs as many hours as amounts: {len(self.hours)}, {len(self.spent)}, {len(self.baseline)}")
-
-
-def plain(text: str) -> str:
-    """``text`` exactly as written: an escaped ``$`` is never the start of mathtext."""
-    return text.replace("$", r"\$")
 
 
 def _money_axis(axis, span_micros: int) -> None:
@@ -132,11 +80,17 @@ def folded(daily: dict[str, list[int]], days: int) -> list[tuple[str, list[int]]
     return [(label, daily[label]) for label in kept] + [(OTHER, other)]
 
 
+def _legend(label: str, most: int = 22) -> str:
+    # The legend sits in the margin right of the bars: a longer label would run off the image
+    # (the alt text names every series in full).
+    return label if len(label) <= most else label[: most - 1] + "…"
+
+
 def render_spend(chart: SpendChart) -> bytes:
     """The chart as PNG: daily bars by series above, the running total against limits and forecast below."""
     fig, canvas = _figure()
     bars, total = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": (3, 2), "hspace": 0.12})
-    fig.subplots_adjust(left=0.1, right=0.8, top=0.9, bottom=0.08)
+    fig.subplots_adjust(left=0.1, right=0.76, top=0.9, bottom=0.08)
     fig.suptitle(plain(chart.title), fontsize=TITLE_SIZE, fontweight="bold", x=0.1, ha="left")
     days, seen = chart.days, chart.days_with_data
     fig.text(0.1, 0.925, plain(period_text(chart)), fontsize=LABEL_SIZE, color="#616061")
@@ -149,7 +103,7 @@ def render_spend(chart: SpendChart) -> bytes:
     for n, (label, values) in enumerate(series):
         colour = OTHER_COLOUR if label == OTHER and n == len(series) - 1 and len(chart.daily) > MAX_SERIES else PALETTE[n % len(PALETTE)]
         heights = [v / MICROS_PER_DOLLAR for v in values]
-        _bars(bars, heights, [b / MICROS_PER_DOLLAR for b in bottom], 0.8, colour, plain(label))
+        _bars(bars, heights, [b / MICROS_PER_DOLLAR for b in bottom], 0.8, colour, plain(_legend(label)))
         bottom = [b + v for b, v in zip(bottom, values)]
     daily_top = max(bottom, default=0)
     bars.set_ylim(0, max(daily_top, MICROS_PER_DOLLAR) / MICROS_PER_DOLLAR * 1.12)
@@ -222,76 +176,3 @@ def render_hourly(chart: HourlyChart) -> bytes:
         ax.text(0.5, 0.5, "No hours to show.", transform=ax.transAxes, ha="center", va="center", fontsize=LABEL_SIZE + 2, color="#616061")
     ax.set_xlabel("Hour (UTC)", fontsize=LABEL_SIZE)
     return _png(fig, canvas)
-
-
-def dollars_text(micros: int) -> str:
-    """Whole dollars from $100 (``$1,234``), cents below (``$12.50``): how people read amounts aloud."""
-    cents = (abs(int(micros)) + 5_000) // 10_000
-    sign = "-" if micros < 0 and cents else ""
-    return f"{sign}${cents // 100:,}" if cents >= 100_00 else f"{sign}${cents // 100}.{cents % 100:02d}"
-
-
-def short_day(day: date) -> str:
-    return f"{day:%b} {day.day}"
-
-
-def period_text(chart: SpendChart) -> str:
-    last = chart.end - timedelta(days=1)
-    return f"{short_day(chart.start)} – {short_day(last)}, {last.year}"
-
-
-def ranked(daily: dict[str, list[int]]) -> list[str]:
-    """Series labels by what they spent, most first; ties in label order, so the same data draws the same chart."""
-    return sorted(daily, key=lambda label: (-sum(daily[label]), label))
-
-
-def _fit(parts: list[str], limit: int = MAX_ALT) -> str:
-    """The sentences joined, cut at a whole sentence (and then a word) to stay within Slack's limit."""
-    text = " ".join(p for p in parts if p)
-    if len(text) <= limit:
-        return text
-    return text[: limit - 1].rsplit(" ", 1)[0] + "…"
-
-
-def describe_spend(chart: SpendChart) -> str:
-    """Alt text: the period, the total so far, the biggest series with amounts, the limits and the forecast."""
-    total = chart.total
-    head = f"{chart.title}. {period_text(chart)}, day {chart.days_with_data} of {chart.days}."
-    if not total:
-        spent = "Nothing spent so far."
-    else:
-        spent = f"Spent so far: {dollars_text(total)}."
-    order = [label for label in ranked(chart.daily) if sum(chart.daily[label])]
-    shown, rest = order[:5], order[5:]
-    by = ", ".join(f"{label} {dollars_text(sum(chart.daily[label]))}" for label in shown)
-    if rest:
-        by += f", and {len(rest)} more {dollars_text(sum(sum(chart.daily[label]) for label in rest))}"
-    series = f"Biggest: {by}." if by else ""
-    limits = "; ".join(f"{label} {dollars_text(micros)} ({_share(total, micros)} used)" for label, micros in chart.limits)
-    forecast = ""
-    if chart.forecast_micros is not None:
-        over = [label for label, micros in chart.limits if chart.forecast_micros > micros]
-        forecast = f"Forecast: {dollars_text(chart.forecast_micros)} by {short_day(chart.end - timedelta(days=1))}" + (f", over {', '.join(over)}." if over else ".")
-    return _fit([head, spent, series, f"Limits: {limits}." if limits else "", forecast])
-
-
-def _share(spent: int, limit: int) -> str:
-    return f"{spent * 100 // limit}%" if limit > 0 else "all"
-
-
-def describe_hourly(chart: HourlyChart) -> str:
-    """Alt text: the window, what was spent against the usual, and the flagged hour with its amounts."""
-    if not chart.hours:
-        return _fit([f"{chart.title}. No hours to show."])
-    first, last = chart.hours[0], chart.hours[-1]
-    head = f"{chart.title}. Spend each hour from {first:%a %d %b %H:00} to {last:%a %d %b %H:00} UTC."
-    spent = f"Spent: {dollars_text(sum(chart.spent))}, against a usual {dollars_text(sum(chart.baseline))} for those hours."
-    flagged = ""
-    if chart.flagged in chart.hours:
-        i = chart.hours.index(chart.flagged)
-        usual = chart.baseline[i]
-        times = f", {chart.spent[i] / usual:.1f} times the usual {dollars_text(usual)}" if usual > 0 else f", where {dollars_text(usual)} is usual"
-        flagged = f"The hour of {chart.flagged:%a %d %b %H:00} UTC spent {dollars_text(chart.spent[i])}{times}."
-    peak = max(range(len(chart.spent)), key=lambda i: (chart.spent[i], -i))
-    most = f"Most in one hour: {dollars_text(chart.spent[peak])} at {chart.hours[peak]:%a %H:00}." if chart.spent[peak] else "Nothing was spent."
-    return _fit([head, spent, flagged, most])

@@ -2,29 +2,44 @@
 
 from __future__ import annotations
 
-from slack_sdk.models.blocks import Block
+from datetime import datetime
+
+from slack_sdk.models.blocks import Block, ImageBlock
 from slack_sdk.models.views import View
 
 from bot.blocks.common import bar, code, context, divider, header, lit, mention, money, section
 from bot.blocks.requests import TITLES, decision_buttons, what
 from bot.context import Asker
+from bot.chart_text import describe_spend, spend_chart
 from store import overview
 from store.budgets import BudgetLine
 from store.db import Database
+from store.home_charts import HomeChart, home_charts
 from store.overview import Seat
+from store.types import utcnow
 from store.views import KeyView, RequestView
 
 MAX_BLOCKS = 100
 #: each workspace takes a handful of blocks; past this many the rest would not fit anyway
 MOST_WORKSPACES = 15
+#: workspaces whose chart is drawn: each costs a worker a rendering an hour
+CHARTED = 3
 
 
-def home_view(db: Database, asker: Asker) -> View:
+def home_view(db: Database, asker: Asker, now: datetime | None = None) -> View:
+    now = now or utcnow()
     seats = db.run(overview.home, asker.team_id, asker.user_id, most=MOST_WORKSPACES)
-    return View(type="home", blocks=_blocks(seats)[:MAX_BLOCKS])
+    drawn = db.run(home_charts, asker.team_id, asker.user_id, seats[:CHARTED], now) if seats else {}
+    charts = {seat.workspace_id: _chart(drawn[seat.workspace_id], seat.sees_all) for seat in seats if seat.workspace_id in drawn}
+    return View(type="home", blocks=_blocks(seats, charts)[:MAX_BLOCKS])
 
 
-def _blocks(seats: list[Seat]) -> list[Block]:
+def _chart(chart: HomeChart, sees_all: bool) -> ImageBlock:
+    title = f"{'Spend' if sees_all else 'Your spend'} this month, drawn at {chart.drawn_hour:02d}:00 UTC"
+    return ImageBlock(slack_file={"id": chart.file_id}, alt_text=describe_spend(spend_chart(chart.data)), title=title)
+
+
+def _blocks(seats: list[Seat], charts: dict[int, ImageBlock]) -> list[Block]:
     blocks: list[Block] = [header("Purser")]
     if not seats:
         return blocks + [section("You are not in any Purser workspace yet. Ask an admin to `/ai-invite` you.")]
@@ -36,6 +51,8 @@ def _blocks(seats: list[Seat]) -> list[Block]:
         if seat.pending is not None:
             blocks += _pending(seat.pending)
         blocks += _budgets(seat.budgets)
+        if seat.workspace_id in charts:
+            blocks.append(charts[seat.workspace_id])
         if len(blocks) > MAX_BLOCKS - 10:
             blocks.append(context("More workspaces than fit here: use `/ai-workspace list`."))
             break

@@ -31,7 +31,12 @@ HELP = {
         "• `/ai-budget pause <project> --reason \"…\"`, `/ai-budget resume <project>`"
     ),
     "/ai-credits": "*/ai-credits* — the shared credit pool\n• `/ai-credits balance`\n• `/ai-credits add $N` (Billing Managers and Admins; others: `--reason` asks)",
-    "/ai-usage": "*/ai-usage* — spend\n• `/ai-usage [--project P] [--mine] [--days 30]` — your own, or the whole workspace's if your role may see it",
+    "/ai-usage": (
+        "*/ai-usage* — spend, with a chart sent to your DM\n"
+        "• `/ai-usage [--period day|week|month|last-month] [--by project|member|key|model]` — this month by project unless you say otherwise\n"
+        "• `--project P` one project · `--mine` only your keys · `--days N` the last N days instead of a period · `--no-chart` text only\n"
+        "Developers see their own keys' spend; Viewers, Billing Managers and Admins the whole workspace's."
+    ),
     "/ai-audit": "*/ai-audit* — the audit log (Admins)\n• `/ai-audit recent [N]`\n• `/ai-audit verify`\n• `/ai-audit export [csv|jsonl]`",
     "/ai-workspace": (
         "*/ai-workspace* — workspaces and their settings\n"
@@ -63,7 +68,7 @@ USAGE = {
     "/ai-team": "Usage: `/ai-team list | role @someone <role> | remove @someone | leave` — `/ai-team help` explains.",
     "/ai-budget": "Usage: `/ai-budget show | set <project> $N | request <project> $N --reason \"…\" | cap $N` — `/ai-budget help` explains.",
     "/ai-credits": "Usage: `/ai-credits balance | add $N` — `/ai-credits help` explains.",
-    "/ai-usage": "Usage: `/ai-usage [--project P] [--mine] [--days 30]` — `/ai-usage help` explains.",
+    "/ai-usage": "Usage: `/ai-usage [--period day|week|month|last-month] [--by project|member|key|model] [--project P] [--mine]` — `/ai-usage help` explains.",
     "/ai-audit": "Usage: `/ai-audit recent [N] | verify | export [csv|jsonl]` — `/ai-audit help` explains.",
     "/ai-workspace": "Usage: `/ai-workspace list | create | use | policy | channels | allowlist | templates | models | scim | delete` — `/ai-workspace help` explains.",
     "/ai-models": "Usage: `/ai-models [--project P] | request <author/name> --reason \"…\"` — `/ai-models help` explains.",

@@ -12,7 +12,7 @@ from __future__ import annotations
 import itertools
 import json
 import re
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 import time
 import uuid
 from pathlib import Path
@@ -33,6 +33,30 @@ from store.ingest import UsageIn, ingest_usage
 
 STATIC = Path(__file__).with_name("static")
 TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8", ".png": "image/png"}
+
+
+#: the models the month's simulated spend is spread over, as a gateway would name them
+MODELS = ("openai/gpt-4o", "anthropic/claude-3.5-sonnet", "google/gemini-1.5-pro")
+
+
+def spread_over_the_month(key_id: int, amount: int, now: datetime) -> list[UsageIn]:
+    """``amount`` spread over each day of the month so far, unevenly and over three models, so a chart has a shape.
+
+    Shared out in whole cents, as a gateway's prices come; what no day took goes to today.
+    """
+    first = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    days = (now - first).days + 1
+    weights = [(day % 5) + 2 + (3 if day % 7 in (1, 2, 3) else 0) for day in range(days)]
+    cents, events, given = amount // 10_000, [], 0
+    for day, weight in enumerate(weights):
+        at = min(first + timedelta(days=day, hours=14), now)
+        for model, part in zip(MODELS, (3, 2, 1)):
+            micros = cents * weight * part // (sum(weights) * 6) * 10_000
+            if day == days - 1 and model == MODELS[-1]:
+                micros = amount - given
+            given += micros
+            events.append(UsageIn(f"sandbox-{uuid.uuid4().hex}", key_id, micros, at, model=model, prompt_tokens=micros // 5, completion_tokens=micros // 20))
+    return events
 
 
 class Sandbox:
@@ -220,8 +244,12 @@ class Sandbox:
         """Report spend on a key, as a team's gateway would after a model call."""
         key_id = int(body.get("key_id") or 0)
         amount = parse_money(str(body.get("amount") or ""))
-        event = UsageIn(f"sandbox-{uuid.uuid4().hex}", key_id, amount, datetime.now(timezone.utc), model=body.get("model") or "sandbox-model")
-        result = self.db.run(ingest_usage, [event])
+        now = datetime.now(timezone.utc)
+        if body.get("spread") == "month":
+            events = spread_over_the_month(key_id, amount, now)
+        else:
+            events = [UsageIn(f"sandbox-{uuid.uuid4().hex}", key_id, amount, now, model=body.get("model") or "sandbox-model")]
+        result = self.db.run(ingest_usage, events)
         if result.refused:
             return {"ok": False, "error": next(iter(result.refused.values()))}
         return {"ok": True, "crossings": [c.describe() for c in result.crossings], "paused": result.paused}

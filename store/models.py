@@ -259,27 +259,6 @@ class SpendTotal(Base):
     amount_micros: Mapped[int] = mapped_column(Money, default=0)
 
 
-class SpendHour(Base):
-    """Spend per hour, key and model: what breakdowns, charts, statements' splits and spike
-    checks read, so none of them scans usage_events. Moved by ingest in the transaction
-    that records the events (store.recording); ``model`` is "" where none was reported.
-    The key names its member; ``project_id`` is the key's project when the spend came in.
-    """
-
-    __tablename__ = "spend_hours"
-    __table_args__ = (Index("ix_spend_hours_key_hour", "key_id", "hour"),)
-
-    workspace_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    hour: Mapped[datetime] = mapped_column(primary_key=True)
-    key_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    model: Mapped[str] = mapped_column(String(120), primary_key=True, default="")
-    project_id: Mapped[int | None] = mapped_column(BigInteger)
-    amount_micros: Mapped[int] = mapped_column(Money, default=0)
-    events: Mapped[int] = mapped_column(BigInteger, default=0)
-    prompt_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
-    completion_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
-
-
 class AlertSent(Base):
     __tablename__ = "alerts_sent"
 

@@ -32,6 +32,9 @@ class Seat:
     #: None when the role decides no requests; else the ones waiting (at most ``pending_shown``)
     pending: list[RequestView] | None = None
     budgets: tuple[BudgetLine, ...] = ()
+    workspace_id: int | None = None
+    member_id: int | None = None
+    sees_all: bool = False  # may see the whole workspace's spend (else only their own keys')
 
 
 def _memberships(s: Session, team_id: str, slack_user_id: str) -> list[tuple[Member, Workspace]]:
@@ -62,7 +65,8 @@ def home(s: Session, team_id: str, slack_user_id: str, *, most: int | None = Non
         if can(member.role, Permission.DECIDE_REQUESTS):
             waiting = s.scalars(select(Request.id).where(Request.workspace_id == ws.id, Request.state == RequestState.PENDING).order_by(Request.id).limit(pending_shown))
             pending = [describe_request(s, request_id) for request_id in waiting]
-        seats.append(Seat(ws.slug, ws.environment.value, member.role.title, ws.status.value, keys, pending, tuple(budget_overview(s, actor, ws.id))))
+        budgets = tuple(budget_overview(s, actor, ws.id))
+        seats.append(Seat(ws.slug, ws.environment.value, member.role.title, ws.status.value, keys, pending, budgets, ws.id, member.id, can(member.role, Permission.VIEW_ALL_USAGE)))
     return seats
 
 

@@ -16,7 +16,8 @@ from sqlalchemy import bindparam, text
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Session
 
-from store.models import SpendHour, SpendTotal, UsageEvent
+from store.models import SpendTotal, UsageEvent
+from store.models_spend import SpendHour
 from store.periods import EPOCH, TRACKED, period_start
 from store.types import Period, Scope, UTCDateTime
 

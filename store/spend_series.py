@@ -15,7 +15,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from store.errors import InvalidInput
-from store.models import ApiKey, Member, Project, SpendHour
+from store.models import ApiKey, Member, Project
+from store.models_spend import SpendHour
 from store.periods import next_period_start, period_start
 from store.types import Period
 
@@ -134,11 +135,13 @@ def breakdown(s: Session, workspace_id: int, since: datetime, until: datetime, b
     return sorted(out, key=lambda r: (-r.amount_micros, r.label))
 
 
-def daily(s: Session, workspace_id: int, w: Window, by: By = By.PROJECT, *, member_id: int | None = None) -> dict[str, list[int]]:
+def daily(s: Session, workspace_id: int, w: Window, by: By = By.PROJECT, *, member_id: int | None = None, project_id: int | None = None) -> dict[str, list[int]]:
     """Spend per label and UTC day from the window's first day to its last day under way, for a chart."""
     labels = _label_columns(by)[:1]
     hours = select(SpendHour.hour, *labels, SpendHour.amount_micros).select_from(SpendHour)
     hours = _joined(hours, by, member_id).where(SpendHour.workspace_id == workspace_id, SpendHour.hour >= w.since, SpendHour.hour < w.until)
+    if project_id is not None:
+        hours = hours.where(SpendHour.project_id == project_id)
     first = w.since.date()
     last = min(w.until - timedelta(microseconds=1), max(w.now, w.since)).date()
     width = (last - first).days + 1

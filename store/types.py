@@ -170,6 +170,8 @@ class ActionKind(enum.StrEnum):
     MEMBER_SUSPENDED = "member_suspended"  # a deactivated Slack user's memberships: the Admins told
     SCIM_LOOKUP = "scim_lookup"  # a provisioned person not yet found in Slack: look them up by e-mail
     SCIM_REFUSED = "scim_refused"  # the identity provider asked for what the rules refuse (a role cap): the Admins told
+    USAGE_CHART = "usage_chart"  # an /ai-usage breakdown's chart, drawn and sent to the asker's DM
+    HOME_CHART = "home_chart"  # this hour's chart for a person's App Home
 
 
 class ActionStatus(enum.StrEnum):

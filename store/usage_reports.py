@@ -30,6 +30,7 @@ class UsageReport:
     rows: list[Slice]
     member_id: int | None = None  # whose keys, when the report is one member's
     project: str | None = None
+    project_id: int | None = None
 
     @property
     def days(self) -> int:
@@ -81,4 +82,4 @@ def usage_report(
             raise NotFound(f"There is no project `{slug[:40]}` in `{ws.slug}`. `/ai-budget show` lists the projects.")
     member_id = me.id if own_only and me is not None else None
     rows = breakdown(s, ws.id, w.since, w.until, split, member_id=member_id, project_id=project_id)
-    return UsageReport("yours" if own_only else "workspace", ws.id, ws.slug, w, split, sum(r.amount_micros for r in rows), rows, member_id, project and project.strip().lower())
+    return UsageReport("yours" if own_only else "workspace", ws.id, ws.slug, w, split, sum(r.amount_micros for r in rows), rows, member_id, project and project.strip().lower(), project_id)

@@ -13,7 +13,7 @@ import dramatiq
 from store import outbox
 from store.types import ActionKind, utcnow
 from workers.broker import RETRY_OPTIONS
-from workers.handlers import budgets, directory, keys, leaks, linked, messages, scim
+from workers.handlers import budgets, charts, directory, keys, leaks, linked, messages, scim
 from workers.perform import Handler, perform
 from workers.runtime import runtime
 
@@ -50,6 +50,8 @@ HANDLERS: dict[ActionKind, Handler] = {
     ActionKind.MEMBER_SUSPENDED: directory.member_suspended,
     ActionKind.SCIM_LOOKUP: scim.scim_lookup,
     ActionKind.SCIM_REFUSED: scim.scim_refused,
+    ActionKind.USAGE_CHART: charts.usage_chart,
+    ActionKind.HOME_CHART: charts.home_chart,
 }
 
 _UNHANDLED = set(ActionKind) - set(HANDLERS)

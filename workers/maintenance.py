@@ -15,6 +15,7 @@ from store.models import Workspace
 from store.types import ActionKind, WorkspaceStatus, utcnow
 from workers import quota
 from workers.actors import enqueue
+from workers.handlers import charts
 from workers.broker import RETRY_OPTIONS
 from workers.providers.base import PermanentProviderError, TransientProviderError
 from workers.runtime import runtime
@@ -119,12 +120,21 @@ def post_digest(workspace_id: int, until: str | None = None) -> None:
     now = datetime.fromisoformat(until) if until else utcnow()
     with rt.db.session() as s:
         ws = s.get(Workspace, workspace_id)
-        since, end = digests.digest_window(ws.digest_frequency, now)
+        frequency = ws.digest_frequency
+        since, end = digests.digest_window(frequency, now)
         digest = digests.build_digest(s, workspace_id, since, end)
         channel = ws.audit_channel
     if rt.slack is not None and channel:
         text, blocks = digest_message(digest)
-        rt.slack.post(f"digest:{workspace_id}:{end:%Y-%m-%d}", channel, text, blocks)
+        ref = f"digest:{workspace_id}:{end:%Y-%m-%d}"
+        _, ts = rt.slack.post(ref, channel, text, blocks)
+        if frequency == "weekly":
+            # The chart follows the text in its thread, and never holds it back: a digest
+            # whose picture cannot be drawn or uploaded is still posted, and says nothing less.
+            try:
+                charts.post_week_chart(rt, workspace_id, channel, ts, ref, end)
+            except Exception:
+                log.exception("the weekly digest of workspace %s was posted without its chart", workspace_id)
 
 
 ACTORS = [sweep_outbox, sync_usage, poll_leases, sync_directory, evaluate_thresholds, roll_over_periods, expire_requests, wipe_reveals, post_digests, post_digest]

@@ -1,19 +1,22 @@
-"""/ai-usage: what has been spent, as far as the asker's role may see."""
+"""/ai-usage: a period's spend split by project, member, key or model, as far as the asker's role may see; the chart comes by DM."""
 
 from __future__ import annotations
 
 from bot import texts
-from bot.blocks.common import lit, money
+from bot.blocks.common import code, lit, mention, money
 from bot.parser import WORKSPACE_OPTIONS, UsageError, parse
-from bot.commands.common import workspace_id
+from bot.commands.common import one_of, workspace_id
 from bot.context import Asker
 from bot.replies import Reply
-from store import usage_reports
+from store import outbox, usage_reports
 from store.db import Database
+from store.spend_series import WINDOWS, By
+from store.types import ActionKind
 
 COMMAND = "/ai-usage"
-OPTIONS = {**WORKSPACE_OPTIONS, "--project": "project", "-p": "project", "--days": "days"}
-FLAGS = {"--mine": "mine"}
+OPTIONS = {**WORKSPACE_OPTIONS, "--project": "project", "-p": "project", "--days": "days", "--period": "period", "--by": "by"}
+FLAGS = {"--mine": "mine", "--no-chart": "no_chart"}
+SHOWN = 25
 
 
 def handle(db: Database, asker: Asker, text: str) -> Reply:
@@ -22,12 +25,61 @@ def handle(db: Database, asker: Asker, text: str) -> Reply:
         return Reply(texts.HELP[COMMAND])
     if parsed.words:
         raise UsageError(f"`{lit(parsed.words[0], 20)}` is not an option of /ai-usage.")
-    raw_days = parsed.options.get("days", "30")
-    if not (raw_days.isascii() and raw_days.isdigit()):
-        raise UsageError("--days takes a whole number, like 30.")
+    days = None
+    if "days" in parsed.options:
+        raw_days = parsed.options["days"]
+        if not (raw_days.isascii() and raw_days.isdigit()):
+            raise UsageError("--days takes a whole number, like 30.")
+        if "period" in parsed.options:
+            raise UsageError("Give --period or --days, not both.")
+        days = int(raw_days)
+    period = one_of(parsed.options.get("period", "month"), WINDOWS, "period (--period)")
+    by = one_of(parsed.options.get("by", "project"), tuple(b.value for b in By), "breakdown (--by)")
     ws_id = workspace_id(db, asker, parsed)
-    report = db.run(usage_reports.usage_report, asker.actor, ws_id, project=parsed.options.get("project"), mine="mine" in parsed.flags, days=int(raw_days))
-    head = f"*{'Your' if report.scope == 'yours' else 'Workspace'} spend, last {report.days} days:* {money(report.total_micros)}"
+    report = db.run(usage_reports.usage_report, asker.actor, ws_id, project=parsed.options.get("project"), mine="mine" in parsed.flags, days=days, period=period, by=by)
+    lines = [headline(report)]
     if not report.rows:
-        return Reply(head + "\nNothing spent.")
-    return Reply(head + "\n" + "\n".join(f"• {lit(r.label, 200)} — {money(r.amount_micros)} ({r.events} calls)" for r in report.rows[:40]))
+        lines.append("Nothing spent.")
+    for r in report.rows[:SHOWN]:
+        lines.append(f"• {_label(report.by, r)} — {money(r.amount_micros)} ({r.events:,} calls{_tokens(r)})")
+    if len(report.rows) > SHOWN:
+        lines.append(f"…and {len(report.rows) - SHOWN} more, {money(sum(r.amount_micros for r in report.rows[SHOWN:]))} together.")
+    if "no_chart" not in parsed.flags and asker.user_id:
+        # The chart is drawn by a worker and sent to the asker's DM: a file cannot be ephemeral,
+        # and drawing it here would hold the command past Slack's three seconds.
+        db.run(lambda s: outbox.emit(s, ActionKind.USAGE_CHART, workspace_id=report.workspace_id, payload=chart_request(report, asker, days)))
+        lines.append("_The chart is on its way to your DM with Purser._")
+    return Reply("\n".join(lines))
+
+
+def headline(report: usage_reports.UsageReport) -> str:
+    whose = "Your" if report.scope == "yours" else f"`{report.workspace}`"
+    what = report.window.name if report.window.name.startswith("last ") else report.window.describe()
+    project = f" in project {code(report.project)}" if report.project else ""
+    return f"*{whose} spend{project}, {what}, by {report.by.value}:* {money(report.total_micros)}"
+
+
+def chart_request(report: usage_reports.UsageReport, asker: Asker, days: int | None) -> dict:
+    return {
+        "user": asker.user_id,
+        "team": asker.team_id,
+        "period": report.window.name if days is None else None,
+        "days": days,
+        "by": report.by.value,
+        "mine": report.scope == "yours",
+        "project": report.project,
+    }
+
+
+def _label(by: By, r) -> str:
+    if by is By.MEMBER:
+        return mention(r.member) if r.member and r.member.startswith(("U", "W")) else lit(r.label, 80)
+    if by is By.KEY:
+        owner = mention(r.member) if r.member and r.member.startswith(("U", "W")) else lit(r.member or "", 80)
+        return f"{code(r.label)} · {owner}"
+    return code(r.label)
+
+
+def _tokens(r) -> str:
+    tokens = r.prompt_tokens + r.completion_tokens
+    return f", {tokens:,} tokens" if tokens else ""

@@ -206,7 +206,7 @@ document.getElementById("composer").addEventListener("submit", async e => {
 });
 document.getElementById("spend-go").addEventListener("click", async () => {
   const out = document.getElementById("spend-result");
-  const answer = await call("spend", { key_id: document.getElementById("spend-key").value, amount: document.getElementById("spend-amount").value });
+  const answer = await call("spend", { key_id: document.getElementById("spend-key").value, amount: document.getElementById("spend-amount").value, spread: document.getElementById("spend-when").value });
   out.textContent = answer.ok ? ("Recorded." + (answer.crossings.length ? " " + answer.crossings.join("; ").replace(/`/g, "") : "") + (answer.paused.length ? " Paused: " + answer.paused.join(", ") : "")) : (answer.error || "Refused.");
   await refresh();
 });

@@ -9,7 +9,8 @@ from datetime import date, datetime, timedelta, timezone
 import pytest
 from PIL import Image
 
-from bot.charts import MAX_ALT, MAX_SERIES, HourlyChart, SpendChart, describe_hourly, describe_spend, folded, render_hourly, render_spend
+from bot.chart_text import MAX_ALT, MAX_SERIES, HourlyChart, SpendChart, describe_hourly, describe_spend
+from bot.charts import folded, render_hourly, render_spend
 
 PNG = b"\x89PNG\r\n\x1a\n"
 DOLLAR = 1_000_000

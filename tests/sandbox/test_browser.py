@@ -20,6 +20,7 @@ pytestmark = pytest.mark.real_clock  # `purser run` and Chromium are other proce
 ROOT = Path(__file__).resolve().parents[2]
 #: where the screenshot goes: a temporary folder, unless `make screenshot` asks for the README's
 SCREENSHOT_TO = os.environ.get("PURSER_SCREENSHOT")
+CHART_SCREENSHOT_TO = os.environ.get("PURSER_CHART_SCREENSHOT")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run"]
 
 
@@ -91,18 +92,23 @@ def channel(page, name: str) -> None:
     page.click(f"#channels button:text-is('{name}')")
 
 
-def test_ask_approve_reveal_once_and_see_the_alert(purser, page, tmp_path):
-    page.goto(purser + "/")
+def dev_asks_and_ada_approves(page, name: str, options: str) -> None:
+    """Dev asks for a production key in #general; Ada approves it in #ai-approvals."""
     become(page, "Dev (developer)")
     channel(page, "#general")
-    page.fill("#message-box", "/ai-key new demo --project search --limit $20 -w prod")
+    page.fill("#message-box", f"/ai-key new {name} {options} -w prod")
     page.press("#message-box", "Enter")
     page.wait_for_selector(".message.ephemeral:has-text('request #')")
 
     become(page, "Ada (admin)")
     channel(page, "#ai-approvals")
-    page.click(".message:has-text('demo') button[data-action-id='request_approve']")
+    page.click(f".message:has-text('{name}') button[data-action-id='request_approve']")
     page.wait_for_selector(".message:has-text('Approved')")
+
+
+def test_ask_approve_reveal_once_and_see_the_alert(purser, page, tmp_path):
+    page.goto(purser + "/")
+    dev_asks_and_ada_approves(page, "demo", "--project search --limit $20")
 
     become(page, "Dev (developer)")
     channel(page, "Purser (DM)")
@@ -197,3 +203,33 @@ def test_a_shared_chart_shows_inline_with_its_alt_text_and_a_csv_as_a_download(p
     link = page.wait_for_selector(".message a.file-link")
     assert "statement-2027-06.csv" in link.inner_text() and link.get_attribute("download") == "statement-2027-06.csv"
     assert httpx.get(purser + link.get_attribute("href")).content == b"day,spent\n2027-06-01,2.00\n"
+
+
+def test_a_viewer_asks_for_the_months_spend_and_the_chart_arrives_in_their_dm(purser, page, tmp_path):
+    page.goto(purser + "/")
+    dev_asks_and_ada_approves(page, "chatbot", "--project support --limit $400")
+
+    # A month of spend so far, spread over its days and three models, as a gateway would report it.
+    page.wait_for_selector("#spend-key option:has-text('prod · chatbot (Dev) · support')", state="attached")
+    page.select_option("#spend-key", label="prod · chatbot (Dev) · support")
+    page.fill("#spend-amount", "$60")
+    page.select_option("#spend-when", "month")
+    page.click("#spend-go")
+    page.wait_for_selector("#spend-result:has-text('Recorded')")
+
+    become(page, "Vic (viewer)")
+    channel(page, "Purser (DM)")
+    page.fill("#message-box", "/ai-usage --by model -w prod")
+    page.press("#message-box", "Enter")
+    reply = page.wait_for_selector(".message.ephemeral:has-text('by model')")
+    assert "$60.00" in reply.inner_text()
+    img = page.wait_for_selector(".message img[src^='/files/']", timeout=30_000)
+    alt = img.get_attribute("alt")
+    assert "Spent so far: $60.00" in alt and "openai/gpt-4o $" in alt, alt
+    page.wait_for_function("document.querySelector('.message img[src^=\"/files/\"]').naturalWidth === 1000")
+    page.set_viewport_size({"width": 1280, "height": 1200})  # the whole chart in the picture
+    img.scroll_into_view_if_needed()
+    shot = Path(CHART_SCREENSHOT_TO) if CHART_SCREENSHOT_TO else tmp_path / "usage-chart.png"
+    shot.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(shot))
+    assert shot.stat().st_size > 20_000, "the screenshot is empty"

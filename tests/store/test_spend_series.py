@@ -12,7 +12,8 @@ from store import usage_reports
 from store.errors import InvalidInput, NotFound
 from store.ingest import UsageIn, ingest_usage
 from store.migrate import downgrade, upgrade
-from store.models import SpendHour, UsageEvent
+from store.models import UsageEvent
+from store.models_spend import SpendHour
 from store.money import parse_money
 from store.spend_series import By, breakdown, daily, window
 from store.types import Role
