@@ -170,6 +170,7 @@ class ActionKind(enum.StrEnum):
     MEMBER_SUSPENDED = "member_suspended"  # a deactivated Slack user's memberships: the Admins told
     SCIM_LOOKUP = "scim_lookup"  # a provisioned person not yet found in Slack: look them up by e-mail
     SCIM_REFUSED = "scim_refused"  # the identity provider asked for what the rules refuse (a role cap): the Admins told
+    POST_STATEMENT = "post_statement"  # a monthly statement to its Admins and Billing Managers (or to the one who asked)
 
 
 class ActionStatus(enum.StrEnum):

@@ -13,7 +13,7 @@ import dramatiq
 from store import outbox
 from store.types import ActionKind, utcnow
 from workers.broker import RETRY_OPTIONS
-from workers.handlers import budgets, directory, keys, leaks, linked, messages, scim
+from workers.handlers import budgets, directory, keys, leaks, linked, messages, scim, statements
 from workers.perform import Handler, perform
 from workers.runtime import runtime
 
@@ -50,6 +50,7 @@ HANDLERS: dict[ActionKind, Handler] = {
     ActionKind.MEMBER_SUSPENDED: directory.member_suspended,
     ActionKind.SCIM_LOOKUP: scim.scim_lookup,
     ActionKind.SCIM_REFUSED: scim.scim_refused,
+    ActionKind.POST_STATEMENT: statements.post_statement,
 }
 
 _UNHANDLED = set(ActionKind) - set(HANDLERS)
