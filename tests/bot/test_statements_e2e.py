@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 
 import pytest
 
 from store import credits, keys
 from store.ingest import UsageIn, ingest_usage
+from store.permissions import Actor
+from store.statements import close_statement
 from store.types import Role
 from tests import factories as f
 from workers import maintenance
@@ -107,6 +109,24 @@ def test_the_monthly_job_sends_each_admin_and_billing_manager_the_statement_once
     [asked] = [c for c in slack_api.calls_to("files.getUploadURLExternal") if c.args["filename"].endswith(".png")]
     assert "29 days" not in asked.args["alt_txt"] and "Feb 29" in asked.args["alt_txt"] and "Budget search $300" in asked.args["alt_txt"]
     assert len(slack_api.calls_to("files.completeUploadExternal")) == 2
+    # Posted again under the same refs (what `purser statement --post` does for a closed month): edited, not sent twice.
+    db.run(close_statement, Actor.operator("cli:test"), closing_day, date(2028, 2, 1))
+    stub_workers.settle()
+    for user in (*ADMINS, BILLING):
+        [text] = [m for m in slack_api.channel_messages(dm(user)) if not m.files]
+        assert text.updated == 1
+    assert len(slack_api.files) == 2 and len(slack_api.calls_to("files.completeUploadExternal")) == 2
+
+
+def test_the_clock_runs_the_statements_job_at_six_every_day():
+    from workers.clock import Clock
+
+    class NoLock:
+        held = False
+
+    job = Clock(NoLock()).scheduler.get_job("post_statements")
+    fields = {f.name: str(f) for f in job.trigger.fields}
+    assert (fields["hour"], fields["minute"], fields["day"]) == ("6", "0", "*")
 
 
 def test_a_chart_that_cannot_be_drawn_does_not_hold_back_the_statement(db, closing_day, slack_api, stub_workers, monkeypatch):
