@@ -30,7 +30,14 @@ HELP = {
         "• `/ai-budget cap $N [--period monthly]` the workspace's spending cap (`--reason` makes it a request)\n"
         "• `/ai-budget pause <project> --reason \"…\"`, `/ai-budget resume <project>`"
     ),
-    "/ai-credits": "*/ai-credits* — the shared credit pool\n• `/ai-credits balance`\n• `/ai-credits add $N` (Billing Managers and Admins; others: `--reason` asks)",
+    "/ai-credits": (
+        "*/ai-credits* — the shared credit pool\n"
+        "• `/ai-credits balance`\n"
+        "• `/ai-credits add $N` (Billing Managers and Admins; others: `--reason` asks)\n"
+        "• `/ai-credits statement [--month 2026-11]` the monthly statement: opening and closing balance, top-ups, spend by project, "
+        "member and model, corrections, the cap and budgets, the audit chain — here and in your DMs with a chart and a CSV "
+        "(Billing Managers and Admins; without `--month`, this month so far, a preview). Each month's closes on the 1st and goes to them all"
+    ),
     "/ai-usage": (
         "*/ai-usage* — spend, with a chart sent to your DM\n"
         "• `/ai-usage [--period day|week|month|last-month] [--by project|member|key|model]` — this month by project unless you say otherwise\n"
@@ -67,7 +74,7 @@ USAGE = {
     "/ai-invite": "Usage: `/ai-invite @someone… | email… [--role developer]` — `/ai-invite help` explains.",
     "/ai-team": "Usage: `/ai-team list | role @someone <role> | remove @someone | leave` — `/ai-team help` explains.",
     "/ai-budget": "Usage: `/ai-budget show | set <project> $N | request <project> $N --reason \"…\" | cap $N` — `/ai-budget help` explains.",
-    "/ai-credits": "Usage: `/ai-credits balance | add $N` — `/ai-credits help` explains.",
+    "/ai-credits": "Usage: `/ai-credits balance | add $N | statement [--month 2026-11]` — `/ai-credits help` explains.",
     "/ai-usage": "Usage: `/ai-usage [--period day|week|month|last-month] [--by project|member|key|model] [--project P] [--mine]` — `/ai-usage help` explains.",
     "/ai-audit": "Usage: `/ai-audit recent [N] | verify | export [csv|jsonl]` — `/ai-audit help` explains.",
     "/ai-workspace": "Usage: `/ai-workspace list | create | use | policy | channels | allowlist | templates | models | scim | delete` — `/ai-workspace help` explains.",

@@ -26,9 +26,11 @@ for sub, name in ((db_app, "db"), (workspace_app, "workspace"), (member_app, "me
 from purser.cli_support import SEE, TEAM_HELP, _database, _fail, _operator, _run, _team, _workspace_id  # noqa: E402,F401
 from purser.cli_outside import directory_app, leak_app, openrouter_app  # noqa: E402
 from purser.cli_scim import scim_app  # noqa: E402
+from purser.cli_statement import statement  # noqa: E402
 
 for sub, name in ((leak_app, "leak"), (openrouter_app, "openrouter"), (directory_app, "directory"), (scim_app, "scim")):
     app.add_typer(sub, name=name)
+app.command("statement")(statement)
 
 @db_app.command("upgrade")
 def db_upgrade(revision: str = typer.Argument("head", help="Revision to upgrade to.")) -> None:

@@ -172,6 +172,7 @@ class ActionKind(enum.StrEnum):
     SCIM_REFUSED = "scim_refused"  # the identity provider asked for what the rules refuse (a role cap): the Admins told
     USAGE_CHART = "usage_chart"  # an /ai-usage breakdown's chart, drawn and sent to the asker's DM
     HOME_CHART = "home_chart"  # this hour's chart for a person's App Home
+    POST_STATEMENT = "post_statement"  # a monthly statement to its Admins and Billing Managers (or to the one who asked)
 
 
 class ActionStatus(enum.StrEnum):

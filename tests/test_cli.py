@@ -254,3 +254,40 @@ def test_an_operator_puts_a_workspace_on_openrouter_at_creation_or_later(cli):
         links = sorted(a.payload["slug"] for a in s.scalars(select(Action).where(Action.kind == "link_workspace")))
     assert linked == {"search": ("openrouter", "search-team"), "chat": ("openrouter", "chat")}
     assert links == ["chat", "search-team"]  # the workers adopt or create them (no management key here)
+
+
+def test_statement_prints_a_month_and_with_post_closes_and_sends_it(cli, clock, slack_server, slack_api, monkeypatch, tmp_path):
+    from datetime import datetime, timezone
+
+    from tests.fixtures_workers import BOT_TOKEN
+
+    clock.move_to(datetime(2026, 11, 5, 2, tzinfo=timezone.utc))
+    ok("workspace", "create", "acme")
+    ok("member", "add", "acme", "--slack", "U0ADMIN", "--role", "admin")
+    ws = workspace_id(cli, "acme")
+    f.project(cli, ws, "search", budget=parse_money("$10"))
+    f.key(cli, ws, f.member(cli, ws, Role.DEVELOPER), "bot", project="search")
+    ok("usage", "record", "acme", "-k", "bot", "-a", "$1.25", "--model", "gpt-x", "--at", "2026-11-05T01:00:00")
+    clock.move_to(datetime(2026, 11, 20, tzinfo=timezone.utc), tick=False)
+    out = ok("statement", "acme", "--month", "2026-11")
+    assert "Statement for acme, November 2026 — PREVIEW, NOT CLOSED" in out and "$1.25 (1 calls)" in out and "search" in out and "gpt-x" in out
+    assert "Budget search $10.00 monthly" in out and "The audit chain verifies" in out
+    assert "--month, like --month 2026-11" in fails(2, "statement", "acme", "--post")
+    assert "not over yet" in fails(1, "statement", "acme", "--month", "2026-11", "--post")
+    assert "is not a month" in fails(2, "statement", "acme", "--month", "Nov")
+    clock.move_to(datetime(2026, 12, 1, 0, 0, 30, tzinfo=timezone.utc), tick=False)  # the month's last instant, recorded after midnight
+    ok("usage", "record", "acme", "-k", "bot", "-a", "$0.000001", "--at", "2026-11-30T23:59:59.999000")
+
+    _, slack_url = slack_server
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    monkeypatch.setenv("SLACK_BOT_TOKEN", BOT_TOKEN)
+    monkeypatch.setenv("SLACK_API_URL", slack_url + "/api/")
+    get_settings.cache_clear()
+    clock.move_to(datetime(2026, 12, 1, 6, tzinfo=timezone.utc), tick=False)
+    out = ok("statement", "acme", "--month", "2026-11", "--post", "--csv", str(tmp_path / "nov.csv"))
+    assert "November 2026 — closed 2026-12-01 06:00 UTC" in out and "$1.250001 (2 calls)" in out and "Posted to the workspace's Admins and Billing Managers" in out
+    [text] = [m for m in slack_api.channel_messages("D0ADMIN") if not m.files]
+    assert "Statement for acme, November 2026" in text.text
+    rows = list(csv.DictReader(io.StringIO((tmp_path / "nov.csv").read_text())))
+    assert sum(int(r["amount_micros"]) for r in rows if r["kind"] == "spend") == 1_250_001
+    assert [r["amount_usd"] for r in rows if r["kind"] == "total"] == ["1.250001"]

@@ -13,7 +13,7 @@ import dramatiq
 from store import outbox
 from store.types import ActionKind, utcnow
 from workers.broker import RETRY_OPTIONS
-from workers.handlers import budgets, charts, directory, keys, leaks, linked, messages, scim
+from workers.handlers import budgets, charts, directory, keys, leaks, linked, messages, scim, statements
 from workers.perform import Handler, perform
 from workers.runtime import runtime
 
@@ -52,6 +52,7 @@ HANDLERS: dict[ActionKind, Handler] = {
     ActionKind.SCIM_REFUSED: scim.scim_refused,
     ActionKind.USAGE_CHART: charts.usage_chart,
     ActionKind.HOME_CHART: charts.home_chart,
+    ActionKind.POST_STATEMENT: statements.post_statement,
 }
 
 _UNHANDLED = set(ActionKind) - set(HANDLERS)

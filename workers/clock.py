@@ -1,4 +1,10 @@
-"""The `clock` process: APScheduler 3 jobs with fixed ids that only enqueue actors, run by the leader alone."""
+"""The `clock` process: APScheduler 3 jobs with fixed ids that only enqueue actors, run by the leader alone.
+
+Interval jobs run every ``Intervals`` seconds (PURSER_CLOCK_<JOB>); two run at fixed times
+(UTC): ``post_digests`` at ``digest_hour`` (09:00), and ``post_statements`` at ``statement_hour``
+(06:00), which closes and posts last month's statements not closed yet: all of them on the
+1st, and on a later day only those a clock that was down on the 1st missed.
+"""
 
 from __future__ import annotations
 
@@ -29,7 +35,7 @@ class Intervals:
 
 
 class Clock:
-    def __init__(self, lock, intervals: Intervals | None = None, *, digest_hour: int = 9, name: str | None = None) -> None:
+    def __init__(self, lock, intervals: Intervals | None = None, *, digest_hour: int = 9, statement_hour: int = 6, name: str | None = None) -> None:
         from workers import maintenance
 
         self.lock = lock
@@ -49,6 +55,9 @@ class Clock:
         ):
             self.scheduler.add_job(self._enqueue, IntervalTrigger(seconds=getattr(self.intervals, job)), args=(job, actor), id=job, replace_existing=True)
         self.scheduler.add_job(self._enqueue, CronTrigger(hour=digest_hour, minute=0), args=("post_digests", maintenance.post_digests), id="post_digests", replace_existing=True)
+        # Hours after midnight, so spend recorded just after the month ended is still the month's;
+        # daily rather than on the 1st alone, since a scheduler that was down then does not run it later.
+        self.scheduler.add_job(self._enqueue, CronTrigger(hour=statement_hour, minute=0), args=("post_statements", maintenance.post_statements), id="post_statements", replace_existing=True)
         # Renew well inside the lock's lifetime so a live leader never loses it.
         self.scheduler.add_job(self._tick, IntervalTrigger(seconds=max(0.2, self.intervals.lock_ttl / 3)), id="leader_lock", replace_existing=True)
 

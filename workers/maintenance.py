@@ -10,8 +10,9 @@ from dramatiq import Retry
 from sqlalchemy import select
 
 from bot.blocks.digest import digest_message
-from store import alerts, digests, invitations, keys, outbox, quota_ledger, requests, rollover
+from store import alerts, digests, invitations, keys, outbox, quota_ledger, requests, rollover, statements
 from store.models import Workspace
+from store.permissions import Actor
 from store.types import ActionKind, WorkspaceStatus, utcnow
 from workers import quota
 from workers.actors import enqueue
@@ -137,4 +138,19 @@ def post_digest(workspace_id: int, until: str | None = None) -> None:
                 log.exception("the weekly digest of workspace %s was posted without its chart", workspace_id)
 
 
-ACTORS = [sweep_outbox, sync_usage, poll_leases, sync_directory, evaluate_thresholds, roll_over_periods, expire_requests, wipe_reveals, post_digests, post_digest]
+@dramatiq.actor(queue_name="maintenance", max_retries=3)
+def post_statements() -> None:
+    """Last month's statement of each workspace (not deleted) that has not closed it, one actor each: on the 1st, all of them."""
+    with runtime().db.session() as s:
+        month, due = statements.due_statements(s)
+    for workspace_id in due:
+        close_statement.send(workspace_id, f"{month:%Y-%m}")
+
+
+@dramatiq.actor(queue_name="maintenance", **RETRY_OPTIONS)
+def close_statement(workspace_id: int, month: str) -> None:
+    """Close one workspace's statement of ``month``; the post_statement action it emits sends it (workers.handlers.statements)."""
+    runtime().db.run(statements.close_statement, Actor.operator("clock"), workspace_id, statements.parse_month(month))
+
+
+ACTORS = [sweep_outbox, sync_usage, poll_leases, sync_directory, evaluate_thresholds, roll_over_periods, expire_requests, wipe_reveals, post_digests, post_digest, post_statements, close_statement]

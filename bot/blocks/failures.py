@@ -25,6 +25,7 @@ WHAT = {
     "post_alert": "post the budget alert",
     "announce_rollover": "announce the new budget period",
     "apply_model_policy": "apply the model policy at the provider",
+    "post_statement": "send the monthly statement",
 }
 
 

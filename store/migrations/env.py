@@ -9,6 +9,7 @@ from store.db import make_engine
 from store.models import Base
 import store.models_scim  # noqa: F401  (its tables join Base.metadata: SCIM provisioning)
 import store.models_spend  # noqa: F401  (spend per hour, key and model)
+import store.models_statements  # noqa: F401  (the closed monthly statements)
 
 config = context.config
 target_metadata = Base.metadata
