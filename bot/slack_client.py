@@ -13,14 +13,20 @@ searches: a post whose ref it has just stored cannot have been sent before.
 An action whose last step is a message completes in the transaction that stores the
 message's ts (``also``): one commit instead of two, and no moment where the action is
 done but the ts unknown.
+
+Files (charts, CSV statements) are uploaded under a ref the same way, the file's id (F…)
+stored where a message keeps its ts: a retry after a completed upload is answered with
+that id and uploads nothing. A file share carries no metadata to search for, so a retry
+after an attempt that died mid-upload uploads again (at worst the file is shared twice).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from contextlib import contextmanager
 from datetime import datetime, timezone
-from typing import Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
@@ -38,6 +44,8 @@ log = logging.getLogger(__name__)
 EVENT_TYPE = "purser_message"
 #: history lookups that cannot succeed by retrying: the post goes ahead (at worst twice) rather than never
 UNSEARCHABLE = {"missing_scope", "not_in_channel", "channel_not_found", "not_allowed_token_type"}
+#: Slack refuses a file's alt text beyond this (alt_txt_too_large)
+MAX_ALT_TEXT = 1000
 
 #: more work for the transaction that stores a message's ts (see ``Slack.post``)
 Also = Callable[[Session], object]
@@ -84,8 +92,9 @@ class Slack:
         """``post`` to a person's DM; Slack is asked for the DM's channel only the first time."""
         return self._send(ref, lambda: self.client.conversations_open(users=user_id)["channel"]["id"], text, blocks, edit=True, also=also)
 
-    def _send(self, ref: str, channel: str | Callable[[], str], text: str, blocks: Sequence[Block], *, edit: bool, also: Also | None, thread_ts: str | None = None) -> tuple[str, str]:
-        payload = [b.to_dict() for b in blocks]  # validates sizes and required fields
+    @contextmanager
+    def _held(self, ref: str, channel: str | Callable[[], str]) -> Iterator[tuple[Session, Any, bool]]:
+        """A session holding ``ref``'s row (reserved if new) and whether this call reserved it; refused once Slack took the access away."""
         with self._lock(ref), self.db.session() as s:
             gone = slack_access.lost(s)
             if gone is not None:
@@ -94,6 +103,11 @@ class Slack:
             row, reserved_now = hold_or_reserve(s, ref, channel)
             if self.db.dialect != "postgresql":
                 s.commit()  # SQLite serves one process (the thread lock orders it); never hold its write lock over HTTP
+            yield s, row, reserved_now
+
+    def _send(self, ref: str, channel: str | Callable[[], str], text: str, blocks: Sequence[Block], *, edit: bool, also: Also | None, thread_ts: str | None = None) -> tuple[str, str]:
+        payload = [b.to_dict() for b in blocks]  # validates sizes and required fields
+        with self._held(ref, channel) as (s, row, reserved_now):
             ts = row.ts
             if ts == POSTING and not reserved_now:  # an earlier attempt died not knowing whether Slack posted it
                 ts = self._posted_before(row.channel, ref, row.created_at) or POSTING
@@ -111,6 +125,37 @@ class Slack:
                 also(s)
             s.commit()
             return row.channel, row.ts
+
+    def upload(
+        self, ref: str, channel: str | None, *, filename: str, content: bytes, alt_text: str, title: str,
+        initial_comment: str | None = None, thread_ts: str | None = None,
+    ) -> str:  # fmt: skip
+        """Upload ``content`` under ``ref`` once and share it in ``channel`` (None: a private file, for
+        App Home's image blocks); the Slack file id. Later calls with the same ref return that id."""
+        return self._upload(ref, channel or "", lambda: [channel] if channel else [], filename=filename, content=content,
+                            alt_text=alt_text, title=title, initial_comment=initial_comment, thread_ts=thread_ts)  # fmt: skip
+
+    def upload_dm(self, ref: str, user_ids: list[str], *, filename: str, content: bytes, alt_text: str, title: str, initial_comment: str | None = None) -> str:
+        """``upload`` once, shared into each person's DM with Purser; the Slack file id."""
+        def dms() -> list[str]:
+            return [self.client.conversations_open(users=user)["channel"]["id"] for user in user_ids]
+
+        return self._upload(ref, "", dms, filename=filename, content=content, alt_text=alt_text, title=title, initial_comment=initial_comment, thread_ts=None)
+
+    def _upload(
+        self, ref: str, where: str, channels: Callable[[], list[str]], *, filename: str, content: bytes, alt_text: str, title: str,
+        initial_comment: str | None, thread_ts: str | None,
+    ) -> str:  # fmt: skip
+        with self._held(ref, where) as (s, row, _):
+            if row.ts == POSTING:
+                shared = channels()
+                answer = self.client.files_upload_v2(
+                    filename=filename, content=content, title=title, alt_txt=alt_text[:MAX_ALT_TEXT], initial_comment=initial_comment,
+                    thread_ts=thread_ts, **({"channels": shared} if len(shared) > 1 else {"channel": shared[0]} if shared else {}),
+                )  # fmt: skip
+                record_sent(row, row.channel, answer["files"][0]["id"])
+            s.commit()
+            return row.ts
 
     def _posted_before(self, channel: str, ref: str, since: datetime) -> str | None:
         """The ts of a message an interrupted attempt posted under ``ref``, if it did."""

@@ -62,6 +62,8 @@ class Sandbox:
             return self._static("index.html")(environ, start_response)
         if path.startswith("/static/"):
             return self._static(path[len("/static/") :])(environ, start_response)
+        if path.startswith("/files/"):
+            return self._file(path[len("/files/") :])(environ, start_response)
         if path.startswith("/sandbox/"):
             try:
                 body = request.get_json(silent=True) or {}
@@ -79,6 +81,14 @@ class Sandbox:
         if STATIC.resolve() not in path.parents or not path.is_file():
             return Response("not found", status=404)
         return Response(path.read_bytes(), mimetype=TYPES.get(path.suffix, "application/octet-stream"))
+
+    def _file(self, file_id: str) -> Response:
+        """A shared or private upload's bytes, as Slack shows it: an image inline, anything else as a download."""
+        upload = self.api.uploads.get(file_id)
+        if upload is None or not upload.completed:
+            return Response("not found", status=404)
+        disposition = "inline" if upload.is_image else f'attachment; filename="{upload.filename.replace(chr(34), "")}"'
+        return Response(upload.data, mimetype=upload.mimetype, headers={"Content-Disposition": disposition, "Cache-Control": "private, max-age=3600"})
 
     # -- playing Slack -----------------------------------------------------------------
 
@@ -247,7 +257,7 @@ class Sandbox:
 
     @staticmethod
     def _message(m: Message) -> dict:
-        return {"channel": m.channel, "ts": m.ts, "thread_ts": m.thread_ts, "author": m.author, "text": m.text, "blocks": m.blocks, "edited": m.updated > 0}
+        return {"channel": m.channel, "ts": m.ts, "thread_ts": m.thread_ts, "author": m.author, "text": m.text, "blocks": m.blocks, "edited": m.updated > 0, "files": m.files}
 
     def _keys(self) -> list[dict]:
         """Every key of the demo team's people, revoked ones too: a leaked key is seen to stop."""

@@ -4,6 +4,7 @@ Both the tests and the local sandbox use this one implementation. Every ``blocks
 ``view`` payload is parsed with ``slack_sdk.models`` and validated against Slack's limits
 (50 blocks in a message, 100 in a view, text lengths); an invalid one is answered with
 ``invalid_blocks`` exactly as Slack would, and remembered in ``invalid`` so a test fails.
+File uploads, and the images blocks show from them, are sandbox/slack_files.py's part.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from typing import Any
 from slack_sdk.models.blocks import Block
 from slack_sdk.models.views import View
 from werkzeug.wrappers import Request, Response
+
+from sandbox.slack_files import UPLOAD_PATH, FilesAPI
 
 MAX_MESSAGE_BLOCKS = 50
 MAX_VIEW_BLOCKS = 100
@@ -86,6 +89,7 @@ class Message:
     # Who wrote it: a person's user id, or None for Purser's own posts. Kept apart from ``user``,
     # which means "only this person sees it", so a person's message stays visible to everyone.
     author: str | None = None
+    files: list[dict] = field(default_factory=list)  # files shared with the message (files.completeUploadExternal)
 
 
 def response_url(base: str, channel: str, user: str, n: int | str) -> str:
@@ -93,7 +97,7 @@ def response_url(base: str, channel: str, user: str, n: int | str) -> str:
     return f"{base.rstrip('/')}/response/{channel or '-'}/{user or '-'}/{n}"
 
 
-class SlackAPI:
+class SlackAPI(FilesAPI):
     """The WSGI app. ``calls`` records everything; ``messages`` holds the current state of each message.
 
     Besides the Web API methods it takes what the app posts to a command's ``response_url``
@@ -115,6 +119,7 @@ class SlackAPI:
         self._views = itertools.count(1)
         self._lock = threading.RLock()
         self._failures: list[tuple[str, int, float | None, int, str | None]] = []  # (method, status, retry_after, times, error)
+        self._init_files()
 
     # -- for tests -------------------------------------------------------------------
 
@@ -147,6 +152,7 @@ class SlackAPI:
             self.views.clear()
             self.home.clear()
             self.responses.clear()
+            self.uploads.clear()
             self._failures.clear()
 
     # -- the API -------------------------------------------------------------------
@@ -155,7 +161,9 @@ class SlackAPI:
         request = Request(environ)
         if "/response/" in request.path:
             return self._respond(request)(environ, start_response)
-        method = request.path.rstrip("/").rsplit("/", 1)[-1]
+        if "/" + UPLOAD_PATH in request.path:
+            return self._receive_upload(request)(environ, start_response)
+        prefix, _, method = request.path.rstrip("/").rpartition("/")
         args = self._args(request)
         with self._lock:
             self.calls.append(Call(method, args))
@@ -173,6 +181,7 @@ class SlackAPI:
             body = {"ok": False, "error": "unknown_method"}
         else:
             with self._lock:
+                self._here = request.host_url.rstrip("/") + prefix + "/"
                 body = handler(args)
         return self._json(body)(environ, start_response)
 
@@ -234,12 +243,19 @@ class SlackAPI:
         self.invalid.append((method, problem))
         return {"ok": False, "error": "invalid_blocks", "errors": [problem]}
 
+    @staticmethod
+    def _call(method: str, args: dict) -> Call:
+        return Call(method, args)
+
+    def _message_with_files(self, channel: str, text: str, files: list[dict], thread_ts: str | None) -> Message:
+        return Message(channel, self._next_ts(), text, [], thread_ts=thread_ts, files=files)
+
     def _next_ts(self) -> str:
         return f"{int(time.time())}.{next(self._ts):06d}"
 
     def _text_and_blocks(self, method: str, args: dict) -> tuple[str, list] | dict:
         blocks = args.get("blocks") or []
-        problem = check_blocks(blocks, MAX_MESSAGE_BLOCKS) if blocks else None
+        problem = (check_blocks(blocks, MAX_MESSAGE_BLOCKS) or self._file_problem(blocks)) if blocks else None
         if problem:
             return self._invalid(method, problem)
         text = args.get("text") or ""
@@ -274,7 +290,7 @@ class SlackAPI:
         start, limit = int(args.get("cursor") or 0), min(int(args.get("limit") or 100), 999)
         page = found[start : start + limit]
         with_metadata = str(args.get("include_all_metadata", "")).lower() in ("1", "true")
-        messages = [{"type": "message", "ts": m.ts, "text": m.text, **({"user": m.author} if m.author else {}), **({"metadata": m.metadata} if with_metadata and m.metadata else {})} for m in page]
+        messages = [{"type": "message", "ts": m.ts, "text": m.text, **({"user": m.author} if m.author else {}), **({"metadata": m.metadata} if with_metadata and m.metadata else {}), **({"files": m.files} if m.files else {})} for m in page]
         more = start + limit < len(found)
         return {"ok": True, "messages": messages, "has_more": more, "response_metadata": {"next_cursor": str(start + limit) if more else ""}}
 
@@ -343,7 +359,7 @@ class SlackAPI:
 
     def api_views_open(self, args: dict) -> dict:
         view = args.get("view")
-        problem = check_view(view)
+        problem = check_view(view) or self._file_problem(view.get("blocks"))
         if problem:
             return self._invalid("views.open", problem)
         if not args.get("trigger_id"):
@@ -354,7 +370,7 @@ class SlackAPI:
 
     def api_views_update(self, args: dict) -> dict:
         view = args.get("view")
-        problem = check_view(view)
+        problem = check_view(view) or self._file_problem(view.get("blocks"))
         if problem:
             return self._invalid("views.update", problem)
         view_id = args.get("view_id")
@@ -365,7 +381,7 @@ class SlackAPI:
 
     def api_views_publish(self, args: dict) -> dict:
         view = args.get("view")
-        problem = check_view(view)
+        problem = check_view(view) or self._file_problem(view.get("blocks"))
         if problem:
             return self._invalid("views.publish", problem)
         self.home[args.get("user_id", "")] = view

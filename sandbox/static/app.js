@@ -107,8 +107,18 @@ function messageNode(m, reply) {
   node.appendChild(author);
   if (m.ephemeral) { const o = document.createElement("div"); o.className = "only-you"; o.textContent = "Only visible to you"; node.appendChild(o); }
   if (m.blocks && m.blocks.length) node.appendChild(BlockKit.render(m.blocks, { onClick: (el, ctx) => click(el, ctx, { channel: current, ts: m.ts }) }));
-  else { const t = document.createElement("div"); t.className = "text"; t.innerHTML = BlockKit.mrkdwn(m.text); node.appendChild(t); }
+  else if (m.text || !(m.files || []).length) { const t = document.createElement("div"); t.className = "text"; t.innerHTML = BlockKit.mrkdwn(m.text); node.appendChild(t); }
+  for (const f of m.files || []) node.appendChild(fileNode(f));
   return node;
+}
+
+// A shared file as Slack shows it: an image inline with its alt text, anything else as a download.
+function fileNode(f) {
+  const src = `/files/${encodeURIComponent(f.id)}`;
+  if ((f.mimetype || "").startsWith("image/")) return BlockKit.image(src, f.alt_txt || f.title || f.name, f.title);
+  const link = document.createElement("a");
+  link.className = "file-link"; link.href = src; link.download = f.name; link.textContent = `${f.title || f.name} (${f.name})`;
+  return link;
 }
 
 function renderKeys() {

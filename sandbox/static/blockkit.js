@@ -1,5 +1,5 @@
 // Renders the Block Kit Purser sends (header, section with text and fields, context,
-// divider, actions with buttons, inputs in modals) and Slack's mrkdwn, safely:
+// divider, actions with buttons, images, inputs in modals) and Slack's mrkdwn, safely:
 // everything is HTML-escaped before any formatting is applied.
 "use strict";
 
@@ -112,6 +112,13 @@ const BlockKit = (() => {
           const err = document.createElement("div"); err.className = "error"; node.appendChild(err);
           break;
         }
+        case "image": {
+          // An uploaded file (slack_file) is served by the sandbox at /files/<id>, as Slack serves its own.
+          const file = block.slack_file || {};
+          const src = file.id ? `/files/${encodeURIComponent(file.id)}` : (block.image_url || file.url || "");
+          node = image(src, block.alt_text, block.title && block.title.text);
+          break;
+        }
         default:
           node = document.createElement("div"); node.textContent = `[${block.type}]`;
       }
@@ -120,5 +127,15 @@ const BlockKit = (() => {
     return root;
   }
 
-  return { render, mrkdwn, people, channels };
+  function image(src, alt, title) {
+    const figure = document.createElement("figure"); figure.className = "bk-image";
+    if (title) { const caption = document.createElement("figcaption"); caption.textContent = title; figure.appendChild(caption); }
+    const img = document.createElement("img");
+    img.src = src; img.alt = alt || ""; if (title) img.title = title;
+    img.loading = "lazy";
+    figure.appendChild(img);
+    return figure;
+  }
+
+  return { render, mrkdwn, image, people, channels };
 })();

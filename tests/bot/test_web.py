@@ -160,7 +160,7 @@ def test_manifest_declares_every_command_the_app_handles():
     assert set(declared) == set(COMMANDS) == set(HELP)
     assert all(c["description"] and c["usage_hint"] and c["url"].endswith("/slack/events") for c in declared.values())
     # history: a retry after a crash looks for the message it may already have posted, and the leak guard reads messages
-    assert set(manifest["oauth_config"]["scopes"]["bot"]) == {"commands", "chat:write", "im:write", "users:read", "users:read.email", "channels:history", "groups:history", "im:history", "mpim:history"}
+    assert set(manifest["oauth_config"]["scopes"]["bot"]) == {"commands", "chat:write", "files:write", "im:write", "users:read", "users:read.email", "channels:history", "groups:history", "im:history", "mpim:history"}
     assert manifest["settings"]["event_subscriptions"]["bot_events"] == ["app_home_opened", "message.channels", "message.groups", "message.im", "message.mpim", "user_change", "team_join", "tokens_revoked", "app_uninstalled"]
     assert manifest["settings"]["interactivity"]["is_enabled"] is True
     assert manifest["features"]["app_home"]["home_tab_enabled"] is True

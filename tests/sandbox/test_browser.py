@@ -168,3 +168,32 @@ def test_a_key_pasted_in_general_is_revoked_in_its_thread_and_its_owner_offered_
     page.wait_for_selector(".message:has-text('A replacement for')")
     page.wait_for_selector("#key-list li[data-status='active']:has-text('dev · pasted (Dev)')")
     assert secret not in page.inner_text("#messages")  # the DMs name the key, never show it
+
+
+def share(purser: str, channel: str, filename: str, content: bytes, alt: str, title: str) -> str:
+    """A file shared in ``channel`` through the sandbox's Web API, as Purser's workers share charts; its id."""
+    api = httpx.Client(base_url=purser + "/api/", headers={"Authorization": "Bearer xoxb-sandbox"})
+    ticket = api.post("files.getUploadURLExternal", data={"filename": filename, "length": str(len(content)), "alt_txt": alt}).json()
+    assert httpx.post(ticket["upload_url"], content=content).status_code == 200
+    done = api.post("files.completeUploadExternal", data={"files": f'[{{"id": "{ticket["file_id"]}", "title": "{title}"}}]', "channel_id": channel}).json()
+    assert done["ok"], done
+    return ticket["file_id"]
+
+
+def test_a_shared_chart_shows_inline_with_its_alt_text_and_a_csv_as_a_download(purser, page):
+    from datetime import date
+
+    from bot.charts import SpendChart, describe_spend, render_spend
+
+    chart = SpendChart("Spend in prod", date(2027, 6, 1), date(2027, 7, 1), date(2027, 6, 16), {"search": [2_000_000] * 16}, [("Budget", 50_000_000)], 62_000_000)
+    png, alt = render_spend(chart), describe_spend(chart)
+    chart_id = share(purser, "C0GENERAL1", "spend.png", png, alt, "Spend in June")
+    share(purser, "C0GENERAL1", "statement-2027-06.csv", b"day,spent\n2027-06-01,2.00\n", "June's statement", "Statement for June")
+    page.goto(purser + "/")
+    channel(page, "#general")
+    img = page.wait_for_selector(f".message img[src='/files/{chart_id}']")
+    assert img.get_attribute("alt") == alt and img.get_attribute("title") == "Spend in June"
+    page.wait_for_function("document.querySelector('.message img').naturalWidth === 1000")  # the PNG itself, from the upload's bytes
+    link = page.wait_for_selector(".message a.file-link")
+    assert "statement-2027-06.csv" in link.inner_text() and link.get_attribute("download") == "statement-2027-06.csv"
+    assert httpx.get(purser + link.get_attribute("href")).content == b"day,spent\n2027-06-01,2.00\n"
