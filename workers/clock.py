@@ -26,6 +26,7 @@ class Intervals:
     expire_requests: float = 900
     wipe_reveals: float = 900
     lock_ttl: float = 30
+    check_spikes_minute: int = 5  # not an interval: the minute past every hour the spike check runs
 
 
 class Clock:
@@ -49,6 +50,9 @@ class Clock:
         ):
             self.scheduler.add_job(self._enqueue, IntervalTrigger(seconds=getattr(self.intervals, job)), args=(job, actor), id=job, replace_existing=True)
         self.scheduler.add_job(self._enqueue, CronTrigger(hour=digest_hour, minute=0), args=("post_digests", maintenance.post_digests), id="post_digests", replace_existing=True)
+        # A few minutes past each hour: the hour just ended is complete, its usage synced (SYNC_USAGE).
+        spikes = CronTrigger(minute=self.intervals.check_spikes_minute)
+        self.scheduler.add_job(self._enqueue, spikes, args=("check_spikes", maintenance.check_spikes), id="check_spikes", replace_existing=True)
         # Renew well inside the lock's lifetime so a live leader never loses it.
         self.scheduler.add_job(self._tick, IntervalTrigger(seconds=max(0.2, self.intervals.lock_ttl / 3)), id="leader_lock", replace_existing=True)
 
