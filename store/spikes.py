@@ -42,7 +42,8 @@ from sqlalchemy.orm import Session
 
 from store import audit, outbox
 from store.errors import InvalidInput, NotFound
-from store.models import ApiKey, SpikeAlert, SpikeMute
+from store.models import ApiKey
+from store.models_spikes import SpikeAlert, SpikeMute
 from store.permissions import Actor, Permission, authorize, load_workspace
 from store.spend_series import hourly
 from store.thresholds import dialect_insert

@@ -16,6 +16,7 @@ from store.db import Database
 from store.migrate import upgrade
 from store.models import Base
 import store.models_scim  # noqa: F401  (SCIM's tables are emptied between tests too)
+import store.models_spikes  # noqa: F401  (and spike alerts')
 from store.secrets import Cipher, use_cipher
 from tests.services import IN_CI, PG_URL, REDIS_URL, answering, require
 

@@ -39,7 +39,8 @@ def _budget(n: SpikeNotice) -> str:
     if n.budget_micros is None:
         return f"Project {code(n.project)} has no budget: nothing stops this spend but the workspace's cap."
     share = n.budget_spent_micros * 100 // n.budget_micros if n.budget_micros else 100
-    return f"Project {code(n.project)} has used {money(n.budget_spent_micros)} of its {n.budget_period.value} budget of {money(n.budget_micros)} ({share}%)."
+    left = max(0, n.budget_micros - n.budget_spent_micros)
+    return f"Project {code(n.project)} has used {money(n.budget_spent_micros)} of its {n.budget_period.value} budget of {money(n.budget_micros)} ({share}%); {money(left)} is left."
 
 
 def hour_span(hour: datetime) -> str:
@@ -51,10 +52,12 @@ def spike_alert(n: SpikeNotice) -> tuple[str, list[Block]]:
     hour_line = f"{money(n.spent_hour)} in the hour {hour_span(n.hour)}, {_times(n.spent_hour, n.usual_hour)} for that hour of the week"
     day_line = f"{money(n.spent_day)} in the 24 hours to then, {_times(n.spent_day, n.usual_day)} for those hours"
     first, second = (hour_line, day_line) if n.window == "hour" else (day_line, hour_line)
-    text = f"Spend spike: {_who(n).replace('`', '')} spent {money(n.spent_hour if n.window == 'hour' else n.spent_day)} in the last {n.window}, over {_multiple(n.multiple)} its usual"
+    spent, usual = (n.spent_hour, n.usual_hour) if n.window == "hour" else (n.spent_day, n.usual_day)
+    text = f"Spend spike: {_who(n).replace('`', '')} spent {money(spent)} in the last {n.window}, {_times(spent, usual)}"
+    source = "" if n.scope == "key" else f" Most of it came from key {code(n.key_name)}" + (f" of {mention(n.key_owner)}." if n.key_owner else ".")
     blocks: list[Block] = [
-        section(f"📈 *Spend spike in {code(n.workspace)}.* {_who(n)} spent {first}; alerts go out above {_multiple(n.multiple)} the usual.\nAlso: {second}."),
-        section(_budget(n) + ("" if n.scope == "key" else f" Most of it came from key {code(n.key_name)}" + (f" of {mention(n.key_owner)}." if n.key_owner else "."))),
+        section(f"📈 *Spend spike in {code(n.workspace)}.* {_who(n)} spent {first}; alerts go out above {_multiple(n.multiple)} the usual.{source}\nAlso: {second}."),
+        section(_budget(n)),
         context(f"The usual is the median of the same hours in the previous weeks. An Admin can mute spike alerts for key {code(n.key_name)}; it is not announced again while muted."),
         ActionsBlock(
             block_id=f"{MUTE_BLOCK}:{n.key_id}",

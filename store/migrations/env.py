@@ -8,6 +8,7 @@ from sqlalchemy import pool
 from store.db import make_engine
 from store.models import Base
 import store.models_scim  # noqa: F401  (its tables join Base.metadata: SCIM provisioning)
+import store.models_spikes  # noqa: F401  (and spike alerts)
 
 config = context.config
 target_metadata = Base.metadata

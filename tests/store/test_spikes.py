@@ -13,7 +13,8 @@ from sqlalchemy import select
 from store import spikes
 from store.errors import PermissionDenied
 from store.ingest import UsageIn, ingest_usage
-from store.models import Action, AlertSent, AuditEvent, SpikeMute
+from store.models import Action, AlertSent, AuditEvent
+from store.models_spikes import SpikeMute
 from store.money import parse_money
 from store.spikes import HOUR, WEEK, SpikeRule, find_spikes, judge, scoped, usual_hour
 from store.types import ActionKind, Role, Scope
