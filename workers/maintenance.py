@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from bot.blocks.digest import digest_message
 from store import alerts, digests, invitations, keys, outbox, quota_ledger, requests, rollover, spikes
+from store.errors import NotFound
 from store.models import Workspace
 from store.types import ActionKind, WorkspaceStatus, utcnow
 from workers import quota
@@ -140,7 +141,10 @@ def check_spikes(at: str | None = None) -> None:
 @dramatiq.actor(queue_name="maintenance", **RETRY_OPTIONS)
 def check_workspace_spikes(workspace_id: int, at: str) -> None:
     rt = runtime()
-    found = rt.db.run(spikes.check_spikes, workspace_id, rt.spike_rule, datetime.fromisoformat(at))
+    try:
+        found = rt.db.run(spikes.check_spikes, workspace_id, rt.spike_rule, datetime.fromisoformat(at))
+    except NotFound:  # deleted since the fan-out: nothing of it is announced any more
+        return
     if found:
         log.info("workspace %s: %d spend spike(s) in the hour to %s", workspace_id, len(found), at)
 
