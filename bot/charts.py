@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.collections import PolyCollection
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
@@ -106,6 +107,13 @@ def _png(fig: Figure, canvas: FigureCanvasAgg) -> bytes:
     return out.getvalue()
 
 
+def _bars(ax, heights: list[float], bottoms: list[float], width: float, colours: str | list[str], label: str | None = None) -> None:
+    """Bars at x = 0.5, 1.5, …: one collection rather than a patch per bar (Axes.bar), several times faster to draw."""
+    edge = (1 - width) / 2
+    boxes = [[(i + edge, b), (i + edge, b + h), (i + 1 - edge, b + h), (i + 1 - edge, b)] for i, (h, b) in enumerate(zip(heights, bottoms))]
+    ax.add_collection(PolyCollection(boxes, facecolors=colours, linewidths=0, label=label), autolim=False)
+
+
 def _style(ax) -> None:
     ax.tick_params(labelsize=TICK_SIZE)
     ax.grid(axis="y", color="#E0E0E0", linewidth=0.8)
@@ -137,12 +145,11 @@ def render_spend(chart: SpendChart) -> bytes:
         ax.set_xlim(0, days)
 
     series = folded(chart.daily, seen)
-    centres = [i + 0.5 for i in range(seen)]
     bottom = [0] * seen
     for n, (label, values) in enumerate(series):
         colour = OTHER_COLOUR if label == OTHER and n == len(series) - 1 and len(chart.daily) > MAX_SERIES else PALETTE[n % len(PALETTE)]
         heights = [v / MICROS_PER_DOLLAR for v in values]
-        bars.bar(centres, heights, width=0.8, bottom=[b / MICROS_PER_DOLLAR for b in bottom], color=colour, label=plain(label), linewidth=0)
+        _bars(bars, heights, [b / MICROS_PER_DOLLAR for b in bottom], 0.8, colour, plain(label))
         bottom = [b + v for b, v in zip(bottom, values)]
     daily_top = max(bottom, default=0)
     bars.set_ylim(0, max(daily_top, MICROS_PER_DOLLAR) / MICROS_PER_DOLLAR * 1.12)
@@ -194,7 +201,7 @@ def render_hourly(chart: HourlyChart) -> bytes:
     n = len(chart.hours)
     flagged = chart.hours.index(chart.flagged) if chart.flagged in chart.hours else None
     colours = ["#C62828" if i == flagged else "#0072B2" for i in range(n)]
-    ax.bar([i + 0.5 for i in range(n)], [s / MICROS_PER_DOLLAR for s in chart.spent], width=0.9, color=colours, linewidth=0, label="Spent in the hour")
+    _bars(ax, [s / MICROS_PER_DOLLAR for s in chart.spent], [0.0] * n, 0.9, colours, "Spent in the hour")
     if n:
         ax.step(range(n + 1), [b / MICROS_PER_DOLLAR for b in chart.baseline + chart.baseline[-1:]], where="post", color="#E69F00", linewidth=1.8, label="Usual for that hour")
     top = max(chart.spent + chart.baseline + [0])
