@@ -17,6 +17,7 @@ from bot.blocks.invitations import ACCEPT, DECLINE
 from bot.blocks.keys import REVEAL
 from bot.blocks.directory import RESTORE
 from bot.blocks.leaks import REPLACE
+from bot.blocks.spikes import MUTES
 from bot.blocks.requests import APPROVE, DENY
 from bot.parser import UsageError
 from bot.commands.registry import COMMANDS, answered_at_once
@@ -110,6 +111,8 @@ def build_app(db: Database, *, token: str, team_id: str, api_url: str, signing_s
     app.action(DECLINE)(action(interactions.decline))
     app.action(REPLACE)(action(interactions.replace))
     app.action(RESTORE)(action(interactions.restore))
+    for mute in MUTES:
+        app.action(mute)(action(interactions.mute_spikes))
 
     @app.view(DENY_FORM)
     def deny_submitted(ack, body):

@@ -16,6 +16,7 @@ from bot import texts
 from bot.blocks.common import code, lit, mention
 from bot.blocks import directory as directory_blocks
 from bot.blocks import leaks as leak_blocks
+from bot.blocks import spikes as spike_blocks
 from bot.blocks.keys import key_ready_dm
 from bot.blocks.requests import what
 from bot.context import Asker
@@ -25,7 +26,7 @@ from bot.parser import UsageError
 from bot.replies import error_text, error_words
 from bot.views.deny import deny_form, reason_of
 from bot.views.key_form import form_values, reveal_view
-from store import decisions, directory, invitations, keys, leaks, requests
+from store import decisions, directory, invitations, keys, leaks, requests, spikes
 from store.db import Database
 from store.errors import Conflict, DomainError
 from store.money import parse_money
@@ -139,6 +140,20 @@ def restore(db: Database, client: WebClient, body: dict) -> None:
 
     text, blocks = directory_blocks.suspended(*db.run(restore_and_describe), restored_by=clicker)
     _update_message(client, body, text, [b.to_dict() for b in blocks])
+
+
+def mute_spikes(db: Database, client: WebClient, body: dict) -> None:
+    """"Mute for 24 h" / "Mute for 7 days" under a spike alert: the store decides who may (Admins)."""
+    clicked = body["actions"][0]
+    hours = spike_blocks.MUTES.get(clicked.get("action_id"))
+    if hours is None:
+        raise UsageError("That button mutes for no known period.")
+    muted = db.run(spikes.mute_key, Actor.slack(body["user"]["id"]), _int(clicked.get("value")), hours)
+    # The alert stays as it was, its buttons replaced by who muted it and until when.
+    kept = [b for b in _dict(body.get("message")).get("blocks") or [] if isinstance(b, dict) and not str(b.get("block_id", "")).startswith(spike_blocks.MUTE_BLOCK)]
+    line = spike_blocks.muted_line(muted.key_name, muted.until, body["user"]["id"])
+    text = _dict(body.get("message")).get("text") or line
+    _update_message(client, body, text, [*kept, {"type": "context", "elements": [{"type": "mrkdwn", "text": line}]}])
 
 
 def accept(db: Database, client: WebClient, body: dict) -> None:

@@ -61,6 +61,30 @@ class Settings(BaseSettings):
     clock_expire_requests: float | None = Field(None, gt=0, alias="PURSER_CLOCK_EXPIRE_REQUESTS")
     clock_wipe_reveals: float | None = Field(None, gt=0, alias="PURSER_CLOCK_WIPE_REVEALS")
     clock_lock_ttl: float | None = Field(None, gt=0, alias="PURSER_CLOCK_LOCK_TTL")
+    # Not seconds: the minute past each hour the spike check runs (the hour just ended is complete by then).
+    clock_check_spikes_minute: int | None = Field(None, ge=0, le=59, alias="PURSER_CLOCK_CHECK_SPIKES_MINUTE")
+
+    # Spike alerts (store/spikes.py): spend above this multiple of its usual for the hour of the
+    # week, the usual being the median of that hour over this many weeks before, and the floors
+    # under the usual (an amount: "$1", "0.5") so a key that usually spends nothing is not
+    # announced for cents.
+    spike_multiple: float = Field(3, gt=1, alias="PURSER_SPIKE_MULTIPLE")
+    spike_weeks: int = Field(4, ge=1, le=12, alias="PURSER_SPIKE_WEEKS")
+    spike_hour_floor: int = Field(1_000_000, alias="PURSER_SPIKE_HOUR_FLOOR")
+    spike_day_floor: int = Field(5_000_000, alias="PURSER_SPIKE_DAY_FLOOR")
+
+    @field_validator("spike_hour_floor", "spike_day_floor", mode="before")
+    @classmethod
+    def _money(cls, value: object) -> object:
+        if isinstance(value, str):  # as people type amounts; micro-dollars from here on
+            from store.errors import DomainError
+            from store.money import parse_money
+
+            try:
+                return parse_money(value)
+            except DomainError as exc:
+                raise ValueError(exc.message) from None
+        return value
 
     # Gateways: the proxies whose X-Forwarded-For / X-Real-IP are believed, and the
     # bearer tokens that may report usage (comma-separated, so one can be rotated out).

@@ -17,6 +17,7 @@ from purser.settings import Settings, get_settings
 from store import outbox, pricing, secrets
 from store.db import Database
 from store.errors import InvalidInput
+from store.spikes import SpikeRule
 
 if TYPE_CHECKING:
     import dramatiq
@@ -122,9 +123,13 @@ def runtime(settings: Settings, db: Database, *, slack_client: Slack | None = No
     client = slack_client or slack(db, settings)
     intervals = Intervals(**settings.clock_intervals())
     polls = (max(1, int(intervals.poll_leases)), max(1, int(intervals.sync_usage)))
-    rt = Runtime(db=db, slack=client, make_provider=providers(settings), poll_intervals=polls, team_id=settings.slack_team_id)
+    rt = Runtime(db=db, slack=client, make_provider=providers(settings), poll_intervals=polls, team_id=settings.slack_team_id, spike_rule=spike_rule(settings))
     rt.commands = Answers(db, catalog=model_catalog(rt))  # /ai-models reads the providers' catalogs through the runtime
     return rt
+
+
+def spike_rule(settings: Settings) -> SpikeRule:
+    return SpikeRule(settings.spike_multiple, settings.spike_weeks, settings.spike_hour_floor, settings.spike_day_floor)
 
 
 def workers_runtime(settings: Settings) -> None:

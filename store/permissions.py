@@ -26,6 +26,7 @@ class Permission(enum.StrEnum):
     VIEW_AUDIT = "view_audit"  # view, verify and export the audit log
     DELETE_WORKSPACE = "delete_workspace"
     MANAGE_MODEL_POLICY = "manage_model_policy"  # which models, providers, zero data retention (store.policy)
+    MUTE_SPIKES = "mute_spikes"  # silence a key's spike alerts for a while (store.spikes)
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,8 @@ MATRIX: dict[Permission, Rule] = {
     Permission.DELETE_WORKSPACE: Rule(frozenset({A})),
     # the seed's "policy" is an Admin's; a Developer asks for a model outside it (/ai-models request)
     Permission.MANAGE_MODEL_POLICY: Rule(frozenset({A}), may_request=frozenset({D})),
+    # not in the seed: an alert the workspace relies on is silenced by those who answer for its spend
+    Permission.MUTE_SPIKES: Rule(frozenset({A})),
 }
 
 _WHAT = {
@@ -67,6 +70,7 @@ _WHAT = {
     Permission.VIEW_AUDIT: "view the audit log",
     Permission.DELETE_WORKSPACE: "delete the workspace",
     Permission.MANAGE_MODEL_POLICY: "change which models the workspace's keys may call",
+    Permission.MUTE_SPIKES: "mute spike alerts",
 }
 
 

@@ -35,7 +35,7 @@ class Crossing:
         return f"{what} has used {self.threshold}% ({format_money(self.spent_micros)} of {format_money(self.limit_micros)})"
 
 
-def _dialect_insert(s: Session):
+def dialect_insert(s: Session):
     return postgresql.insert if s.get_bind().dialect.name == "postgresql" else sqlite.insert
 
 
@@ -47,7 +47,7 @@ def record_crossings(s: Session, crossings: list[Crossing], workspace_id, kind, 
     crossed = [t for t in sorted(thresholds) if before * 100 < t * limit <= spent_after * 100]
     if not crossed:
         return
-    insert = _dialect_insert(s)
+    insert = dialect_insert(s)
     rows = [
         {"budget_kind": kind, "budget_id": budget_id, "period_start": start, "threshold": t, "workspace_id": workspace_id, "spent_micros": spent_after, "limit_micros": limit}
         for t in crossed

@@ -156,6 +156,7 @@ class ActionKind(enum.StrEnum):
     APPLY_BUDGET = "apply_budget"
     APPLY_CAP = "apply_cap"
     POST_ALERT = "post_alert"
+    POST_SPIKE = "post_spike"  # spend far above its usual for the hour of the week: the alerts channel told, with a chart
     ANNOUNCE_ROLLOVER = "announce_rollover"
     REQUEST_OPENED = "request_opened"
     REQUEST_DECIDED = "request_decided"

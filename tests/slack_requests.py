@@ -70,7 +70,8 @@ class SlackSender:
     def interaction(self, payload: dict) -> httpx.Response:
         return self.post(urlencode({"payload": json.dumps(payload)}).encode())
 
-    def click(self, user: str, action_id: str, value: str, *, channel: str | None = None, message_ts: str | None = None, view: dict | None = None) -> httpx.Response:
+    def click(self, user: str, action_id: str, value: str, *, channel: str | None = None, message_ts: str | None = None, view: dict | None = None, blocks: list[dict] | None = None) -> httpx.Response:
+        """A button clicked; ``blocks``: the message's blocks, which Slack sends with a click in a message."""
         payload = {
             "type": "block_actions",
             "team": {"id": self.team_id, "domain": "purser"},
@@ -82,7 +83,7 @@ class SlackSender:
         if channel:
             payload["channel"] = {"id": channel}
             payload["container"] = {"type": "message", "channel_id": channel, "message_ts": message_ts}
-            payload["message"] = {"ts": message_ts}
+            payload["message"] = {"ts": message_ts} if blocks is None else {"ts": message_ts, "blocks": blocks}
         if view is not None:
             payload["view"] = view
             payload["container"] = {"type": "view", "view_id": view.get("id", "V0")}

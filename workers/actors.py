@@ -13,7 +13,7 @@ import dramatiq
 from store import outbox
 from store.types import ActionKind, utcnow
 from workers.broker import RETRY_OPTIONS
-from workers.handlers import budgets, charts, directory, keys, leaks, linked, messages, scim, statements
+from workers.handlers import budgets, charts, directory, keys, leaks, linked, messages, scim, spikes, statements
 from workers.perform import Handler, perform
 from workers.runtime import runtime
 
@@ -36,6 +36,7 @@ HANDLERS: dict[ActionKind, Handler] = {
     ActionKind.APPLY_BUDGET: linked.rebalance_leases,
     ActionKind.APPLY_CAP: linked.apply_cap,
     ActionKind.POST_ALERT: budgets.post_alert,
+    ActionKind.POST_SPIKE: spikes.post_spike,
     ActionKind.ANNOUNCE_ROLLOVER: budgets.announce_rollover,
     ActionKind.REQUEST_OPENED: messages.request_opened,
     ActionKind.REQUEST_DECIDED: messages.request_decided,

@@ -32,6 +32,7 @@ class Intervals:
     expire_requests: float = 900
     wipe_reveals: float = 900
     lock_ttl: float = 30
+    check_spikes_minute: int = 5  # not an interval: the minute past every hour the spike check runs
 
 
 class Clock:
@@ -58,6 +59,9 @@ class Clock:
         # Hours after midnight, so spend recorded just after the month ended is still the month's;
         # daily rather than on the 1st alone, since a scheduler that was down then does not run it later.
         self.scheduler.add_job(self._enqueue, CronTrigger(hour=statement_hour, minute=0), args=("post_statements", maintenance.post_statements), id="post_statements", replace_existing=True)
+        # A few minutes past each hour: the hour just ended is complete, its usage synced (SYNC_USAGE).
+        spikes = CronTrigger(minute=self.intervals.check_spikes_minute)
+        self.scheduler.add_job(self._enqueue, spikes, args=("check_spikes", maintenance.check_spikes), id="check_spikes", replace_existing=True)
         # Renew well inside the lock's lifetime so a live leader never loses it.
         self.scheduler.add_job(self._tick, IntervalTrigger(seconds=max(0.2, self.intervals.lock_ttl / 3)), id="leader_lock", replace_existing=True)
 

@@ -10,7 +10,8 @@ from dramatiq import Retry
 from sqlalchemy import select
 
 from bot.blocks.digest import digest_message
-from store import alerts, digests, invitations, keys, outbox, quota_ledger, requests, rollover, statements
+from store import alerts, digests, invitations, keys, outbox, quota_ledger, requests, rollover, spikes, statements
+from store.errors import NotFound
 from store.models import Workspace
 from store.permissions import Actor
 from store.types import ActionKind, WorkspaceStatus, utcnow
@@ -153,4 +154,25 @@ def close_statement(workspace_id: int, month: str) -> None:
     runtime().db.run(statements.close_statement, Actor.operator("clock"), workspace_id, statements.parse_month(month))
 
 
-ACTORS = [sweep_outbox, sync_usage, poll_leases, sync_directory, evaluate_thresholds, roll_over_periods, expire_requests, wipe_reveals, post_digests, post_digest, post_statements, close_statement]
+@dramatiq.actor(queue_name="maintenance", max_retries=3)
+def check_spikes(at: str | None = None) -> None:
+    """Hourly, a few minutes past: each workspace's check of the hour just ended, one actor each."""
+    with runtime().db.session() as s:
+        live = list(s.scalars(select(Workspace.id).where(Workspace.status != WorkspaceStatus.DELETED).order_by(Workspace.id)))
+    at = at or utcnow().isoformat()  # every workspace judges the same hour, however long the fan-out takes
+    for workspace_id in live:
+        check_workspace_spikes.send(workspace_id, at)
+
+
+@dramatiq.actor(queue_name="maintenance", **RETRY_OPTIONS)
+def check_workspace_spikes(workspace_id: int, at: str) -> None:
+    rt = runtime()
+    try:
+        found = rt.db.run(spikes.check_spikes, workspace_id, rt.spike_rule, datetime.fromisoformat(at))
+    except NotFound:  # deleted since the fan-out: nothing of it is announced any more
+        return
+    if found:
+        log.info("workspace %s: %d spend spike(s) in the hour to %s", workspace_id, len(found), at)
+
+
+ACTORS = [sweep_outbox, sync_usage, poll_leases, sync_directory, evaluate_thresholds, roll_over_periods, expire_requests, wipe_reveals, post_digests, post_digest, post_statements, close_statement, check_spikes, check_workspace_spikes]

@@ -11,6 +11,7 @@ from typing import Any, Callable, Protocol
 
 from bot.slack_client import Slack
 from store.db import Database
+from store.spikes import SpikeRule
 from workers.providers import local_only
 from workers.providers.base import KeyProvider
 
@@ -37,6 +38,8 @@ class Runtime:
     poll_intervals: tuple[int, int] = (15, 300)
     #: the Slack team this install serves (the directory sync reads its users)
     team_id: str = "local"
+    #: what counts as a spend spike (the settings' PURSER_SPIKE_*)
+    spike_rule: SpikeRule = field(default_factory=SpikeRule)
 
     def provider(self, name: str) -> KeyProvider:
         if name not in self.providers:

@@ -10,6 +10,7 @@ from store.models import Base
 import store.models_scim  # noqa: F401  (its tables join Base.metadata: SCIM provisioning)
 import store.models_spend  # noqa: F401  (spend per hour, key and model)
 import store.models_statements  # noqa: F401  (the closed monthly statements)
+import store.models_spikes  # noqa: F401  (and spike alerts)
 
 config = context.config
 target_metadata = Base.metadata

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from store import audit, budgets, credits, invitations, keys, members, policy, requests, usage_reports, workspace_deletion, workspaces
+from store import audit, budgets, credits, invitations, keys, members, policy, requests, spikes, usage_reports, workspace_deletion, workspaces
 from store.db import Database
 from store.errors import PermissionDenied
 from store.models import ApiKey, AuditEvent, Base, Request
@@ -45,6 +45,8 @@ SEED: dict[Permission, tuple[str, str, str, str]] = {
     Permission.DELETE_WORKSPACE:  (YES,   NO,        NO,     NO),
     # the seed's "policy", for models: set by Admins, asked for by Developers
     Permission.MANAGE_MODEL_POLICY: (YES, ASK,       NO,     NO),
+    # not in the seed: silencing a key's spike alerts, from the alert's buttons
+    Permission.MUTE_SPIKES:       (YES,   NO,        NO,     NO),
 }  # fmt: skip
 
 
@@ -212,6 +214,7 @@ OPS: dict[str, Op] = {
     "require zero data retention for a project": Op(
         Permission.MANAGE_MODEL_POLICY, "model_policy.zdr", lambda db, w: db.run(policy.set_zdr, w.me, w.ws, True, project="search")
     ),
+    "mute a key's spike alerts": Op(Permission.MUTE_SPIKES, "spike.mute", lambda db, w: db.run(spikes.mute_key, w.me, w.other_key, 24)),
     "delete the workspace": Op(
         Permission.DELETE_WORKSPACE, "workspace.delete", lambda db, w: db.run(workspace_deletion.delete_workspace, w.me, w.ws, force=True)
     ),
