@@ -49,7 +49,8 @@ def period_spend(s: Session, workspace_id: int, w: Window, by: By = By.PROJECT, 
     today = min(max(w.now, w.since), w.until - timedelta(microseconds=1)).date()
     limits = [] if member_id is not None else _limits(s, ws, _PERIOD_OF.get(w.name), project_id)
     spent = sum(sum(days) for days in series.values())
-    forecast = _forecast(series, spent, w, today, end) if w.since <= w.now < w.until else None
+    # A period under way heads somewhere; a rolling window (the last N days) ends now and has no end to forecast.
+    forecast = _forecast(series, spent, w, today, end) if w.name in _PERIOD_OF and w.since <= w.now < w.until else None
     return PeriodSpend(title or f"{ws.slug} · spend by {by.value}, {w.describe()}", w.since.date(), end, today, series, limits, forecast)
 
 

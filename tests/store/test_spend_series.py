@@ -160,3 +160,30 @@ def test_the_migration_fills_the_hours_from_the_events_already_recorded(db, shop
         after = sorted(tuple(r) for r in s.execute(select(SpendHour.workspace_id, SpendHour.hour, SpendHour.key_id, SpendHour.model, SpendHour.amount_micros, SpendHour.events, SpendHour.prompt_tokens)))
         assert s.execute(text("SELECT count(*) FROM spend_hours")).scalar() == len(before)
     assert after == before
+
+
+def test_a_charts_figures_carry_the_periods_budgets_and_cap_and_a_forecast_only_while_it_runs(db, shop):
+    from store import budgets
+    from store.chart_data import period_spend
+    from store.spend_series import Window
+
+    ws, ann, _, _, keys = shop
+    db.run(budgets.set_project_budget, f.OPERATOR, ws, "search", USD("$300"), "monthly")
+    db.run(budgets.set_workspace_cap, f.OPERATOR, ws, USD("$900"), "monthly")
+    first = datetime(2028, 2, 1, tzinfo=UTC)  # a leap-year February: 29 days
+    db.run(ingest_usage, [ev(keys["ann-search"], USD("$10"), f"d{d}", first + timedelta(days=d, hours=12)) for d in range(10)], first + timedelta(days=10))
+    now = first + timedelta(days=9, hours=18)  # the 10th, three quarters through
+    ann_id = f.member_id(db, ws, ann)
+    with db.session() as s:
+        month = period_spend(s, ws, window("month", now), By.PROJECT)
+        mine = period_spend(s, ws, window("month", now), By.PROJECT, member_id=ann_id)
+        rolling = period_spend(s, ws, Window("last 7 days", now - timedelta(days=7), now + timedelta(hours=1), now), By.PROJECT)
+        over = period_spend(s, ws, window("last-month", datetime(2028, 3, 2, tzinfo=UTC)), By.PROJECT)
+    assert (month.start, month.end, month.today) == (first.date(), datetime(2028, 3, 1).date(), datetime(2028, 2, 10).date())
+    assert month.daily == {"search": [USD("$10")] * 10} and month.total_micros == USD("$100")
+    assert month.limits == [("spending cap", USD("$900")), ("search budget", USD("$300"))]
+    # $10 a day for the last seven days (today counts for the 0.75 of it gone by), over the 19.25 days left
+    assert month.forecast_micros == USD("$100") + int(USD("$70") / 6.75 * 19.25)
+    assert mine.limits == [] and mine.total_micros == USD("$100")  # a member's own spend is not measured against the workspace's limits
+    assert rolling.forecast_micros is None and rolling.limits == []
+    assert over.forecast_micros is None and over.today == datetime(2028, 2, 29).date() and len(over.daily["search"]) == 29
