@@ -83,7 +83,9 @@ def folded(daily: dict[str, list[int]], days: int) -> list[tuple[str, list[int]]
 def _legend(label: str, most: int = 22) -> str:
     # The legend sits in the margin right of the bars: a longer label would run off the image
     # (the alt text names every series in full).
-    return label if len(label) <= most else label[: most - 1] + "…"
+    label = label if len(label) <= most else label[: most - 1] + "…"
+    # matplotlib leaves a label starting with "_" out of the legend; a model may be named so.
+    return "\u200b" + label if label.startswith("_") else label
 
 
 def render_spend(chart: SpendChart) -> bytes:

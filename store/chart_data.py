@@ -74,8 +74,9 @@ def _forecast(series: dict[str, list[int]], spent: int, w: Window, today: date, 
     days = len(next(iter(series.values())))
     totals = [sum(v[n] for v in series.values()) for n in range(days)]
     taken = totals[-RATE_DAYS:]
-    elapsed = (len(taken) - 1) + (w.now - period_start(Period.DAILY, w.now)).total_seconds() / 86400
-    if elapsed <= 0 or not any(taken):
+    # At least a day: on the 1st, a dollar spent by half past midnight is not $48 a day.
+    elapsed = max(1.0, (len(taken) - 1) + (w.now - period_start(Period.DAILY, w.now)).total_seconds() / 86400)
+    if not any(taken):
         return spent
     rate = sum(taken) / elapsed
     left = (datetime.combine(end, datetime.min.time(), tzinfo=w.now.tzinfo) - w.now).total_seconds() / 86400

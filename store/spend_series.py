@@ -125,11 +125,11 @@ def breakdown(s: Session, workspace_id: int, since: datetime, until: datetime, b
         amount, events, prompt, completion = (int(v or 0) for v in row[-4:])
         if by is By.KEY:
             name, prefix, owner = row[0], row[1], row[2]
-            out.append(Slice(f"{name} ({prefix}…)", amount, events, prompt, completion, member=owner))
+            out.append(Slice(_series_label(by, [name, prefix]), amount, events, prompt, completion, member=owner))
         elif by is By.MEMBER:
             out.append(Slice(row[0], amount, events, prompt, completion, member=row[0]))
         elif by is By.MODEL:
-            out.append(Slice(row[0] or NO_MODEL, amount, events, prompt, completion))
+            out.append(Slice(_series_label(by, [row[0]]), amount, events, prompt, completion))
         else:
             out.append(Slice(row[0], amount, events, prompt, completion))
     return sorted(out, key=lambda r: (-r.amount_micros, r.label))
@@ -137,8 +137,8 @@ def breakdown(s: Session, workspace_id: int, since: datetime, until: datetime, b
 
 def daily(s: Session, workspace_id: int, w: Window, by: By = By.PROJECT, *, member_id: int | None = None, project_id: int | None = None) -> dict[str, list[int]]:
     """Spend per label and UTC day from the window's first day to its last day under way, for a chart."""
-    labels = _label_columns(by)[:1]
-    hours = select(SpendHour.hour, *labels, SpendHour.amount_micros).select_from(SpendHour)
+    labels = _label_columns(by)[:2]  # a key's name and prefix: two keys may share a name
+    hours = select(SpendHour.hour, SpendHour.amount_micros, *labels).select_from(SpendHour)
     hours = _joined(hours, by, member_id).where(SpendHour.workspace_id == workspace_id, SpendHour.hour >= w.since, SpendHour.hour < w.until)
     if project_id is not None:
         hours = hours.where(SpendHour.project_id == project_id)
@@ -148,12 +148,18 @@ def daily(s: Session, workspace_id: int, w: Window, by: By = By.PROJECT, *, memb
     out: dict[str, list[int]] = {}
     # Hours are summed into days here rather than by the database: the two databases name
     # "the day of" differently, and a month is at most 744 hours a label.
-    for hour, label, amount in s.execute(hours):
+    for hour, amount, *named in s.execute(hours):
         n = (hour.date() - first).days
         if 0 <= n < width:
-            label = label or (NO_MODEL if by is By.MODEL else NO_PROJECT)
-            out.setdefault(label, [0] * width)[n] += amount
+            out.setdefault(_series_label(by, named), [0] * width)[n] += amount
     return out
+
+
+def _series_label(by: By, named: list) -> str:
+    """The label a series of ``daily`` goes by: the same one ``breakdown`` gives its row."""
+    if by is By.KEY:
+        return f"{named[0]} ({named[1]}…)"
+    return named[0] or (NO_MODEL if by is By.MODEL else NO_PROJECT)
 
 
 def hourly(s: Session, workspace_id: int, since: datetime, until: datetime) -> list[tuple[datetime, int, int | None, int]]:

@@ -35,7 +35,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from fractions import Fraction
-from typing import Mapping
+from typing import Callable, Mapping
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -207,6 +207,20 @@ def muted_keys(s: Session, workspace_id: int, now: datetime) -> set[int]:
     return set(s.scalars(stmt))
 
 
+def lineage(s: Session, workspace_id: int) -> Callable[[int], int]:
+    """Each key id → the newest key rotated from it (itself when it was never rotated)."""
+    successor = dict(s.execute(select(ApiKey.rotated_from_id, ApiKey.id).where(ApiKey.workspace_id == workspace_id, ApiKey.rotated_from_id.is_not(None))).all())
+
+    def newest(key_id: int) -> int:
+        seen = {key_id}
+        while key_id in successor and successor[key_id] not in seen:
+            key_id = successor[key_id]
+            seen.add(key_id)
+        return key_id
+
+    return newest
+
+
 def _in_spell(s: Session, workspace_id: int, hour: datetime) -> set[tuple[Scope, int]]:
     stmt = select(SpikeAlert.scope, SpikeAlert.scope_id).where(SpikeAlert.workspace_id == workspace_id, SpikeAlert.hour > hour - SPELL, SpikeAlert.hour <= hour)
     return {(Scope(scope), scope_id) for scope, scope_id in s.execute(stmt)}
@@ -216,8 +230,12 @@ def check_spikes(s: Session, workspace_id: int, rule: SpikeRule, now: datetime) 
     """Announce the spikes of one workspace in the hour just ended at ``now``; returns those announced."""
     ws = load_workspace(s, workspace_id, lock=True)  # one check of a workspace at a time
     hour = last_complete_hour(now)
-    muted = muted_keys(s, ws.id, now)
-    series = scoped(hourly(s, ws.id, rule.since(hour), hour + HOUR), muted)
+    # A rotated key's history is its successor's: the new key is the same workload under a new
+    # secret, and judged from nothing it would look like a spike the hour after every rotation.
+    newest = lineage(s, ws.id)
+    muted = {newest(k) for k in muted_keys(s, ws.id, now)}
+    rows = [(at, newest(key_id), project_id, amount) for at, key_id, project_id, amount in hourly(s, ws.id, rule.since(hour), hour + HOUR)]
+    series = scoped(rows, muted)
     spell = _in_spell(s, ws.id, hour)
     announced = []
     for spike in find_spikes(series, hour, rule, muted):

@@ -25,13 +25,27 @@ def usd(micros: int) -> str:
     return f"{'-' if micros < 0 else ''}{whole}.{rest:06d}"
 
 
+#: what a spreadsheet reads as the start of a formula in a cell
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def inert(text: str) -> str:
+    """A cell people typed (a model name a gateway passed on, a top-up note) as text, never a formula.
+
+    A spreadsheet runs a cell starting with = + - @ as a formula (OWASP's CSV injection); a
+    leading ' makes it show the text as written.
+    """
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
+
+
 def statement_csv(st: Statement) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(COLUMNS)
 
     def row(kind: str, when: str = "", project: str = "", member: str = "", key: str = "", model: str = "", note: str = "", micros: int | None = None, events: int | str = "") -> None:
-        writer.writerow((kind, when, project, member, key, model, note, "" if micros is None else usd(micros), "" if micros is None else micros, events))
+        texts = (inert(t) for t in (project, member, key, model, note))
+        writer.writerow((kind, when, *texts, "" if micros is None else usd(micros), "" if micros is None else micros, events))
 
     start = f"{st.start:%Y-%m-%d}"
     opening_note = "" if st.opening_micros is not None else "the pool was not funded"

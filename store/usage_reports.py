@@ -13,10 +13,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from store.errors import InvalidInput, NotFound, PermissionDenied
-from store.models import Project
-from store.permissions import Actor, Permission, authorize, load_workspace, membership
+from store.models import Project, Workspace
+from store.permissions import Actor, Permission, authorize, can, load_workspace, membership
 from store.spend_series import By, Slice, Window, breakdown, window
-from store.types import utcnow
+from store.types import WorkspaceStatus, utcnow
 
 
 @dataclass(frozen=True)
@@ -83,3 +83,18 @@ def usage_report(
     member_id = me.id if own_only and me is not None else None
     rows = breakdown(s, ws.id, w.since, w.until, split, member_id=member_id, project_id=project_id)
     return UsageReport("yours" if own_only else "workspace", ws.id, ws.slug, w, split, sum(r.amount_micros for r in rows), rows, member_id, project and project.strip().lower(), project_id)
+
+
+def viewpoint(s: Session, actor: Actor, workspace_id: int) -> tuple[bool, int] | None:
+    """(sees the whole workspace's spend, member id) for an active member of a live workspace, else None.
+
+    For work done later on someone's behalf (a chart a worker draws): it reads their standing
+    as it is now and audits nothing — they asked nothing now, so there is nothing to deny.
+    """
+    ws = s.get(Workspace, workspace_id)
+    if ws is None or ws.status is WorkspaceStatus.DELETED:
+        return None
+    me = membership(s, actor, ws.id)
+    if me is None:
+        return None
+    return can(me.role, Permission.VIEW_ALL_USAGE), me.id

@@ -151,7 +151,10 @@ def post_statements() -> None:
 @dramatiq.actor(queue_name="maintenance", **RETRY_OPTIONS)
 def close_statement(workspace_id: int, month: str) -> None:
     """Close one workspace's statement of ``month``; the post_statement action it emits sends it (workers.handlers.statements)."""
-    runtime().db.run(statements.close_statement, Actor.operator("clock"), workspace_id, statements.parse_month(month))
+    try:
+        runtime().db.run(statements.close_statement, Actor.operator("clock"), workspace_id, statements.parse_month(month))
+    except NotFound:  # deleted since the fan-out: a deleted workspace's month is not closed, and retrying will not change that
+        log.info("workspace %s was deleted before its statement for %s closed", workspace_id, month)
 
 
 @dramatiq.actor(queue_name="maintenance", max_retries=3)

@@ -27,6 +27,10 @@ PERMANENT: dict[str, tuple[str, str]] = {
 }
 
 
+#: errors that mean one person cannot be reached: a message to several people skips them, and the rest still get it
+PERSON_UNREACHABLE = frozenset({"user_not_found", "user_disabled", "cannot_dm_bot"})
+
+
 def explain(error: str) -> str:
     """One plain sentence about a Slack error, with its fix and the code to search for."""
     what, fix = PERMANENT.get(error, ("Slack refused the call", "try again later; if it keeps failing, tell the operator"))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from bot import texts
 from bot.blocks.common import code, lit, mention, money
 from bot.parser import WORKSPACE_OPTIONS, UsageError, parse
@@ -71,12 +73,19 @@ def chart_request(report: usage_reports.UsageReport, asker: Asker, days: int | N
     }
 
 
+#: a Slack user id, as opposed to the e-mail a member invited by address is known by until they join
+SLACK_USER = re.compile(r"^[UW][A-Z0-9]{2,}$")
+
+
+def _who(member: str | None) -> str:
+    return mention(member) if member and SLACK_USER.match(member) else lit(member or "someone", 80)
+
+
 def _label(by: By, r) -> str:
     if by is By.MEMBER:
-        return mention(r.member) if r.member and r.member.startswith(("U", "W")) else lit(r.label, 80)
+        return _who(r.member)
     if by is By.KEY:
-        owner = mention(r.member) if r.member and r.member.startswith(("U", "W")) else lit(r.member or "", 80)
-        return f"{code(r.label)} · {owner}"
+        return f"{code(r.label)} · {_who(r.member)}"
     return code(r.label)
 
 

@@ -187,3 +187,15 @@ def test_a_charts_figures_carry_the_periods_budgets_and_cap_and_a_forecast_only_
     assert mine.limits == [] and mine.total_micros == USD("$100")  # a member's own spend is not measured against the workspace's limits
     assert rolling.forecast_micros is None and rolling.limits == []
     assert over.forecast_micros is None and over.today == datetime(2028, 2, 29).date() and len(over.daily["search"]) == 29
+
+
+def test_the_forecast_on_the_first_morning_of_a_month_takes_at_least_a_day(db, shop):
+    from store.chart_data import period_spend
+
+    ws, _, _, _, keys = shop
+    now = datetime(2027, 1, 1, 0, 30, tzinfo=UTC)  # new year, half an hour in
+    db.run(ingest_usage, [ev(keys["bob-free"], USD("$1"), "early", now - timedelta(minutes=20))], now)
+    with db.session() as s:
+        data = period_spend(s, ws, window("month", now), By.PROJECT)
+    # $1 a day for the 30.98 days left, not $48 a day
+    assert data.forecast_micros == USD("$1") + int(USD("$1") / 1.0 * (31 - 0.5 / 24))

@@ -16,10 +16,10 @@ from bot.context import Asker
 from bot.home import home_view
 from store import outbox, usage_reports
 from store.chart_data import period_spend
-from store.errors import DomainError
 from store.spend_series import By, window
 from store.outbox import Claimed
 from store.permissions import Actor
+from store.types import utcnow
 from workers.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -27,12 +27,14 @@ log = logging.getLogger(__name__)
 
 def usage_chart(rt: Runtime, a: Claimed) -> None:
     p = a.payload
-    try:
-        report = rt.db.run(usage_reports.usage_report, Actor.slack(p["user"]), a.workspace_id, project=p.get("project"), mine=p.get("mine", False), days=p.get("days"), period=p.get("period") or "month", by=p.get("by", "project"))
-    except DomainError as exc:  # the asker left, or lost the role, since asking: nothing to draw for them
-        log.info("usage chart for %s not drawn: %s", p["user"], exc)
+    asker = Actor.slack(p["user"])
+    standing = rt.db.run(usage_reports.viewpoint, asker, a.workspace_id)
+    if standing is None or (not p.get("mine") and not standing[0]):
+        # They left, or lost the role that let them see what they asked for, since asking.
+        log.info("usage chart for %s not drawn: they no longer see that spend", p["user"])
         rt.db.run(outbox.complete, a.id)
         return
+    report = rt.db.run(usage_reports.usage_report, asker, a.workspace_id, project=p.get("project"), mine=p.get("mine", False), days=p.get("days"), period=p.get("period") or "month", by=p.get("by", "project"))
     data = rt.db.run(period_spend, report.workspace_id, report.window, report.by, member_id=report.member_id, project_id=report.project_id)
     if rt.slack is not None:
         chart = spend_chart(data)
@@ -42,16 +44,23 @@ def usage_chart(rt: Runtime, a: Claimed) -> None:
 
 
 def home_chart(rt: Runtime, a: Claimed) -> None:
-    """This hour's chart for one person's App Home (uploaded privately, shown by its file id), then the Home again."""
+    """This hour's chart for one person's App Home (uploaded privately, shown by its file id), then the Home again.
+
+    The chart is the one its ref names — the whole workspace's or the member's own keys' —
+    and is drawn only while the person still has that view: a demoted Admin's request
+    must not file their own spend as the workspace's, nor a promoted-then-demoted
+    Developer's the workspace's as their own.
+    """
     p = a.payload
-    if rt.slack is None:
+    asker = Asker(p["team"], p["user"])
+    standing = rt.db.run(usage_reports.viewpoint, asker.actor, a.workspace_id)
+    whole = p["ref"].split(":")[2] == "all"
+    if rt.slack is None or standing is None or standing[0] != whole:
         rt.db.run(outbox.complete, a.id)
         return
-    asker = Asker(p["team"], p["user"])
-    report = rt.db.run(usage_reports.usage_report, asker.actor, a.workspace_id, period="month", by="project")
-    data = rt.db.run(period_spend, report.workspace_id, report.window, report.by, member_id=report.member_id)
+    data = rt.db.run(period_spend, a.workspace_id, window("month", utcnow()), By.PROJECT, member_id=None if whole else standing[1])
     chart = spend_chart(data)
-    rt.slack.upload(p["ref"], None, filename=f"purser-{report.workspace}-home.png", content=render_spend(chart), alt_text=describe_spend(chart), title=data.title)
+    rt.slack.upload(p["ref"], None, filename=f"purser-home-{a.workspace_id}.png", content=render_spend(chart), alt_text=describe_spend(chart), title=data.title)
     rt.slack.client.views_publish(user_id=asker.user_id, view=home_view(rt.db, asker))
     rt.db.run(outbox.complete, a.id)
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
+from slack_sdk.errors import SlackApiError
+
 from bot.blocks.statement import file_name, statement_chart, statement_message
 from bot.charts import describe_spend, render_spend
 from store import outbox
@@ -19,6 +21,7 @@ from store.statement_csv import statement_csv
 from store.statements import build_statement, month_name, parse_month, recipients
 from store.outbox import Claimed
 from workers.runtime import Runtime
+from workers.slack_errors import PERSON_UNREACHABLE, explain
 
 log = logging.getLogger(__name__)
 
@@ -41,18 +44,27 @@ def post_statement(rt: Runtime, a: Claimed) -> None:
     except Exception:
         log.exception("the chart of %s's statement for %s could not be drawn; sending the statement without it", st.workspace, month_name(month))
     text, blocks = statement_message(st)
+    reached = []
     for user in to:
-        rt.slack.dm(f"{ref}:to:{user}", user, text, blocks)
+        try:
+            rt.slack.dm(f"{ref}:to:{user}", user, text, blocks)
+            reached.append(user)
+        except SlackApiError as exc:  # one deactivated Admin must not keep the statement from the others
+            if exc.response.get("error") not in PERSON_UNREACHABLE:
+                raise
+            log.warning("%s's statement for %s not sent to %s: %s", st.workspace, month_name(month), user, explain(exc.response.get("error")))
     title = f"Statement for {st.workspace}, {month_name(month)}"
     failed: Exception | None = None
     uploads = [("chart", png, "png", alt or "")] if png is not None else []
     uploads.append(("csv", statement_csv(st).encode(), "csv", f"{title}: every line item as CSV"))
     for part, content, ext, alt_text in uploads:
-        try:
-            rt.slack.upload_dm(f"{ref}:{part}", to, filename=file_name(st, ext), content=content, alt_text=alt_text, title=title)
-        except Exception as exc:  # the next one still goes; the action is retried for this one (the text and what went are not sent again)
-            log.warning("the %s of %s's statement for %s was not uploaded: %s", part, st.workspace, month_name(month), exc)
-            failed = failed or exc
+        # One upload a person, so a DM Slack refuses for one of them costs no one else the file.
+        for user in reached:
+            try:
+                rt.slack.upload_dm(f"{ref}:{part}:{user}", [user], filename=file_name(st, ext), content=content, alt_text=alt_text, title=title)
+            except Exception as exc:  # the next one still goes; the action is retried for this one (the text and what went are not sent again)
+                log.warning("the %s of %s's statement for %s was not uploaded for %s: %s", part, st.workspace, month_name(month), user, exc)
+                failed = failed or exc
     if failed is not None:
         raise failed
     rt.db.run(outbox.complete, a.id)
