@@ -25,7 +25,7 @@ PERIODS = tuple(period.value for period in TRACKED)
 
 
 class EventRow(NamedTuple):
-    """An event that passed the checks, as it is stored (record_pg sends the fields in this order)."""
+    """An event that passed the checks, as it is stored."""
 
     external_id: str
     workspace_id: int
@@ -214,9 +214,11 @@ def lookup_pg(s: Session, key_ids: list[int]) -> tuple[dict[int, KeyRow], dict[i
 
 def record_pg(s: Session, rows: list[EventRow], now: datetime, limited: list[int]) -> Recorded:
     """Insert the events, move their hours and totals, read the budgeted projects, debit the pools (see _PG_RECORD)."""
-    # An EventRow is a tuple, which the encoder writes as an array in C, in the order _PG_RECORD
-    # reads; only its time needs Python (in UTC, so the offset the cast ignores is +00:00).
-    events = json.dumps(rows, default=datetime.isoformat)
+    # The time in UTC, so the offset the cast to timestamp ignores is +00:00. (Encoding the
+    # rows as they are, with isoformat as the encoder's default, measured slower.)
+    events = json.dumps(
+        [[r.external_id, r.workspace_id, r.project_id, r.key_id, r.amount_micros, r.model, r.prompt_tokens, r.completion_tokens, r.occurred_at.isoformat(), r.key_period] for r in rows]
+    )
     current = {name: period_start(period, now) for name, period in (("day", Period.DAILY), ("week", Period.WEEKLY), ("month", Period.MONTHLY))}
     params = {"events": events, "ingested_at": now, "count": len(rows), "limited": json.dumps(limited), **current}
     duplicates, after, parts, budgeted, debited = s.execute(_PG_RECORD, params).one()
