@@ -12,8 +12,9 @@ are fixed when it is made (rotation copies them to the new key), and only that
 period's total is ever read for a key, so the other three would be written and never
 read: a batch of events spread over many keys would move three times the rows.
 
-The statements that record a batch and move its totals are store.recording (PostgreSQL
-and SQLite); the threshold alerts a batch sets off, store.thresholds.
+The statements that record a batch, move its totals and debit its credit are
+store.recording (PostgreSQL) and store.recording_sqlite; the threshold alerts a batch
+sets off, store.thresholds.
 
 Spend a gateway reports for a key on a leased provider (``top_up_leases``) is not
 recorded — the provider reports it, and the sync reads it from there; counted here too it
@@ -26,23 +27,21 @@ a workspace with a rebalance still waiting gets no second one.
 
 from __future__ import annotations
 
-import json
-from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
-from typing import Any, Iterable, NamedTuple, Sequence
+from datetime import datetime, timedelta, timezone
+from typing import Sequence
 
-from sqlalchemy import BigInteger, String, bindparam, case, cast, func, select, type_coerce, update
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from store import outbox
 from store.errors import InvalidInput
-from store.models import ApiKey, CreditEntry, Project, Workspace
+from store.models import CreditEntry, Project, Workspace
 from store.money import MAX_MICROS, format_money
-from store.periods import TRACKED, next_period_start, period_start
+from store.periods import period_start
 from store.quota import LEASED_PROVIDERS
-from store.recording import KEY, PERIODS, PROJECT, WORKSPACE, EventRow, TotalKey, record_pg, record_sqlite
+from store.recording import KEY, PROJECT, WORKSPACE, Budgeted, Debit, EventRow, KeyRow, lookup_pg, record_pg
+from store.recording_sqlite import lookup_sqlite, record_sqlite
 from store.standing import pause_project_row, reconcile_workspace, workspace_hold
 from store.thresholds import Crossing, record_crossings
 from store.totals import spent
@@ -81,17 +80,9 @@ class IngestResult:
         return "duplicate" if external_id in self.duplicates else "accepted"
 
 
-class _Key(NamedTuple):
-    workspace_id: int
-    project_id: int | None
-    limit_micros: int | None
-    limit_period: str  # a Period's value
-    provider: str
-
-
 #: the totals a limit, budget or cap is checked against that a batch moved: the amount
 #: after the batch, and the batch's part of it
-Moved = dict[TotalKey, tuple[int, int]]
+Moved = dict[tuple[str, int, str], tuple[int, int]]
 
 
 NOTED = "the provider reports this key's spend itself; Purser reads it from there, and was asked to now"
@@ -108,7 +99,12 @@ def ingest_usage(s: Session, events: Sequence[UsageIn], now: datetime | None = N
     if len(events) > MAX_BATCH:
         raise InvalidInput(f"Send at most {MAX_BATCH} usage events at a time; this batch has {len(events)}.")
     pg = s.get_bind().dialect.name == "postgresql"
-    keys = _keys(s, {e.key_id for e in events}, pg)
+    # The keys, and their workspaces locked in id order, as every administrative operation
+    # locks them: ingest then queues behind an admin changing a budget, a cap or the
+    # thresholds (and they behind it), so the budgets read later stay true until this
+    # commits; and the project and workspace rows a pause below locks are taken in the
+    # admins' order. Batches of one workspace queue here; they would queue on its totals anyway.
+    keys, thresholds = (lookup_pg if pg else lookup_sqlite)(s, sorted({e.key_id for e in events if isinstance(e.key_id, int)}))
     result.verdicts = [("accepted", None)] * len(events)
     rows, origin = _admit(events, keys, now, result)
     if top_up_leases:
@@ -124,70 +120,28 @@ def ingest_usage(s: Session, events: Sequence[UsageIn], now: datetime | None = N
             rows, origin = [rows[i] for i in keep], [origin[i] for i in keep]
     if not rows:
         return result
-    # Lock the workspace rows first, in id order, as every administrative operation does.
-    # Ingest then queues behind an admin changing a budget, a cap or the thresholds (and
-    # they behind it), so the budgets read next stay true until this commits; and the
-    # project and workspace rows a pause below locks are taken in the admins' order.
-    # Batches of one workspace queue here; they would queue on its totals anyway.
-    thresholds = {
-        w: list(t or [])
-        for w, t in s.execute(
-            select(Workspace.id, Workspace.alert_thresholds).where(Workspace.id.in_(sorted({r.workspace_id for r in rows}))).order_by(Workspace.id).with_for_update(key_share=True)
-        )
-    }
-    budgeted = _budgeted_projects(s, {r.project_id for r in rows if r.project_id is not None}, pg)
-    duplicate, after = (record_pg if pg else record_sqlite)(s, rows, now)
-    accepted = []
-    spent: dict[int, int] = defaultdict(int)
+    limited = sorted({r.key_id for r in rows if keys[r.key_id].limit_micros is not None})
+    duplicate, moved, budgeted, debits = (record_pg if pg else record_sqlite)(s, rows, now, limited)
     for i, r in enumerate(rows):
         if i in duplicate:
             result.duplicates.append(r.external_id)
             result.verdicts[origin[i]] = ("duplicate", None)
         else:
             result.accepted.append(r.external_id)
-            accepted.append(r)
-            spent[r.workspace_id] += r.amount_micros
-    if not any(spent.values()):
-        return result
-    moved = _moved(accepted, keys, _wanted(keys, accepted, budgeted), after, now)
+    if not debits:
+        return result  # no spend: nothing moved that a check reads
+    for workspace_id in debits:  # an object loaded before the debit holds the balance before it
+        loaded = s.identity_map.get(s.identity_key(Workspace, workspace_id))
+        if loaded is not None:
+            s.expire(loaded, ["credit_balance_micros"])
     _check_key_limits(s, keys, moved)
     _check_projects(s, budgeted, moved, thresholds, now, result)
-    for workspace_id in sorted(spent):
-        if spent[workspace_id]:
-            _check_workspace(s, workspace_id, spent[workspace_id], moved, now, result)
+    for workspace_id in sorted(debits):
+        _check_workspace(s, workspace_id, debits[workspace_id], moved, now, result)
     return result
 
 
-def _ids_in(column, ids: list[int], pg: bool):
-    # On PostgreSQL one parameter, since an IN list of a batch's worth of ids is a new
-    # statement text each time, for the driver to parse again. A JSON array, as the
-    # events travel (below), and unnested: with "= ANY(array)", once the driver prepares
-    # the statement, the server's generic plan compares every row with every element.
-    return column.in_(select(cast(func.jsonb_array_elements_text(cast(bindparam(None, json.dumps(ids), type_=String), JSONB)), BigInteger))) if pg else column.in_(ids)
-
-
-def _keys(s: Session, key_ids: Iterable[int], pg: bool) -> dict[int, _Key]:
-    ids = sorted(k for k in key_ids if isinstance(k, int))
-    out: dict[int, _Key] = {}
-    for chunk in (ids[i : i + 5000] for i in range(0, len(ids), 5000)):
-        # On the table, not the ORM entity: plain rows, not the ORM's (a thousand a batch).
-        # The period as stored, a Period's value: no enum to make for each key.
-        c = ApiKey.__table__.c
-        stmt = select(c.id, c.workspace_id, c.project_id, c.limit_micros, type_coerce(c.limit_period, String), c.provider).where(_ids_in(c.id, chunk, pg))
-        out.update({row[0]: _Key._make(row[1:]) for row in s.execute(stmt)})
-    return out
-
-
-def _budgeted_projects(s: Session, project_ids: set[int], pg: bool) -> dict[int, Any]:
-    ids = sorted(project_ids)
-    out = {}
-    for chunk in (ids[i : i + 5000] for i in range(0, len(ids), 5000)):
-        stmt = select(Project.id, Project.workspace_id, Project.slug, Project.budget_micros, Project.budget_period, Project.status)
-        out.update({p.id: p for p in s.execute(stmt.where(_ids_in(Project.id, chunk, pg), Project.budget_micros.is_not(None)))})
-    return out
-
-
-def _admit(events: Sequence[UsageIn], keys: dict[int, _Key], now: datetime, result: IngestResult) -> tuple[list[EventRow], list[int]]:
+def _admit(events: Sequence[UsageIn], keys: dict[int, KeyRow], now: datetime, result: IngestResult) -> tuple[list[EventRow], list[int]]:
     """The events to record, each once, and where each stood in the batch; refusals and repeats go to ``result``."""
     latest = now + FUTURE_SKEW
     utc = timezone.utc
@@ -214,7 +168,7 @@ def _admit(events: Sequence[UsageIn], keys: dict[int, _Key], now: datetime, resu
     return rows, origin
 
 
-def _refusal(e: UsageIn, keys: dict[int, _Key], latest: datetime) -> str | None:
+def _refusal(e: UsageIn, keys: dict[int, KeyRow], latest: datetime) -> str | None:
     if not e.external_id or len(e.external_id) > 200:
         return "external_id must be 1–200 characters"
     if e.key_id not in keys:
@@ -232,47 +186,7 @@ def _refusal(e: UsageIn, keys: dict[int, _Key], latest: datetime) -> str | None:
     return None
 
 
-def _wanted(keys: dict[int, _Key], rows: list[EventRow], budgeted: dict[int, Any]) -> set[TotalKey]:
-    """The totals the checks read: limited keys', budgeted projects', and the workspaces' (the cap's period is read later)."""
-    wanted = {(KEY, r.key_id, r.key_period) for r in rows if keys[r.key_id].limit_micros is not None}
-    wanted.update((PROJECT, p.id, Period(p.budget_period).value) for p in budgeted.values())
-    wanted.update((WORKSPACE, w, period) for w in {r.workspace_id for r in rows} for period in PERIODS)
-    return wanted
-
-
-def _moved(accepted: list[EventRow], keys: dict[int, _Key], wanted: set[TotalKey], after: dict[TotalKey, int], now: datetime) -> Moved:
-    """The wanted totals this batch moved, with the amount after and the batch's own part of it."""
-    parts = {k: 0 for k in wanted if k in after}
-    if not parts:
-        return {}
-    # this batch's spend by UTC day, per key, then per project and workspace
-    by_key: dict[tuple[int, date], int] = defaultdict(int)
-    for r in accepted:
-        by_key[(r.key_id, r.occurred_at.date())] += r.amount_micros  # occurred_at is in UTC
-    by_scope: dict[tuple[str, int, date], int] = defaultdict(int)
-    for (key_id, day), amount in by_key.items():
-        key = keys[key_id]
-        by_scope[(KEY, key_id, day)] += amount
-        by_scope[(WORKSPACE, key.workspace_id, day)] += amount
-        if key.project_id is not None:
-            by_scope[(PROJECT, key.project_id, day)] += amount
-    # each current period as the UTC days it spans; a lifetime never ends
-    days = {}
-    for period, name in zip(TRACKED, PERIODS):
-        end = next_period_start(period, now)
-        days[name] = (period_start(period, now).date(), end.date() if end else date.max)
-    periods_of: dict[tuple[str, int], list[str]] = defaultdict(list)
-    for scope, scope_id, period in parts:
-        periods_of[(scope, scope_id)].append(period)
-    for (scope, scope_id, day), amount in by_scope.items():
-        for period in periods_of.get((scope, scope_id), ()):
-            first, end = days[period]
-            if first <= day < end:
-                parts[(scope, scope_id, period)] += amount
-    return {k: (after[k], part) for k, part in parts.items()}
-
-
-def _check_key_limits(s: Session, keys: dict[int, _Key], moved: Moved) -> None:
+def _check_key_limits(s: Session, keys: dict[int, KeyRow], moved: Moved) -> None:
     """A key reaching its own limit changes what a gateway hears for it: tell the caches."""
     for (scope, key_id, _), (after, delta) in moved.items():
         if scope == KEY:
@@ -281,7 +195,7 @@ def _check_key_limits(s: Session, keys: dict[int, _Key], moved: Moved) -> None:
                 s.info.setdefault("changed_workspaces", set()).add(key.workspace_id)
 
 
-def _check_projects(s: Session, budgeted: dict[int, Any], moved: Moved, thresholds: dict[int, list[int]], now: datetime, result: IngestResult) -> None:
+def _check_projects(s: Session, budgeted: dict[int, Budgeted], moved: Moved, thresholds: dict[int, list[int]], now: datetime, result: IngestResult) -> None:
     for pid in sorted(budgeted):
         p = budgeted[pid]
         period = Period(p.budget_period)
@@ -298,35 +212,10 @@ def _check_projects(s: Session, budgeted: dict[int, Any], moved: Moved, threshol
                 result.paused.append(f"project:{p.slug}")
 
 
-_WORKSPACES = Workspace.__table__.c
-# The debit of a workspace's credit pool (only a funded pool is debited; before its first
-# top-up, spend is just counted), answering with what the checks read. A statement on
-# the table, not the ORM entity: the ORM's bookkeeping for an UPDATE took longer than the
-# statement; the one object it might have had to refresh is expired by hand instead.
-_DEBIT = (
-    update(Workspace.__table__)
-    .where(_WORKSPACES.id == bindparam("workspace_id"))
-    .values(credit_balance_micros=case((_WORKSPACES.credit_funded, _WORKSPACES.credit_balance_micros - bindparam("spent")), else_=_WORKSPACES.credit_balance_micros))
-    .returning(
-        _WORKSPACES.credit_balance_micros,
-        _WORKSPACES.credit_funded,
-        _WORKSPACES.cap_micros,
-        _WORKSPACES.cap_period,
-        _WORKSPACES.status,
-        _WORKSPACES.paused_reason,
-        _WORKSPACES.slug,
-        _WORKSPACES.alert_thresholds,
-    )
-)
-
-
-def _check_workspace(s: Session, workspace_id: int, spent_now: int, moved: Moved, now: datetime, result: IngestResult) -> None:
-    # The credit debit is the last row this batch changes, after every total (its lock
-    # was taken first of all, in ingest_usage).
-    balance, funded, cap, cap_period, status, paused_reason, slug, thresholds = s.execute(_DEBIT, {"workspace_id": workspace_id, "spent": spent_now}).one()
-    loaded = s.identity_map.get(s.identity_key(Workspace, workspace_id))  # a project pause above may have loaded it
-    if loaded is not None:
-        s.expire(loaded, ["credit_balance_micros"])
+def _check_workspace(s: Session, workspace_id: int, debit: Debit, moved: Moved, now: datetime, result: IngestResult) -> None:
+    # The pool was debited as the batch was recorded (store.recording), under the lock
+    # taken first of all.
+    spent_now, balance, funded, cap, cap_period, status, paused_reason, slug, thresholds = debit
     cap_spent = 0
     if cap is not None:
         period = Period(cap_period)

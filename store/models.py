@@ -226,17 +226,17 @@ class UsageEvent(Base):
     project, and keys, projects and workspaces are revoked, paused or marked deleted,
     never removed. Three constraint checks a row, each locking its parent row, cost
     ingest more than the rest of the insert (docs/benchmarks.md, "Ingest").
+
+    One index: the primary key, which is the idempotency key (workspace, external id).
+    Nothing reads a surrogate id, and nothing looks events up by key (reports read
+    spend_hours; the statement scans a workspace's month): each would be one more index
+    every event moves (migration 0009 dropped both).
     """
 
     __tablename__ = "usage_events"
-    __table_args__ = (
-        UniqueConstraint("workspace_id", "external_id"),
-        Index("ix_usage_events_key_at", "key_id", "occurred_at"),
-    )
 
-    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
-    external_id: Mapped[str] = mapped_column(String(200))
-    workspace_id: Mapped[int] = mapped_column(BigIntPK)  # workspaces.id
+    workspace_id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)  # workspaces.id
+    external_id: Mapped[str] = mapped_column(String(200), primary_key=True)
     project_id: Mapped[int | None] = mapped_column(BigIntPK)  # projects.id
     key_id: Mapped[int] = mapped_column(BigIntPK)  # api_keys.id
     amount_micros: Mapped[int] = mapped_column(Money)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Index, String
+from sqlalchemy import BigInteger, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from store.models import Base, Money
@@ -15,10 +15,11 @@ class SpendHour(Base):
     checks read, so none of them scans usage_events. Moved by ingest in the transaction
     that records the events (store.recording); ``model`` is "" where none was reported.
     The key names its member; ``project_id`` is the key's project when the spend came in.
+    Every read names the workspace and a range of hours: the primary key serves them all,
+    and no other index is kept for ingest to move (migration 0009).
     """
 
     __tablename__ = "spend_hours"
-    __table_args__ = (Index("ix_spend_hours_key_hour", "key_id", "hour"),)
 
     workspace_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     hour: Mapped[datetime] = mapped_column(primary_key=True)
