@@ -94,7 +94,7 @@ def ingest_usage(s: Session, events: Sequence[UsageIn], now: datetime | None = N
     ``top_up_leases``: the spend was reported from outside the provider (a gateway), so the
     workspaces of leased keys among it are rebalanced (the provider's own sync says False).
     """
-    now = now or utcnow()
+    asked_at, now = now, now or utcnow()
     result = IngestResult()
     if len(events) > MAX_BATCH:
         raise InvalidInput(f"Send at most {MAX_BATCH} usage events at a time; this batch has {len(events)}.")
@@ -121,7 +121,12 @@ def ingest_usage(s: Session, events: Sequence[UsageIn], now: datetime | None = N
     if not rows:
         return result
     limited = sorted({r.key_id for r in rows if keys[r.key_id].limit_micros is not None})
-    duplicate, moved, budgeted, debits = (record_pg if pg else record_sqlite)(s, rows, now, limited)
+    # Stamped once the workspaces are locked, not when the batch arrived: a statement closes
+    # under the same lock (store.statements), and an event stamped before a close it waited
+    # behind would be in neither that statement nor the next one's corrections. (A caller
+    # that names the instant — a test, a replay — gets that instant.)
+    ingested_at = asked_at or utcnow()
+    duplicate, moved, budgeted, debits = (record_pg if pg else record_sqlite)(s, rows, now, limited, ingested_at=ingested_at)
     for i, r in enumerate(rows):
         if i in duplicate:
             result.duplicates.append(r.external_id)

@@ -18,7 +18,7 @@ def sync_provider_usage(s: Session, provider: str, usages: Sequence[tuple[str, i
 
     The event's external id is the cumulative figure itself, so syncing twice adds nothing.
     """
-    now = now or utcnow()
+    asked_at, now = now, now or utcnow()
     cumulative = dict(usages)
     if not cumulative:
         return IngestResult()
@@ -33,4 +33,5 @@ def sync_provider_usage(s: Session, provider: str, usages: Sequence[tuple[str, i
             if current > key.synced_usage_micros:
                 events.append(UsageIn(f"{provider}:{key.provider_ref}:{current}", key.id, current - key.synced_usage_micros, now))
                 key.synced_usage_micros = current
-    return ingest_usage(s, events, now) if events else IngestResult()
+    # Ingest stamps the events itself once it holds the workspaces (unless an instant was named).
+    return ingest_usage(s, events, asked_at) if events else IngestResult()

@@ -212,7 +212,7 @@ def lookup_pg(s: Session, key_ids: list[int]) -> tuple[dict[int, KeyRow], dict[i
     return {k[0]: KeyRow._make(k[1:]) for k in found or ()}, {w: list(t or []) for w, t in locked or ()}
 
 
-def record_pg(s: Session, rows: list[EventRow], now: datetime, limited: list[int]) -> Recorded:
+def record_pg(s: Session, rows: list[EventRow], now: datetime, limited: list[int], *, ingested_at: datetime | None = None) -> Recorded:
     """Insert the events, move their hours and totals, read the budgeted projects, debit the pools (see _PG_RECORD)."""
     # The time in UTC, so the offset the cast to timestamp ignores is +00:00. (Encoding the
     # rows as they are, with isoformat as the encoder's default, measured slower.)
@@ -220,7 +220,7 @@ def record_pg(s: Session, rows: list[EventRow], now: datetime, limited: list[int
         [[r.external_id, r.workspace_id, r.project_id, r.key_id, r.amount_micros, r.model, r.prompt_tokens, r.completion_tokens, r.occurred_at.isoformat(), r.key_period] for r in rows]
     )
     current = {name: period_start(period, now) for name, period in (("day", Period.DAILY), ("week", Period.WEEKLY), ("month", Period.MONTHLY))}
-    params = {"events": events, "ingested_at": now, "count": len(rows), "limited": json.dumps(limited), **current}
+    params = {"events": events, "ingested_at": ingested_at or now, "count": len(rows), "limited": json.dumps(limited), **current}
     duplicates, after, parts, budgeted, debited = s.execute(_PG_RECORD, params).one()
     part = {(scope, scope_id, period): amount for scope, scope_id, period, amount in parts or ()}
     return Recorded(

@@ -36,11 +36,12 @@ def lookup_sqlite(s: Session, key_ids: list[int]) -> tuple[dict[int, KeyRow], di
 _EVENT_COLUMNS = ("external_id", "workspace_id", "project_id", "key_id", "amount_micros", "model", "prompt_tokens", "completion_tokens", "occurred_at")
 
 
-def record_sqlite(s: Session, rows: list[EventRow], now: datetime, limited: list[int]) -> Recorded:
+def record_sqlite(s: Session, rows: list[EventRow], now: datetime, limited: list[int], *, ingested_at: datetime | None = None) -> Recorded:
     """What record_pg does, in Python."""
     budgeted = _budgeted_projects(s, {r.project_id for r in rows if r.project_id is not None})
     stmt = sqlite.insert(UsageEvent).on_conflict_do_nothing(index_elements=["workspace_id", "external_id"]).returning(UsageEvent.workspace_id, UsageEvent.external_id)
-    events = [{c: getattr(r, c) for c in _EVENT_COLUMNS} | {"ingested_at": now} for r in rows]
+    stamp = ingested_at or now
+    events = [{c: getattr(r, c) for c in _EVENT_COLUMNS} | {"ingested_at": stamp} for r in rows]
     new = {(w, x) for w, x in s.execute(stmt, events)}
     duplicate = {i for i, r in enumerate(rows) if (r.workspace_id, r.external_id) not in new}
     _add_hours(s, [r for i, r in enumerate(rows) if i not in duplicate])

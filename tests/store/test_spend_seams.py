@@ -7,6 +7,8 @@ import csv
 import io
 from datetime import datetime, timedelta, timezone
 
+import time_machine
+
 from store import keys, spikes, statements
 from store.chart_data import period_spend
 from store.ingest import UsageIn, ingest_usage
@@ -73,3 +75,37 @@ def test_a_model_name_from_a_gateway_cannot_become_a_spreadsheet_formula(db):
     st = db.run(statements.build_statement, ws, now.date().replace(day=1), now + timedelta(minutes=5))
     rows = [r for r in csv.DictReader(io.StringIO(statement_csv(st))) if r["kind"] == "spend"]
     assert sorted(r["model"] for r in rows) == sorted(["'" + formula, "'-2+3"])  # shown as typed, never run
+
+
+def test_spend_that_waited_behind_a_statements_close_lands_in_the_next_statements_corrections(db, monkeypatch):
+    """A batch that arrived just before a month closed, but got the workspace's lock only after
+    the close, is stamped when it got the lock: it is the next statement's correction, not lost."""
+    from store import ingest as ingest_module
+    from store.models import Workspace
+
+    ws = f.workspace(db, "acme", "development")
+    key, _ = f.key(db, ws, f.member(db, ws, Role.DEVELOPER), name="bot")
+    with db.session() as s:
+        s.get(Workspace, ws).created_at = datetime(2027, 4, 20, tzinfo=UTC)
+        s.commit()
+    db.run(ingest_usage, [UsageIn("may", key, parse_money("$3"), datetime(2027, 5, 10, tzinfo=UTC))], datetime(2027, 5, 10, 0, 1, tzinfo=UTC))
+    arrived, may = datetime(2027, 6, 1, 6, 0, 0, 100_000, tzinfo=UTC), datetime(2027, 5, 1).date()
+    closed = []
+    for name in ("lookup_pg", "lookup_sqlite"):
+        real = getattr(ingest_module, name)
+
+        def waits_behind_the_close(s, ids, real=real):
+            # The statement closes while the batch waits for the workspace's lock.
+            closed.append(db.run(statements.close_statement, f.OPERATOR, ws, may, arrived + timedelta(milliseconds=5)))
+            later.start()
+            return real(s, ids)
+
+        monkeypatch.setattr(ingest_module, name, waits_behind_the_close)
+    later = time_machine.travel(arrived + timedelta(milliseconds=10), tick=False)
+    with time_machine.travel(arrived, tick=False):
+        try:
+            db.run(ingest_usage, [UsageIn("late", key, parse_money("$7"), datetime(2027, 5, 31, 23, 59, tzinfo=UTC))])
+        finally:
+            later.stop()
+    june = db.run(statements.build_statement, ws, datetime(2027, 6, 1).date(), datetime(2027, 7, 1, 7, tzinfo=UTC))
+    assert (closed[0].spend_micros, june.corrections_micros) == (parse_money("$3"), parse_money("$7"))
