@@ -577,12 +577,14 @@ def report(args, facts: dict, closed: dict[str, list[Run]], opened: list[Run], p
     wrong = [leak.wrong for run in opened for leak in run.leaks if leak.wrong]
     if wrong:
         print(f"{len(wrong)} keys were refused for another reason than `revoked`: {wrong[:3]}")
+    # A round whose keys were not all revoked, or an open loop with a key never refused, misses
+    # its target whatever the figure: its margin is 0.
     margins = [
-        (f"message ÷ trivial, closed loop, best round over best: {ratio:.2f} (≥ {TARGET_RATIO})", at_least(ratio, TARGET_RATIO)),
-        ("every key leaked in a closed round revoked within 60 s of its end", float(kept_up)),
-        (f"p99 event → first 401 at {args.rate:g}/s: {ms(p99)} ms (≤ {ms(TARGET_P99)} ms)", at_most(p99, TARGET_P99)),
-        (f"every key leaked in the open loop refused: {len(firsts)} of {leaked}", float(all_refused)),
-    ]
+        (f"message ÷ trivial, closed loop, best round over best: {ratio:.2f} (≥ {TARGET_RATIO}), every round's keys revoked within 60 s: {'yes' if kept_up else 'NO'}",
+         at_least(ratio, TARGET_RATIO) if kept_up else 0.0),
+        (f"p99 event → first 401 at {args.rate:g}/s: {ms(p99)} ms (≤ {ms(TARGET_P99)} ms), {len(firsts)} of {leaked} keys refused",
+         at_most(p99, TARGET_P99) if all_refused else 0.0),
+    ]  # fmt: skip
     return not wrong, margins
 
 
