@@ -44,8 +44,23 @@ screenshot: $(TEST_STAMP)
 	PURSER_SCREENSHOT=$(CURDIR)/docs/sandbox.png PURSER_CHART_SCREENSHOT=$(CURDIR)/docs/usage-chart.png \
 		$(BIN)/python -m pytest -q tests/sandbox/test_browser.py -k "see_the_alert or chart_arrives"
 
+# Every benchmark in turn (bench/common.py and bench/load.py are parts they share), each after the
+# machine's load average: others may be using its cores, and the figures say as much about that.
+# Each ends with one line `NAME: ratio R (target T) met|MISSED`; the summary gathers those lines.
+# A benchmark that misses, fails or prints no such line fails `make bench`, once all have run.
+BENCH_LINE := ^[a-z-]+: ratio .* (met|MISSED)$$
 bench: $(TEST_STAMP)
-	@for b in $(filter-out bench/common.py,$(wildcard bench/*.py)); do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+	@mkdir -p var/bench; : > var/bench/summary.txt; \
+	for b in $(filter-out bench/common.py bench/load.py,$(wildcard bench/*.py)); do \
+		echo "== $$b, load average $$(cut -d' ' -f1-3 /proc/loadavg)"; \
+		{ PYTHONUNBUFFERED=1 $(BIN)/python $$b; echo $$? > var/bench/exit; } 2>&1 | tee var/bench/output.txt; \
+		rc=$$(cat var/bench/exit); lines=$$(grep -E '$(BENCH_LINE)' var/bench/output.txt); \
+		if [ -z "$$lines" ]; then lines="$$(basename $$b .py): no result line, MISSED"; fi; \
+		if [ "$$rc" != 0 ]; then lines="$$lines (exited $$rc: counted as MISSED)"; fi; \
+		echo "$$lines" >> var/bench/summary.txt; \
+	done; \
+	echo "== summary, load average $$(cut -d' ' -f1-3 /proc/loadavg)"; cat var/bench/summary.txt; \
+	! grep -q MISSED var/bench/summary.txt
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .hypothesis

@@ -45,8 +45,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/ ships wit
 from sqlalchemy import func, select  # noqa: E402
 
 from bench.common import (  # noqa: E402
-    ROOT, TOKEN, alternating, arguments, connect, cpu_of, fake_slack, flushed_redis, fresh_database, free_port, gunicorn, machine_facts, met, parse,
-    parse_response, per_worker, percentile, postgres_pids, production_workspace, server_pids, used_since, web_env,
+    ROOT, TOKEN, alternating, arguments, at_least, at_most, connect, cpu_of, fake_slack, flushed_redis, fresh_database, free_port, gunicorn, load_text,
+    machine_facts, met, parse, parse_response, per_worker, percentile, postgres_pids, production_workspace, server_pids, used_since, verdict, web_env,
 )
 from sandbox.signing import sign  # noqa: E402
 from sandbox.slack_api import SlackAPI, response_url  # noqa: E402
@@ -376,7 +376,8 @@ def cpu_line(run: Run) -> str:
 CPU_HEAD = f"{'srv ms':>7}{'pg ms':>7}{'client':>8}"
 
 
-def report(args, facts: dict, closed: dict[str, list[Run]], opened: list[tuple[float, Run]]) -> bool:
+def report(args, facts: dict, closed: dict[str, list[Run]], opened: list[tuple[float, Run]]) -> tuple[bool, list[tuple[str, float]]]:
+    """The tables; whether every answer was right, and the targets' margins."""
     connections = "kept-alive connections" if args.keep_alive else "a new connection per request"
     print(f"\nSlack ack on gunicorn, gthread {args.workers} workers × {args.threads} threads, {connections}")
     print(f"machine: {facts['nproc']} cores, {facts['cpu']}; load average at start {facts['load']}")
@@ -411,7 +412,11 @@ def report(args, facts: dict, closed: dict[str, list[Run]], opened: list[tuple[f
     wrong = sum(r.wrong for runs in closed.values() for r in runs) + sum(r.wrong for _, r in opened)
     if wrong:
         print(f"\n{wrong} answers were not the right one (status or text)")
-    return wrong == 0
+    margins = [
+        (f"/ai-key new ÷ /ai-key help, closed loop, best round over best: {ratio:.2f} (≥ {TARGET_RATIO})", at_least(ratio, TARGET_RATIO)),
+        (f"p99 of /ai-key new at {args.rate:g}/s: {ms(p99)} ms (≤ {ms(TARGET_P99)} ms)", at_most(p99, TARGET_P99)),
+    ]
+    return wrong == 0, margins
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -458,7 +463,7 @@ def main(argv: list[str] | None = None) -> int:
                         run = open_loop(port, e, rate, seconds, args.pool, args.keep_alive, meter)
                         opened.append((rate, run))
                         print(f"  open   {e.name:<13} {rate:g}/s: p50 {ms(run.pct(0.5))} ms, p99 {ms(run.pct(0.99))} ms, {run.late} given up", flush=True)
-                    correct = report(args, facts, closed, opened)
+                    correct, margins = report(args, facts, closed, opened)
                 # gunicorn has stopped: every acked `new` left its command in Redis for the workers.
                 runs = warm + [r for _, r in opened] + [r for rs in closed.values() for r in rs]
                 acked = sum(r.answered - r.wrong for r in runs if r.endpoint == new.name)
@@ -471,8 +476,8 @@ def main(argv: list[str] | None = None) -> int:
                     correct = drain(args, url, db, api, slack_url) and correct
             finally:
                 db.dispose()
-    print(f"(whole run {time.perf_counter() - started:.0f} s)")
-    return 0 if correct else 1
+    print(f"(whole run {time.perf_counter() - started:.0f} s; load average at the end {load_text(os.getloadavg())})")
+    return 0 if verdict("ack", margins, correct) else 1
 
 
 if __name__ == "__main__":

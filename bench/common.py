@@ -37,6 +37,7 @@ from sqlalchemy import create_engine, select, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
 
+from purser.web_server import command  # noqa: E402
 from sandbox.serve import serve_in_thread  # noqa: E402
 from sandbox.slack_api import SlackAPI  # noqa: E402
 from store import keys, members, workspaces  # noqa: E402
@@ -51,7 +52,6 @@ from store.types import ActionStatus, Role  # noqa: E402
 DEFAULT_DB = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 OPERATOR = Actor.operator("bench")
 TOKEN = "xoxb-bench"  # the bot token, which the fake Slack accepts
-APP = "purser.wiring:create_app()"  # the production entry point
 
 T = TypeVar("T")
 
@@ -173,8 +173,7 @@ def web_env(database_url: str, redis_url: str, signing_secret: str, **more: str)
 @contextmanager
 def gunicorn(port: int, workers: int, threads: int, env: dict[str, str], log_path: Path) -> Iterator[subprocess.Popen]:
     """gunicorn with gthread workers, started as `purser web` starts it but bound to loopback; its output goes to ``log_path``."""
-    argv = [sys.executable, "-m", "gunicorn", "--worker-class", "gthread", "--workers", str(workers), "--threads", str(threads)]
-    argv += ["--bind", f"127.0.0.1:{port}", APP]  # as `purser web`: the app logs one line per request
+    argv = command(workers, threads, f"127.0.0.1:{port}")  # as `purser web`: the app logs one line per request
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("wb") as log:
         # A session of its own, so that the master and its workers can be ended together.
@@ -382,3 +381,33 @@ def percentile(values: Iterable[float], q: float) -> float:
 
 def met(ok: bool) -> str:
     return "met" if ok else "MISSED"
+
+
+# --- the one line each benchmark ends with --------------------------------------------------------
+
+
+def at_least(measured: float, target: float) -> float:
+    """A "≥ target" figure as a margin: 1 is exactly on target, above 1 met."""
+    return measured / target
+
+
+def at_most(measured: float, target: float) -> float:
+    """A "≤ target" figure as a margin: 1 is exactly on target, above 1 met (a figure of 0 has any margin)."""
+    return target / measured if measured > 0 else float("inf")
+
+
+def verdict(name: str, margins: Sequence[tuple[str, float]], correct: bool = True) -> bool:
+    """Each target's margin, then the line `make bench` collects: ``NAME: ratio R (target 1) met|MISSED``.
+
+    R is the tightest margin, so the line is met only when every target is; a run whose
+    answers were wrong misses whatever its figures.
+    """
+    print(f"\n{name}'s targets, as margins (figure over target, turned so that ≥ 1 meets it):")
+    for label, margin in margins:
+        print(f"  {margin:6.2f}  {label}")
+    if not correct:
+        print("  some answers were wrong (above): a benchmark that counted wrong does not count")
+    tightest = min((m for _, m in margins), default=float("nan"))
+    ok = correct and tightest >= 1
+    print(f"{name}: ratio {tightest:.2f} (target 1) {met(ok)}", flush=True)
+    return ok

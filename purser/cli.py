@@ -265,11 +265,9 @@ def web(
     if settings.slack_app_token:
         wiring.socket_mode()
         return
-    bind = f"{host}:{port or settings.port}"
-    os.execvp(
-        sys.executable,
-        [sys.executable, "-m", "gunicorn", "--worker-class", "gthread", "--workers", str(workers), "--threads", str(threads), "--bind", bind, "purser.wiring:create_app()"],
-    )
+    from purser.web_server import command
+
+    os.execvp(sys.executable, command(workers, threads, f"{host}:{port or settings.port}"))
 
 
 @app.command("worker")
