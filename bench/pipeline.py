@@ -1,9 +1,9 @@
 """Approved key requests through relay → worker → local provider → Slack DM, against a no-op actor.
 
 Open loop: admins approve pending key requests at a fixed rate from a few threads. Each
-approval commits and the relay enqueues its actions (provision_key, request_decided);
-provision_key makes the key with the local provider and emits notify_key_ready, which
-DMs the owner through the fake Slack Web API over HTTP. The baseline is a no-op actor
+approval commits and the relay enqueues its one action, provision_key, which shows the
+decision on the approval message, makes the key with the local provider, stores it and
+DMs the owner, all through the fake Slack Web API over HTTP. The baseline is a no-op actor
 sent at the same message rate, to the same broker and the same workers. Real Redis (a
 db number of its own, flushed) and PostgreSQL (a fresh database, migrated, dropped at
 the end). docs/benchmarks.md says what is measured and keeps the last figures.
@@ -47,8 +47,10 @@ from workers.registry import use_broker  # noqa: E402
 from workers.runtime import Runtime, configure  # noqa: E402
 
 DEFAULT_REDIS = "redis://127.0.0.1:6379/13"  # not the tests' db 15: this one is flushed
-#: what one approval sets off: provision_key and request_decided at its commit, then notify_key_ready
-PIPELINE_KINDS = ("provision_key", "request_decided", "notify_key_ready")
+#: what one approval sets off: provision_key at its commit (the approval message, the key, the owner's DM)
+PIPELINE_KINDS = ("provision_key",)
+#: the kind whose end is the owner's DM
+DM_KIND = "provision_key"
 PER_APPROVAL = len(PIPELINE_KINDS)
 PROBE = "purser-bench-probe"  # the benchmark's own watching connections, left out of what is counted
 TARGET_P99 = 0.250
@@ -501,7 +503,7 @@ def pipeline_phase(db: Database, probe: Database, api: SlackAPI, broker, spaces:
         keys_made = s.scalar(select(func.count()).select_from(ApiKey))
     decided = [t["committed"][a] for a, k in kinds.items() if k == "provision_key" and a in t["committed"]]
     finished = [t["done"][a] for a in kinds if a in t["done"]]
-    dms = [t["done"][a] for a, k in kinds.items() if k == "notify_key_ready" and a in t["done"]]
+    dms = [t["done"][a] for a, k in kinds.items() if k == DM_KIND and a in t["done"]]
     first = min(decided)
     return {
         "approvals": approved,
@@ -529,8 +531,8 @@ def row(label: str, values: list[float], throughput: str = "") -> str:
     return f"  {label:<46}{len(values):>7}{throughput:>9}{cells}"
 
 
-def report(args, workers_described: str, machine: dict, pipe: dict, base: dict) -> bool:
-    """Print the table; True when every approval reached its owner and nothing failed."""
+def report(args, workers_described: str, machine: dict, pipe: dict, base: dict) -> tuple[bool, float]:
+    """Print the table; (every approval reached its owner and nothing failed, the p99 of commit → start)."""
     p99 = percentile(pipe["legs"]["to_start"], 0.99)
     print()
     print(f"Pipeline: {args.rate:g} approvals/s = {args.rate * PER_APPROVAL:g} actions/s offered for {args.seconds:g} s by {args.senders} threads, {args.workspaces} workspace(s)")
@@ -570,6 +572,10 @@ def report(args, workers_described: str, machine: dict, pipe: dict, base: dict) 
             f"  per approval: {pipe['pg_cpu'] / n * 1000:.0f} ms of PostgreSQL CPU; with the Python, {total * 1000:.0f} ms in all: "
             f"{machine['nproc']} CPUs carry at most ~{machine['nproc'] / total:.0f} approvals/s (~{machine['nproc'] / total * PER_APPROVAL:.0f} actions/s)"
         )
+        # The work of one approval where it runs in production: the workers and PostgreSQL (the
+        # deciding's Python is the web process's, and the fake Slack stands in for Slack).
+        if args.processes:
+            print(f"  CPU per approval, worker processes + PostgreSQL backends: {(theirs + pipe['pg_cpu']) / n * 1000:.1f} ms")
     verdict = "ok" if p99 <= TARGET_P99 else "MISSED"
     print(f"  target p99 commit → start ≤ {TARGET_P99 * 1000:.0f} ms at {TARGET_ACTIONS_PER_S} actions/s: {p99 * 1000:.1f} ms at {pipe['actions_per_s']:.0f} actions/s, {verdict}")
     errors = pipe["sent"].errors + base["sent"].errors
@@ -580,7 +586,7 @@ def report(args, workers_described: str, machine: dict, pipe: dict, base: dict) 
     for name, phase in (("approvals", pipe), ("no-op sends", base)):
         if phase["sent"].skipped:
             print(f"  SKIPPED: {phase['sent'].skipped} {name} never made: the senders fell more than the planned time behind")
-    return pipe["drained"] and base["drained"] and not errors
+    return pipe["drained"] and base["drained"] and not errors, p99
 
 
 def show_profile(paths: list[str], approvals: int) -> None:
@@ -593,7 +599,7 @@ def show_profile(paths: list[str], approvals: int) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = arguments(__doc__, redis_url=DEFAULT_REDIS)
-    parser.add_argument("--rate", type=float, default=34, help="approvals per second; each sets off three actions (default: about 100 actions/s)")
+    parser.add_argument("--rate", type=float, default=34, help="approvals per second, one action each (default 34: the approvals the 100 actions/s target stood for when an approval was three actions)")
     parser.add_argument("--seconds", type=float, default=15, help="how long approvals (and the no-op) are sent")
     parser.add_argument("--senders", type=int, default=4, help="threads that approve, and that send the no-op")
     parser.add_argument("--workspaces", type=int, default=4, help="production workspaces the approvals are spread over")
@@ -649,11 +655,15 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         broker.flush_all()
         broker.close()
-    correct = report(args, workers.describe, machine, pipe, base)
+    correct, p99 = report(args, workers.describe, machine, pipe, base)
     if profiles:
         show_profile(profiles, pipe["approvals"])
     print(f"\n(whole run {time.perf_counter() - started:.0f} s)")
-    return 0 if correct else 1
+    # The verdict, last and alone on its line: ≥ 1 is the target met (a run that lost an approval misses it).
+    ratio = TARGET_P99 / p99 if p99 > 0 else float("inf")
+    met = correct and ratio >= 1
+    print(f"pipeline: ratio {ratio:.2f} (target 1.00) {'met' if met else 'MISSED'}")
+    return 0 if met else 1
 
 
 if __name__ == "__main__":

@@ -37,7 +37,7 @@ from sqlalchemy.orm import Session
 
 from store.db import Database
 from store import slack_access
-from store.messages import POSTING, hold_known, hold_or_reserve, record_sent
+from store.messages import POSTING, hold_known, hold_or_reserve, hold_with_copies, record_posted, record_sent
 
 log = logging.getLogger(__name__)
 
@@ -135,11 +135,63 @@ class Slack:
             else:
                 if edit:
                     self.client.chat_update(channel=row.channel, ts=ts, text=text, blocks=payload)
-                record_sent(row, row.channel, ts)
+                if ts != row.ts:  # found in the channel's history; a known ts needs no write
+                    record_sent(row, row.channel, ts)
             if also is not None:
                 also(s)
             s.commit()
             return (row.channel, row.ts) if row is not None else ("", POSTING)
+
+    def open_dm(self, user_id: str) -> str:
+        """The channel of Purser's DM with a person, for a message reserved before it is posted (``post_reserved``).
+
+        Refused, like every call, once Slack took the access away.
+        """
+        with self.db.session() as s:
+            gone = slack_access.lost(s)
+        if gone is not None:
+            raise SlackAccessLost(gone.why)
+        return self.client.conversations_open(users=user_id)["channel"]["id"]
+
+    def post_reserved(self, ref: str, channel: str, text: str, blocks: Sequence[Block], *, also: Also | None = None) -> str:
+        """Post a message whose ref this attempt reserved (``store.messages.reserve_with``) in a transaction it has
+        committed just now; its ts and ``also`` commit together, as with ``post``; the ts.
+
+        Only for a ref nobody else edits and that this very attempt reserved: no earlier attempt can have
+        sent it, so nothing is searched or locked first (``open_dm`` checked the access moments ago). A
+        later attempt, after a failure anywhere here, must go through ``post``/``dm``, which search.
+        """
+        payload = [b.to_dict() for b in blocks]
+        metadata = {"event_type": EVENT_TYPE, "event_payload": {"ref": ref}}
+        with self._lock(ref):
+            answer = self.client.chat_postMessage(channel=channel, text=text, blocks=payload, metadata=metadata, unfurl_links=False, unfurl_media=False)
+            with self.db.session() as s:
+                record_posted(s, ref, answer["channel"], answer["ts"])
+                if also is not None:
+                    also(s)
+                s.commit()
+        return answer["ts"]
+
+    def edit_with_copies(self, ref: str, copies: str, text: str, blocks: Sequence[Block], *, also: Also | None = None) -> None:
+        """``edit`` the message posted under ``ref`` and every copy of it (refs starting with ``copies``), their rows
+        found and locked in one SELECT; ``also`` as with ``edit``."""
+        payload = [b.to_dict() for b in blocks]
+        with self._lock(ref), self.db.session() as s:
+            gone = slack_access.lost(s)
+            if gone is not None:
+                raise SlackAccessLost(gone.why)
+            rows = hold_with_copies(s, ref, copies)
+            if self.db.dialect != "postgresql":
+                s.commit()  # as in _held: never hold SQLite's write lock over HTTP
+            for row in rows:
+                ts = row.ts or self._posted_before(row.channel, row.ref, row.created_at)  # an interrupted post, as in edit
+                if ts:
+                    self.client.chat_update(channel=row.channel, ts=ts, text=text, blocks=payload)
+                    if ts != row.ts:
+                        record_sent(row, row.channel, ts)
+            if also is not None:
+                also(s)
+            s.commit()
 
     def upload(
         self, ref: str, channel: str | None, *, filename: str, content: bytes, alt_text: str, title: str,

@@ -50,7 +50,10 @@ def decide_request(s: Session, actor: Actor, request_id: int, *, approve: bool, 
     )
     if approve:
         _APPLIERS[req.kind](s, actor, ws, req)
-    outbox.emit(s, ActionKind.REQUEST_DECIDED, workspace_id=ws.id, request_id=req.id, payload={"request_id": req.id})
+    if not (approve and req.kind is RequestKind.KEY):
+        # An approved key's provision_key shows the decision on the approval message itself, before
+        # it makes the key, and its DM to the owner says who approved: one action rather than two.
+        outbox.emit(s, ActionKind.REQUEST_DECIDED, workspace_id=ws.id, request_id=req.id, payload={"request_id": req.id})
     return Decision(req, approve)
 
 

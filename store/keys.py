@@ -113,7 +113,11 @@ class Provisioned:
 
 def owner_may_not_hold_keys(s: Session, req: Request) -> str | None:
     """Why the owner of an approved key request may no longer get the key, or None."""
-    owner = s.get(Member, req.payload["owner_id"])
+    return refusal_for(s.get(Member, req.payload["owner_id"]))
+
+
+def refusal_for(owner: Member | None) -> str | None:
+    """``owner_may_not_hold_keys`` for an owner already loaded (or None: not found)."""
     if owner is None or owner.status is not MemberStatus.ACTIVE:
         return "No key was made: its owner is no longer a member of the workspace."
     if not may_hold_keys(owner.role):
@@ -146,10 +150,11 @@ def provision_key(s: Session, action_id: str, *, secret: str, provider: str, pro
         limit_period=Period(p.get("limit_period") or "monthly"),
         expires_at=now + timedelta(days=p["expires_days"]) if p.get("expires_days") else None,
     )
-    return Provisioned(_store_new_key(s, key, secret, provider, provider_ref, actor="system:worker", details={"request": req.id}), True)
+    return Provisioned(store_new_key(s, key, secret, provider, provider_ref, actor="system:worker", details={"request": req.id}), True)
 
 
-def _store_new_key(s: Session, key: ApiKey, secret: str, provider: str, provider_ref: str | None, *, actor: str, details: dict) -> ApiKey:
+def store_new_key(s: Session, key: ApiKey, secret: str, provider: str, provider_ref: str | None, *, actor: str, details: dict, owner: str | None = None) -> ApiKey:
+    """``owner``: the owner's label, when the caller has it (else the key's member is loaded for it)."""
     key.prefix = display_prefix(secret)
     key.secret_hash = hash_secret(secret)
     key.provider = provider
@@ -163,7 +168,7 @@ def _store_new_key(s: Session, key: ApiKey, secret: str, provider: str, provider
         actor=actor,
         action="key.create",
         resource=f"key:{key.id}",
-        details={"name": key.name, "owner": key.member.label if key.member else key.member_id, "prefix": key.prefix, "limit_micros": key.limit_micros, **details},
+        details={"name": key.name, "owner": owner or (key.member.label if key.member else key.member_id), "prefix": key.prefix, "limit_micros": key.limit_micros, **details},
     )
     return key
 
@@ -296,7 +301,7 @@ def complete_rotation(s: Session, action_id: str, *, secret: str, provider: str,
         limit_period=old.limit_period,
         expires_at=old.expires_at,
     )
-    key = _store_new_key(s, new, secret, provider, provider_ref, actor="system:worker", details={"rotated_from": old.id})
+    key = store_new_key(s, new, secret, provider, provider_ref, actor="system:worker", details={"rotated_from": old.id})
     grace = timedelta(hours=int(action.payload.get("grace_hours", 24)))
     outbox.emit(s, ActionKind.RETIRE_KEY, workspace_id=old.workspace_id, payload={"key_id": old.id, "successor_id": key.id}, run_after=utcnow() + grace)
     return Provisioned(key, True)

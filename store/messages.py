@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from sqlalchemy import select
+from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -74,5 +74,21 @@ def record_sent(row: SlackMessage, channel: str, ts: str) -> None:
     row.channel, row.ts, row.updated_at = channel, ts, utcnow()
 
 
-def messages_with_prefix(s: Session, prefix: str) -> list[SlackMessage]:
-    return list(s.scalars(select(SlackMessage).where(SlackMessage.ref.startswith(prefix))))
+def reserve_with(s: Session, ref: str, channel: str) -> None:
+    """Note that ``ref`` is about to be posted in ``channel``, in the caller's transaction: it commits
+    with what the message announces (a key and its DM), and the post follows that commit."""
+    s.add(SlackMessage(ref=ref, channel=channel, ts=POSTING))
+
+
+def record_posted(s: Session, ref: str, channel: str, ts: str) -> None:
+    """``record_sent`` for a message reserved with ``reserve_with``, by its ref, with no row loaded first."""
+    s.execute(update(SlackMessage).where(SlackMessage.ref == ref).values(channel=channel, ts=ts, updated_at=utcnow()))
+
+
+def hold_with_copies(s: Session, ref: str, copies: str) -> list[SlackMessage]:
+    """A message and its copies (refs starting with ``copies``), locked as ``hold_message`` locks one, in one SELECT.
+
+    In ref order, so two processes updating the same ones take their locks in the same order.
+    """
+    stmt = select(SlackMessage).where(or_(SlackMessage.ref == ref, SlackMessage.ref.startswith(copies, autoescape=True))).order_by(SlackMessage.ref)
+    return list(s.scalars(stmt.with_for_update()))

@@ -10,13 +10,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from store import audit, outbox
 from store.errors import Conflict, NotFound, PermissionDenied
 from store.models import Member, Request, Workspace
 from store.permissions import Actor, MATRIX, Permission, authorize, denial, load_workspace, membership, roles_text
-from store.types import ActionKind, RequestKind, RequestState, utcnow
+from store.types import ActionKind, RequestKind, RequestState, WorkspaceStatus, utcnow
 
 #: pending requests nobody decided lapse after this long
 REQUEST_TTL = timedelta(days=7)
@@ -69,14 +69,24 @@ def approve_automatically(s: Session, ws: Workspace, req: Request, why: str) -> 
 
 def check_decider(s: Session, actor: Actor, request_id: int, *, approve: bool = True, lock: bool = False) -> tuple[Workspace, Request, Member | None]:
     """May this actor decide this request now? Raises what a click by the wrong person or a late click should hear."""
-    req = s.get(Request, request_id)
-    if req is None:
-        raise NotFound(f"There is no request #{request_id}.")
-    ws = load_workspace(s, req.workspace_id, lock=lock)
+    if lock:
+        # The workspace is locked first, as every path that changes it does, found through the
+        # request without loading it: the request is read once, under its own lock, after.
+        ws_id = select(Request.workspace_id).where(Request.id == request_id).scalar_subquery()
+        ws = s.scalars(select(Workspace).where(Workspace.id == ws_id, Workspace.status != WorkspaceStatus.DELETED).with_for_update(key_share=True)).one_or_none()
+        if ws is None:
+            raise NotFound(f"There is no request #{request_id}.")
+    else:
+        req = s.get(Request, request_id)
+        if req is None:
+            raise NotFound(f"There is no request #{request_id}.")
+        ws = load_workspace(s, req.workspace_id)
     verb = "approve" if approve else "deny"
     decider = authorize(s, actor, ws, Permission.DECIDE_REQUESTS, resource=f"request:{request_id}", attempted=f"request.{verb}")
-    if lock:  # reload under the lock: whatever we read before may already be stale
-        req = s.scalars(select(Request).where(Request.id == request_id).with_for_update().execution_options(populate_existing=True)).one()
+    if lock:  # with its requester, whom the decision's audit event names: one SELECT rather than two
+        req = s.scalars(
+            select(Request).where(Request.id == request_id).options(joinedload(Request.requester)).with_for_update(of=Request).execution_options(populate_existing=True)
+        ).one()
     if req.state is not RequestState.PENDING:
         raise _already_decided(req)
     if decider is not None and decider.id == req.requester_id:

@@ -36,12 +36,17 @@ class RequestView:
     deciders: tuple[str, ...] = ()  # Slack ids of the Admins who may decide it (never the requester)
 
 
-def describe_request(s: Session, request_id: int) -> RequestView:
+def describe_request(s: Session, request_id: int, *, deciders: bool = True) -> RequestView:
+    """``deciders=False``: a decided request's message names no one who may still decide it, so they are not read."""
     # One SELECT for the request and both people, rather than one each.
     req = s.get(Request, request_id, options=[joinedload(Request.requester), joinedload(Request.decided_by)])
     if req is None:
         raise NotFound(f"There is no request #{request_id}.")
-    ws = s.get(Workspace, req.workspace_id)
+    return request_view(s, req, s.get(Workspace, req.workspace_id), deciders=deciders)
+
+
+def request_view(s: Session, req: Request, ws: Workspace, *, deciders: bool = True) -> RequestView:
+    """The view of a request already loaded with its requester and decider (``describe_request``)."""
     left = None
     project_id = req.payload.get("project_id")
     if project_id:
@@ -66,7 +71,7 @@ def describe_request(s: Session, request_id: int) -> RequestView:
         approvals_channel=ws.approvals_channel,
         project_budget_left=left,
         created_at=req.created_at,
-        deciders=_deciders(s, ws.id, req.requester_id),
+        deciders=_deciders(s, ws.id, req.requester_id) if deciders else (),
     )
 
 

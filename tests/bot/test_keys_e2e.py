@@ -169,8 +169,8 @@ def test_a_paused_project_shows_as_paused_in_the_key_list_and_the_budgets(db, sl
     assert "paused: project `chat` is paused by an admin" in listed, listed
 
 
-def test_the_approval_dm_comes_before_the_key_it_announces(db, slack, slack_api, stub_workers):
-    """Messages a person reads as a sequence arrive in that order, however the workers interleave."""
+def test_the_owner_hears_of_the_approval_in_the_dm_that_offers_the_key(db, slack, slack_api, stub_workers):
+    """One DM per approved key: who approved it, and the Reveal button; nothing announces it separately."""
     ws, admin, _ = team(db)
     devs = [f.member(db, ws, Role.DEVELOPER).slack_user_id for _ in range(12)]
     for dev in devs:
@@ -180,6 +180,7 @@ def test_the_approval_dm_comes_before_the_key_it_announces(db, slack, slack_api,
         slack.click(admin, "request_approve", buttons(approval)["request_approve"], channel=APPROVALS, message_ts=approval.ts)
     stub_workers.settle()
     for dev in devs:
-        said = [m.text for m in slack_api.channel_messages(dm(dev))]
-        order = [("approved" in text.lower(), "is ready" in text) for text in said]
-        assert order == [(True, False), (False, True)], said
+        [ready] = slack_api.channel_messages(dm(dev))
+        assert "is ready" in ready.text and f"approved by <@{admin}>" in str(ready.blocks) and "key_reveal" in str(ready.blocks)
+    for approval in slack_api.channel_messages(APPROVALS):
+        assert "Approved" in str(approval.blocks) and "request_approve" not in str(approval.blocks)

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from purser import wiring
 from purser.settings import Settings
 from store import keys
-from store.models import Action
+from store.models import Action, ApiKey
 from store.types import ActionStatus, Role
 from tests import factories as f
 from tests.bot.conftest import TEAM
@@ -30,8 +30,10 @@ def test_after_slack_revokes_the_access_nothing_is_sent_and_healthz_says_why(db,
     stub_workers.settle()
     assert len(slack_api.calls) == before  # no call that Slack would refuse
     with db.session() as s:
-        ready = s.scalars(select(Action).where(Action.kind == "notify_key_ready")).one()
-        assert ready.status is ActionStatus.FAILED and "reinstall Purser" in ready.error
+        # A key its owner could never be offered (the DM that reveals it cannot be sent) is not made.
+        provision = s.scalars(select(Action).where(Action.kind == "provision_key")).one()
+        assert provision.status is ActionStatus.FAILED and "reinstall Purser" in provision.error
+        assert s.scalars(select(ApiKey)).all() == []
     # a reinstall: the new token works, and at start the access is back
     _, slack_url = slack_server
     assert wiring.slack_access_back(db, Settings(SLACK_BOT_TOKEN=BOT_TOKEN, SLACK_API_URL=slack_url + "/api/", REDIS_URL=None))

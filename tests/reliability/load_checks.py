@@ -198,17 +198,23 @@ def check_slack(tally: Tally, teams: list[Team], reqs: list[Request], users: dic
             if steps[:1] != ["pending"] or any(a != "pending" and b != a for a, b in zip(steps, steps[1:])):
                 tally.wrong(f"approval message of request #{r.id} was written out of order: {steps}")
         told = outcome.get(r.id, [])
-        if len(told) != 1:
+        approved = r.state is RequestState.APPROVED
+        if approved:  # its owner hears of it in the DM that offers the key, which names the approver
+            if told:
+                tally.double(len(told), f"request #{r.id}: an outcome DM besides the key's, posted {len(told)} times")
+        elif len(told) != 1:
             (tally.lose(1, f"request #{r.id}: the requester was never told the outcome") if not told else tally.double(len(told) - 1, f"request #{r.id}: outcome DM posted {len(told)} times"))
         elif not told[0].text.endswith(f"was {state}."):
             tally.wrong(f"request #{r.id}: the outcome DM says {told[0].text!r}; the request is {state}")
         dm = "D" + users[r.requester_id][1:]
         delivered = ready.pop((dm, r.payload["name"]), [])
-        want = 1 if r.state is RequestState.APPROVED else 0
+        want = 1 if approved else 0
         if len(delivered) < want:
             tally.lose(1, f"request #{r.id}: no 'key ready' DM")
         elif len(delivered) > want:
             tally.double(len(delivered) - want, f"request #{r.id}: {len(delivered)} 'key ready' DMs")
+        elif approved and r.decided_by_id is not None and f"approved by <@{users[r.decided_by_id]}>" not in str(delivered[0].blocks):
+            tally.wrong(f"request #{r.id}: its 'key ready' DM does not say who approved it")
     for (channel, name), extra in ready.items():
         tally.double(len(extra), f"'key ready' DM for {name} in {channel} that no request explains")
     if other:

@@ -54,7 +54,8 @@ def test_approval_moves_a_pending_request_and_writes_an_outbox_action(db, team):
     req = get_request(db, rid)
     assert decision.approved and req.state is RequestState.APPROVED
     assert (req.decided_by.slack_user_id, req.decision_note) == ("U0ADMIN1", "ok") and req.decided_at is not None
-    assert actions_for(db, rid) == ["request_opened", "provision_key", "request_decided"]
+    # provision_key shows the decision and tells the owner itself: one action for an approved key
+    assert actions_for(db, rid) == ["request_opened", "provision_key"]
 
 
 def test_the_second_decider_learns_who_decided_and_when(db, team):
@@ -66,7 +67,7 @@ def test_the_second_decider_learns_who_decided_and_when(db, team):
             db.run(decisions.decide_request, other_admin, rid, approve=approve, note="too late")
         assert late.value.decided_by == "U0ADMIN1" and late.value.state == "approved"
         assert late.value.decided_at == get_request(db, rid).decided_at
-    assert actions_for(db, rid) == ["request_opened", "provision_key", "request_decided"]
+    assert actions_for(db, rid) == ["request_opened", "provision_key"]
 
 
 def test_a_conflict_names_policy_when_policy_approved(db):

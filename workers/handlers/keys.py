@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import time
 from datetime import timedelta
 
 from sqlalchemy import select
 
 from bot.blocks.keys import key_ready_dm
-from store import keys, outbox, provider_sync, quota, quota_ledger
-from store.models import Action, ApiKey, Request, Workspace
+from store import keys, outbox, provider_sync, provisioning, quota, quota_ledger
+from store.models import ApiKey, Workspace
 from store.outbox import Claimed
 from store.types import ActionKind, KeyStatus, utcnow
 from store.standing import key_enabled
 from store.views import describe_key
 from workers.faults import crash_point
 from workers.handlers import completes, messages
-from workers.perform import perform
 from workers.runtime import Runtime
 
 
@@ -26,40 +24,59 @@ def provider_key_name(action_id: str) -> str:
 
 
 def provision_key(rt: Runtime, a: Claimed) -> None:
+    """An approved key request, end to end: the approval message shows the decision, the provider makes the key,
+    the store keeps it, and its owner's DM offers the Reveal button and says who approved.
+
+    The DM is reserved in the transaction that stores the key and posted after it commits; the
+    action completes in the transaction that stores the DM's ts. A retry after a failure at any
+    point finds the key (made at most once: the provider call is found again by name) and
+    delivers the DM through ``Slack.dm``, which searches for an interrupted post first.
+    """
     with rt.db.session() as s:
-        req = s.get(Request, a.request_id)
-        ws = s.get(Workspace, req.workspace_id)
-        p, provider_name, refusal, linked = dict(req.payload), ws.provider, None, ws.provider_ref
-        if s.scalars(select(ApiKey.id).where(ApiKey.request_id == req.id)).first():
-            provider_name = None  # stored by an earlier attempt that died before completing
-        else:
-            refusal = keys.owner_may_not_hold_keys(s, req)
-    if provider_name is not None and refusal:
-        # Approved while they could hold keys, carried out after that changed: make nothing.
-        rt.db.run(outbox.fail, a.id, refusal)
+        order = provisioning.key_order(s, a.request_id)
+    if rt.slack is not None and not order.request.auto_approved:
+        messages.show_decision(rt, order.request)
+    if order.key_id is not None:  # stored by an earlier attempt that died before completing
+        _deliver(rt, a, order.key_id, order.request.decided_by)
         return
-    if provider_name is not None:
-        created = rt.provider(provider_name).create(
-            name=provider_key_name(a.id),
-            expires_at=utcnow() + timedelta(days=p["expires_days"]) if p.get("expires_days") else None,
-            retrying=a.attempts > 1,  # only an earlier attempt can have left an orphan to look for
-            **_limits(provider_name, p.get("limit_micros"), p.get("limit_period"), linked),
-        )
-        crash_point(rt.faults, "provision_key.after_provider")
+    if order.refusal:
+        # Approved while they could hold keys, carried out after that changed: make nothing.
+        rt.db.run(outbox.fail, a.id, order.refusal)
+        return
+    channel = rt.slack.open_dm(order.owner) if rt.slack is not None and order.owner else None
+    p, provider = order.request.payload, rt.provider(order.provider)
+    created = provider.create(
+        name=provider_key_name(a.id),
+        expires_at=utcnow() + timedelta(days=p["expires_days"]) if p.get("expires_days") else None,
+        retrying=a.attempts > 1,  # only an earlier attempt can have left an orphan to look for
+        **_limits(order.provider, p.get("limit_micros"), p.get("limit_period"), order.linked),
+    )
+    crash_point(rt.faults, "provision_key.after_provider")
 
     def store(s):
-        if provider_name is not None:
-            result = keys.provision_key(s, a.id, secret=created.secret, provider=provider_name, provider_ref=created.ref)
-            key = result.key
-        else:
-            key = s.scalars(select(ApiKey).where(ApiKey.request_id == a.request_id)).one()
-        outbox.emit(s, ActionKind.NOTIFY_KEY_READY, workspace_id=key.workspace_id, payload={"key_id": key.id})
-        quota_ledger.first_lease(s, key)
-        if not _should_be_enabled(s, key):
-            outbox.emit(s, ActionKind.SYNC_KEY_STATE, workspace_id=key.workspace_id, payload={"key_ids": [key.id]})
-        outbox.complete(s, a.id)
+        # A provider that keeps no state of its own (local) has nothing to bring in line with a pause.
+        view = provisioning.store_key(
+            s, order, secret=created.secret, provider=order.provider, provider_ref=created.ref, dm_channel=channel, sync_state=getattr(provider, "keeps_state", True)
+        )
+        if channel is None:
+            outbox.complete(s, a.id)
+        return view
 
-    rt.db.run(store)
+    view = rt.db.run(store)
+    if channel is not None:
+        crash_point(rt.faults, "provision_key.before_dm")
+        text, blocks = key_ready_dm(view, approved_by=order.request.decided_by)
+        rt.slack.post_reserved(provisioning.ready_ref(view.id), channel, text, blocks, also=completes(a))
+
+
+def _deliver(rt: Runtime, a: Claimed, key_id: int, approved_by: str | None) -> None:
+    with rt.db.session() as s:
+        view = describe_key(s, key_id)
+    if rt.slack is not None and view.owner:
+        text, blocks = key_ready_dm(view, approved_by=approved_by)
+        rt.slack.dm(provisioning.ready_ref(view.id), view.owner, text, blocks, also=completes(a))
+        return
+    rt.db.run(outbox.complete, a.id)
 
 
 def rotate_key(rt: Runtime, a: Claimed) -> None:
@@ -94,41 +111,14 @@ def _limits(provider_name: str, limit_micros: int | None, period: str | None, li
 
 
 def notify_key_ready(rt: Runtime, a: Claimed) -> None:
+    """A rotated key's DM (a new key's is sent by provision_key itself)."""
     with rt.db.session() as s:
         view = describe_key(s, a.payload["key_id"])
-        request_id = s.scalar(select(ApiKey.request_id).where(ApiKey.id == view.id))
-    if rt.slack is not None and request_id is not None:
-        _outcome_first(rt, request_id)
     if rt.slack is not None and view.owner:
         text, blocks = key_ready_dm(view, rotated=bool(a.payload.get("rotated")))
-        rt.slack.dm(f"key_ready:{view.id}", view.owner, text, blocks, also=completes(a))
+        rt.slack.dm(provisioning.ready_ref(view.id), view.owner, text, blocks, also=completes(a))
         return
     rt.db.run(outbox.complete, a.id)
-
-
-def _outcome_first(rt: Runtime, request_id: int, patience: float = 2.0) -> None:
-    """"Approved: a message with a Reveal button follows" is read before the message it announces.
-
-    An outcome nobody holds is sent here, first. One another worker is sending is waited for,
-    briefly (on the wall clock: a test's frozen clock must not stop it). One waiting out a
-    retry (Slack refused it) is not waited for: the key is not held back by Slack's trouble.
-    """
-    with rt.db.session() as s:
-        pending = outbox.pending_of(s, ActionKind.REQUEST_DECIDED, request_id)
-        action = s.get(Action, pending) if pending else None
-        if action is None or action.run_after > utcnow():
-            return
-        held = action.claimed_until is not None and action.claimed_until > utcnow()
-    if not held:
-        # Another worker may claim it between that look and this claim (perform then does
-        # nothing): the wait below covers it, and costs one query when it was sent here.
-        perform(messages.request_decided, pending, rt)
-    deadline = time.monotonic() + patience
-    while time.monotonic() < deadline:
-        with rt.db.session() as s:
-            if outbox.pending_of(s, ActionKind.REQUEST_DECIDED, request_id) is None:
-                return
-        time.sleep(0.05)
 
 
 def retire_key(rt: Runtime, a: Claimed) -> None:

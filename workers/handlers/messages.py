@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import logging
+
+from slack_sdk.errors import SlackApiError
+
 from bot.blocks.failures import action_failed as failure_blocks
 from bot.blocks.failures import undelivered_request
 from bot.blocks.invitations import invitation_dm
 from bot.blocks.common import section
 from bot.blocks.requests import approval_message, outcome_dm
 from store import invitations, outbox
-from store.messages import find_message, messages_with_prefix
 from store.models import Action, Invitation, Member, Workspace
 from store.outbox import Claimed
 from store.views import describe_invitation, describe_request
+from workers import slack_errors
 from workers.handlers import completes
 from workers.providers.base import PermanentProviderError
 from workers.runtime import Runtime
+
+log = logging.getLogger(__name__)
 
 
 def request_opened(rt: Runtime, a: Claimed) -> None:
@@ -47,27 +53,36 @@ def _ask_admins_directly(rt: Runtime, a: Claimed, view) -> None:
 
 def request_decided(rt: Runtime, a: Claimed) -> None:
     with rt.db.session() as s:
-        view = describe_request(s, a.payload["request_id"])
-        # A copy whose ts is not stored yet counts too: its post may be under way, or its
-        # poster may have died after Slack took it, and the decision was perhaps made from
-        # it. Slack.edit waits for the one, finds the other in the channel, and sends
-        # nothing for a post Slack refused.
-        in_channel = find_message(s, f"request:{view.id}") is not None
-        dm_copies = [m.ref for m in messages_with_prefix(s, f"request:{view.id}:to:")]
-    tell_requester = bool(view.requester and view.requester != view.decided_by)
-    if rt.slack is not None and dm_copies:
-        text, blocks = approval_message(view)
-        for ref in dm_copies:  # the copies Admins got by DM show the decision too, and lose their buttons
-            rt.slack.edit(ref, text, blocks)
-    if rt.slack is not None and (in_channel or tell_requester):
-        if in_channel:
-            text, blocks = approval_message(view)
-            rt.slack.edit(f"request:{view.id}", text, blocks, also=None if tell_requester else completes(a))
-        if tell_requester:
-            text, blocks = outcome_dm(view)
-            rt.slack.dm(f"request_outcome:{view.id}", view.requester, text, blocks, also=completes(a))
+        view = describe_request(s, a.payload["request_id"], deciders=False)
+    # An approved key's owner hears from the key's own DM (provision_key), which names the approver.
+    tell_requester = bool(view.requester and view.requester != view.decided_by) and not (view.kind == "key" and view.state == "approved")
+    if rt.slack is None:
+        rt.db.run(outbox.complete, a.id)
         return
-    rt.db.run(outbox.complete, a.id)
+    text, blocks = approval_message(view)
+    # A copy whose ts is not stored yet counts too: its post may be under way, or its poster
+    # may have died after Slack took it, and the decision was perhaps made from it. The row's
+    # lock waits for the one, the channel's history finds the other, and a post Slack refused
+    # gets nothing. Copies Admins got by DM show the decision too, and lose their buttons.
+    rt.slack.edit_with_copies(f"request:{view.id}", f"request:{view.id}:to:", text, blocks, also=None if tell_requester else completes(a))
+    if tell_requester:
+        text, blocks = outcome_dm(view)
+        rt.slack.dm(f"request_outcome:{view.id}", view.requester, text, blocks, also=completes(a))
+
+
+def show_decision(rt: Runtime, view) -> None:
+    """The approval message (and its DM copies) shows the decision, for an action that goes on to carry it out.
+
+    Slack refusing the edit for good (the message or channel gone) is logged, never a reason
+    not to carry the decision out.
+    """
+    text, blocks = approval_message(view)
+    try:
+        rt.slack.edit_with_copies(f"request:{view.id}", f"request:{view.id}:to:", text, blocks)
+    except SlackApiError as exc:
+        if exc.response.get("error") not in slack_errors.PERMANENT:
+            raise
+        log.warning("request #%s: its approval message cannot show the decision (%s)", view.id, exc.response.get("error"))
 
 
 def send_invitation(rt: Runtime, a: Claimed) -> None:

@@ -12,6 +12,8 @@ class LocalProvider:
     """Nothing lives outside Purser: disabling, limits and deletion are the store's state alone."""
 
     name = "local"
+    #: enabling and disabling change nothing here: a local key's standing is the store's alone
+    keeps_state = False
 
     def create(
         self,
