@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from store.models import ApiKey, Member, Project, Workspace
 from store.spend_series import hourly
-from store.spikes import HOUR, WEEK, usual_hour
+from store.spikes import HOUR, WEEK, lineage, muted_keys, usual_hour
 from store.totals import spent
 from store.types import Period, Scope
 
@@ -64,9 +64,14 @@ def spike_notice(s: Session, workspace_id: int, p: dict[str, Any], weeks: int) -
 def chart_series(s: Session, workspace_id: int, scope: Scope, scope_id: int, hour: datetime, weeks: int) -> tuple[list[datetime], list[int], list[int]]:
     """The CHART_HOURS hours up to ``hour``: what the scope spent in each, and its usual for that hour of the week."""
     first = hour - HOUR * (CHART_HOURS - 1)
+    # What the check judged, drawn: a rotated key's hours are its successor's, and a project's
+    # leave out the keys muted when it was checked.
+    newest = lineage(s, workspace_id)
+    muted = {newest(k) for k in muted_keys(s, workspace_id, hour + HOUR)}
     series: dict[datetime, int] = {}
     for at, key_id, project_id, amount in hourly(s, workspace_id, first - WEEK * weeks, hour + HOUR):
-        if (key_id if scope is Scope.KEY else project_id) == scope_id:
+        key_id = newest(key_id)
+        if (key_id == scope_id) if scope is Scope.KEY else (project_id == scope_id and key_id not in muted):
             series[at] = series.get(at, 0) + amount
     hours = [first + HOUR * n for n in range(CHART_HOURS)]
     return hours, [series.get(h, 0) for h in hours], [usual_hour(series, h, weeks) for h in hours]

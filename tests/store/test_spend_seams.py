@@ -109,3 +109,26 @@ def test_spend_that_waited_behind_a_statements_close_lands_in_the_next_statement
             later.stop()
     june = db.run(statements.build_statement, ws, datetime(2027, 6, 1).date(), datetime(2027, 7, 1, 7, tzinfo=UTC))
     assert (closed[0].spend_micros, june.corrections_micros) == (parse_money("$3"), parse_money("$7"))
+
+
+def test_a_spike_charts_hours_are_what_the_check_judged_a_rotated_keys_history_and_no_muted_keys(db):
+    from store.spike_views import chart_series
+    from store.types import Scope
+
+    ws = f.workspace(db, "acme", "development")
+    admin, dev = f.member(db, ws, Role.ADMIN), f.member(db, ws, Role.DEVELOPER)
+    project = f.project(db, ws, "search")
+    old, _ = f.key(db, ws, dev, name="crawler", project="search")
+    noisy, _ = f.key(db, ws, dev, name="noisy", project="search")
+    hour = datetime(2027, 6, 16, 14, tzinfo=UTC)
+    seed(db, old, {hour - WEEK: parse_money("$4"), hour - 2 * WEEK: parse_money("$4"), hour - 3 * WEEK: parse_money("$4"), hour - 2 * HOUR: parse_money("$4")}, hour)
+    seed(db, noisy, {hour - HOUR: parse_money("$50")}, hour)
+    action = db.run(keys.rotate_key, admin, old)
+    new = db.run(keys.complete_rotation, action.id, secret=mint_local_secret(), provider="local", provider_ref=None).key.id
+    db.run(spikes.mute_key, admin, noisy, 24, hour - HOUR)
+    with db.session() as s:
+        hours, key_spent, key_usual = chart_series(s, ws, Scope.KEY, new, hour, 4)
+        _, project_spent, _ = chart_series(s, ws, Scope.PROJECT, project, hour, 4)
+    assert key_spent[hours.index(hour - 2 * HOUR)] == parse_money("$4")  # the old key's hour, drawn as the new key's
+    assert key_usual[hours.index(hour)] == parse_money("$4")  # the median of the same hour in the old key's weeks
+    assert project_spent[hours.index(hour - HOUR)] == 0  # the muted key's $50 was left out of the check, and of its chart
