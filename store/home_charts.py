@@ -46,7 +46,7 @@ def home_charts(s: Session, team_id: str, user_id: str, seats: list[Seat], now: 
         if drawn is None or drawn.ref != ref:
             waiting = s.scalars(select(Action.payload).where(Action.kind == ActionKind.HOME_CHART.value, Action.workspace_id == seat.workspace_id, Action.status == ActionStatus.PENDING))
             if not any(p.get("ref") == ref for p in waiting):
-                outbox.emit(s, ActionKind.HOME_CHART, workspace_id=seat.workspace_id, payload={"team": team_id, "user": user_id, "ref": ref})
+                outbox.emit(s, ActionKind.HOME_CHART, workspace_id=seat.workspace_id, payload={"team": team_id, "user": user_id, "ref": ref, "whole": seat.sees_all})
         if drawn is not None:
             data = period_spend(s, seat.workspace_id, window("month", now), By.PROJECT, member_id=None if seat.sees_all else seat.member_id)
             out[seat.workspace_id] = HomeChart(drawn.ts, int(drawn.ref[-2:]), data)

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from store.errors import InvalidInput, NotFound, PermissionDenied
 from store.models import Project, Workspace
 from store.permissions import Actor, Permission, authorize, can, load_workspace, membership
+from store.chart_data import PeriodSpend, period_spend
 from store.spend_series import By, Slice, Window, breakdown, window
 from store.types import WorkspaceStatus, utcnow
 
@@ -37,20 +38,21 @@ class UsageReport:
         return max(1, round((self.window.upto - self.window.since) / timedelta(days=1)))
 
 
-def usage_report(
-    s: Session,
-    actor: Actor,
-    workspace_id: int,
-    *,
-    project: str | None = None,
-    mine: bool = False,
-    days: int | None = None,
-    period: str = "month",
-    by: str = "project",
-    now: datetime | None = None,
-) -> UsageReport:
-    """Spend in ``period`` (or the last ``days``): one's own, or (Admin, Viewer, Billing) the whole workspace's."""
-    now = now or utcnow()
+@dataclass(frozen=True)
+class _Asked:
+    """What a usage question covers, once the asker's role has been checked."""
+
+    workspace_id: int
+    workspace: str
+    window: Window
+    by: By
+    own_only: bool
+    member_id: int | None
+    project: str | None
+    project_id: int | None
+
+
+def _asked(s: Session, actor: Actor, workspace_id: int, *, project: str | None, mine: bool, days: int | None, period: str, by: str, now: datetime) -> _Asked:
     try:
         split = By(by.strip().lower())
     except ValueError:
@@ -81,8 +83,40 @@ def usage_report(
         if project_id is None:
             raise NotFound(f"There is no project `{slug[:40]}` in `{ws.slug}`. `/ai-budget show` lists the projects.")
     member_id = me.id if own_only and me is not None else None
-    rows = breakdown(s, ws.id, w.since, w.until, split, member_id=member_id, project_id=project_id)
-    return UsageReport("yours" if own_only else "workspace", ws.id, ws.slug, w, split, sum(r.amount_micros for r in rows), rows, member_id, project and project.strip().lower(), project_id)
+    return _Asked(ws.id, ws.slug, w, split, own_only, member_id, project and project.strip().lower(), project_id)
+
+
+def usage_report(
+    s: Session,
+    actor: Actor,
+    workspace_id: int,
+    *,
+    project: str | None = None,
+    mine: bool = False,
+    days: int | None = None,
+    period: str = "month",
+    by: str = "project",
+    now: datetime | None = None,
+) -> UsageReport:
+    """Spend in ``period`` (or the last ``days``): one's own, or (Admin, Viewer, Billing) the whole workspace's."""
+    q = _asked(s, actor, workspace_id, project=project, mine=mine, days=days, period=period, by=by, now=now or utcnow())
+    rows = breakdown(s, q.workspace_id, q.window.since, q.window.until, q.by, member_id=q.member_id, project_id=q.project_id)
+    return UsageReport("yours" if q.own_only else "workspace", q.workspace_id, q.workspace, q.window, q.by, sum(r.amount_micros for r in rows), rows, q.member_id, q.project, q.project_id)
+
+
+def usage_chart(
+    s: Session, actor: Actor, workspace_id: int, *, project: str | None = None, mine: bool = False, days: int | None = None, period: str = "month", by: str = "project", now: datetime | None = None
+) -> tuple[str, PeriodSpend] | None:
+    """The figures of the chart an /ai-usage asked for (and the workspace's slug), as the asker stands now.
+
+    None when they no longer see that spend — left, or lost the role that showed them the
+    whole workspace — and then nothing is audited: they asked nothing now.
+    """
+    standing = viewpoint(s, actor, workspace_id)
+    if standing is None or (not mine and not standing[0]):
+        return None
+    q = _asked(s, actor, workspace_id, project=project, mine=mine, days=days, period=period, by=by, now=now or utcnow())
+    return q.workspace, period_spend(s, q.workspace_id, q.window, q.by, member_id=q.member_id, project_id=q.project_id)
 
 
 def viewpoint(s: Session, actor: Actor, workspace_id: int) -> tuple[bool, int] | None:

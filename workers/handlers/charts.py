@@ -27,19 +27,15 @@ log = logging.getLogger(__name__)
 
 def usage_chart(rt: Runtime, a: Claimed) -> None:
     p = a.payload
-    asker = Actor.slack(p["user"])
-    standing = rt.db.run(usage_reports.viewpoint, asker, a.workspace_id)
-    if standing is None or (not p.get("mine") and not standing[0]):
-        # They left, or lost the role that let them see what they asked for, since asking.
+    asked = dict(project=p.get("project"), mine=p.get("mine", False), days=p.get("days"), period=p.get("period") or "month", by=p.get("by", "project"))
+    figures = rt.db.run(usage_reports.usage_chart, Actor.slack(p["user"]), a.workspace_id, **asked)
+    if figures is None:
         log.info("usage chart for %s not drawn: they no longer see that spend", p["user"])
-        rt.db.run(outbox.complete, a.id)
-        return
-    report = rt.db.run(usage_reports.usage_report, asker, a.workspace_id, project=p.get("project"), mine=p.get("mine", False), days=p.get("days"), period=p.get("period") or "month", by=p.get("by", "project"))
-    data = rt.db.run(period_spend, report.workspace_id, report.window, report.by, member_id=report.member_id, project_id=report.project_id)
-    if rt.slack is not None:
+    elif rt.slack is not None:
+        slug, data = figures
         chart = spend_chart(data)
         png = render_spend(chart)
-        rt.slack.upload_dm(f"usage-chart:{a.id}", [p["user"]], filename=f"purser-{report.workspace}-{report.window.since:%Y-%m-%d}.png", content=png, alt_text=describe_spend(chart), title=data.title)
+        rt.slack.upload_dm(f"usage-chart:{a.id}", [p["user"]], filename=f"purser-{slug}-{data.start:%Y-%m-%d}.png", content=png, alt_text=describe_spend(chart), title=data.title)
     rt.db.run(outbox.complete, a.id)
 
 
@@ -54,7 +50,7 @@ def home_chart(rt: Runtime, a: Claimed) -> None:
     p = a.payload
     asker = Asker(p["team"], p["user"])
     standing = rt.db.run(usage_reports.viewpoint, asker.actor, a.workspace_id)
-    whole = p["ref"].split(":")[2] == "all"
+    whole = p["whole"]
     if rt.slack is None or standing is None or standing[0] != whole:
         rt.db.run(outbox.complete, a.id)
         return
