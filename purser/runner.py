@@ -20,6 +20,7 @@ import typer
 from purser import wiring
 from purser.logs import setup_logging
 from purser.settings import Settings
+from purser.web_server import switch_threads_promptly
 
 log = logging.getLogger("purser")
 
@@ -85,6 +86,7 @@ def main() -> None:
     # Waitress drops X-Forwarded-For and friends unless told whom to trust; Purser decides that
     # itself (PURSER_TRUSTED_PROXIES, gateway.clientip), as it does under gunicorn, so it must see them.
     server = create_server(app, host=host, port=port, threads=16, ident="purser", clear_untrusted_proxy_headers=False)
+    switch_threads_promptly()  # as in each gunicorn worker: a request does not wait out a busy thread's 5 ms
 
     typer.echo(f"Purser is running — store {make_url(db.url).render_as_string(hide_password=True)}, broker {'Redis' if settings.redis_url else 'in-process'}, key provider local")
     typer.echo(f"Key secrets are encrypted with the key from {key_source}")
