@@ -249,7 +249,9 @@ def open_loop(port: int, endpoint: Endpoint, rate: float, seconds: float, pool: 
     within Slack's deadline is given up, as Slack gives up on it: a waiting one is never
     sent, a sent one's connection is dropped (the server still does the work).
     """
-    sel = selectors.DefaultSelector()
+    # select(2), not epoll: epoll waits whole milliseconds, rounded up, and the open loop
+    # would send late by up to a millisecond, lateness counted as the server's (bench/load.py).
+    sel = selectors.SelectSelector()
     requests = endpoint.requests()
     run = Run(endpoint.name, seconds)
     idle = deque(Conn(port, sel, keep_alive) for _ in range(pool))

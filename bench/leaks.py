@@ -350,7 +350,9 @@ def closed_loop(port: int, kind: str, make: Callable[[int], tuple[bytes, Leak | 
 
 def open_loop(port: int, kind: str, make: Callable[[int], tuple[bytes, Leak | None]], rate: float, seconds: float, pool: int, meter: CpuMeter, poller: Poller | None) -> Run:
     """Deliveries at fixed intervals whatever the answers; with ``pool`` in flight the next waits, and its wait counts."""
-    sel = selectors.DefaultSelector()
+    # select(2), not epoll: epoll waits whole milliseconds, rounded up, and the open loop
+    # would send late by up to a millisecond, lateness counted as the server's (bench/load.py).
+    sel = selectors.SelectSelector()
     n = int(rate * seconds)
     run = Run(kind, n)
     flying = 0
