@@ -93,3 +93,12 @@ class TransferView:
 def transfer_view(s: Session, key_id: int) -> TransferView:
     key = s.get(ApiKey, key_id)
     return TransferView(key.name, key.prefix, s.get(Workspace, key.workspace_id).slug)
+
+
+def item_subject(s: Session, item_id: int) -> tuple[str | None, str]:
+    """The key an item is about (None for a member) and its workspace: what the Transfer form names."""
+    item = s.get(ReviewItem, item_id)
+    if item is None:
+        raise NotFound(f"There is no review item #{item_id}.")
+    key = s.get(ApiKey, item.key_id) if item.key_id else None
+    return (key.name if key else None), s.get(Workspace, s.get(AccessReview, item.review_id).workspace_id).slug
