@@ -17,6 +17,7 @@ from bot.blocks.invitations import ACCEPT, DECLINE
 from bot.blocks.keys import REVEAL
 from bot.blocks.directory import RESTORE
 from bot.blocks.leaks import REPLACE
+from bot.blocks.reviews import KEEP, REVOKE, TRANSFER, TRANSFER_FORM
 from bot.blocks.spikes import MUTES
 from bot.blocks.requests import APPROVE, DENY
 from bot.parser import UsageError
@@ -113,10 +114,17 @@ def build_app(db: Database, *, token: str, team_id: str, api_url: str, signing_s
     app.action(RESTORE)(action(interactions.restore))
     for mute in MUTES:
         app.action(mute)(action(interactions.mute_spikes))
+    app.action(KEEP)(action(interactions.review_keep))
+    app.action(REVOKE)(action(interactions.review_revoke))
+    app.action(TRANSFER)(action(interactions.review_transfer))
 
     @app.view(DENY_FORM)
     def deny_submitted(ack, body):
         ack(**on_the_form("reason", lambda: interactions.deny_submitted(db, body)))
+
+    @app.view(TRANSFER_FORM)
+    def review_transfer_submitted(ack, body):
+        ack(**on_the_form("to", lambda: interactions.review_transfer_submitted(db, body)))
 
     @app.view(KEY_FORM)
     def key_form_submitted(ack, body, client):

@@ -16,6 +16,7 @@ from bot import texts
 from bot.blocks.common import code, lit, mention
 from bot.blocks import directory as directory_blocks
 from bot.blocks import leaks as leak_blocks
+from bot.blocks import reviews as review_blocks
 from bot.blocks import spikes as spike_blocks
 from bot.blocks.keys import key_ready_dm
 from bot.blocks.requests import what
@@ -26,11 +27,12 @@ from bot.parser import UsageError
 from bot.replies import error_text, error_words
 from bot.views.deny import deny_form, reason_of
 from bot.views.key_form import form_values, reveal_view
-from store import decisions, directory, invitations, keys, leaks, requests, spikes
+from store import decisions, directory, invitations, keys, leaks, requests, reviews, spikes
 from store.db import Database
 from store.errors import Conflict, DomainError
 from store.money import parse_money
 from store.permissions import Actor
+from store.review_views import item_subject
 from store.views import describe_key, describe_request
 
 log = logging.getLogger(__name__)
@@ -74,11 +76,15 @@ def tell(client: WebClient, body: dict, text: str) -> None:
         log.warning("could not tell %s: %s", user, exc.response.get("error"))
 
 
+#: a late click's words for what was decided first: a request's outcome, or an access review item's
+_DECIDED = {"approved": "approved", "denied": "denied", "keep": "decided (kept)", "revoke": "decided (revoked)", "transfer": "decided (transferred)"}
+
+
 def refusal(exc: BaseException) -> str:
     """A late click hears who decided first and when, with a mention."""
-    if isinstance(exc, Conflict) and exc.decided_at is not None and exc.state in ("approved", "denied"):
+    if isinstance(exc, Conflict) and exc.decided_at is not None and exc.state in _DECIDED:
         who = mention(exc.decided_by) if exc.decided_by else "Purser's policy"
-        return f"Already {exc.state} by {who} at {exc.decided_at:%H:%M} UTC ({exc.decided_at:%Y-%m-%d})."
+        return f"Already {_DECIDED[exc.state]} by {who} at {exc.decided_at:%H:%M} UTC ({exc.decided_at:%Y-%m-%d})."
     return error_text(exc)
 
 
@@ -154,6 +160,32 @@ def mute_spikes(db: Database, client: WebClient, body: dict) -> None:
     line = spike_blocks.muted_line(muted.key_name, muted.until, body["user"]["id"])
     text = _dict(body.get("message")).get("text") or line
     _update_message(client, body, text, [*kept, {"type": "context", "elements": [{"type": "mrkdwn", "text": line}]}])
+
+
+def review_keep(db: Database, client: WebClient, body: dict) -> None:
+    """Keep / Revoke under an access review item: the store decides (Admins); the worker edits every Admin's copy."""
+    db.run(reviews.decide_item, Actor.slack(body["user"]["id"]), _int(body["actions"][0].get("value")), "keep")
+
+
+def review_revoke(db: Database, client: WebClient, body: dict) -> None:
+    db.run(reviews.decide_item, Actor.slack(body["user"]["id"]), _int(body["actions"][0].get("value")), "revoke")
+
+
+def review_transfer(db: Database, client: WebClient, body: dict) -> None:
+    """Check the clicker may decide before asking who gets the key; the transfer happens on submit."""
+    item_id = _int(body["actions"][0].get("value"))
+    db.run(reviews.check_decider, Actor.slack(body["user"]["id"]), item_id)
+    key_name, workspace = db.run(item_subject, item_id)
+    client.views_open(trigger_id=body["trigger_id"], view=review_blocks.transfer_form(item_id, key_name, workspace))
+
+
+def review_transfer_submitted(db: Database, body: dict) -> dict | None:
+    try:
+        item_id = _int(_metadata(body).get("item_id"))
+        db.run(reviews.transfer_to_user, Actor.slack(body["user"]["id"]), item_id, review_blocks.picked(_dict(body.get("view"))) or "")
+    except (DomainError, UsageError) as exc:
+        return {"response_action": "errors", "errors": {"to": error_words(exc)[:150]}}
+    return None
 
 
 def accept(db: Database, client: WebClient, body: dict) -> None:

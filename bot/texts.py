@@ -20,7 +20,8 @@ HELP = {
         "*/ai-team* — who is in the workspace\n"
         "• `/ai-team list`\n"
         "• `/ai-team role @someone <admin|developer|viewer|billing>` (Developers: asks the admins)\n"
-        "• `/ai-team remove @someone` (their keys are revoked); `/ai-team leave`"
+        "• `/ai-team remove @someone` (their keys are revoked); `/ai-team leave`\n"
+        "• `/ai-team review` (Admins): an access review now — each Admin gets the members and keys by DM to Keep, Revoke or Transfer"
     ),
     "/ai-budget": (
         "*/ai-budget* — budgets and the spending cap\n"
@@ -72,7 +73,7 @@ HELP = {
 USAGE = {
     "/ai-key": "Usage: `/ai-key new|list|rotate|revoke …` — `/ai-key help` explains.",
     "/ai-invite": "Usage: `/ai-invite @someone… | email… [--role developer]` — `/ai-invite help` explains.",
-    "/ai-team": "Usage: `/ai-team list | role @someone <role> | remove @someone | leave` — `/ai-team help` explains.",
+    "/ai-team": "Usage: `/ai-team list | role @someone <role> | remove @someone | leave | review` — `/ai-team help` explains.",
     "/ai-budget": "Usage: `/ai-budget show | set <project> $N | request <project> $N --reason \"…\" | cap $N` — `/ai-budget help` explains.",
     "/ai-credits": "Usage: `/ai-credits balance | add $N | statement [--month 2026-11]` — `/ai-credits help` explains.",
     "/ai-usage": "Usage: `/ai-usage [--period day|week|month|last-month] [--by project|member|key|model] [--project P] [--mine]` — `/ai-usage help` explains.",

@@ -27,6 +27,7 @@ class Permission(enum.StrEnum):
     DELETE_WORKSPACE = "delete_workspace"
     MANAGE_MODEL_POLICY = "manage_model_policy"  # which models, providers, zero data retention (store.policy)
     MUTE_SPIKES = "mute_spikes"  # silence a key's spike alerts for a while (store.spikes)
+    REVIEW_ACCESS = "review_access"  # open an access review, keep / revoke / transfer its items (store.reviews)
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,8 @@ MATRIX: dict[Permission, Rule] = {
     Permission.MANAGE_MODEL_POLICY: Rule(frozenset({A}), may_request=frozenset({D})),
     # not in the seed: an alert the workspace relies on is silenced by those who answer for its spend
     Permission.MUTE_SPIKES: Rule(frozenset({A})),
+    # not in the seed: who keeps which access is decided by those who grant it
+    Permission.REVIEW_ACCESS: Rule(frozenset({A})),
 }
 
 _WHAT = {
@@ -71,6 +74,7 @@ _WHAT = {
     Permission.DELETE_WORKSPACE: "delete the workspace",
     Permission.MANAGE_MODEL_POLICY: "change which models the workspace's keys may call",
     Permission.MUTE_SPIKES: "mute spike alerts",
+    Permission.REVIEW_ACCESS: "review who keeps access",
 }
 
 

@@ -174,6 +174,10 @@ class ActionKind(enum.StrEnum):
     USAGE_CHART = "usage_chart"  # an /ai-usage breakdown's chart, drawn and sent to the asker's DM
     HOME_CHART = "home_chart"  # this hour's chart for a person's App Home
     POST_STATEMENT = "post_statement"  # a monthly statement to its Admins and Billing Managers (or to the one who asked)
+    POST_REVIEW = "post_review"  # an access review's pages to each Admin by DM, posted or brought up to date
+    REMIND_REVIEW = "remind_review"  # an open review's undecided items: the Admins reminded
+    REVIEW_COMPLETE = "review_complete"  # every item decided: the outcome and its CSV to the Admins
+    KEY_TRANSFERRED = "key_transferred"  # a key handed to another member: its old and new owner told
 
 
 class ActionStatus(enum.StrEnum):

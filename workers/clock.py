@@ -1,9 +1,12 @@
 """The `clock` process: APScheduler 3 jobs with fixed ids that only enqueue actors, run by the leader alone.
 
-Interval jobs run every ``Intervals`` seconds (PURSER_CLOCK_<JOB>); two run at fixed times
+Interval jobs run every ``Intervals`` seconds (PURSER_CLOCK_<JOB>); some run at fixed times
 (UTC): ``post_digests`` at ``digest_hour`` (09:00), and ``post_statements`` at ``statement_hour``
 (06:00), which closes and posts last month's statements not closed yet: all of them on the
-1st, and on a later day only those a clock that was down on the 1st missed.
+1st, and on a later day only those a clock that was down on the 1st missed. ``open_reviews``
+an hour after the statements opens last quarter's access reviews the same way (on a
+quarter's first day), and ``remind_reviews`` at half past the digest hour reminds the
+Admins of undecided review items.
 """
 
 from __future__ import annotations
@@ -60,6 +63,10 @@ class Clock:
         # daily rather than on the 1st alone, since a scheduler that was down then does not run it later.
         self.scheduler.add_job(self._enqueue, CronTrigger(hour=statement_hour, minute=0), args=("post_statements", maintenance.post_statements), id="post_statements", replace_existing=True)
         # A few minutes past each hour: the hour just ended is complete, its usage synced (SYNC_USAGE).
+        # Daily, so a clock down on a quarter's first day opens its reviews the next; each once per quarter.
+        self.scheduler.add_job(self._enqueue, CronTrigger(hour=statement_hour + 1, minute=0), args=("open_reviews", maintenance.open_reviews), id="open_reviews", replace_existing=True)
+        # Once a day in working hours: a review's undecided items are reminded (store.reviews.remind_reviews).
+        self.scheduler.add_job(self._enqueue, CronTrigger(hour=digest_hour, minute=30), args=("remind_reviews", maintenance.remind_reviews), id="remind_reviews", replace_existing=True)
         spikes = CronTrigger(minute=self.intervals.check_spikes_minute)
         self.scheduler.add_job(self._enqueue, spikes, args=("check_spikes", maintenance.check_spikes), id="check_spikes", replace_existing=True)
         # Renew well inside the lock's lifetime so a live leader never loses it.

@@ -10,7 +10,7 @@ from dramatiq import Retry
 from sqlalchemy import select
 
 from bot.blocks.digest import digest_message
-from store import alerts, digests, invitations, keys, outbox, quota_ledger, requests, rollover, spikes, statements
+from store import alerts, digests, invitations, keys, outbox, quota_ledger, requests, reviews, rollover, spikes, statements
 from store.errors import NotFound
 from store.models import Workspace
 from store.permissions import Actor
@@ -178,4 +178,27 @@ def check_workspace_spikes(workspace_id: int, at: str) -> None:
         log.info("workspace %s: %d spend spike(s) in the hour to %s", workspace_id, len(found), at)
 
 
-ACTORS = [sweep_outbox, sync_usage, poll_leases, sync_directory, evaluate_thresholds, roll_over_periods, expire_requests, wipe_reveals, post_digests, post_digest, post_statements, close_statement, check_spikes, check_workspace_spikes]
+@dramatiq.actor(queue_name="maintenance", max_retries=3)
+def open_reviews() -> None:
+    """Daily: last quarter's access review of each workspace that has none, one actor each: on a quarter's first day, all of them."""
+    with runtime().db.session() as s:
+        _, due = reviews.due_quarterly(s)
+    for workspace_id in due:
+        open_review.send(workspace_id)
+
+
+@dramatiq.actor(queue_name="maintenance", **RETRY_OPTIONS)
+def open_review(workspace_id: int) -> None:
+    """Idempotent per workspace and quarter (the review's quarter is unique), so a repeated job opens nothing twice."""
+    try:
+        runtime().db.run(reviews.open_review, Actor.operator("clock"), workspace_id, quarterly=True)
+    except NotFound:  # deleted since the fan-out: nothing of it is reviewed
+        log.info("workspace %s was deleted before its access review opened", workspace_id)
+
+
+@dramatiq.actor(queue_name="maintenance", max_retries=3)
+def remind_reviews() -> None:
+    runtime().db.run(reviews.remind_reviews)
+
+
+ACTORS = [sweep_outbox, sync_usage, poll_leases, sync_directory, evaluate_thresholds, roll_over_periods, expire_requests, wipe_reveals, post_digests, post_digest, post_statements, close_statement, check_spikes, check_workspace_spikes, open_reviews, open_review, remind_reviews]

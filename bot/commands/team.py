@@ -1,4 +1,4 @@
-"""/ai-team: who is in the workspace; roles; removing and leaving."""
+"""/ai-team: who is in the workspace; roles; removing and leaving; an access review on demand."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ from bot.commands.common import workspace_id
 from bot.parser import WORKSPACE_OPTIONS, UsageError, parse
 from bot.context import Asker
 from bot.replies import Reply
-from store import members
+from store import members, reviews
 from store.db import Database
 from store.permissions import membership
+from store.review_views import review_view
 from store.types import Role
 
 COMMAND = "/ai-team"
@@ -45,6 +46,11 @@ def handle(db: Database, asker: Asker, text: str) -> Reply:
         target = db.run(members.find_member, ws_id, user, asker.actor, "member.remove")
         db.run(members.remove_member, asker.actor, ws_id, target.id)
         return Reply(f"✅ Removed {_who(target)}; their keys are revoked.")
+    if sub == "review":
+        review = db.run(reviews.open_review, asker.actor, ws_id)
+        view = db.run(review_view, review.id)
+        keys = sum(1 for i in view.items if i.kind == "key")
+        return Reply(f"🔎 Access review #{view.id} of {code(view.workspace)} is open: {len(view.items) - keys} member(s) and {keys} key(s). Each Admin gets it by DM, to Keep, Revoke or Transfer each.")
     if sub == "leave":
         me = db.run(members.find_member, ws_id, asker.user_id, asker.actor, "member.leave")
         db.run(members.remove_member, asker.actor, ws_id, me.id)
