@@ -17,6 +17,7 @@ from bot.blocks.invitations import ACCEPT, DECLINE
 from bot.blocks.keys import REVEAL
 from bot.blocks.directory import RESTORE
 from bot.blocks.leaks import REPLACE
+from bot.blocks.leases import EXTEND
 from bot.blocks.spikes import MUTES
 from bot.blocks.requests import APPROVE, DENY
 from bot.parser import UsageError
@@ -111,6 +112,7 @@ def build_app(db: Database, *, token: str, team_id: str, api_url: str, signing_s
     app.action(DECLINE)(action(interactions.decline))
     app.action(REPLACE)(action(interactions.replace))
     app.action(RESTORE)(action(interactions.restore))
+    app.action(EXTEND)(action(interactions.extend))
     for mute in MUTES:
         app.action(mute)(action(interactions.mute_spikes))
 

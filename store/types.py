@@ -128,6 +128,7 @@ class RequestKind(enum.StrEnum):
     ROLE_CHANGE = "role_change"
     CREDIT_TOPUP = "credit_topup"
     MODEL_ACCESS = "model_access"  # a model outside the policy, asked for
+    KEY_EXTEND = "key_extend"  # a leased key's end moved on by its lease's length (store.leases)
 
 
 class RequestState(enum.StrEnum):
@@ -174,6 +175,7 @@ class ActionKind(enum.StrEnum):
     USAGE_CHART = "usage_chart"  # an /ai-usage breakdown's chart, drawn and sent to the asker's DM
     HOME_CHART = "home_chart"  # this hour's chart for a person's App Home
     POST_STATEMENT = "post_statement"  # a monthly statement to its Admins and Billing Managers (or to the one who asked)
+    LEASE_NOTICE = "lease_notice"  # a leased key's owner told: a day or an hour left (with Extend), or its end
 
 
 class ActionStatus(enum.StrEnum):

@@ -13,7 +13,7 @@ import dramatiq
 from store import outbox
 from store.types import ActionKind, utcnow
 from workers.broker import RETRY_OPTIONS
-from workers.handlers import budgets, charts, directory, keys, leaks, linked, messages, scim, spikes, statements
+from workers.handlers import budgets, charts, directory, keys, lease_notices, leaks, linked, messages, scim, spikes, statements
 from workers.perform import Handler, perform
 from workers.runtime import runtime
 
@@ -54,6 +54,7 @@ HANDLERS: dict[ActionKind, Handler] = {
     ActionKind.USAGE_CHART: charts.usage_chart,
     ActionKind.HOME_CHART: charts.home_chart,
     ActionKind.POST_STATEMENT: statements.post_statement,
+    ActionKind.LEASE_NOTICE: lease_notices.lease_notice,
 }
 
 _UNHANDLED = set(ActionKind) - set(HANDLERS)

@@ -10,7 +10,7 @@ from dramatiq import Retry
 from sqlalchemy import select
 
 from bot.blocks.digest import digest_message
-from store import alerts, digests, invitations, keys, outbox, quota_ledger, requests, rollover, spikes, statements
+from store import alerts, digests, invitations, keys, leases, outbox, quota_ledger, requests, rollover, spikes, statements
 from store.errors import NotFound
 from store.models import Workspace
 from store.permissions import Actor
@@ -108,6 +108,12 @@ def wipe_reveals() -> None:
 
 
 @dramatiq.actor(queue_name="maintenance", max_retries=3)
+def announce_leases() -> None:
+    """Leased keys: the warnings a day and an hour ahead, and the ends, each once (store.leases)."""
+    runtime().db.run(leases.announce_leases)
+
+
+@dramatiq.actor(queue_name="maintenance", max_retries=3)
 def post_digests() -> None:
     with runtime().db.session() as s:
         due = digests.due_digests(s)
@@ -178,4 +184,4 @@ def check_workspace_spikes(workspace_id: int, at: str) -> None:
         log.info("workspace %s: %d spend spike(s) in the hour to %s", workspace_id, len(found), at)
 
 
-ACTORS = [sweep_outbox, sync_usage, poll_leases, sync_directory, evaluate_thresholds, roll_over_periods, expire_requests, wipe_reveals, post_digests, post_digest, post_statements, close_statement, check_spikes, check_workspace_spikes]
+ACTORS = [sweep_outbox, sync_usage, poll_leases, sync_directory, evaluate_thresholds, roll_over_periods, expire_requests, wipe_reveals, announce_leases, post_digests, post_digest, post_statements, close_statement, check_spikes, check_workspace_spikes]
