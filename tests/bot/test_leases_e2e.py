@@ -73,7 +73,7 @@ def test_a_leased_key_is_extended_through_an_admin_and_then_ends(db, web, slack,
     new_end = end + timedelta(days=3)
     with db.session() as s:
         assert s.get(ApiKey, key.id).expires_at == new_end
-    [outcome] = [m for m in slack_api.channel_messages(dm(dev)) if m.text.startswith(f"Your request #") and "approved" in m.text]
+    [outcome] = [m for m in slack_api.channel_messages(dm(dev)) if m.text.startswith("Your request #") and "approved" in m.text]
     assert f"now stops at {new_end:%Y-%m-%d %H:%M} UTC" in said(outcome)
 
     clock.move_to(end + timedelta(minutes=5))  # past the old end: still good

@@ -53,7 +53,7 @@ def test_a_lease_is_refused_outside_an_hour_to_ten_years_in_plain_words(db):
 
 
 def test_each_warning_and_the_end_are_told_once_however_often_the_clock_runs(db, clock):
-    ws, dev, key_id, secret = leased(db, 3 * 1440)
+    _, _, key_id, secret = leased(db, 3 * 1440)
     end = end_of(db, key_id)
     for at, told in [
         (end - timedelta(days=1, minutes=1), []),
@@ -78,7 +78,7 @@ def test_each_warning_and_the_end_are_told_once_however_often_the_clock_runs(db,
 
 
 def test_a_short_lease_gets_only_the_warnings_it_ran_long_enough_for(db, clock):
-    ws, dev, key_id, _ = leased(db, 8 * 60)
+    _, _, key_id, _ = leased(db, 8 * 60)
     end = end_of(db, key_id)
     db.run(leases.announce_leases, utcnow())
     assert notices(db) == []  # 8 h: no day's warning, at its start or ever
@@ -87,7 +87,7 @@ def test_a_short_lease_gets_only_the_warnings_it_ran_long_enough_for(db, clock):
 
 
 def test_a_clock_that_was_down_sends_only_the_nearer_warning(db):
-    ws, dev, key_id, _ = leased(db, 3 * 1440)
+    _, _, key_id, _ = leased(db, 3 * 1440)
     end = end_of(db, key_id)
     db.run(leases.announce_leases, end - timedelta(minutes=20))
     db.run(leases.announce_leases, end - timedelta(minutes=10))
@@ -97,7 +97,7 @@ def test_a_clock_that_was_down_sends_only_the_nearer_warning(db):
 @pytest.mark.calendar
 def test_a_lease_ends_to_the_minute_across_month_ends_new_year_and_leap_day(db, clock, instant):
     start = utcnow()
-    ws, dev, key_id, secret = leased(db, 90)
+    _, _, key_id, secret = leased(db, 90)
     end = end_of(db, key_id)
     assert end - start == timedelta(minutes=90)
     clock.shift(timedelta(minutes=31))
@@ -136,7 +136,7 @@ def test_an_extension_waits_for_an_admin_then_moves_the_end_by_the_leases_length
 
 
 def test_an_admins_own_extension_is_approved_at_once(db):
-    ws, admin, key_id, _ = leased(db, 2 * 60, env="production", role=Role.ADMIN)
+    _, admin, key_id, _ = leased(db, 2 * 60, env="production", role=Role.ADMIN)
     end = end_of(db, key_id)
     req = db.run(leases.request_extension, admin, key_id)
     assert req.auto_approved and end_of(db, key_id) == end + timedelta(hours=2)
