@@ -107,7 +107,7 @@ def decide(state: KeyState | None, client_ip: str | None, project_tag: str | Non
     # The lease is judged now, not when the state was cached: a key stops at its end to the second.
     standing = key_standing(KeyStanding(state.usable, state.usable_message), state.expires_at, now or utcnow())
     if not standing.usable:
-        return refuse(401, standing.reason, standing.message + (" Ask for one with /ai-key new." if standing.reason == "expired" else ""))
+        return refuse(401, standing.reason, standing.message.replace("ask for a new key.", "ask for a new one with /ai-key new."))
     if state.allowlist:
         address = _address(client_ip)
         if address is None or not any(address in net for net in state.allowlist):
