@@ -18,6 +18,7 @@ from bot.blocks.keys import REVEAL
 from bot.blocks.directory import RESTORE
 from bot.blocks.leaks import REPLACE
 from bot.blocks.reviews import KEEP, REVOKE, TRANSFER, TRANSFER_FORM
+from bot.blocks.leases import EXTEND
 from bot.blocks.spikes import MUTES
 from bot.blocks.requests import APPROVE, DENY
 from bot.parser import UsageError
@@ -112,6 +113,7 @@ def build_app(db: Database, *, token: str, team_id: str, api_url: str, signing_s
     app.action(DECLINE)(action(interactions.decline))
     app.action(REPLACE)(action(interactions.replace))
     app.action(RESTORE)(action(interactions.restore))
+    app.action(EXTEND)(action(interactions.extend))
     for mute in MUTES:
         app.action(mute)(action(interactions.mute_spikes))
     app.action(KEEP)(action(interactions.review_keep))

@@ -16,18 +16,19 @@ from bot import texts
 from bot.blocks.common import code, lit, mention
 from bot.blocks import directory as directory_blocks
 from bot.blocks import leaks as leak_blocks
+from bot.blocks import leases as lease_blocks
 from bot.blocks import reviews as review_blocks
 from bot.blocks import spikes as spike_blocks
 from bot.blocks.keys import key_ready_dm
 from bot.blocks.requests import what
 from bot.context import Asker
-from bot.commands.common import days
+from bot.commands.common import lease_minutes
 from bot.commands.key import request_reply
 from bot.parser import UsageError
 from bot.replies import error_text, error_words
 from bot.views.deny import deny_form, reason_of
 from bot.views.key_form import form_values, reveal_view
-from store import decisions, directory, invitations, keys, leaks, requests, reviews, spikes
+from store import decisions, directory, invitations, keys, leaks, leases, requests, reviews, spikes
 from store.db import Database
 from store.errors import Conflict, DomainError
 from store.money import parse_money
@@ -135,6 +136,13 @@ def replace(db: Database, client: WebClient, body: dict) -> None:
     _update_message(client, body, text, [b.to_dict() for b in blocks])
 
 
+def extend(db: Database, client: WebClient, body: dict) -> None:
+    """"Extend" under a lease's warning: an extension request, decided as the workspace's key policy says."""
+    req = db.run(leases.request_extension, Actor.slack(body["user"]["id"]), _int(body["actions"][0].get("value")))
+    text, blocks = lease_blocks.extension_asked(req.id, req.state.value, req.payload)
+    _update_message(client, body, text, [b.to_dict() for b in blocks])
+
+
 def restore(db: Database, client: WebClient, body: dict) -> None:
     """"Restore" under a suspension notice: an Admin brings the member back, under the usual rules."""
     member_id = _int(body["actions"][0].get("value"))
@@ -239,11 +247,11 @@ def key_form_submitted(db: Database, client: WebClient, body: dict) -> dict | No
     except DomainError as exc:
         return {"response_action": "errors", "errors": {"limit": exc.message[:150]}}
     try:
-        expires = days(values["expires"])
+        lease = lease_minutes(values["expires"])
     except UsageError as exc:
         return {"response_action": "errors", "errors": {"expires": str(exc)[:150]}}
     try:
-        req = db.run(keys.request_key, Actor.slack(user), _int(meta.get("workspace_id")), name=values["name"] or "", project=values["project"], limit_micros=limit, expires_days=expires, reason=values["reason"])
+        req = db.run(keys.request_key, Actor.slack(user), _int(meta.get("workspace_id")), name=values["name"] or "", project=values["project"], limit_micros=limit, lease_minutes=lease, reason=values["reason"])
         workspace = db.run(lambda s: describe_request(s, req.id).workspace)
     except (DomainError, UsageError) as exc:
         field = "project" if "project" in error_words(exc).lower() else "name"

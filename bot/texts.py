@@ -5,7 +5,8 @@ from __future__ import annotations
 HELP = {
     "/ai-key": (
         "*/ai-key* — your API keys\n"
-        "• `/ai-key new [name] [--project P] [--limit $N] [--expires 7d]` ask for a key (no arguments opens a form)\n"
+        "• `/ai-key new [name] [--project P] [--limit $N] [--for 8h|3d|2w]` ask for a key (no arguments opens a form); "
+        "`--for` leases it: it stops then, and you get a DM with Extend a day and an hour before\n"
         "• `/ai-key list` your keys (admins: `list --all`)\n"
         "• `/ai-key rotate <key>` a new secret; the old one works for a grace period\n"
         "• `/ai-key revoke <key>` stop a key for good\n"

@@ -60,6 +60,7 @@ class Settings(BaseSettings):
     clock_roll_over_periods: float | None = Field(None, gt=0, alias="PURSER_CLOCK_ROLL_OVER_PERIODS")
     clock_expire_requests: float | None = Field(None, gt=0, alias="PURSER_CLOCK_EXPIRE_REQUESTS")
     clock_wipe_reveals: float | None = Field(None, gt=0, alias="PURSER_CLOCK_WIPE_REVEALS")
+    clock_announce_leases: float | None = Field(None, gt=0, alias="PURSER_CLOCK_ANNOUNCE_LEASES")
     clock_lock_ttl: float | None = Field(None, gt=0, alias="PURSER_CLOCK_LOCK_TTL")
     # Not seconds: the minute past each hour the spike check runs (the hour just ended is complete by then).
     clock_check_spikes_minute: int | None = Field(None, ge=0, le=59, alias="PURSER_CLOCK_CHECK_SPIKES_MINUTE")

@@ -19,7 +19,7 @@ from store.models import ApiKey, AuthzRefusal, Member, Project, Workspace
 from store.money import format_money
 from store.periods import period_start
 from store.policy import OPEN, ModelPolicy, effective, qualify, refusal
-from store.standing import key_itself, project_hold_now, workspace_hold_now
+from store.standing import KeyStanding, key_itself, key_standing, project_hold_now, workspace_hold_now
 from store.totals import spent
 from store.types import Period, Scope, WorkspaceStatus, utcnow
 
@@ -104,10 +104,10 @@ def decide(state: KeyState | None, client_ip: str | None, project_tag: str | Non
     if state is None:
         return Decision(401, "unknown_key", "Unknown API key.")
     refuse = lambda status, reason, message: Decision(status, reason, message, {"X-Purser-Refusal": reason}, state)  # noqa: E731
-    if state.usable:
-        return refuse(401, state.usable, state.usable_message)
-    if state.expires_at is not None and state.expires_at <= (now or utcnow()):
-        return refuse(401, "expired", f"This key expired at {state.expires_at:%Y-%m-%d %H:%M} UTC; ask for a new one with /ai-key new.")
+    # The lease is judged now, not when the state was cached: a key stops at its end to the second.
+    standing = key_standing(KeyStanding(state.usable, state.usable_message), state.expires_at, now or utcnow())
+    if not standing.usable:
+        return refuse(401, standing.reason, standing.message.replace("ask for a new key.", "ask for a new one with /ai-key new."))
     if state.allowlist:
         address = _address(client_ip)
         if address is None or not any(address in net for net in state.allowlist):

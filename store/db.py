@@ -84,7 +84,7 @@ ActionsHook = Callable[[list[NewAction]], None]
 ChangesHook = Callable[[set[int]], None]
 
 #: tables whose rows decide what a gateway's authorization check answers
-_AUTHZ_TABLES = {"workspaces", "projects", "api_keys", "members"}
+_AUTHZ_TABLES = {"workspaces", "projects", "api_keys", "members", "key_leases"}
 
 
 def _track_authz_changes(session: Session, _flush_context, _instances) -> None:

@@ -12,7 +12,7 @@ from typing import Callable
 
 from sqlalchemy.orm import Session
 
-from store import audit, budgets, credits, invitations, keys, members, outbox, policy
+from store import audit, budgets, credits, invitations, keys, leases, members, outbox, policy
 from store.errors import Conflict, InvalidInput
 from store.models import Request, Workspace
 from store.permissions import Actor
@@ -66,4 +66,5 @@ _APPLIERS: dict[RequestKind, Callable[[Session, Actor, Workspace, Request], None
     RequestKind.ROLE_CHANGE: members.apply_role_change_request,
     RequestKind.CREDIT_TOPUP: credits.apply_topup_request,
     RequestKind.MODEL_ACCESS: policy.apply_model_request,
+    RequestKind.KEY_EXTEND: leases.apply_extend_request,
 }

@@ -13,6 +13,7 @@ from store import audit, outbox
 from store.errors import LIST_KEYS, LIST_PROJECTS, Conflict, InvalidInput, NotFound, NotYours
 from store.models import Action, ApiKey, KeyReveal, Member, Project, Request, Workspace
 from store.permissions import Actor, Permission, authorize, denial, load_workspace, membership
+from store.leases import check_lease, lease_end, rotated_expiry
 from store.requests import approve_automatically, open_request
 from store.secrets import cipher, display_prefix, hash_secret
 from store.standing import may_hold_keys
@@ -41,12 +42,15 @@ def request_key(
     project: str | None = None,
     limit_micros: int | None = None,
     expires_days: int | None = None,
+    lease_minutes: int | None = None,
     reason: str | None = None,
 ) -> Request:
-    """Ask for a key. Admins, and `auto` workspaces within the role's preset, are approved at once."""
+    """Ask for a key that lives ``lease_minutes`` (or ``expires_days``; neither: the role's preset lifetime) once made.
+    Admins, and `auto` workspaces within the role's preset, are approved at once."""
     name = check_key_name(name)
     if expires_days is not None and not 1 <= expires_days <= MAX_LIFETIME_DAYS:
         raise InvalidInput(f"A key lives between 1 and {MAX_LIFETIME_DAYS} days; {expires_days} is out of range.")
+    lease_minutes = check_lease(lease_minutes) if lease_minutes is not None else expires_days * 1440 if expires_days else None
     ws = load_workspace(s, workspace_id)
     me = authorize(s, actor, ws, Permission.CREATE_OWN_KEY, resource=f"key:{name}", attempted="key.request")
     if me is None:
@@ -68,7 +72,7 @@ def request_key(
     period = template.limit_period if template else Period.MONTHLY
     lifetime = template.key_lifetime_days if template else None
     limit = preset if limit_micros is None else limit_micros
-    days = lifetime if expires_days is None else expires_days
+    minutes = lifetime * 1440 if lease_minutes is None and lifetime else lease_minutes
     payload = {
         "name": name,
         "owner_id": me.id,
@@ -76,11 +80,11 @@ def request_key(
         "project": proj.slug if proj else None,
         "limit_micros": limit,
         "limit_period": period.value,
-        "expires_days": days,
+        "lease_minutes": minutes,
         "preset_micros": preset,
     }
     req = open_request(s, ws, me, RequestKind.KEY, payload, reason=reason)
-    within_preset = (preset is None or (limit is not None and limit <= preset)) and (lifetime is None or (days is not None and days <= lifetime))
+    within_preset = (preset is None or (limit is not None and limit <= preset)) and (lifetime is None or (minutes is not None and minutes <= lifetime * 1440))
     if me.role is Role.ADMIN:
         _approve_by_policy(s, ws, req, "admins create their own keys")
     elif ws.key_policy is KeyPolicy.AUTO and within_preset:
@@ -148,7 +152,7 @@ def provision_key(s: Session, action_id: str, *, secret: str, provider: str, pro
         name=p["name"],
         limit_micros=p.get("limit_micros"),
         limit_period=Period(p.get("limit_period") or "monthly"),
-        expires_at=now + timedelta(days=p["expires_days"]) if p.get("expires_days") else None,
+        expires_at=lease_end(p, now),
     )
     return Provisioned(store_new_key(s, key, secret, provider, provider_ref, actor="system:worker", details={"request": req.id}), True)
 
@@ -274,6 +278,8 @@ def rotate_key(s: Session, actor: Actor, key_id: int) -> Action:
     ws, key = _authorize_key(s, actor, key_id, "key.rotate")
     if key.status is KeyStatus.REVOKED:
         raise Conflict(f"Key `{key.name}` is revoked; ask for a new key instead.")
+    if key.expires_at is not None and key.expires_at <= utcnow():  # its successor would be born ended
+        raise Conflict(f"The lease of `{key.name}` ended at {key.expires_at:%Y-%m-%d %H:%M} UTC; ask for a new key instead.")
     successor = s.scalars(select(ApiKey.id).where(ApiKey.rotated_from_id == key.id)).first()
     pending = s.scalars(
         select(Action.id).where(Action.kind == "rotate_key", Action.status == ActionStatus.PENDING, Action.payload["key_id"].as_integer() == key.id)
@@ -299,11 +305,11 @@ def complete_rotation(s: Session, action_id: str, *, secret: str, provider: str,
         name=old.name,
         limit_micros=old.limit_micros,
         limit_period=old.limit_period,
-        expires_at=old.expires_at,
+        expires_at=rotated_expiry(action.payload, old.expires_at),
     )
     key = store_new_key(s, new, secret, provider, provider_ref, actor="system:worker", details={"rotated_from": old.id})
-    grace = timedelta(hours=int(action.payload.get("grace_hours", 24)))
-    outbox.emit(s, ActionKind.RETIRE_KEY, workspace_id=old.workspace_id, payload={"key_id": old.id, "successor_id": key.id}, run_after=utcnow() + grace)
+    retire = datetime.fromisoformat(action.payload["retire_at"]) if action.payload.get("retire_at") else utcnow() + timedelta(hours=int(action.payload.get("grace_hours", 24)))  # retire_at: an extension's (store.leases)
+    outbox.emit(s, ActionKind.RETIRE_KEY, workspace_id=old.workspace_id, payload={"key_id": old.id, "successor_id": key.id}, run_after=retire)
     return Provisioned(key, True)
 
 

@@ -10,12 +10,12 @@ reservation together, so it searches the DM before posting rather than posting t
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, aliased, joinedload
 
 from store import keys, outbox, quota_ledger
+from store.leases import lease_end
 from store.errors import NotFound
 from store.messages import reserve_with
 from store.models import ApiKey, Member, Request, Workspace
@@ -81,7 +81,7 @@ def store_key(s: Session, order: KeyOrder, *, secret: str, provider: str, provid
         name=p["name"],
         limit_micros=p.get("limit_micros"),
         limit_period=Period(p.get("limit_period") or "monthly"),
-        expires_at=utcnow() + timedelta(days=p["expires_days"]) if p.get("expires_days") else None,
+        expires_at=lease_end(p, utcnow()),
     )
     # The request's unique key: of two attempts that both got here, the second fails and its retry finds this one.
     keys.store_new_key(s, key, secret, provider, provider_ref, actor="system:worker", details={"request": order.request.id}, owner=order.owner_label)

@@ -1,7 +1,7 @@
 """Whether a key may be used, derived from the facts in one place.
 
 A key's standing is never kept as a flag that each path sets and clears: it follows from
-the facts — the key's status and expiry, its owner's role and membership, its project's
+the facts — the key's status and its lease (``expires_at``), its owner's role and membership, its project's
 manual pause and budget against this period's spend, its workspace's cap against this
 period's spend and its credit pool. `/v1/authz`, provisioning, the provider's enable and
 disable, and every path that changes one of those facts ask these functions.
@@ -82,6 +82,19 @@ def key_itself(status: KeyStatus, owner_status: MemberStatus, owner_role: Role, 
     return KeyStanding(None)
 
 
+def lease_standing(expires_at: datetime | None, now: datetime) -> KeyStanding:
+    """A key's lease on time: from its end on (that instant included), the key is expired."""
+    if expires_at is not None and expires_at <= now:
+        return KeyStanding("expired", f"This key's lease ended at {expires_at:%Y-%m-%d %H:%M} UTC; ask for a new key.")
+    return KeyStanding(None)
+
+
+def key_standing(itself: KeyStanding, expires_at: datetime | None, now: datetime) -> KeyStanding:
+    """The key's own standing: what ``key_itself`` says first (a revoked key is revoked, not expired),
+    then its lease. ``itself`` may come from a cache; the lease is always judged at ``now``."""
+    return itself if not itself.usable else lease_standing(expires_at, now)
+
+
 # -- facts read from the store ---------------------------------------------------------------
 
 
@@ -101,9 +114,8 @@ def key_enabled(s: Session, key: ApiKey, now: datetime | None = None) -> bool:
     now = now or utcnow()
     owner = s.get(Member, key.member_id)
     ws = s.get(Workspace, key.workspace_id)
-    if not key_itself(key.status, owner.status, owner.role, ws.status is WorkspaceStatus.DELETED).usable:
-        return False
-    if key.expires_at is not None and key.expires_at <= now:
+    itself = key_itself(key.status, owner.status, owner.role, ws.status is WorkspaceStatus.DELETED)
+    if not key_standing(itself, key.expires_at, now).usable:
         return False
     if workspace_hold_now(s, ws, now) is not None:
         return False

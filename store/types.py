@@ -128,6 +128,7 @@ class RequestKind(enum.StrEnum):
     ROLE_CHANGE = "role_change"
     CREDIT_TOPUP = "credit_topup"
     MODEL_ACCESS = "model_access"  # a model outside the policy, asked for
+    KEY_EXTEND = "key_extend"  # a leased key's end moved on by its lease's length (store.leases)
 
 
 class RequestState(enum.StrEnum):
@@ -178,6 +179,7 @@ class ActionKind(enum.StrEnum):
     REMIND_REVIEW = "remind_review"  # an open review's undecided items: the Admins reminded
     REVIEW_COMPLETE = "review_complete"  # every item decided: the outcome and its CSV to the Admins
     KEY_TRANSFERRED = "key_transferred"  # a key handed to another member: its old and new owner told
+    LEASE_NOTICE = "lease_notice"  # a leased key's owner told: a day or an hour left (with Extend), or its end
 
 
 class ActionStatus(enum.StrEnum):

@@ -129,7 +129,7 @@ def describe_key(s: Session, key_id: int) -> KeyView:
 
 def _held(s: Session, key: ApiKey, ws: Workspace) -> str | None:
     """What stops an active key now, from its standing (store.standing): the owner's role, a pause, its expiry."""
-    from store.standing import key_itself, project_hold_now, workspace_hold_now
+    from store.standing import key_itself, key_standing, project_hold_now, workspace_hold_now
     from store.types import KeyStatus, WorkspaceStatus, utcnow
 
     if key.status is not KeyStatus.ACTIVE:
@@ -137,8 +137,8 @@ def _held(s: Session, key: ApiKey, ws: Workspace) -> str | None:
     itself = key_itself(key.status, key.member.status, key.member.role, ws.status is WorkspaceStatus.DELETED)
     if not itself.usable:
         return itself.message.removeprefix("This key's ").rstrip(".")
-    if key.expires_at is not None and key.expires_at <= utcnow():
-        return "expired"
+    if not key_standing(itself, key.expires_at, utcnow()).usable:
+        return f"its lease ended at {key.expires_at:%Y-%m-%d %H:%M} UTC"
     hold = workspace_hold_now(s, ws)
     if hold == "cap":
         return f"the spending cap of `{ws.slug}` is spent"

@@ -60,9 +60,9 @@ def provision_pending(db: Database) -> list[tuple[int, str]]:
     return made
 
 
-def key(db: Database, workspace_id: int, owner: Actor, name: str = "bot", project: str | None = None, limit: int | None = None) -> tuple[int, str]:
-    """A live key for ``owner`` (approved by an admin if the policy wants it)."""
-    req = db.run(keys.request_key, owner, workspace_id, name=name, project=project, limit_micros=limit)
+def key(db: Database, workspace_id: int, owner: Actor, name: str = "bot", project: str | None = None, limit: int | None = None, lease_minutes: int | None = None) -> tuple[int, str]:
+    """A live key for ``owner`` (approved by an admin if the policy wants it); ``lease_minutes``: it ends that long after it is made."""
+    req = db.run(keys.request_key, owner, workspace_id, name=name, project=project, limit_micros=limit, lease_minutes=lease_minutes)
     if req.state.value == "pending":
         from store.decisions import decide_request
 

@@ -13,7 +13,7 @@ import dramatiq
 from store import outbox
 from store.types import ActionKind, utcnow
 from workers.broker import RETRY_OPTIONS
-from workers.handlers import budgets, charts, directory, keys, leaks, linked, messages, reviews, scim, spikes, statements
+from workers.handlers import budgets, charts, directory, keys, leaks, lease_notices, linked, messages, reviews, scim, spikes, statements
 from workers.perform import Handler, perform
 from workers.runtime import runtime
 
@@ -58,6 +58,7 @@ HANDLERS: dict[ActionKind, Handler] = {
     ActionKind.REMIND_REVIEW: reviews.remind_review,
     ActionKind.REVIEW_COMPLETE: reviews.review_complete,
     ActionKind.KEY_TRANSFERRED: reviews.key_transferred,
+    ActionKind.LEASE_NOTICE: lease_notices.lease_notice,
 }
 
 _UNHANDLED = set(ActionKind) - set(HANDLERS)

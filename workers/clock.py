@@ -34,6 +34,7 @@ class Intervals:
     roll_over_periods: float = 300
     expire_requests: float = 900
     wipe_reveals: float = 900
+    announce_leases: float = 60  # a leased key's warnings and end are told within a minute (store.leases)
     lock_ttl: float = 30
     check_spikes_minute: int = 5  # not an interval: the minute past every hour the spike check runs
 
@@ -56,6 +57,7 @@ class Clock:
             ("roll_over_periods", maintenance.roll_over_periods),
             ("expire_requests", maintenance.expire_requests),
             ("wipe_reveals", maintenance.wipe_reveals),
+            ("announce_leases", maintenance.announce_leases),
         ):
             self.scheduler.add_job(self._enqueue, IntervalTrigger(seconds=getattr(self.intervals, job)), args=(job, actor), id=job, replace_existing=True)
         self.scheduler.add_job(self._enqueue, CronTrigger(hour=digest_hour, minute=0), args=("post_digests", maintenance.post_digests), id="post_digests", replace_existing=True)

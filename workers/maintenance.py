@@ -10,7 +10,7 @@ from dramatiq import Retry
 from sqlalchemy import select
 
 from bot.blocks.digest import digest_message
-from store import alerts, digests, invitations, keys, outbox, quota_ledger, requests, reviews, rollover, spikes, statements
+from store import alerts, digests, invitations, keys, leases, outbox, quota_ledger, requests, reviews, rollover, spikes, statements
 from store.errors import NotFound
 from store.models import Workspace
 from store.permissions import Actor
@@ -108,6 +108,12 @@ def wipe_reveals() -> None:
 
 
 @dramatiq.actor(queue_name="maintenance", max_retries=3)
+def announce_leases() -> None:
+    """Leased keys: the warnings a day and an hour ahead, and the ends, each once (store.leases)."""
+    runtime().db.run(leases.announce_leases)
+
+
+@dramatiq.actor(queue_name="maintenance", max_retries=3)
 def post_digests() -> None:
     with runtime().db.session() as s:
         due = digests.due_digests(s)
@@ -201,4 +207,4 @@ def remind_reviews() -> None:
     runtime().db.run(reviews.remind_reviews)
 
 
-ACTORS = [sweep_outbox, sync_usage, poll_leases, sync_directory, evaluate_thresholds, roll_over_periods, expire_requests, wipe_reveals, post_digests, post_digest, post_statements, close_statement, check_spikes, check_workspace_spikes, open_reviews, open_review, remind_reviews]
+ACTORS = [sweep_outbox, sync_usage, poll_leases, sync_directory, evaluate_thresholds, roll_over_periods, expire_requests, wipe_reveals, post_digests, post_digest, post_statements, close_statement, check_spikes, check_workspace_spikes, open_reviews, open_review, remind_reviews, announce_leases]

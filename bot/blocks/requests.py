@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 from slack_sdk.models.blocks import ActionsBlock, Block
 
 from bot.blocks.common import code, context, fields, header, lit, mention, money, section, when, yes_no
+from store.leases import describe_length
 from store.views import RequestView
 
 TITLES = {
@@ -15,6 +18,7 @@ TITLES = {
     "role_change": "Role change request",
     "credit_topup": "Credit top-up request",
     "model_access": "Model access request",
+    "key_extend": "Key extension request",
 }
 APPROVE, DENY = "request_approve", "request_deny"
 
@@ -38,6 +42,8 @@ def what(req: RequestView) -> str:
     if req.kind == "model_access":
         where = f"project {code(p['project'])}" if p.get("project") else "the workspace"
         return f"model {code(p['model'])} in {where}"
+    if req.kind == "key_extend":
+        return f"key {code(p['name'])} to work {describe_length(p['by_minutes'])} longer"
     return req.kind
 
 
@@ -50,8 +56,12 @@ def _details(req: RequestView) -> list[tuple[str, str]]:
         rows.append(("Role's preset", money(p.get("preset_micros"))))
         if req.project_budget_left is not None:
             rows.append(("Project budget left", money(req.project_budget_left)))
-        if p.get("expires_days"):
-            rows.append(("Expires after", f"{p['expires_days']} days"))
+        if p.get("lease_minutes") or p.get("expires_days"):
+            rows.append(("Lives for", describe_length(p.get("lease_minutes") or p["expires_days"] * 1440)))
+    if req.kind == "key_extend":
+        ends = datetime.fromisoformat(p["from"])
+        rows.append(("Ends now", when(ends)))
+        rows.append(("Would end", when(datetime.fromisoformat(p["to"]) if p.get("to") else ends + timedelta(minutes=p["by_minutes"]))))
     if req.kind in ("budget_change", "cap_change"):
         rows.append(("Now", money(p.get("current_micros"))))
     if req.kind == "model_access":
@@ -97,6 +107,10 @@ def outcome_dm(req: RequestView) -> tuple[str, list[Block]]:
     blocks: list[Block] = [section(f"Your request #{req.id} in {code(req.workspace)} — {what(req)}:"), section(outcome_line(req))]
     if req.state == "approved" and req.kind == "key":
         blocks.append(context("Your key is being made; a message with a Reveal button follows."))
+    elif req.state == "approved" and req.kind == "key_extend" and req.payload.get("successor"):
+        blocks.append(context("A key like it with the new end comes by DM with its Reveal button; switch to it before the old one stops."))
+    elif req.state == "approved" and req.kind == "key_extend" and req.payload.get("to"):
+        blocks.append(context(f"Key {code(req.payload['name'])} now stops at {when(datetime.fromisoformat(req.payload['to']))}."))
     elif req.state == "approved" and req.kind == "model_access":
         blocks.append(context("Your keys may call it now; `/ai-models` lists what they may call."))
     elif req.state == "denied":

@@ -26,6 +26,27 @@ def amount(text: str | None, what: str = "amount") -> int:
     return parse_money(text)
 
 
+_LEASE = re.compile(r"^(\d{1,7})\s*(m|mins?|minutes?|h|hrs?|hours?|d|days?|w|weeks?)?$", re.IGNORECASE)
+_MINUTES = {"m": 1, "h": 60, "d": 1440, "w": 10080}
+MAX_LEASE_DAYS = 3650
+
+
+def lease_minutes(text: str | None) -> int | None:
+    """`90m`, `8h`, `3d`, `2w` (or `30`, days, as `--expires` always took) → minutes."""
+    if text is None:
+        return None
+    m = _LEASE.match(text.strip())
+    if not m:
+        raise UsageError(f"“{text[:20]}” is not a length of time. Write it like 90m, 8h, 3d or 2w.")
+    n = int(m.group(1)) * _MINUTES[(m.group(2) or "d")[0].lower()]
+    if n < 60:
+        # the last warning before a lease ends comes an hour ahead
+        raise UsageError(f"A key's lease is at least 1 hour; {text.strip()[:20]} is shorter.")
+    if n > MAX_LEASE_DAYS * 1440:
+        raise UsageError(f"A key's lease is at most {MAX_LEASE_DAYS} days (10 years); {text.strip()[:20]} is longer. Leave it out for your role's preset.")
+    return n
+
+
 def days(text: str | None) -> int | None:
     """`7d`, `2w` or `30` → days."""
     if text is None:

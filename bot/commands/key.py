@@ -4,17 +4,18 @@ from __future__ import annotations
 
 from bot import texts
 from bot.blocks.common import code, lit, money
-from bot.commands.common import amount, days, workspace_id, workspace_of
+from bot.commands.common import amount, lease_minutes, workspace_id, workspace_of
 from bot.parser import WORKSPACE_OPTIONS, UsageError, parse
 from bot.context import Asker
 from bot.replies import Reply
 from bot.views.key_form import key_form
 from store import keys
+from store.leases import describe_length
 from store.db import Database
 from store.views import describe_key
 
 COMMAND = "/ai-key"
-OPTIONS = {**WORKSPACE_OPTIONS, "--project": "project", "-p": "project", "--limit": "limit", "-l": "limit", "--expires": "expires", "--reason": "reason"}
+OPTIONS = {**WORKSPACE_OPTIONS, "--project": "project", "-p": "project", "--limit": "limit", "-l": "limit", "--expires": "lease", "--for": "lease", "--reason": "reason"}
 FLAGS = {"--all": "all"}
 
 
@@ -54,7 +55,7 @@ def new(db: Database, asker: Asker, parsed) -> Reply:
         name=name,
         project=parsed.options.get("project"),
         limit_micros=limit,
-        expires_days=days(parsed.options.get("expires")),
+        lease_minutes=lease_minutes(parsed.options.get("lease")),
         reason=parsed.options.get("reason"),
     )
     return Reply(request_reply(req, ws.slug))
@@ -63,6 +64,8 @@ def new(db: Database, asker: Asker, parsed) -> Reply:
 def request_reply(req, workspace: str) -> str:
     p = req.payload
     what = f"key {code(p['name'])} in {code(workspace)} (limit {money(p.get('limit_micros'))})"
+    if p.get("lease_minutes"):
+        what += f", for {describe_length(p['lease_minutes'])} once made"
     if req.state.value == "approved":
         return f"✅ Approved: your {what} is being made. A DM with a Reveal button follows in a moment."
     return f"📨 Asked the admins of {code(workspace)} for your {what} — request #{req.id}. You will get a DM when it is decided."

@@ -31,7 +31,7 @@ def key_form(db: Database, asker: Asker, workspace_id: int, workspace: str) -> V
             InputBlock(block_id="name", label="Name", element=PlainTextInputElement(action_id="value", placeholder="search-bot", max_length=60)),
             InputBlock(block_id="project", label="Project", optional=True, hint=hint[:2000], element=PlainTextInputElement(action_id="value", max_length=40)),
             InputBlock(block_id="limit", label="Spending limit", optional=True, hint="Like $50. Empty: your role's preset.", element=PlainTextInputElement(action_id="value", max_length=20)),
-            InputBlock(block_id="expires", label="Expires after", optional=True, hint="Like 7d or 2w. Empty: your role's preset.", element=PlainTextInputElement(action_id="value", max_length=10)),
+            InputBlock(block_id="expires", label="Expires after", optional=True, hint="Like 8h, 3d or 2w. Empty: your role's preset.", element=PlainTextInputElement(action_id="value", max_length=10)),
             InputBlock(block_id="reason", label="Why", optional=True, element=PlainTextInputElement(action_id="value", multiline=True, max_length=500)),
         ],
     )

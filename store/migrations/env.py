@@ -12,6 +12,7 @@ import store.models_spend  # noqa: F401  (spend per hour, key and model)
 import store.models_statements  # noqa: F401  (the closed monthly statements)
 import store.models_spikes  # noqa: F401  (and spike alerts)
 import store.models_reviews  # noqa: F401  (and access reviews)
+import store.models_leases  # noqa: F401  (and what was announced of keys' leases)
 
 config = context.config
 target_metadata = Base.metadata

@@ -91,3 +91,15 @@ def test_commands_of_real_words_read_word_for_word(words, reason):
 
 def test_entities_are_decoded_once():
     assert split("&amp;lt;b&amp;gt;") == ["&lt;b&gt;"]
+
+
+def test_a_lease_is_read_in_minutes_hours_days_or_weeks_and_refused_in_plain_words():
+    from bot.commands.common import lease_minutes
+
+    assert [lease_minutes(t) for t in ("90m", "8h", "3d", "2w", "30", "12 hours", None)] == [90, 480, 4320, 20160, 43200, 720, None]
+    with pytest.raises(UsageError, match="“soon” is not a length of time. Write it like 90m, 8h, 3d or 2w."):
+        lease_minutes("soon")
+    with pytest.raises(UsageError, match="at least 1 hour; 45m is shorter"):
+        lease_minutes("45m")
+    with pytest.raises(UsageError, match="at most 3650 days .* 522w is longer"):
+        lease_minutes("522w")

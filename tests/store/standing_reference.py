@@ -7,7 +7,7 @@ with the rules as the design states them (docs/design.md, "A key's standing").
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 
 from store.types import Role
@@ -28,6 +28,8 @@ class ModelKey:
     limit: int | None  # the role's preset when it was made, a monthly limit
     expires_at: datetime | None
     revoked: bool = False
+    lease: timedelta | None = None  # the length it was first given; what each extension adds
+    end_told: bool = False  # its owner was told its lease ended (once, by the clock)
 
 
 @dataclass
@@ -58,6 +60,17 @@ class Model:
     def project_paused(self, project: str, now: datetime) -> bool:
         budget = self.budgets[project]
         return project in self.manual or (budget is not None and self.spent(project, f"{now:%Y-%m}") >= budget)
+
+    def may_extend(self, key_id: int, now: datetime) -> bool:
+        """The design's rule for leases: only a key with an end still ahead is extended, by its owner,
+        while that owner may hold keys; a lease that ended asks for a new key instead."""
+        key = self.keys[key_id]
+        holds = self.roles.get(key.owner) in (Role.ADMIN, Role.DEVELOPER)
+        return holds and not key.revoked and not self.deleted and key.expires_at is not None and now < key.expires_at
+
+    def ends_to_tell(self, now: datetime) -> set[int]:
+        """The keys whose end the clock announces now: ended, not revoked, and not announced before."""
+        return {k for k, key in self.keys.items() if key.expires_at is not None and key.expires_at <= now and not key.revoked and not key.end_told}
 
     def hears(self, key_id: int, now: datetime, client: str) -> tuple[int, str]:
         key, month = self.keys[key_id], f"{now:%Y-%m}"

@@ -63,7 +63,7 @@ def test_without_a_limit_a_key_gets_the_roles_preset(db):
     dev = f.member(db, ws, Role.DEVELOPER)
     req = db.run(keys.request_key, dev, ws, name="bot")
     assert req.state is RequestState.APPROVED
-    assert (req.payload["limit_micros"], req.payload["expires_days"]) == (parse_money("$50"), 90)
+    assert (req.payload["limit_micros"], req.payload["lease_minutes"]) == (parse_money("$50"), 90 * 1440)
 
 
 @pytest.mark.parametrize(("limit", "days"), [("$50.01", None), (None, 91)])

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime, timezone
 
 import pytest
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util.exc import CommandError
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import MetaData, Table, create_engine, inspect, text
 from sqlalchemy.engine import make_url
 from typer.testing import CliRunner
 
@@ -113,3 +114,35 @@ def test_purser_db_upgrade_migrates_the_database_named_by_database_url(settings_
     assert current_revision(url) == SCRIPTS.get_current_head()
     assert tables(url) == TABLES
     check(url)
+
+
+def _insert(conn, table_name: str, **values) -> int:
+    """A row into the table as the database has it now, the models' Python defaults filling what is left."""
+    table = Table(table_name, MetaData(), autoload_with=conn)
+    model = Base.metadata.tables[table_name]
+    for column in table.columns:
+        if column.name in values or column.nullable or column.primary_key or column.server_default is not None:
+            continue
+        default = model.columns[column.name].default
+        values[column.name] = default.arg(None) if default.is_callable else default.arg
+    return conn.execute(table.insert().values(**values).returning(table.c.id)).scalar_one()
+
+
+def test_keys_ended_before_leases_existed_are_not_announced_when_they_arrive(empty_url, clock):
+    """Migration 0011: a key whose end had passed gets a row marked announced, so the clock's first run tells no one of it months late; a key still running gets none."""
+    clock.move_to(datetime(2026, 12, 6, 12, 0, tzinfo=timezone.utc))
+    upgrade(empty_url, "0010")
+    engine = make_engine(empty_url)
+    made = datetime(2026, 11, 1, tzinfo=timezone.utc)
+    with engine.begin() as conn:
+        ws = _insert(conn, "workspaces", team_id="T1", slug="prod", name="prod", environment="production", key_policy="approval")
+        owner = _insert(conn, "members", workspace_id=ws, role="developer", slack_user_id="U1")
+        key = {"workspace_id": ws, "member_id": owner, "provider": "local", "created_at": made}
+        ended = _insert(conn, "api_keys", name="ended", prefix="pk-1", secret_hash="1" * 64, expires_at=datetime(2026, 11, 8, tzinfo=timezone.utc), **key)
+        _insert(conn, "api_keys", name="running", prefix="pk-2", secret_hash="2" * 64, expires_at=datetime(2026, 12, 7, tzinfo=timezone.utc), **key)
+        _insert(conn, "api_keys", name="revoked", prefix="pk-3", secret_hash="3" * 64, expires_at=made, status="revoked", **key)
+    upgrade(empty_url)
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT key_id, length_minutes, expired_at IS NOT NULL, warned_hour_at IS NOT NULL FROM key_leases")).all()
+    engine.dispose()
+    assert rows == [(ended, 7 * 24 * 60, True, True)]

@@ -3,7 +3,8 @@
 Hypothesis runs random sequences of the store's real operations, by real roles — invite
 (add) members, change roles, remove members, ask for keys and have them approved, revoke
 keys, set budgets and the cap, pause and resume projects, top up the pool, record usage
-(late and repeated events too), change the allowlist, roll into the next month and delete
+(late and repeated events too), change the allowlist, lease keys, extend them and let time
+pass (the clock announcing each lease's end once), roll into the next month and delete
 the workspace — and after every step compares, for every key, `/v1/authz`'s decision
 (status and reason) with what the reference model (``standing_reference.py``) says, and what is announced as paused with
 what the model holds; it checks that role caps hold, that every change wrote exactly one
@@ -33,6 +34,7 @@ from store.types import MemberStatus, ProjectStatus, Role, WorkspaceStatus
 from store.ingest import UsageIn, ingest_usage
 from store.rollover import roll_over_periods
 from tests import factories as f
+from tests.store.standing_leases import LeaseRules
 from tests.store.standing_reference import CAPS, PROJECTS, USD, Model, ModelKey
 
 START = datetime(2027, 5, 10, 12, 0, tzinfo=timezone.utc)
@@ -42,7 +44,7 @@ _slugs = itertools.count(1)
 # -- the machine -----------------------------------------------------------------------------
 
 
-class Standing(RuleBasedStateMachine):
+class Standing(LeaseRules, RuleBasedStateMachine):
     db = None  # set by the test
     #: with "openrouter", keys live at the OpenRouter fake, every action the store emits is
     #: carried out by the workers' own handlers after each step, and the fake's enabled flags
@@ -82,10 +84,10 @@ class Standing(RuleBasedStateMachine):
         if pool is not None:
             self.top_up(pool)
 
-    def _make_key(self, owner: str, name: str, project: str) -> tuple[int, str]:
+    def _make_key(self, owner: str, name: str, project: str, lease: int | None = None) -> tuple[int, str]:
         if self.provider == "local":
-            return f.key(self.db, self.ws, f.Actor.slack(owner), name, project=project)
-        req = self.db.run(keys.request_key, f.Actor.slack(owner), self.ws, name=name, project=project)
+            return f.key(self.db, self.ws, f.Actor.slack(owner), name, project=project, lease_minutes=lease)
+        req = self.db.run(keys.request_key, f.Actor.slack(owner), self.ws, name=name, project=project, lease_minutes=lease)
         self.carry_out()  # the workers make it at OpenRouter
         with self.db.session() as s:
             made = s.query(ApiKey).filter(ApiKey.request_id == req.id).one()
@@ -110,7 +112,8 @@ class Standing(RuleBasedStateMachine):
     def _remember(self, key_id: int, owner: str, project: str, secret: str) -> None:
         with self.db.session() as s:  # what the key was given: its role's preset limit and lifetime
             made = s.get(ApiKey, key_id)
-            self.model.keys[key_id] = ModelKey(owner, project, secret, made.limit_micros, made.expires_at)
+            lease = made.expires_at - self.now if made.expires_at else None  # the clock stands still: made now
+            self.model.keys[key_id] = ModelKey(owner, project, secret, made.limit_micros, made.expires_at, lease=lease)
 
     def teardown(self) -> None:
         self.clock.stop()
@@ -286,10 +289,7 @@ class Standing(RuleBasedStateMachine):
 
     @rule()
     def next_month(self):
-        self.now = (self.now.replace(day=1) + timedelta(days=32)).replace(day=1, hour=0, minute=5)
-        self.clock.stop()
-        self.clock = time_machine.travel(self.now, tick=False)
-        self.clock.start()
+        self._move_to((self.now.replace(day=1) + timedelta(days=32)).replace(day=1, hour=0, minute=5))
         self.db.run(roll_over_periods)
 
     # -- what must hold after every step ---------------------------------------------------

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 
 from sqlalchemy import select
 
 from bot.blocks.keys import key_ready_dm
-from store import keys, outbox, provider_sync, provisioning, quota, quota_ledger
+from store import keys, leases, outbox, provider_sync, provisioning, quota, quota_ledger
 from store.models import ApiKey, Workspace
 from store.outbox import Claimed
 from store.types import ActionKind, KeyStatus, utcnow
@@ -47,7 +46,7 @@ def provision_key(rt: Runtime, a: Claimed) -> None:
     p, provider = order.request.payload, rt.provider(order.provider)
     created = provider.create(
         name=provider_key_name(a.id),
-        expires_at=utcnow() + timedelta(days=p["expires_days"]) if p.get("expires_days") else None,
+        expires_at=leases.lease_end(p, utcnow()),
         retrying=a.attempts > 1,  # only an earlier attempt can have left an orphan to look for
         **_limits(order.provider, p.get("limit_micros"), p.get("limit_period"), order.linked),
     )
@@ -84,7 +83,7 @@ def rotate_key(rt: Runtime, a: Claimed) -> None:
         old = s.get(ApiKey, a.payload["key_id"])
         provider_name = old.provider
         done = s.scalars(select(ApiKey.id).where(ApiKey.rotated_from_id == old.id)).first()
-        limit, period, expires = old.limit_micros, old.limit_period.value, old.expires_at
+        limit, period, expires = old.limit_micros, old.limit_period.value, leases.rotated_expiry(a.payload, old.expires_at)
         linked = s.get(Workspace, old.workspace_id).provider_ref
     if not done:
         created = rt.provider(provider_name).create(name=provider_key_name(a.id), expires_at=expires, retrying=a.attempts > 1, **_limits(provider_name, limit, period, linked))
