@@ -27,6 +27,7 @@ class Permission(enum.StrEnum):
     DELETE_WORKSPACE = "delete_workspace"
     MANAGE_MODEL_POLICY = "manage_model_policy"  # which models, providers, zero data retention (store.policy)
     MUTE_SPIKES = "mute_spikes"  # silence a key's spike alerts for a while (store.spikes)
+    SET_APPROVAL_POLICY = "set_approval_policy"  # who approves which requests (store.approvals)
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,8 @@ MATRIX: dict[Permission, Rule] = {
     Permission.MANAGE_MODEL_POLICY: Rule(frozenset({A}), may_request=frozenset({D})),
     # not in the seed: an alert the workspace relies on is silenced by those who answer for its spend
     Permission.MUTE_SPIKES: Rule(frozenset({A})),
+    # not in the seed as its own row: who must approve what is the Admins' to say, and nobody asks for it
+    Permission.SET_APPROVAL_POLICY: Rule(frozenset({A})),
 }
 
 _WHAT = {
@@ -71,6 +74,7 @@ _WHAT = {
     Permission.DELETE_WORKSPACE: "delete the workspace",
     Permission.MANAGE_MODEL_POLICY: "change which models the workspace's keys may call",
     Permission.MUTE_SPIKES: "mute spike alerts",
+    Permission.SET_APPROVAL_POLICY: "change who approves requests",
 }
 
 

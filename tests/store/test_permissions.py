@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from store import audit, budgets, credits, invitations, keys, members, policy, requests, spikes, usage_reports, workspace_deletion, workspaces
+from store import approvals, audit, budgets, credits, invitations, keys, members, policy, requests, spikes, usage_reports, workspace_deletion, workspaces
 from store.db import Database
 from store.errors import PermissionDenied
 from store.models import ApiKey, AuditEvent, Base, Request
@@ -47,6 +47,8 @@ SEED: dict[Permission, tuple[str, str, str, str]] = {
     Permission.MANAGE_MODEL_POLICY: (YES, ASK,       NO,     NO),
     # not in the seed: silencing a key's spike alerts, from the alert's buttons
     Permission.MUTE_SPIKES:       (YES,   NO,        NO,     NO),
+    # the seed's "policy" row again, for who approves what (/ai-workspace policy set)
+    Permission.SET_APPROVAL_POLICY: (YES, NO,        NO,     NO),
 }  # fmt: skip
 
 
@@ -214,6 +216,7 @@ OPS: dict[str, Op] = {
     "require zero data retention for a project": Op(
         Permission.MANAGE_MODEL_POLICY, "model_policy.zdr", lambda db, w: db.run(policy.set_zdr, w.me, w.ws, True, project="search")
     ),
+    "set the approval policy": Op(Permission.SET_APPROVAL_POLICY, "policy.change", lambda db, w: db.run(approvals.set_policy, w.me, w.ws, "key: 2 admins")),
     "mute a key's spike alerts": Op(Permission.MUTE_SPIKES, "spike.mute", lambda db, w: db.run(spikes.mute_key, w.me, w.other_key, 24)),
     "delete the workspace": Op(
         Permission.DELETE_WORKSPACE, "workspace.delete", lambda db, w: db.run(workspace_deletion.delete_workspace, w.me, w.ws, force=True)
