@@ -12,6 +12,7 @@ from bot.blocks.requests import TITLES, decision_buttons, what
 from bot.context import Asker
 from bot.chart_text import describe_spend, spend_chart
 from store import overview
+from store.approvals import PolicyView
 from store.budgets import BudgetLine
 from store.db import Database
 from store.home_charts import HomeChart, home_charts
@@ -51,6 +52,8 @@ def _blocks(seats: list[Seat], charts: dict[int, ImageBlock]) -> list[Block]:
         if seat.pending is not None:
             blocks += _pending(seat.pending)
         blocks += _budgets(seat.budgets)
+        if seat.policy is not None:
+            blocks.append(_policy(seat.policy))
         if seat.workspace_id in charts:
             blocks.append(charts[seat.workspace_id])
         if len(blocks) > MAX_BLOCKS - 10:
@@ -74,6 +77,12 @@ def _pending(waiting: list[RequestView]) -> list[Block]:
         out.append(section(f"#{req.id} {TITLES.get(req.kind, 'Request')}: {mention(req.requester)} asks for {what(req)}" + (f"\n>{lit(req.reason, 200)}" if req.reason else "")))
         out.append(decision_buttons(req.id, block_id=f"home_request:{req.id}"))
     return out
+
+
+def _policy(view: PolicyView) -> Block:
+    rules = [*view.own, *view.defaults]
+    shown = " · ".join(code(rule) for rule in rules[:8]) + (f" · and {len(rules) - 8} more" if len(rules) > 8 else "")
+    return context(f"*Approval policy* (the first rule that matches decides): {shown} — `/ai-workspace policy show`")
 
 
 def _budgets(lines: tuple[BudgetLine, ...]) -> list[Block]:

@@ -31,6 +31,7 @@ from bot.views.key_form import form_values, reveal_view
 from store import decisions, directory, invitations, keys, leaks, leases, requests, reviews, spikes
 from store.db import Database
 from store.errors import Conflict, DomainError
+from store.approval_rules import needs_words
 from store.money import parse_money
 from store.permissions import Actor
 from store.review_views import item_subject
@@ -90,7 +91,9 @@ def refusal(exc: BaseException) -> str:
 
 
 def approve(db: Database, client: WebClient, body: dict) -> None:
-    db.run(decisions.decide_request, Actor.slack(body["user"]["id"]), _int(body["actions"][0].get("value")), approve=True)
+    decision = db.run(decisions.decide_request, Actor.slack(body["user"]["id"]), _int(body["actions"][0].get("value")), approve=True)
+    if not decision.final:  # the message updates for everyone; the clicker hears at once that it counted
+        tell(client, body, f"Your approval of request #{decision.request.id} is recorded. It still needs {needs_words(decision.still_needed)}.")
 
 
 def deny(db: Database, client: WebClient, body: dict) -> None:

@@ -172,10 +172,13 @@ class Slack:
                 s.commit()
         return answer["ts"]
 
-    def edit_with_copies(self, ref: str, copies: str, text: str, blocks: Sequence[Block], *, also: Also | None = None) -> None:
+    def edit_with_copies(
+        self, ref: str, copies: str, text: str, blocks: Sequence[Block], *, also: Also | None = None,
+        render: Callable[[], tuple[str, Sequence[Block]]] | None = None,
+    ) -> None:  # fmt: skip
         """``edit`` the message posted under ``ref`` and every copy of it (refs starting with ``copies``), their rows
-        found and locked in one SELECT; ``also`` as with ``edit``."""
-        payload = [b.to_dict() for b in blocks]
+        found and locked in one SELECT; ``also`` as with ``edit``. ``render``, when given, draws the text and
+        blocks once the rows are held, so an edit that waited for another never puts back an older state."""
         with self._lock(ref), self.db.session() as s:
             gone = slack_access.lost(s)
             if gone is not None:
@@ -183,6 +186,9 @@ class Slack:
             rows = hold_with_copies(s, ref, copies)
             if self.db.dialect != "postgresql":
                 s.commit()  # as in _held: never hold SQLite's write lock over HTTP
+            if render is not None:  # on SQLite the process's lock on the ref serialises the edits instead
+                text, blocks = render()
+            payload = [b.to_dict() for b in blocks]
             for row in rows:
                 ts = row.ts or self._posted_before(row.channel, row.ref, row.created_at)  # an interrupted post, as in edit
                 if ts:

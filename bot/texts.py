@@ -53,7 +53,7 @@ HELP = {
         "• `/ai-workspace create <name> [--env production|staging|development]` (Admins)\n"
         "• `/ai-workspace use <name>` bind this channel to a workspace\n"
         "• `/ai-workspace link [openrouter-slug]` put the workspace on OpenRouter, in the OpenRouter workspace of that slug (Admins)\n"
-        "• `/ai-workspace policy approval|auto`\n"
+        "• `/ai-workspace policy [show|set <rule>; …|reset|approval|auto]` who approves which requests; `policy help` explains the rules (Admins change them)\n"
         "• `/ai-workspace channels approvals=#c alerts=#c audit=#c`\n"
         "• `/ai-workspace allowlist add|remove <CIDR>`\n"
         "• `/ai-workspace templates [role $N [--period monthly] [--lifetime 90]]`\n"

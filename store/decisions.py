@@ -7,27 +7,38 @@ module, which imports them all, sits above them: nothing in the store imports it
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 from sqlalchemy.orm import Session
 
-from store import audit, budgets, credits, invitations, keys, leases, members, outbox, policy
+from store import approvals, audit, budgets, credits, invitations, keys, leases, members, outbox, policy
 from store.errors import Conflict, InvalidInput
 from store.models import Request, Workspace
 from store.permissions import Actor
 from store.requests import check_decider
-from store.types import ActionKind, RequestKind, RequestState, utcnow
+from store.types import ActionKind, RequestKind, RequestState, Role, utcnow
 
 
 @dataclass(frozen=True)
 class Decision:
     request: Request
     approved: bool
+    #: approvers per role the request still waits for after this approval; empty once decided
+    still_needed: dict[Role, int] = field(default_factory=dict)
+
+    @property
+    def final(self) -> bool:
+        return not self.still_needed
 
 
 def decide_request(s: Session, actor: Actor, request_id: int, *, approve: bool, note: str | None = None) -> Decision:
-    """Approve or deny. Compare-and-set under the row lock: the second decider gets a Conflict naming the first."""
+    """Approve or deny. Compare-and-set under the row lock: the second decider gets a Conflict naming the first.
+
+    An approval is recorded as a row (store.approvals); the request is approved once its policy's
+    approvers are all there, each person counting once. A denial by anyone who may decide ends it.
+    Purser itself (the operator's CLI) decides outright.
+    """
     ws, req, decider = check_decider(s, actor, request_id, approve=approve, lock=True)
     verb = "approve" if approve else "deny"
     now = utcnow()
@@ -36,6 +47,20 @@ def decide_request(s: Session, actor: Actor, request_id: int, *, approve: bool, 
     note = (note or "").strip()[:500] or None
     if not approve and decider is not None and not note:
         raise InvalidInput("Say why you deny it: the person who asked will read the reason.")
+    if approve and decider is not None:
+        waiting = approvals.record_approval(s, req, decider)
+        if waiting:
+            audit.record(
+                s,
+                workspace_id=ws.id,
+                actor=actor.label,
+                action="request.approval",
+                resource=f"request:{req.id}",
+                details={"kind": req.kind.value, "role": decider.role.value, "still_needed": {r.value: n for r, n in waiting.items()}},
+            )
+            # the approval message shows who approved and who is still needed
+            outbox.emit(s, ActionKind.REQUEST_PROGRESS, workspace_id=ws.id, request_id=req.id, payload={"request_id": req.id})
+            return Decision(req, True, waiting)
     req.state = RequestState.APPROVED if approve else RequestState.DENIED
     req.decided_by_id = decider.id if decider else None
     req.decided_at = now

@@ -14,10 +14,10 @@ from store.errors import LIST_KEYS, LIST_PROJECTS, Conflict, InvalidInput, NotFo
 from store.models import Action, ApiKey, KeyReveal, Member, Project, Request, Workspace
 from store.permissions import Actor, Permission, authorize, denial, load_workspace, membership
 from store.leases import check_lease, lease_end, rotated_expiry
-from store.requests import approve_automatically, open_request
+from store.requests import open_request
 from store.secrets import cipher, display_prefix, hash_secret
 from store.standing import may_hold_keys
-from store.types import ActionKind, ActionStatus, KeyPolicy, KeyStatus, MemberStatus, Period, RequestKind, RequestState, Role, utcnow
+from store.types import ActionKind, ActionStatus, KeyStatus, MemberStatus, Period, RequestKind, RequestState, Role, utcnow
 from store.workspaces import role_template
 
 KEY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,59}$")
@@ -83,19 +83,12 @@ def request_key(
         "lease_minutes": minutes,
         "preset_micros": preset,
     }
-    req = open_request(s, ws, me, RequestKind.KEY, payload, reason=reason)
     within_preset = (preset is None or (limit is not None and limit <= preset)) and (lifetime is None or (minutes is not None and minutes <= lifetime * 1440))
-    if me.role is Role.ADMIN:
-        _approve_by_policy(s, ws, req, "admins create their own keys")
-    elif ws.key_policy is KeyPolicy.AUTO and within_preset:
-        _approve_by_policy(s, ws, req, "within the role's preset in an auto-approval workspace")
+    req = open_request(s, ws, me, RequestKind.KEY, payload, reason=reason, within_preset=within_preset)
+    if req.state is RequestState.APPROVED:  # the approval policy approved it at once (an Admin's own key, by default)
+        # Applied here, not through store.decisions: that module imports this one.
+        apply_key_request(s, Actor.operator("policy"), ws, req)
     return req
-
-
-def _approve_by_policy(s: Session, ws: Workspace, req: Request, why: str) -> None:
-    # Applied here, not through store.decisions: that module imports this one.
-    approve_automatically(s, ws, req, why)
-    apply_key_request(s, Actor.operator("policy"), ws, req)
 
 
 def _project(s: Session, ws: Workspace, slug: str) -> Project:

@@ -290,6 +290,8 @@ class Request(Base):
     decided_at: Mapped[datetime | None]
     decision_note: Mapped[str | None] = mapped_column(String(500))
     auto_approved: Mapped[bool] = mapped_column(Boolean, default=False)
+    # approvers per role the policy asked for when it was opened (store.approval_rules); None: one Admin
+    approval_needs: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     expires_at: Mapped[datetime]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 

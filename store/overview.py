@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from store.approval_rules import APPROVER_ROLES
+from store.approvals import PolicyView, describe_policy
 from store.budgets import BudgetLine, budget_overview
 from store.models import ApiKey, ChannelBinding, Member, Request, Workspace
 from store.permissions import Actor, Permission, can
@@ -35,6 +37,7 @@ class Seat:
     workspace_id: int | None = None
     member_id: int | None = None
     sees_all: bool = False  # may see the whole workspace's spend (else only their own keys')
+    policy: PolicyView | None = None  # who approves which requests there
 
 
 def _memberships(s: Session, team_id: str, slack_user_id: str) -> list[tuple[Member, Workspace]]:
@@ -65,8 +68,17 @@ def home(s: Session, team_id: str, slack_user_id: str, *, most: int | None = Non
         if can(member.role, Permission.DECIDE_REQUESTS):
             waiting = s.scalars(select(Request.id).where(Request.workspace_id == ws.id, Request.state == RequestState.PENDING).order_by(Request.id).limit(pending_shown))
             pending = [describe_request(s, request_id) for request_id in waiting]
+        elif member.role in APPROVER_ROLES:
+            # A Billing Manager decides only what a rule asked a Billing Manager for; which those are is in
+            # each request's stored needs, read here rather than matched in SQL (JSON differs per database).
+            waiting = s.scalars(
+                select(Request.id).where(Request.workspace_id == ws.id, Request.state == RequestState.PENDING, Request.requester_id != member.id).order_by(Request.id).limit(50)
+            )
+            pending = [view for view in (describe_request(s, request_id) for request_id in waiting) if member.role.value in view.needs][:pending_shown]
         budgets = tuple(budget_overview(s, actor, ws.id))
-        seats.append(Seat(ws.slug, ws.environment.value, member.role.title, ws.status.value, keys, pending, budgets, ws.id, member.id, can(member.role, Permission.VIEW_ALL_USAGE)))
+        seats.append(
+            Seat(ws.slug, ws.environment.value, member.role.title, ws.status.value, keys, pending, budgets, ws.id, member.id, can(member.role, Permission.VIEW_ALL_USAGE), describe_policy(s, ws))
+        )
     return seats
 
 

@@ -28,6 +28,7 @@ class Permission(enum.StrEnum):
     MANAGE_MODEL_POLICY = "manage_model_policy"  # which models, providers, zero data retention (store.policy)
     MUTE_SPIKES = "mute_spikes"  # silence a key's spike alerts for a while (store.spikes)
     REVIEW_ACCESS = "review_access"  # open an access review, keep / revoke / transfer its items (store.reviews)
+    SET_APPROVAL_POLICY = "set_approval_policy"  # who approves which requests (store.approvals)
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,8 @@ MATRIX: dict[Permission, Rule] = {
     Permission.MUTE_SPIKES: Rule(frozenset({A})),
     # not in the seed: who keeps which access is decided by those who grant it
     Permission.REVIEW_ACCESS: Rule(frozenset({A})),
+    # not in the seed as its own row: who must approve what is the Admins' to say, and nobody asks for it
+    Permission.SET_APPROVAL_POLICY: Rule(frozenset({A})),
 }
 
 _WHAT = {
@@ -75,6 +78,7 @@ _WHAT = {
     Permission.MANAGE_MODEL_POLICY: "change which models the workspace's keys may call",
     Permission.MUTE_SPIKES: "mute spike alerts",
     Permission.REVIEW_ACCESS: "review who keeps access",
+    Permission.SET_APPROVAL_POLICY: "change who approves requests",
 }
 
 

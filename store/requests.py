@@ -12,11 +12,12 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, joinedload
 
-from store import audit, outbox
+from store import approvals, audit, outbox
+from store.approval_rules import facts_of, needs_of
 from store.errors import Conflict, NotFound, PermissionDenied
 from store.models import Member, Request, Workspace
 from store.permissions import Actor, MATRIX, Permission, authorize, denial, load_workspace, membership, roles_text
-from store.types import ActionKind, RequestKind, RequestState, WorkspaceStatus, utcnow
+from store.types import ActionKind, RequestKind, RequestState, Role, WorkspaceStatus, utcnow
 
 #: pending requests nobody decided lapse after this long
 REQUEST_TTL = timedelta(days=7)
@@ -30,13 +31,21 @@ def open_request(
     payload: dict[str, Any],
     *,
     reason: str | None = None,
+    within_preset: bool = False,
 ) -> Request:
+    """Record a request under the workspace's approval policy: what its rule needs is kept on it.
+
+    A rule that approves at once leaves the request approved (only key requests: the rules
+    refuse `automatic` for any other kind); the caller applies it, as only it knows how.
+    """
+    rule = approvals.rule_for(s, ws, facts_of(kind, payload, requester.role, within_preset=within_preset))
     req = Request(
         workspace_id=ws.id,
         kind=kind,
         requester_id=requester.id,
         payload=payload,
         reason=(reason or "").strip()[:500] or None,
+        approval_needs={role.value: n for role, n in rule.needs},
         expires_at=utcnow() + REQUEST_TTL,
     )
     s.add(req)
@@ -47,15 +56,17 @@ def open_request(
         actor=f"slack:{requester.slack_user_id}" if requester.slack_user_id else f"member:{requester.id}",
         action="request.open",
         resource=f"request:{req.id}",
-        details={"kind": kind.value, **payload, **({"reason": req.reason} if req.reason else {})},
+        details={"kind": kind.value, **payload, **({"reason": req.reason} if req.reason else {}), **({} if rule.automatic else {"needs": req.approval_needs})},
     )
     # Posts the approval message, unless policy approves it in this same transaction.
     outbox.emit(s, ActionKind.REQUEST_OPENED, workspace_id=ws.id, request_id=req.id, payload={"request_id": req.id})
+    if rule.automatic and kind is RequestKind.KEY:
+        approve_automatically(s, ws, req, rule.automatic_note())
     return req
 
 
 def approve_automatically(s: Session, ws: Workspace, req: Request, why: str) -> Request:
-    """Policy approves at once (a key within the role's preset in an `auto` workspace).
+    """Policy approves at once (a rule of the workspace's approval policy, like a key within the role's preset).
 
     The caller applies the request: only keys are approved by policy, and store.keys applies its own.
     """
@@ -82,11 +93,16 @@ def check_decider(s: Session, actor: Actor, request_id: int, *, approve: bool = 
             raise NotFound(f"There is no request #{request_id}.")
         ws = load_workspace(s, req.workspace_id)
     verb = "approve" if approve else "deny"
-    decider = authorize(s, actor, ws, Permission.DECIDE_REQUESTS, resource=f"request:{request_id}", attempted=f"request.{verb}")
+    decider = None if actor.is_system else membership(s, actor, ws.id)
+    if not actor.is_system and decider is None:
+        # Say nothing about a workspace the clicker is not in, not even whether the request exists.
+        authorize(s, actor, ws, Permission.DECIDE_REQUESTS, resource=f"request:{request_id}", attempted=f"request.{verb}")
     if lock:  # with its requester, whom the decision's audit event names: one SELECT rather than two
         req = s.scalars(
             select(Request).where(Request.id == request_id).options(joinedload(Request.requester)).with_for_update(of=Request).execution_options(populate_existing=True)
         ).one()
+    if decider is not None:
+        _may_decide(ws, actor, req, decider, verb)
     if req.state is not RequestState.PENDING:
         raise _already_decided(req)
     if decider is not None and decider.id == req.requester_id:
@@ -96,6 +112,21 @@ def check_decider(s: Session, actor: Actor, request_id: int, *, approve: bool = 
             denial=denial(ws.id, actor, f"request.{verb}", f"request:{req.id}", reason="own request"),
         )
     return ws, req, decider
+
+
+def _may_decide(ws: Workspace, actor: Actor, req: Request, decider: Member, verb: str) -> None:
+    """Whoever holds a role the request's policy asks approvers of may approve or deny it (Admins always:
+    every rule with approvers names one); Purser itself is not subject to the policy."""
+    # a request approved at once needed nobody; who may decide it is then, as ever, the Admins
+    roles = set(needs_of(req.approval_needs)) or {Role.ADMIN}
+    if decider.role in roles:
+        return
+    who = roles_text(roles)
+    raise PermissionDenied(
+        f"Only {'an' if who[0] in 'AEIOU' else 'a'} {who} can approve or deny {'requests' if roles == {Role.ADMIN} else 'this request'}; you are a {decider.role.title}.",
+        needed=tuple(r.value for r in roles),
+        denial=denial(ws.id, actor, f"request.{verb}", f"request:{req.id}", reason="role"),
+    )
 
 
 def _already_decided(req: Request) -> Conflict:

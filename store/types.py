@@ -161,6 +161,7 @@ class ActionKind(enum.StrEnum):
     ANNOUNCE_ROLLOVER = "announce_rollover"
     REQUEST_OPENED = "request_opened"
     REQUEST_DECIDED = "request_decided"
+    REQUEST_PROGRESS = "request_progress"  # an approval that leaves others needed: the approval message shows who is still needed
     SEND_INVITATION = "send_invitation"
     ACTION_FAILED = "action_failed"
     REFRESH_AUTHZ = "refresh_authz"

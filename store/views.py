@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy.orm import Session, joinedload
 
+from store.approval_rules import needs_of
+from store.approvals import given
 from store.errors import NotFound
 from store.models import ApiKey, Invitation, Member, Project, Request, Workspace
 from store.totals import spent
@@ -33,7 +35,11 @@ class RequestView:
     approvals_channel: str | None
     project_budget_left: int | None  # micro-dollars left this period, when the request names a budgeted project
     created_at: datetime
-    deciders: tuple[str, ...] = ()  # Slack ids of the Admins who may decide it (never the requester)
+    deciders: tuple[str, ...] = ()  # Slack ids of the members who may decide it (never the requester)
+    #: approvers per role its policy asked for (role value → count), in the order shown
+    needs: dict[str, int] = field(default_factory=lambda: {"admin": 1})
+    #: the approvals given so far: (Slack user id, role value then held), oldest first
+    approved_by: tuple[tuple[str | None, str], ...] = ()
 
 
 def describe_request(s: Session, request_id: int, *, deciders: bool = True) -> RequestView:
@@ -53,6 +59,7 @@ def request_view(s: Session, req: Request, ws: Workspace, *, deciders: bool = Tr
         proj = s.get(Project, project_id)
         if proj is not None and proj.budget_micros is not None:
             left = proj.budget_micros - spent(s, Scope.PROJECT, proj.id, proj.budget_period)
+    needs = needs_of(req.approval_needs)
     return RequestView(
         id=req.id,
         kind=req.kind.value,
@@ -71,20 +78,23 @@ def request_view(s: Session, req: Request, ws: Workspace, *, deciders: bool = Tr
         approvals_channel=ws.approvals_channel,
         project_budget_left=left,
         created_at=req.created_at,
-        deciders=_deciders(s, ws.id, req.requester_id) if deciders else (),
+        deciders=_deciders(s, ws.id, req.requester_id, needs) if deciders else (),
+        needs={role.value: n for role, n in needs.items()},
+        # one approver decides most requests, and the decision names them: read only when several are needed
+        approved_by=tuple((slack_id, role.value) for _, role, slack_id in given(s, req.id)) if sum(needs.values()) > 1 else (),
     )
 
 
-def _deciders(s: Session, workspace_id: int, requester_id: int) -> tuple[str, ...]:
+def _deciders(s: Session, workspace_id: int, requester_id: int, needs: dict) -> tuple[str, ...]:
     from sqlalchemy import select
 
     from store.models import Member
-    from store.types import MemberStatus, Role
+    from store.types import MemberStatus
 
     return tuple(
         s.scalars(
             select(Member.slack_user_id)
-            .where(Member.workspace_id == workspace_id, Member.role == Role.ADMIN, Member.status == MemberStatus.ACTIVE, Member.id != requester_id, Member.slack_user_id.is_not(None))
+            .where(Member.workspace_id == workspace_id, Member.role.in_(list(needs)), Member.status == MemberStatus.ACTIVE, Member.id != requester_id, Member.slack_user_id.is_not(None))
             .order_by(Member.id)
         )
     )

@@ -21,6 +21,7 @@ import store.models_statements  # noqa: F401  (and the statements')
 import store.models_spikes  # noqa: F401  (and spike alerts')
 import store.models_reviews  # noqa: F401  (and access reviews')
 import store.models_leases  # noqa: F401  (and keys' lease notices)
+import store.models_policy  # noqa: F401  (and the approval rules' and approvals')
 from store.secrets import Cipher, use_cipher
 from tests.services import IN_CI, PG_URL, REDIS_URL, answering, require
 

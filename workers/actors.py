@@ -40,6 +40,7 @@ HANDLERS: dict[ActionKind, Handler] = {
     ActionKind.ANNOUNCE_ROLLOVER: budgets.announce_rollover,
     ActionKind.REQUEST_OPENED: messages.request_opened,
     ActionKind.REQUEST_DECIDED: messages.request_decided,
+    ActionKind.REQUEST_PROGRESS: messages.request_progress,
     ActionKind.SEND_INVITATION: messages.send_invitation,
     ActionKind.ACTION_FAILED: messages.action_failed,
     ActionKind.REFRESH_AUTHZ: budgets.nothing_at_the_provider,

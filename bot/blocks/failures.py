@@ -22,6 +22,7 @@ WHAT = {
     "notify_key_ready": "send you your new key",
     "request_opened": "post the request where Admins decide it",
     "request_decided": "update the request's approval message",
+    "request_progress": "show the approvals so far on the request's message",
     "post_alert": "post the budget alert",
     "announce_rollover": "announce the new budget period",
     "apply_model_policy": "apply the model policy at the provider",

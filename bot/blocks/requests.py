@@ -7,7 +7,9 @@ from datetime import datetime, timedelta
 from slack_sdk.models.blocks import ActionsBlock, Block
 
 from bot.blocks.common import code, context, fields, header, lit, mention, money, section, when, yes_no
+from store.approval_rules import needs_words, progress_text
 from store.leases import describe_length
+from store.types import Role
 from store.views import RequestView
 
 TITLES = {
@@ -81,17 +83,39 @@ def approval_message(req: RequestView) -> tuple[str, list[Block]]:
     text = f"{title} #{req.id}: {mention(req.requester)} asks for {what(req)}"
     blocks: list[Block] = [header(f"{title} #{req.id}"), section(f"{mention(req.requester)} asks for {what(req)}."), fields(_details(req))]
     if req.state == "pending":
+        if sum(req.needs.values()) > 1:
+            blocks.append(section(progress(req)))
         blocks.append(decision_buttons(req.id, block_id=f"request:{req.id}"))
-        blocks.append(context(f"Pending · expires 7 days after {when(req.created_at)} · only an Admin can decide"))
+        blocks.append(context(f"Pending · expires 7 days after {when(req.created_at)} · {who_decides(req)}"))
     else:
         blocks.append(section(outcome_line(req)))
     return text, blocks
+
+
+def _needs(req: RequestView) -> dict[Role, int]:
+    return {Role(role): n for role, n in req.needs.items()}
+
+
+def progress(req: RequestView) -> str:
+    """`*Approvals:* 1 of 2 Admins · Billing Manager needed`, then who approved so far."""
+    line = f"*Approvals:* {progress_text(_needs(req), [Role(role) for _, role in req.approved_by])}"
+    if req.approved_by:
+        line += "\nApproved by " + ", ".join(f"{mention(who)} ({Role(role).title})" for who, role in req.approved_by)
+    return line
+
+
+def who_decides(req: RequestView) -> str:
+    if req.needs == {"admin": 1}:
+        return "only an Admin can decide"
+    return f"needs {needs_words(_needs(req))}, each a different person and never the requester"
 
 
 def outcome_line(req: RequestView) -> str:
     icon = {"approved": "✅", "denied": "⛔", "expired": "⌛", "cancelled": "↩️"}.get(req.state, "•")
     if req.auto_approved:
         who = "by the workspace's key policy"
+    elif req.state == "approved" and len(req.approved_by) > 1:
+        who = "by " + ", ".join(mention(approver) for approver, _ in req.approved_by)
     elif req.decided_by:
         who = f"by {mention(req.decided_by)}"
     else:

@@ -1,4 +1,4 @@
-"""/ai-workspace: list, create, bind and link workspaces; their policy, channels, allowlist, templates, model policy and SCIM provisioning."""
+"""/ai-workspace: list, create, bind and link workspaces; their approval policy, channels, allowlist, templates, model policy and SCIM provisioning."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from bot import texts
 from bot.blocks.common import code, inert, lit, money
 from bot.commands.common import amount, days, one_of, workspace_id
 from bot.commands.models import workspace_models
+from bot.commands import approval_policy
 from bot.commands import scim as scim_command
 from bot.parser import WORKSPACE_OPTIONS, UsageError, parse
 from bot.context import Asker
@@ -51,9 +52,7 @@ def handle(db: Database, asker: Asker, text: str) -> Reply:
     if sub == "scim":
         return scim_command.handle(db, asker, ws_id, parsed)
     if sub == "policy":
-        policy = one_of(parsed.word(1), ("approval", "auto"), "policy")
-        ws = db.run(workspaces.set_key_policy, asker.actor, ws_id, policy)
-        return Reply(f"✅ Key policy of {code(ws.slug)}: {ws.key_policy.value}.")
+        return approval_policy.handle(db, asker, ws_id, parsed)
     if sub == "channels":
         chosen = {}
         for word in parsed.words[1:]:

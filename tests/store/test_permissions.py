@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from store import audit, budgets, credits, invitations, keys, members, policy, requests, reviews, spikes, usage_reports, workspace_deletion, workspaces
+from store import approvals, audit, budgets, credits, invitations, keys, members, policy, requests, reviews, spikes, usage_reports, workspace_deletion, workspaces
 from store.db import Database
 from store.errors import PermissionDenied
 from store.models import ApiKey, AuditEvent, Base, Request
@@ -49,6 +49,8 @@ SEED: dict[Permission, tuple[str, str, str, str]] = {
     Permission.MUTE_SPIKES:       (YES,   NO,        NO,     NO),
     # not in the seed: access reviews (keep / revoke / transfer), opened by the clock or an Admin
     Permission.REVIEW_ACCESS:     (YES,   NO,        NO,     NO),
+    # the seed's "policy" row again, for who approves what (/ai-workspace policy set)
+    Permission.SET_APPROVAL_POLICY: (YES, NO,        NO,     NO),
 }  # fmt: skip
 
 
@@ -216,6 +218,7 @@ OPS: dict[str, Op] = {
     "require zero data retention for a project": Op(
         Permission.MANAGE_MODEL_POLICY, "model_policy.zdr", lambda db, w: db.run(policy.set_zdr, w.me, w.ws, True, project="search")
     ),
+    "set the approval policy": Op(Permission.SET_APPROVAL_POLICY, "policy.change", lambda db, w: db.run(approvals.set_policy, w.me, w.ws, "key: 2 admins")),
     "mute a key's spike alerts": Op(Permission.MUTE_SPIKES, "spike.mute", lambda db, w: db.run(spikes.mute_key, w.me, w.other_key, 24)),
     "open an access review": Op(Permission.REVIEW_ACCESS, "review.open", lambda db, w: db.run(reviews.open_review, w.me, w.ws)),
     "delete the workspace": Op(

@@ -70,6 +70,31 @@ def request_decided(rt: Runtime, a: Claimed) -> None:
         rt.slack.dm(f"request_outcome:{view.id}", view.requester, text, blocks, also=completes(a))
 
 
+def request_progress(rt: Runtime, a: Claimed) -> None:
+    """An approval that leaves others needed: the approval message (and its DM copies) shows who approved and who is still needed.
+
+    Drawn from the request as it is once the message's rows are held: a later approval's edit,
+    or the decision's, may have run first, and this one must not put an older state back.
+    """
+    if rt.slack is None:
+        rt.db.run(outbox.complete, a.id)
+        return
+
+    def render():
+        with rt.db.session() as s:
+            return approval_message(describe_request(s, a.payload["request_id"], deciders=False))
+
+    ref = f"request:{a.payload['request_id']}"
+    try:
+        rt.slack.edit_with_copies(ref, f"{ref}:to:", "", [], render=render, also=completes(a))
+    except SlackApiError as exc:
+        # The message or its channel gone for good: the request still waits, in App Home and for the next click.
+        if exc.response.get("error") not in slack_errors.PERMANENT:
+            raise
+        log.warning("%s: its approval message cannot show the approvals so far (%s)", ref, exc.response.get("error"))
+        rt.db.run(outbox.complete, a.id)
+
+
 def show_decision(rt: Runtime, view) -> None:
     """The approval message (and its DM copies) shows the decision, for an action that goes on to carry it out.
 
