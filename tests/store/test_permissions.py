@@ -1,8 +1,7 @@
 """The seed's permission matrix, pair by pair, through the store's own operations.
 
-Every role tries every operation that a permission guards. Allowed pairs succeed;
-refused pairs change nothing but the audit log, which gains exactly one denial.
-"""
+Every role tries every operation that a permission guards. Allowed pairs succeed; refused
+pairs change nothing but the audit log, which gains exactly one denial."""
 
 from __future__ import annotations
 
@@ -45,9 +44,8 @@ SEED: dict[Permission, tuple[str, str, str, str]] = {
     Permission.DELETE_WORKSPACE:  (YES,   NO,        NO,     NO),
     # the seed's "policy", for models: set by Admins, asked for by Developers
     Permission.MANAGE_MODEL_POLICY: (YES, ASK,       NO,     NO),
-    # not in the seed: silencing a key's spike alerts, from the alert's buttons
+    # not in the seed: muting spike alerts (the alert's buttons); access reviews (keep / revoke / transfer)
     Permission.MUTE_SPIKES:       (YES,   NO,        NO,     NO),
-    # not in the seed: access reviews (keep / revoke / transfer), opened by the clock or an Admin
     Permission.REVIEW_ACCESS:     (YES,   NO,        NO,     NO),
     # the seed's "policy" row again, for who approves what (/ai-workspace policy set)
     Permission.SET_APPROVAL_POLICY: (YES, NO,        NO,     NO),
