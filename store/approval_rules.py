@@ -59,6 +59,8 @@ class Facts:
 
 
 def facts_of(kind: RequestKind, payload: Mapping, role: Role, *, within_preset: bool = False) -> Facts:
+    if kind is RequestKind.KEY_EXTEND:  # the same key for longer: the key rules decide it, on its limit and project
+        kind = RequestKind.KEY
     amount = payload.get(AMOUNT_FIELD[kind]) if kind in AMOUNT_FIELD else None
     return Facts(kind, amount, payload.get("project"), role, within_preset)
 

@@ -38,7 +38,7 @@ from store.errors import Conflict, InvalidInput, NotFound, NotYours
 from store.models import ApiKey, Member, Request, Workspace
 from store.models_leases import KeyLease
 from store.permissions import Actor, Permission, authorize, denial, load_workspace
-from store.requests import approve_automatically, open_request
+from store.requests import open_request
 from store.types import (
     ActionKind,
     KeyPolicy,
@@ -176,15 +176,20 @@ def request_extension(s: Session, actor: Actor, key_id: int, reason: str | None 
         raise Conflict(f"You already asked to extend `{key.name}` (request #{waiting}); it is waiting for an Admin.")
     lease = s.get(KeyLease, key.id)
     by = _length(key, lease)
-    payload = {"key_id": key.id, "name": key.name, "owner_id": me.id, "by_minutes": by, "from": key.expires_at.isoformat()}
-    req = open_request(s, ws, me, RequestKind.KEY_EXTEND, payload, reason=reason)
+    # The key's limit and project ride along: an extension is the same key for longer, so the
+    # approval policy's key rules decide it (store.approval_rules.facts_of), "2 Admins over $500" included.
+    payload = {
+        "key_id": key.id, "name": key.name, "owner_id": me.id, "by_minutes": by, "from": key.expires_at.isoformat(),
+        "limit_micros": key.limit_micros, "project": key.project.slug if key.project else None,
+    }  # fmt: skip
     template = role_template(s, ws.id, me.role)
     lifetime = template.key_lifetime_days if template else None
-    within_preset = lifetime is None or key.expires_at + timedelta(minutes=by) - key.created_at <= timedelta(days=lifetime)
-    # The key policy, as for a new key (store.keys.request_key): an Admin's own, or within the preset where `auto`.
-    why = "admins extend their own keys" if me.role is Role.ADMIN else "within the role's preset in an auto-approval workspace" if ws.key_policy is KeyPolicy.AUTO and within_preset else None
-    if why is not None:
-        approve_automatically(s, ws, req, why)
+    preset = template.key_limit_micros if template else None
+    within_preset = (preset is None or (key.limit_micros is not None and key.limit_micros <= preset)) and (
+        lifetime is None or key.expires_at + timedelta(minutes=by) - key.created_at <= timedelta(days=lifetime)
+    )
+    req = open_request(s, ws, me, RequestKind.KEY_EXTEND, payload, reason=reason, within_preset=within_preset)
+    if req.state is RequestState.APPROVED:  # the policy approved it at once (an Admin's own key, by default)
         apply_extend_request(s, Actor.operator("policy"), ws, req)
         # Nobody clicked: the outcome DM is how the owner hears of the new end.
         outbox.emit(s, ActionKind.REQUEST_DECIDED, workspace_id=ws.id, request_id=req.id, payload={"request_id": req.id})

@@ -60,7 +60,7 @@ def open_request(
     )
     # Posts the approval message, unless policy approves it in this same transaction.
     outbox.emit(s, ActionKind.REQUEST_OPENED, workspace_id=ws.id, request_id=req.id, payload={"request_id": req.id})
-    if rule.automatic and kind is RequestKind.KEY:
+    if rule.automatic and kind in (RequestKind.KEY, RequestKind.KEY_EXTEND):
         approve_automatically(s, ws, req, rule.automatic_note())
     return req
 

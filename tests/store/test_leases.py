@@ -7,12 +7,13 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from store import keys, leases
+from store import approvals, keys, leases
 from store.authz import decide, load_key_state
 from store.decisions import decide_request
 from store.errors import Conflict, InvalidInput, NotFound
 from store.models import Action, ApiKey, AuditEvent
 from store.models_leases import KeyLease
+from store.money import parse_money
 from store.secrets import hash_secret
 from store.types import ActionKind, RequestState, Role, utcnow
 from tests import factories as f
@@ -133,6 +134,14 @@ def test_an_extension_waits_for_an_admin_then_moves_the_end_by_the_leases_length
     assert notices(db) == [(key_id, "hour"), (key_id, "hour")]
     clock.move_to(end + timedelta(minutes=1))
     assert heard(db, secret) == (200, "ok")
+
+
+def test_an_extension_is_decided_by_the_workspaces_key_rules_on_the_keys_limit(db):
+    ws, dev, key_id, _ = leased(db, 8 * 60, env="production")
+    admin = f.member(db, ws, Role.ADMIN)
+    db.run(approvals.set_policy, admin, ws, "key over $1: 2 admins")
+    req = db.run(leases.request_extension, dev, key_id)
+    assert req.payload["limit_micros"] > parse_money("$1") and req.approval_needs == {"admin": 2}
 
 
 def test_an_admins_own_extension_is_approved_at_once(db):
