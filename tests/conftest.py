@@ -19,6 +19,7 @@ import store.models_scim  # noqa: F401  (SCIM's tables are emptied between tests
 import store.models_spend  # noqa: F401  (and the hourly spend)
 import store.models_statements  # noqa: F401  (and the statements')
 import store.models_spikes  # noqa: F401  (and spike alerts')
+import store.models_raises  # noqa: F401  (and temporary budget raises')
 from store.secrets import Cipher, use_cipher
 from tests.services import IN_CI, PG_URL, REDIS_URL, answering, require
 

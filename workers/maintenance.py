@@ -10,7 +10,7 @@ from dramatiq import Retry
 from sqlalchemy import select
 
 from bot.blocks.digest import digest_message
-from store import alerts, digests, invitations, keys, outbox, quota_ledger, requests, rollover, spikes, statements
+from store import alerts, digests, invitations, keys, outbox, quota_ledger, raises, requests, rollover, spikes, statements
 from store.errors import NotFound
 from store.models import Workspace
 from store.permissions import Actor
@@ -96,6 +96,12 @@ def roll_over_periods() -> None:
 
 
 @dramatiq.actor(queue_name="maintenance", max_retries=3)
+def end_raises() -> None:
+    """Temporary raises past their end: audited, announced, and what they held up paused (store.raises)."""
+    runtime().db.run(raises.end_raises)
+
+
+@dramatiq.actor(queue_name="maintenance", max_retries=3)
 def expire_requests() -> None:
     db = runtime().db
     db.run(requests.expire_requests)
@@ -178,4 +184,4 @@ def check_workspace_spikes(workspace_id: int, at: str) -> None:
         log.info("workspace %s: %d spend spike(s) in the hour to %s", workspace_id, len(found), at)
 
 
-ACTORS = [sweep_outbox, sync_usage, poll_leases, sync_directory, evaluate_thresholds, roll_over_periods, expire_requests, wipe_reveals, post_digests, post_digest, post_statements, close_statement, check_spikes, check_workspace_spikes]
+ACTORS = [sweep_outbox, sync_usage, poll_leases, sync_directory, evaluate_thresholds, roll_over_periods, end_raises, expire_requests, wipe_reveals, post_digests, post_digest, post_statements, close_statement, check_spikes, check_workspace_spikes]

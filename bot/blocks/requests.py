@@ -11,6 +11,7 @@ TITLES = {
     "key": "API key request",
     "invite": "Invitation request",
     "budget_change": "Budget change request",
+    "budget_raise": "Temporary budget raise request",
     "cap_change": "Spending cap change request",
     "role_change": "Role change request",
     "credit_topup": "Credit top-up request",
@@ -29,6 +30,8 @@ def what(req: RequestView) -> str:
         return f"to invite {people} as {p['role']}"
     if req.kind == "budget_change":
         return f"project {code(p['project'])}'s budget to {money(p['budget_micros'])}" + (f" ({p['period']})" if p.get("period") else "")
+    if req.kind == "budget_raise":
+        return f"project {code(p['project'])}'s budget raised by {money(p['amount_micros'])} for {duration(p['hours'])}"
     if req.kind == "cap_change":
         return f"the workspace cap to {money(p['cap_micros'])}" + (f" ({p['period']})" if p.get("period") else "")
     if req.kind == "role_change":
@@ -39,6 +42,13 @@ def what(req: RequestView) -> str:
         where = f"project {code(p['project'])}" if p.get("project") else "the workspace"
         return f"model {code(p['model'])} in {where}"
     return req.kind
+
+
+def duration(hours: int) -> str:
+    if hours % 24 == 0:
+        days = hours // 24
+        return f"{days} day{'s' if days != 1 else ''}"
+    return f"{hours} hour{'s' if hours != 1 else ''}"
 
 
 def _details(req: RequestView) -> list[tuple[str, str]]:
@@ -52,8 +62,12 @@ def _details(req: RequestView) -> list[tuple[str, str]]:
             rows.append(("Project budget left", money(req.project_budget_left)))
         if p.get("expires_days"):
             rows.append(("Expires after", f"{p['expires_days']} days"))
-    if req.kind in ("budget_change", "cap_change"):
-        rows.append(("Now", money(p.get("current_micros"))))
+    if req.kind in ("budget_change", "cap_change", "budget_raise"):
+        rows.append(("Now", money(p.get("current_micros")) + (f" {p['period']}" if req.kind == "budget_raise" else "")))
+    if req.kind == "budget_raise":
+        if req.project_budget_left is not None:
+            rows.append(("Left this period", money(req.project_budget_left)))
+        rows.append(("Approving", f"adds {money(p['amount_micros'])} at once, for {duration(p['hours'])}; it ends by itself"))
     if req.kind == "model_access":
         rows.append(("Approving", "adds it to " + (f"project {code(p['project'])}'s model policy" if p.get("project") else "the workspace's model policy")))
     if req.reason:
@@ -97,6 +111,8 @@ def outcome_dm(req: RequestView) -> tuple[str, list[Block]]:
     blocks: list[Block] = [section(f"Your request #{req.id} in {code(req.workspace)} — {what(req)}:"), section(outcome_line(req))]
     if req.state == "approved" and req.kind == "key":
         blocks.append(context("Your key is being made; a message with a Reveal button follows."))
+    elif req.state == "approved" and req.kind == "budget_raise":
+        blocks.append(context(f"It applies now, for {duration(req.payload['hours'])}; the alerts channel says when it ends."))
     elif req.state == "approved" and req.kind == "model_access":
         blocks.append(context("Your keys may call it now; `/ai-models` lists what they may call."))
     elif req.state == "denied":

@@ -11,6 +11,7 @@ import store.models_scim  # noqa: F401  (its tables join Base.metadata: SCIM pro
 import store.models_spend  # noqa: F401  (spend per hour, key and model)
 import store.models_statements  # noqa: F401  (the closed monthly statements)
 import store.models_spikes  # noqa: F401  (and spike alerts)
+import store.models_raises  # noqa: F401  (temporary budget raises)
 
 config = context.config
 target_metadata = Base.metadata
