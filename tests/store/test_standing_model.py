@@ -2,12 +2,13 @@
 
 Hypothesis runs random sequences of the store's real operations, by real roles — invite
 (add) members, change roles, remove members, ask for keys and have them approved, revoke
-keys, set budgets and the cap, pause and resume projects, top up the pool, record usage
-(late and repeated events too), change the allowlist, roll into the next month and delete
-the workspace — and after every step compares, for every key, `/v1/authz`'s decision
+keys, set budgets and the cap, ask for temporary budget raises and have them approved, pause
+and resume projects, top up the pool, record usage (late and repeated events too), change
+the allowlist, let hours pass (raises end), roll into the next month and delete the workspace — and after every step compares, for every key, `/v1/authz`'s decision
 (status and reason) with what the reference model (``standing_reference.py``) says, and what is announced as paused with
 what the model holds; it checks that role caps hold, that every change wrote exactly one
-audit event of its own (and a refusal only its denial), and that the audit chain verifies.
+audit event of its own (and a refusal only its denial), that every raise that ended was
+audited as ended once, and that the audit chain verifies.
 
 The model knows nothing of Purser's code: it keeps the facts in plain dictionaries and
 decides with the rules as the design states them (docs/design.md, "A key's standing").
@@ -24,7 +25,8 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule, run_state_machine_as_test
 
-from store import audit, budgets, credits, keys, members, workspace_deletion, workspaces
+from store import audit, budgets, credits, keys, members, raises, workspace_deletion, workspaces
+from store.decisions import decide_request
 from store.authz import decide, load_key_state
 from store.errors import DomainError
 from store.models import ApiKey, AuditEvent, Member, Project, Workspace
@@ -195,6 +197,57 @@ class Standing(RuleBasedStateMachine):
         if self.attempt(budgets.set_project_budget, self.admin, self.ws, project, budget, audited="budget.set"):
             self.model.budgets[project] = budget
 
+    @precondition(lambda self: any(r is Role.DEVELOPER for r in self.model.roles.values()))
+    @rule(data=st.data(), project=st.sampled_from(PROJECTS), dollars=st.integers(1, 20), hours=st.sampled_from([1, 5, 24, 72, 20 * 24]))
+    def raise_budget_for_a_while(self, data, project, dollars, hours):
+        """A Developer asks for a temporary raise and the Admin approves it: it counts from now until ``hours`` from now."""
+        user = data.draw(st.sampled_from(sorted(u for u, r in self.model.roles.items() if r is Role.DEVELOPER)))
+        asked: list[int] = []
+
+        def ask(s):
+            asked[:] = [raises.request_budget_raise(s, f.Actor.slack(user), self.ws, project, dollars * USD, hours, reason="model run").id]
+
+        if not self.attempt(ask, audited="request.open"):
+            assert self.model.deleted or self.model.budgets[project] is None
+            return
+        if self.attempt(decide_request, self.admin, asked[0], approve=True, audited="budget.raise"):
+            self.model.raises.append((project, dollars * USD, self.now + timedelta(hours=hours)))
+        else:  # only the cap refuses an approval: budgets and raises would not fit in it
+            assert self.model.cap is not None
+
+    # The seam of a temporary raise, a step away: a project held by its budget is raised, and
+    # spends on past its budget as set; hours_pass and next_month then end the raise.
+
+    @precondition(lambda self: any(r is Role.DEVELOPER for r in self.model.roles.values()) and bool(self.model.keys))
+    @rule(data=st.data(), hours=st.sampled_from([1, 24, 72]))
+    def spend_a_budget_then_raise_it(self, data, hours):
+        key_id = data.draw(st.sampled_from(sorted(self.model.keys)))
+        project = self.model.keys[key_id].project
+        if self.model.budgets[project] is None:
+            self.set_budget(project, 5)
+        self._spend_to_the_limit(key_id)
+        self.raise_budget_for_a_while(data, project, 3, hours)
+        self._spend_exactly(key_id, USD)  # past the budget as set, within the raise
+
+    def _spend_to_the_limit(self, key_id: int) -> None:
+        limit = self.model.limit(self.model.keys[key_id].project, self.now)
+        if limit is not None:
+            self._spend_exactly(key_id, max(limit - self.model.spent(self.model.keys[key_id].project, f"{self.now:%Y-%m}"), 0))
+
+    def _spend_exactly(self, key_id: int, amount: int) -> None:
+        month, external_id = f"{self.now:%Y-%m}", f"ev-{next(self.events)}"
+        self.db.run(ingest_usage, [UsageIn(external_id, key_id, amount, self.now)])
+        self.model.seen.add(external_id)
+        for what in (self.model.keys[key_id].project, "*", str(key_id)):
+            self.model.spend[(what, month)] = self.model.spend.get((what, month), 0) + amount
+        if self.model.funded:
+            self.model.balance -= amount
+
+    @rule(hours=st.sampled_from([1, 4, 23, 49, 100]))
+    def hours_pass(self, hours):
+        """The clock's jobs as time passes: raises that ended are noticed, and a new period (if one began) rolls over."""
+        self._move_to(self.now + timedelta(hours=hours))
+
     @rule(dollars=st.one_of(st.none(), st.integers(1, 60)))
     def set_cap(self, dollars):
         cap = None if dollars is None else dollars * USD
@@ -286,11 +339,15 @@ class Standing(RuleBasedStateMachine):
 
     @rule()
     def next_month(self):
-        self.now = (self.now.replace(day=1) + timedelta(days=32)).replace(day=1, hour=0, minute=5)
+        self._move_to((self.now.replace(day=1) + timedelta(days=32)).replace(day=1, hour=0, minute=5))
+
+    def _move_to(self, when: datetime) -> None:
+        self.now = when
         self.clock.stop()
         self.clock = time_machine.travel(self.now, tick=False)
         self.clock.start()
         self.db.run(roll_over_periods)
+        self.db.run(raises.end_raises)
 
     # -- what must hold after every step ---------------------------------------------------
 
@@ -333,6 +390,12 @@ class Standing(RuleBasedStateMachine):
                 assert at_openrouter is None, (key_id, "revoked in Purser, still at OpenRouter")
             elif reason != "expired":  # expiry is OpenRouter's own (expires_at), checked by the clock job
                 assert at_openrouter is not None and at_openrouter["disabled"] == (reason not in ("ok", "key_limit")), (key_id, reason, at_openrouter, self.model)
+
+    @invariant()
+    def every_raise_that_ended_was_audited_as_ended_once(self):
+        with self.db.session() as s:
+            ended = s.query(AuditEvent).filter(AuditEvent.workspace_id == self.ws, AuditEvent.action == "budget.raise_end", AuditEvent.outcome == "ok").count()
+        assert ended == sum(1 for _, _, ends in self.model.raises if ends <= self.now), (ended, self.model.raises)
 
     @invariant()
     def role_caps_hold_and_the_chain_verifies(self):
