@@ -26,7 +26,6 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule, run_state_machine_as_test
 
 from store import audit, budgets, credits, keys, members, raises, workspace_deletion, workspaces
-from store.decisions import decide_request
 from store.authz import decide, load_key_state
 from store.errors import DomainError
 from store.models import ApiKey, AuditEvent, Member, Project, Workspace
@@ -35,6 +34,7 @@ from store.types import MemberStatus, ProjectStatus, Role, WorkspaceStatus
 from store.ingest import UsageIn, ingest_usage
 from store.rollover import roll_over_periods
 from tests import factories as f
+from tests.store.standing_raises import RaiseRules
 from tests.store.standing_reference import CAPS, PROJECTS, USD, Model, ModelKey
 
 START = datetime(2027, 5, 10, 12, 0, tzinfo=timezone.utc)
@@ -44,7 +44,7 @@ _slugs = itertools.count(1)
 # -- the machine -----------------------------------------------------------------------------
 
 
-class Standing(RuleBasedStateMachine):
+class Standing(RaiseRules, RuleBasedStateMachine):
     db = None  # set by the test
     #: with "openrouter", keys live at the OpenRouter fake, every action the store emits is
     #: carried out by the workers' own handlers after each step, and the fake's enabled flags
@@ -197,57 +197,6 @@ class Standing(RuleBasedStateMachine):
         if self.attempt(budgets.set_project_budget, self.admin, self.ws, project, budget, audited="budget.set"):
             self.model.budgets[project] = budget
 
-    @precondition(lambda self: any(r is Role.DEVELOPER for r in self.model.roles.values()))
-    @rule(data=st.data(), project=st.sampled_from(PROJECTS), dollars=st.integers(1, 20), hours=st.sampled_from([1, 5, 24, 72, 20 * 24]))
-    def raise_budget_for_a_while(self, data, project, dollars, hours):
-        """A Developer asks for a temporary raise and the Admin approves it: it counts from now until ``hours`` from now."""
-        user = data.draw(st.sampled_from(sorted(u for u, r in self.model.roles.items() if r is Role.DEVELOPER)))
-        asked: list[int] = []
-
-        def ask(s):
-            asked[:] = [raises.request_budget_raise(s, f.Actor.slack(user), self.ws, project, dollars * USD, hours, reason="model run").id]
-
-        if not self.attempt(ask, audited="request.open"):
-            assert self.model.deleted or self.model.budgets[project] is None
-            return
-        if self.attempt(decide_request, self.admin, asked[0], approve=True, audited="budget.raise"):
-            self.model.raises.append((project, dollars * USD, self.now + timedelta(hours=hours)))
-        else:  # only the cap refuses an approval: budgets and raises would not fit in it
-            assert self.model.cap is not None
-
-    # The seam of a temporary raise, a step away: a project held by its budget is raised, and
-    # spends on past its budget as set; hours_pass and next_month then end the raise.
-
-    @precondition(lambda self: any(r is Role.DEVELOPER for r in self.model.roles.values()) and bool(self.model.keys))
-    @rule(data=st.data(), hours=st.sampled_from([1, 24, 72]))
-    def spend_a_budget_then_raise_it(self, data, hours):
-        key_id = data.draw(st.sampled_from(sorted(self.model.keys)))
-        project = self.model.keys[key_id].project
-        if self.model.budgets[project] is None:
-            self.set_budget(project, 5)
-        self._spend_to_the_limit(key_id)
-        self.raise_budget_for_a_while(data, project, 3, hours)
-        self._spend_exactly(key_id, USD)  # past the budget as set, within the raise
-
-    def _spend_to_the_limit(self, key_id: int) -> None:
-        limit = self.model.limit(self.model.keys[key_id].project, self.now)
-        if limit is not None:
-            self._spend_exactly(key_id, max(limit - self.model.spent(self.model.keys[key_id].project, f"{self.now:%Y-%m}"), 0))
-
-    def _spend_exactly(self, key_id: int, amount: int) -> None:
-        month, external_id = f"{self.now:%Y-%m}", f"ev-{next(self.events)}"
-        self.db.run(ingest_usage, [UsageIn(external_id, key_id, amount, self.now)])
-        self.model.seen.add(external_id)
-        for what in (self.model.keys[key_id].project, "*", str(key_id)):
-            self.model.spend[(what, month)] = self.model.spend.get((what, month), 0) + amount
-        if self.model.funded:
-            self.model.balance -= amount
-
-    @rule(hours=st.sampled_from([1, 4, 23, 49, 100]))
-    def hours_pass(self, hours):
-        """The clock's jobs as time passes: raises that ended are noticed, and a new period (if one began) rolls over."""
-        self._move_to(self.now + timedelta(hours=hours))
-
     @rule(dollars=st.one_of(st.none(), st.integers(1, 60)))
     def set_cap(self, dollars):
         cap = None if dollars is None else dollars * USD
@@ -300,14 +249,7 @@ class Standing(RuleBasedStateMachine):
             self.model.allowlist = on
 
     def _spend_past_the_cap_and_the_pool(self, key_id: int) -> None:
-        month = f"{self.now:%Y-%m}"
-        needed = max(self.model.cap - self.model.spent("*", month), self.model.balance, 0) + USD
-        external_id = f"ev-{next(self.events)}"
-        self.db.run(ingest_usage, [UsageIn(external_id, key_id, needed, self.now)])
-        self.model.seen.add(external_id)
-        for what in (self.model.keys[key_id].project, "*", str(key_id)):
-            self.model.spend[(what, month)] = self.model.spend.get((what, month), 0) + needed
-        self.model.balance -= needed
+        self._spend_exactly(key_id, max(self.model.cap - self.model.spent("*", f"{self.now:%Y-%m}"), self.model.balance, 0) + USD)
 
     # The seams of holes 2 and 3, a step each: a workspace held by both its cap and its pool
     # gets a top-up (the cap still holds), or a new period (the pool still holds).
