@@ -146,6 +146,17 @@ def test_a_raise_outlives_a_period_rollover_and_ends_against_the_new_periods_spe
     assert ends <= datetime.fromisoformat(ended["ended"]) < ends + timedelta(seconds=5)
 
 
+def test_granting_and_ending_a_raise_tell_the_gateways_caches_of_its_workspace(db, clock):
+    ws, admin, dev, key_id, secret = setup(db)
+    req = db.run(raises.request_budget_raise, dev, ws, "search", USD("$5"), 1, reason="launch week")
+    told: list[set[int]] = []
+    db.on_authz_changes(told.append)
+    db.run(decide_request, admin, req.id, approve=True)  # the project was never paused: only the raise row changes
+    clock.shift(timedelta(hours=1, seconds=1))
+    db.run(raises.end_raises)
+    assert [ws in changed for changed in told] == [True, True]
+
+
 def test_two_overlapping_raises_add_up_and_fall_back_one_at_a_time(db, clock):
     ws, admin, dev, key_id, secret = setup(db)
     f.spend(db, key_id, USD("$10"))
