@@ -130,7 +130,8 @@ def decide(state: KeyState | None, client_ip: str | None, project_tag: str | Non
                 402,
                 "project_budget",
                 f"Project {state.project} has spent its budget of {budget}. An Admin can raise it: /ai-budget set {state.project} $N -w {state.workspace}, "
-                f'or for a while: /ai-budget raise {state.project} +$N --for 3d --reason "..." -w {state.workspace}',
+                # No double quotes: gateways set this header into a JSON string as it is (docs/gateway/nginx.conf).
+                f"or for a while: /ai-budget raise {state.project} +$N --for 3d --reason why -w {state.workspace}",
             )
         return refuse(403, "project_paused", f"Project {state.project} is paused by an admin: {state.project_paused}")
     if state.key_limit_spent:
