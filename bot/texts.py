@@ -29,6 +29,8 @@ HELP = {
         "• `/ai-budget show`\n"
         "• `/ai-budget set <project> $N [--period monthly]` (creates the project if new)\n"
         "• `/ai-budget request <project> $N --reason \"…\"` ask the admins\n"
+        "• `/ai-budget raise <project> +$N --for 3d --reason \"…\"` ask for a temporary raise (hours `12h` or days `3d`, up to 31 days): "
+        "once approved it counts at once, and it ends by itself, even past the end of a budget period\n"
         "• `/ai-budget cap $N [--period monthly]` the workspace's spending cap (`--reason` makes it a request)\n"
         "• `/ai-budget pause <project> --reason \"…\"`, `/ai-budget resume <project>`"
     ),
@@ -75,7 +77,7 @@ USAGE = {
     "/ai-key": "Usage: `/ai-key new|list|rotate|revoke …` — `/ai-key help` explains.",
     "/ai-invite": "Usage: `/ai-invite @someone… | email… [--role developer]` — `/ai-invite help` explains.",
     "/ai-team": "Usage: `/ai-team list | role @someone <role> | remove @someone | leave | review` — `/ai-team help` explains.",
-    "/ai-budget": "Usage: `/ai-budget show | set <project> $N | request <project> $N --reason \"…\" | cap $N` — `/ai-budget help` explains.",
+    "/ai-budget": "Usage: `/ai-budget show | set <project> $N | request <project> $N --reason \"…\" | raise <project> +$N --for 3d --reason \"…\" | cap $N` — `/ai-budget help` explains.",
     "/ai-credits": "Usage: `/ai-credits balance | add $N | statement [--month 2026-11]` — `/ai-credits help` explains.",
     "/ai-usage": "Usage: `/ai-usage [--period day|week|month|last-month] [--by project|member|key|model] [--project P] [--mine]` — `/ai-usage help` explains.",
     "/ai-audit": "Usage: `/ai-audit recent [N] | verify | export [csv|jsonl]` — `/ai-audit help` explains.",

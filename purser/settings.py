@@ -58,6 +58,7 @@ class Settings(BaseSettings):
     clock_sync_directory: float | None = Field(None, gt=0, alias="PURSER_CLOCK_SYNC_DIRECTORY")
     clock_evaluate_thresholds: float | None = Field(None, gt=0, alias="PURSER_CLOCK_EVALUATE_THRESHOLDS")
     clock_roll_over_periods: float | None = Field(None, gt=0, alias="PURSER_CLOCK_ROLL_OVER_PERIODS")
+    clock_end_raises: float | None = Field(None, gt=0, alias="PURSER_CLOCK_END_RAISES")
     clock_expire_requests: float | None = Field(None, gt=0, alias="PURSER_CLOCK_EXPIRE_REQUESTS")
     clock_wipe_reveals: float | None = Field(None, gt=0, alias="PURSER_CLOCK_WIPE_REVEALS")
     clock_announce_leases: float | None = Field(None, gt=0, alias="PURSER_CLOCK_ANNOUNCE_LEASES")

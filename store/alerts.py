@@ -12,7 +12,7 @@ from store.ingest import IngestResult
 from store.models import Project, SpendTotal, Workspace
 from store.money import format_money
 from store.periods import period_start
-from store.standing import pause_project_row, pause_workspace_row
+from store.standing import budget_spent_reason, pause_project_row, pause_workspace_row, raised
 from store.thresholds import record_crossings
 from store.totals import spent
 from store.types import BudgetKind, Period, ProjectStatus, Scope, WorkspaceStatus, utcnow
@@ -31,12 +31,15 @@ def evaluate_thresholds(s: Session, now: datetime | None = None) -> IngestResult
     workspaces = list(s.scalars(select(Workspace).where(Workspace.status != WorkspaceStatus.DELETED)))
     for ws in workspaces:
         thresholds = list(ws.alert_thresholds or [])
-        for proj in s.scalars(select(Project).where(Project.workspace_id == ws.id, Project.budget_micros.is_not(None))):
+        projects = list(s.scalars(select(Project).where(Project.workspace_id == ws.id, Project.budget_micros.is_not(None))))
+        extra = raised(s, [p.id for p in projects], now)
+        for proj in projects:
             used = spent(s, Scope.PROJECT, proj.id, proj.budget_period, now)
             start = period_start(proj.budget_period, now)
-            record_crossings(s, result.crossings, ws.id, BudgetKind.PROJECT, proj.id, proj.slug, 0, used, proj.budget_micros, proj.budget_period, start, thresholds)
-            if used >= proj.budget_micros and proj.status is ProjectStatus.ACTIVE:
-                if pause_project_row(s, "system:clock", ws, proj, f"budget of {format_money(proj.budget_micros)} spent", by="budget"):
+            limit = proj.budget_micros + extra.get(proj.id, 0)  # the limit in force: the budget and its raises
+            record_crossings(s, result.crossings, ws.id, BudgetKind.PROJECT, proj.id, proj.slug, 0, used, limit, proj.budget_period, start, thresholds)
+            if used >= limit and proj.status is ProjectStatus.ACTIVE:
+                if pause_project_row(s, "system:clock", ws, proj, budget_spent_reason(proj.budget_micros, limit), by="budget"):
                     result.paused.append(f"project:{proj.slug}")
         if ws.cap_micros is not None:
             used = spent(s, Scope.WORKSPACE, ws.id, ws.cap_period, now)

@@ -30,12 +30,14 @@ AMOUNT_FIELD = {
     RequestKind.BUDGET_CHANGE: "budget_micros",
     RequestKind.CAP_CHANGE: "cap_micros",
     RequestKind.CREDIT_TOPUP: "amount_micros",
+    RequestKind.BUDGET_RAISE: "amount_micros",
 }
 KIND_WORDS = {
     "key": RequestKind.KEY,
     "invite": RequestKind.INVITE,
     "invitation": RequestKind.INVITE,
     "budget": RequestKind.BUDGET_CHANGE,
+    "raise": RequestKind.BUDGET_RAISE,
     "cap": RequestKind.CAP_CHANGE,
     "role": RequestKind.ROLE_CHANGE,
     "credit": RequestKind.CREDIT_TOPUP,

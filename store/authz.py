@@ -19,7 +19,7 @@ from store.models import ApiKey, AuthzRefusal, Member, Project, Workspace
 from store.money import format_money
 from store.periods import period_start
 from store.policy import OPEN, ModelPolicy, effective, qualify, refusal
-from store.standing import KeyStanding, key_itself, key_standing, project_hold_now, workspace_hold_now
+from store.standing import KeyStanding, effective_budget, key_itself, key_standing, project_hold_now, workspace_hold_now
 from store.totals import spent
 from store.types import Period, Scope, WorkspaceStatus, utcnow
 
@@ -78,7 +78,7 @@ def load_key_state(s: Session, secret_hash: str) -> KeyState | None:
         workspace_paused=hold,
         project_paused=(proj.paused_reason if project == "manual" else "budget spent") if project else None,
         project_paused_by=project,
-        project_budget=proj.budget_micros if proj else None,
+        project_budget=(effective_budget(s, proj) if project == "budget" else proj.budget_micros) if proj else None,
         key_limit_spent=limit_spent,
         key_limit=key.limit_micros,
         allowlist=tuple(ipaddress.ip_network(c, strict=False) for c in (ws.ip_allowlist or [])),
@@ -126,7 +126,13 @@ def decide(state: KeyState | None, client_ip: str | None, project_tag: str | Non
     if state.project_paused is not None:
         if state.project_paused_by == "budget":
             budget = format_money(state.project_budget) if state.project_budget is not None else "its budget"
-            return refuse(402, "project_budget", f"Project {state.project} has spent its budget of {budget}. An Admin can raise it: /ai-budget set {state.project} $N -w {state.workspace}")
+            return refuse(
+                402,
+                "project_budget",
+                f"Project {state.project} has spent its budget of {budget}. An Admin can raise it: /ai-budget set {state.project} $N -w {state.workspace}, "
+                # No double quotes: gateways set this header into a JSON string as it is (docs/gateway/nginx.conf).
+                f"or for a while: /ai-budget raise {state.project} +$N --for 3d --reason why -w {state.workspace}",
+            )
         return refuse(403, "project_paused", f"Project {state.project} is paused by an admin: {state.project_paused}")
     if state.key_limit_spent:
         return refuse(402, "key_limit", f"This key has spent its own limit of {format_money(state.key_limit or 0)} for the period. Its owner can ask for a higher limit with a new key.")

@@ -15,13 +15,13 @@ from store.money import format_money, share_percent
 from store.periods import parse_period
 from store.permissions import Actor, Permission, authorize, can, denial, load_workspace
 from store.requests import open_request, requester_member
-from store.standing import pause_project_row, reconcile_project, reconcile_workspace, resume_project_row
+from store.standing import effective_budget, pause_project_row, raised, reconcile_project, reconcile_workspace, resume_project_row
 from store.totals import current_totals, spent
 from store.types import ActionKind, KeyStatus, Period, ProjectStatus, RequestKind, Scope, WorkspaceStatus, utcnow
 from store.workspaces import check_slug
 
 
-def _project(s: Session, ws: Workspace, slug: str, *, lock: bool = False) -> Project:
+def find_project(s: Session, ws: Workspace, slug: str, *, lock: bool = False) -> Project:
     stmt = select(Project).where(Project.workspace_id == ws.id, Project.slug == slug.strip().lower())
     if lock:
         stmt = stmt.with_for_update()
@@ -31,22 +31,32 @@ def _project(s: Session, ws: Workspace, slug: str, *, lock: bool = False) -> Pro
     return proj
 
 
-def _budgets_total(s: Session, ws: Workspace, *, except_id: int | None = None) -> int:
+def _budgets_total(s: Session, ws: Workspace, *, except_id: int | None = None) -> tuple[int, int]:
+    """What the projects may spend now: their budgets (but ``except_id``'s, which the caller adds), and the raises in force.
+
+    A temporary raise holds room in the cap while it lasts, as a budget does (store.raises).
+    """
     stmt = select(func.coalesce(func.sum(Project.budget_micros), 0)).where(Project.workspace_id == ws.id, Project.budget_micros.is_not(None))
     if except_id is not None:
         stmt = stmt.where(Project.id != except_id)
-    return int(s.scalar(stmt) or 0)
+    ids = list(s.scalars(select(Project.id).where(Project.workspace_id == ws.id, Project.budget_micros.is_not(None))))
+    return int(s.scalar(stmt) or 0), sum(raised(s, ids).values())
+
+
+def _with_raises(raises: int) -> str:
+    return f" (with {format_money(raises)} of temporary raises)" if raises else ""
 
 
 def _check_fits(s: Session, actor: Actor, ws: Workspace, slug: str, budget: int | None, *, except_id: int | None = None) -> None:
     if budget is None or ws.cap_micros is None:
         return
-    others = _budgets_total(s, ws, except_id=except_id)
+    budgets, raises = _budgets_total(s, ws, except_id=except_id)
+    others = budgets + raises
     if others + budget > ws.cap_micros:
         room = max(ws.cap_micros - others, 0)
         raise LimitReached(
             f"Project budgets must fit inside the workspace cap of {format_money(ws.cap_micros)}: the other projects "
-            f"already hold {format_money(others)}, so `{slug}` can have at most {format_money(room)}, not {format_money(budget)}. "
+            f"already hold {format_money(others)}{_with_raises(raises)}, so `{slug}` can have at most {format_money(room)}, not {format_money(budget)}. "
             "Raise the cap first or lower another project's budget.",
             denial=denial(ws.id, actor, "budget.set", f"project:{slug}", reason="over cap", cap=ws.cap_micros, others=others, asked=budget),
         )
@@ -80,7 +90,7 @@ def set_project_budget(
 ) -> Project:
     ws = load_workspace(s, workspace_id, lock=True)
     authorize(s, actor, ws, Permission.CONFIGURE, resource=f"project:{slug}", attempted="budget.set")
-    return apply_budget(s, actor, ws, _project(s, ws, slug, lock=True), budget_micros, parse_period(period) if period else None)
+    return apply_budget(s, actor, ws, find_project(s, ws, slug, lock=True), budget_micros, parse_period(period) if period else None)
 
 
 def apply_budget(s: Session, actor: Actor, ws: Workspace, proj: Project, budget: int | None, period: Period | None, *, via_request: int | None = None) -> Project:
@@ -104,7 +114,7 @@ def request_budget_change(
 ) -> Request:
     ws = load_workspace(s, workspace_id)
     me = requester_member(s, actor, ws, Permission.CONFIGURE, "request.budget_change")
-    proj = _project(s, ws, slug)
+    proj = find_project(s, ws, slug)
     if not (reason or "").strip():
         raise InvalidInput('Say why the budget should change: --reason "…". Admins decide on it.')
     payload = {"project_id": proj.id, "project": proj.slug, "budget_micros": budget_micros, "period": parse_period(period).value if period else None, "current_micros": proj.budget_micros}
@@ -125,14 +135,15 @@ def set_workspace_cap(s: Session, actor: Actor, workspace_id: int, cap_micros: i
 
 def apply_cap(s: Session, actor: Actor, ws: Workspace, cap: int | None, period: Period | None, *, via_request: int | None = None) -> Workspace:
     if cap is not None:
-        held = _budgets_total(s, ws)
+        budgets, raises = _budgets_total(s, ws)
+        held = budgets + raises
         if held > cap:
             biggest = s.execute(
                 select(Project.slug, Project.budget_micros).where(Project.workspace_id == ws.id, Project.budget_micros.is_not(None)).order_by(Project.budget_micros.desc()).limit(3)
             ).all()
             listed = ", ".join(f"{slug} {format_money(b)}" for slug, b in biggest)
             raise LimitReached(
-                f"The project budgets add up to {format_money(held)}, more than the cap of {format_money(cap)} you asked for. "
+                f"The project budgets add up to {format_money(held)}{_with_raises(raises)}, more than the cap of {format_money(cap)} you asked for. "
                 f"Lower some project budgets first ({listed}).",
                 denial=denial(ws.id, actor, "cap.set", f"workspace:{ws.slug}", reason="below budgets", budgets=held, asked=cap),
             )
@@ -166,7 +177,7 @@ def apply_cap_request(s: Session, actor: Actor, ws: Workspace, req: Request) -> 
 def pause_project(s: Session, actor: Actor, workspace_id: int, slug: str, reason: str) -> Project:
     ws = load_workspace(s, workspace_id, lock=True)
     authorize(s, actor, ws, Permission.CONFIGURE, resource=f"project:{slug}", attempted="project.pause")
-    proj = _project(s, ws, slug, lock=True)
+    proj = find_project(s, ws, slug, lock=True)
     if proj.status is ProjectStatus.PAUSED:
         raise Conflict(f"`{proj.slug}` is already paused: “{proj.paused_reason or 'no reason given'}”.")
     if not (reason or "").strip():
@@ -178,12 +189,13 @@ def pause_project(s: Session, actor: Actor, workspace_id: int, slug: str, reason
 def resume_project(s: Session, actor: Actor, workspace_id: int, slug: str) -> Project:
     ws = load_workspace(s, workspace_id, lock=True)
     authorize(s, actor, ws, Permission.CONFIGURE, resource=f"project:{slug}", attempted="project.resume")
-    proj = _project(s, ws, slug, lock=True)
+    proj = find_project(s, ws, slug, lock=True)
     if proj.status is ProjectStatus.ACTIVE:
         raise Conflict(f"`{proj.slug}` is not paused.")
-    if proj.budget_micros is not None and spent(s, Scope.PROJECT, proj.id, proj.budget_period) >= proj.budget_micros:
+    limit = effective_budget(s, proj)
+    if limit is not None and spent(s, Scope.PROJECT, proj.id, proj.budget_period) >= limit:
         raise LimitReached(
-            f"`{proj.slug}` has spent its whole budget of {format_money(proj.budget_micros)} this period; raise the budget to resume it.",
+            f"`{proj.slug}` has spent its whole budget of {format_money(limit)} this period; raise the budget to resume it.",
             denial=denial(ws.id, actor, "project.resume", f"project:{proj.slug}", reason="budget spent"),
         )
     resume_project_row(s, actor.label, ws, proj, "resumed by an admin")
@@ -195,10 +207,11 @@ class BudgetLine:
     kind: str  # project | cap | credit
     name: str
     spent_micros: int
-    limit_micros: int | None
+    limit_micros: int | None  # the limit in force: a project's budget and its raises
     period: Period
     paused: bool
     paused_reason: str | None
+    raised_micros: int = 0  # what temporary raises add to ``limit_micros`` now
 
     @property
     def share(self) -> int | None:
@@ -224,8 +237,12 @@ def evaluate_budgets(s: Session, ws: Workspace, now: datetime | None = None) -> 
     now = now or utcnow()
     projects = list(s.scalars(select(Project).where(Project.workspace_id == ws.id)))
     totals = current_totals(s, Scope.PROJECT, [(p.id, p.budget_period) for p in projects], now)
+    extra = raised(s, [p.id for p in projects if p.budget_micros is not None], now)
     lines = [
-        BudgetLine("project", p.slug, totals.get((p.id, p.budget_period), 0), p.budget_micros, p.budget_period, p.status is ProjectStatus.PAUSED, p.paused_reason)
+        BudgetLine(
+            "project", p.slug, totals.get((p.id, p.budget_period), 0), None if p.budget_micros is None else p.budget_micros + extra.get(p.id, 0),
+            p.budget_period, p.status is ProjectStatus.PAUSED, p.paused_reason, extra.get(p.id, 0),
+        )
         for p in projects
     ]
     cap_spent = spent(s, Scope.WORKSPACE, ws.id, ws.cap_period, now)

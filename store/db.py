@@ -83,8 +83,9 @@ def _serialise_sqlite_writers(engine: Engine) -> None:
 ActionsHook = Callable[[list[NewAction]], None]
 ChangesHook = Callable[[set[int]], None]
 
-#: tables whose rows decide what a gateway's authorization check answers
-_AUTHZ_TABLES = {"workspaces", "projects", "api_keys", "members", "key_leases"}
+#: tables whose rows decide what a gateway's authorization check answers (a raise granted or
+#: ended changes a project's limit without touching the project's row)
+_AUTHZ_TABLES = {"workspaces", "projects", "api_keys", "members", "key_leases", "budget_raises"}
 
 
 def _track_authz_changes(session: Session, _flush_context, _instances) -> None:

@@ -12,7 +12,7 @@ from typing import Callable
 
 from sqlalchemy.orm import Session
 
-from store import approvals, audit, budgets, credits, invitations, keys, leases, members, outbox, policy
+from store import approvals, audit, budgets, credits, invitations, keys, leases, members, outbox, policy, raises
 from store.errors import Conflict, InvalidInput
 from store.models import Request, Workspace
 from store.permissions import Actor
@@ -87,6 +87,7 @@ _APPLIERS: dict[RequestKind, Callable[[Session, Actor, Workspace, Request], None
     RequestKind.KEY: keys.apply_key_request,
     RequestKind.INVITE: invitations.apply_invite_request,
     RequestKind.BUDGET_CHANGE: budgets.apply_budget_request,
+    RequestKind.BUDGET_RAISE: raises.apply_raise_request,
     RequestKind.CAP_CHANGE: budgets.apply_cap_request,
     RequestKind.ROLE_CHANGE: members.apply_role_change_request,
     RequestKind.CREDIT_TOPUP: credits.apply_topup_request,

@@ -37,12 +37,12 @@ from sqlalchemy.orm import Session
 from store import outbox
 from store.errors import InvalidInput
 from store.models import CreditEntry, Project, Workspace
-from store.money import MAX_MICROS, format_money
+from store.money import MAX_MICROS
 from store.periods import period_start
 from store.quota import LEASED_PROVIDERS
 from store.recording import KEY, PROJECT, WORKSPACE, Budgeted, Debit, EventRow, KeyRow, lookup_pg, record_pg
 from store.recording_sqlite import lookup_sqlite, record_sqlite
-from store.standing import pause_project_row, reconcile_workspace, workspace_hold
+from store.standing import budget_spent_reason, pause_project_row, reconcile_workspace, workspace_hold
 from store.thresholds import Crossing, record_crossings
 from store.totals import spent
 from store.types import ActionKind, BudgetKind, Period, ProjectStatus, Scope, WorkspaceStatus, utcnow
@@ -208,12 +208,12 @@ def _check_projects(s: Session, budgeted: dict[int, Budgeted], moved: Moved, thr
         if k not in moved:
             continue  # no spend, or only late events for an earlier period: they count, but alert nobody now
         spent_after, delta = moved[k]
-        limit = p.budget_micros
+        limit = p.budget_micros + p.raised  # thresholds and the pause read the limit in force, raises and all
         record_crossings(s, result.crossings, p.workspace_id, BudgetKind.PROJECT, pid, p.slug, spent_after - delta, spent_after, limit, period, period_start(period, now), thresholds[p.workspace_id])
         if spent_after >= limit and ProjectStatus(p.status) is ProjectStatus.ACTIVE:
             proj = s.scalars(select(Project).where(Project.id == pid).with_for_update()).one()
             ws = s.get(Workspace, p.workspace_id)
-            if pause_project_row(s, "system:budget", ws, proj, f"budget of {format_money(limit)} spent", by="budget"):
+            if pause_project_row(s, "system:budget", ws, proj, budget_spent_reason(p.budget_micros, limit), by="budget"):
                 result.paused.append(f"project:{p.slug}")
 
 

@@ -12,7 +12,7 @@ from store import outbox
 from store.models import ApiKey, Project, Workspace
 from store.provider_sync import sync_provider_usage
 from store.quota import LEASED_PROVIDERS, Holder, Room, grant, plan
-from store.standing import key_enabled
+from store.standing import effective_budget, key_enabled
 from store.totals import spent
 from store.types import ActionKind, KeyStatus, Scope, WorkspaceStatus, utcnow
 
@@ -48,7 +48,8 @@ def figures(s: Session, workspace_id: int, now: datetime | None = None, *, lock:
     room = Room(max(0, min(left)) if left else None)
     for project_id in sorted({k.project_id for k in keys if k.project_id is not None}):
         proj = s.get(Project, project_id)
-        room.project_left[project_id] = None if proj.budget_micros is None else max(0, proj.budget_micros - spent(s, Scope.PROJECT, proj.id, proj.budget_period, now))
+        limit = effective_budget(s, proj, now)  # the raises in force lease out too; their end shrinks the leases (ANNOUNCE_RAISE)
+        room.project_left[project_id] = None if limit is None else max(0, limit - spent(s, Scope.PROJECT, proj.id, proj.budget_period, now))
     holders = []
     for k in keys:
         own = None if k.limit_micros is None else k.limit_micros - spent(s, Scope.KEY, k.id, k.limit_period, now)

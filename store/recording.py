@@ -62,6 +62,7 @@ class Budgeted(NamedTuple):
     budget_micros: int
     budget_period: str  # a Period (or its value)
     status: str  # a ProjectStatus (or its value)
+    raised: int  # what the temporary raises in force add to the budget (store.standing.raised)
 
 
 class Debit(NamedTuple):
@@ -99,7 +100,8 @@ _STARTS_SQL = (
 # their workspaces (below); the second records it: it inserts the events (a duplicate's
 # insert does nothing), adds the new ones to their hours (spend_hours), sums them by key
 # and UTC day, adds those to the totals they move, reads the budgeted projects, and
-# debits each workspace's credit pool by its new spend. PostgreSQL runs a data-modifying
+# debits each workspace's credit pool by its new spend. A budgeted project comes with what
+# the raises in force add to its budget (a raise is granted under the workspace's lock too). PostgreSQL runs a data-modifying
 # WITH to completion whether or not the query reads it, and a statement's snapshot is
 # taken when it starts, after the lock: the budgets it reads stay true until commit.
 # It answers in one row of JSON arrays, parsed in C, rather than a row per total:
@@ -179,8 +181,11 @@ _PG_RECORD = text(
         ON CONFLICT (scope, scope_id, period, period_start) DO UPDATE SET amount_micros = spend_totals.amount_micros + excluded.amount_micros
         RETURNING scope, scope_id, period, period_start, amount_micros
     ), budgeted AS (
-        SELECT id, workspace_id, slug, budget_micros, budget_period, status FROM projects
-        WHERE id IN (SELECT project_id FROM e) AND budget_micros IS NOT NULL
+        SELECT p.id, p.workspace_id, p.slug, p.budget_micros, p.budget_period, p.status,
+               CAST(coalesce((SELECT sum(r.amount_micros) FROM budget_raises AS r
+                              WHERE r.project_id = p.id AND r.ends_at > :now AND r.starts_at <= :now), 0) AS bigint) AS raised
+        FROM projects AS p
+        WHERE p.id IN (SELECT project_id FROM e) AND p.budget_micros IS NOT NULL
     ), wanted AS (
         SELECT '{PROJECT}' AS scope, id AS scope_id, budget_period AS period FROM budgeted
         UNION ALL
@@ -199,10 +204,10 @@ _PG_RECORD = text(
            AND NOT EXISTS (SELECT FROM inserted AS i WHERE i.workspace_id = e.workspace_id AND i.external_id = e.external_id)),
         (SELECT json_agg(json_build_array(m.scope, m.scope_id, m.period, m.amount_micros)) FROM moved AS m WHERE {_WANTED_SQL.format(t="m")}),
         (SELECT json_agg(json_build_array(d.scope, d.scope_id, d.period, d.amount)) FROM delta AS d WHERE {_WANTED_SQL.format(t="d")}),
-        (SELECT json_agg(json_build_array(id, workspace_id, slug, budget_micros, budget_period, status)) FROM budgeted),
+        (SELECT json_agg(json_build_array(id, workspace_id, slug, budget_micros, budget_period, status, raised)) FROM budgeted),
         (SELECT json_agg(json_build_array(id, spent, credit_balance_micros, credit_funded, cap_micros, cap_period, status, paused_reason, slug, alert_thresholds)) FROM debited)
     """
-).bindparams(*(bindparam(name, type_=UTCDateTime()) for name in ("ingested_at", "day", "week", "month")), bindparam("epoch", EPOCH, type_=UTCDateTime()))
+).bindparams(*(bindparam(name, type_=UTCDateTime()) for name in ("ingested_at", "now", "day", "week", "month")), bindparam("epoch", EPOCH, type_=UTCDateTime()))
 
 
 def lookup_pg(s: Session, key_ids: list[int]) -> tuple[dict[int, KeyRow], dict[int, list[int]]]:
@@ -220,7 +225,7 @@ def record_pg(s: Session, rows: list[EventRow], now: datetime, limited: list[int
         [[r.external_id, r.workspace_id, r.project_id, r.key_id, r.amount_micros, r.model, r.prompt_tokens, r.completion_tokens, r.occurred_at.isoformat(), r.key_period] for r in rows]
     )
     current = {name: period_start(period, now) for name, period in (("day", Period.DAILY), ("week", Period.WEEKLY), ("month", Period.MONTHLY))}
-    params = {"events": events, "ingested_at": ingested_at or now, "count": len(rows), "limited": json.dumps(limited), **current}
+    params = {"events": events, "ingested_at": ingested_at or now, "now": now, "count": len(rows), "limited": json.dumps(limited), **current}
     duplicates, after, parts, budgeted, debited = s.execute(_PG_RECORD, params).one()
     part = {(scope, scope_id, period): amount for scope, scope_id, period, amount in parts or ()}
     return Recorded(

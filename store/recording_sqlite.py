@@ -18,6 +18,7 @@ from store.models import ApiKey, Project, SpendTotal, UsageEvent, Workspace
 from store.models_spend import SpendHour
 from store.periods import TRACKED, period_start
 from store.recording import KEY, PERIODS, PROJECT, WORKSPACE, Budgeted, Debit, EventRow, KeyRow, Recorded, TotalKey
+from store.standing import raised
 from store.types import Period, Scope
 
 
@@ -38,7 +39,7 @@ _EVENT_COLUMNS = ("external_id", "workspace_id", "project_id", "key_id", "amount
 
 def record_sqlite(s: Session, rows: list[EventRow], now: datetime, limited: list[int], *, ingested_at: datetime | None = None) -> Recorded:
     """What record_pg does, in Python."""
-    budgeted = _budgeted_projects(s, {r.project_id for r in rows if r.project_id is not None})
+    budgeted = _budgeted_projects(s, {r.project_id for r in rows if r.project_id is not None}, now)
     stmt = sqlite.insert(UsageEvent).on_conflict_do_nothing(index_elements=["workspace_id", "external_id"]).returning(UsageEvent.workspace_id, UsageEvent.external_id)
     stamp = ingested_at or now
     events = [{c: getattr(r, c) for c in _EVENT_COLUMNS} | {"ingested_at": stamp} for r in rows]
@@ -72,12 +73,14 @@ def record_sqlite(s: Session, rows: list[EventRow], now: datetime, limited: list
     return Recorded(duplicate, moved, budgeted, debits)
 
 
-def _budgeted_projects(s: Session, project_ids: set[int]) -> dict[int, Budgeted]:
+def _budgeted_projects(s: Session, project_ids: set[int], now: datetime) -> dict[int, Budgeted]:
     ids = sorted(project_ids)
     out = {}
     for chunk in (ids[i : i + 5000] for i in range(0, len(ids), 5000)):
         stmt = select(Project.id, Project.workspace_id, Project.slug, Project.budget_micros, Project.budget_period, Project.status)
-        out.update({p.id: Budgeted._make(p) for p in s.execute(stmt.where(Project.id.in_(chunk), Project.budget_micros.is_not(None)))})
+        found = list(s.execute(stmt.where(Project.id.in_(chunk), Project.budget_micros.is_not(None))))
+        extra = raised(s, [p.id for p in found], now)
+        out.update({p.id: Budgeted(*p, extra.get(p.id, 0)) for p in found})
     return out
 
 

@@ -17,10 +17,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from store import audit, outbox
 from store.models import ApiKey, Member, Project, Workspace
+from store.models_raises import BudgetRaise
 from store.money import format_money
 from store.permissions import MATRIX, Permission
 from store.totals import spent
@@ -103,10 +105,39 @@ def workspace_hold_now(s: Session, ws: Workspace, now: datetime | None = None) -
     return workspace_hold(ws.cap_micros, cap_spent, ws.credit_funded, ws.credit_balance_micros)
 
 
+def raised(s: Session, project_ids: list[int], now: datetime | None = None) -> dict[int, int]:
+    """What the temporary raises in force at ``now`` add to each project's budget (absent: nothing).
+
+    A raise is a fact with an end, read against the clock: it stops counting the moment it
+    ends, whether or not the clock has announced that yet (store.raises.end_raises).
+    """
+    if not project_ids:
+        return {}
+    now = now or utcnow()
+    rows = s.execute(
+        select(BudgetRaise.project_id, func.sum(BudgetRaise.amount_micros))
+        .where(BudgetRaise.project_id.in_(project_ids), BudgetRaise.ends_at > now, BudgetRaise.starts_at <= now)
+        .group_by(BudgetRaise.project_id)
+    )
+    return {project_id: int(total) for project_id, total in rows}
+
+
+def effective_budget(s: Session, proj: Project, now: datetime | None = None) -> int | None:
+    """The limit a project's spend is held to now: its budget plus the raises in force (None: no budget, no limit)."""
+    if proj.budget_micros is None:
+        return None
+    return proj.budget_micros + raised(s, [proj.id], now).get(proj.id, 0)
+
+
 def project_hold_now(s: Session, proj: Project, now: datetime | None = None) -> str | None:
     manual = proj.paused_reason if proj.status is ProjectStatus.PAUSED and proj.paused_by == "manual" else None
-    used = spent(s, Scope.PROJECT, proj.id, proj.budget_period, now) if proj.budget_micros is not None else 0
-    return project_hold(manual, proj.budget_micros, used)
+    limit = proj.budget_micros
+    used = spent(s, Scope.PROJECT, proj.id, proj.budget_period, now) if limit is not None else 0
+    if limit is not None and used >= limit:
+        # Raises only add, so they matter only once the budget as set is spent: most checks
+        # (every /v1/authz cache miss) read no raise at all.
+        limit = effective_budget(s, proj, now)
+    return project_hold(manual, limit, used)
 
 
 def key_enabled(s: Session, key: ApiKey, now: datetime | None = None) -> bool:
@@ -151,8 +182,15 @@ def reconcile_project(s: Session, actor_label: str, ws: Workspace, proj: Project
     if want is None:
         resume_project_row(s, actor_label, ws, proj, why)
     else:
-        pause_project_row(s, actor_label, ws, proj, f"budget of {format_money(proj.budget_micros)} spent", by="budget")
+        pause_project_row(s, actor_label, ws, proj, budget_spent_reason(proj.budget_micros, effective_budget(s, proj, now)), by="budget")
     return want
+
+
+def budget_spent_reason(budget: int, limit: int) -> str:
+    """Why a project is paused for its budget, naming the raises when they were part of the limit."""
+    if limit == budget:
+        return f"budget of {format_money(budget)} spent"
+    return f"budget of {format_money(budget)} and raises of {format_money(limit - budget)} spent"
 
 
 # -- announcing a pause or a resume: the stored flags, audited, and the outbox told -------------

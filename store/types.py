@@ -124,6 +124,7 @@ class RequestKind(enum.StrEnum):
     KEY = "key"
     INVITE = "invite"
     BUDGET_CHANGE = "budget_change"
+    BUDGET_RAISE = "budget_raise"  # a temporary raise: an amount on top of the budget until it ends
     CAP_CHANGE = "cap_change"
     ROLE_CHANGE = "role_change"
     CREDIT_TOPUP = "credit_topup"
@@ -159,6 +160,7 @@ class ActionKind(enum.StrEnum):
     POST_ALERT = "post_alert"
     POST_SPIKE = "post_spike"  # spend far above its usual for the hour of the week: the alerts channel told, with a chart
     ANNOUNCE_ROLLOVER = "announce_rollover"
+    ANNOUNCE_RAISE = "announce_raise"  # a temporary raise began or ended: the alerts channel told, the leases rebalanced
     REQUEST_OPENED = "request_opened"
     REQUEST_DECIDED = "request_decided"
     REQUEST_PROGRESS = "request_progress"  # an approval that leaves others needed: the approval message shows who is still needed

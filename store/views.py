@@ -12,6 +12,7 @@ from store.approval_rules import needs_of
 from store.approvals import given
 from store.errors import NotFound
 from store.models import ApiKey, Invitation, Member, Project, Request, Workspace
+from store.standing import effective_budget
 from store.totals import spent
 from store.types import Scope
 
@@ -58,7 +59,7 @@ def request_view(s: Session, req: Request, ws: Workspace, *, deciders: bool = Tr
     if project_id:
         proj = s.get(Project, project_id)
         if proj is not None and proj.budget_micros is not None:
-            left = proj.budget_micros - spent(s, Scope.PROJECT, proj.id, proj.budget_period)
+            left = effective_budget(s, proj) - spent(s, Scope.PROJECT, proj.id, proj.budget_period)
     needs = needs_of(req.approval_needs)
     return RequestView(
         id=req.id,

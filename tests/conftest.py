@@ -22,6 +22,7 @@ import store.models_spikes  # noqa: F401  (and spike alerts')
 import store.models_reviews  # noqa: F401  (and access reviews')
 import store.models_leases  # noqa: F401  (and keys' lease notices)
 import store.models_policy  # noqa: F401  (and the approval rules' and approvals')
+import store.models_raises  # noqa: F401  (and temporary budget raises')
 from store.secrets import Cipher, use_cipher
 from tests.services import IN_CI, PG_URL, REDIS_URL, answering, require
 

@@ -38,6 +38,7 @@ HANDLERS: dict[ActionKind, Handler] = {
     ActionKind.POST_ALERT: budgets.post_alert,
     ActionKind.POST_SPIKE: spikes.post_spike,
     ActionKind.ANNOUNCE_ROLLOVER: budgets.announce_rollover,
+    ActionKind.ANNOUNCE_RAISE: budgets.announce_raise,
     ActionKind.REQUEST_OPENED: messages.request_opened,
     ActionKind.REQUEST_DECIDED: messages.request_decided,
     ActionKind.REQUEST_PROGRESS: messages.request_progress,

@@ -32,6 +32,7 @@ class Intervals:
     sync_directory: float = 86400  # Slack's users.list, for deactivations no event told (workers.directory)
     evaluate_thresholds: float = 300
     roll_over_periods: float = 300
+    end_raises: float = 60  # a raise stops counting at its end anyway; this announces it and pauses what it held up
     expire_requests: float = 900
     wipe_reveals: float = 900
     announce_leases: float = 60  # a leased key's warnings and end are told within a minute (store.leases)
@@ -55,6 +56,7 @@ class Clock:
             ("sync_directory", maintenance.sync_directory),
             ("evaluate_thresholds", maintenance.evaluate_thresholds),
             ("roll_over_periods", maintenance.roll_over_periods),
+            ("end_raises", maintenance.end_raises),
             ("expire_requests", maintenance.expire_requests),
             ("wipe_reveals", maintenance.wipe_reveals),
             ("announce_leases", maintenance.announce_leases),

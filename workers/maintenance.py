@@ -10,7 +10,7 @@ from dramatiq import Retry
 from sqlalchemy import select
 
 from bot.blocks.digest import digest_message
-from store import alerts, digests, invitations, keys, leases, outbox, quota_ledger, requests, reviews, rollover, spikes, statements
+from store import alerts, digests, invitations, keys, leases, outbox, quota_ledger, raises, requests, reviews, rollover, spikes, statements
 from store.errors import NotFound
 from store.models import Workspace
 from store.permissions import Actor
@@ -93,6 +93,12 @@ def roll_over_periods() -> None:
     db.run(rollover.roll_over_periods)
     # A new period grows what remains of budgets, and so the leases, at once (not at the next poll).
     db.run(lambda s: [outbox.emit(s, ActionKind.REBALANCE_LEASES, workspace_id=w) for w in quota_ledger.new_periods(s)])
+
+
+@dramatiq.actor(queue_name="maintenance", max_retries=3)
+def end_raises() -> None:
+    """Temporary raises past their end: audited, announced, and what they held up paused (store.raises)."""
+    runtime().db.run(raises.end_raises)
 
 
 @dramatiq.actor(queue_name="maintenance", max_retries=3)
@@ -207,4 +213,4 @@ def remind_reviews() -> None:
     runtime().db.run(reviews.remind_reviews)
 
 
-ACTORS = [sweep_outbox, sync_usage, poll_leases, sync_directory, evaluate_thresholds, roll_over_periods, expire_requests, wipe_reveals, post_digests, post_digest, post_statements, close_statement, check_spikes, check_workspace_spikes, open_reviews, open_review, remind_reviews, announce_leases]
+ACTORS = [sweep_outbox, sync_usage, poll_leases, sync_directory, evaluate_thresholds, roll_over_periods, expire_requests, wipe_reveals, post_digests, post_digest, post_statements, close_statement, check_spikes, check_workspace_spikes, open_reviews, open_review, remind_reviews, announce_leases, end_raises]

@@ -1,10 +1,11 @@
-"""What the alerts channel hears: thresholds, pauses, resumes, a new period."""
+"""What the alerts channel hears: thresholds, pauses, resumes, a new period, temporary raises."""
 
 from __future__ import annotations
 
 from slack_sdk.models.blocks import Block
 
-from bot.blocks.common import code, context, lit, money, section
+from bot.blocks.common import code, context, lit, mention, money, section, when
+from store.raises import RaiseNotice
 
 KIND_NAMES = {"project": "Project", "cap": "Workspace cap", "credit": "Credit pool"}
 
@@ -31,7 +32,10 @@ def threshold_alert(kind: str, name: str, threshold: int, spent: int, limit: int
 def paused(kind: str, name: str, reason: str, workspace: str) -> tuple[str, list[Block]]:
     if kind == "project":
         what = f"Project {code(name)} is paused: {lit(reason, 200)}. Its keys are refused until it resumes; other projects carry on."
-        todo = f"An Admin can raise the budget with `/ai-budget set {name} $N -w {workspace}`; a Developer can ask with `/ai-budget request {name} $N --reason \"…\"`."
+        todo = (
+            f"An Admin can raise the budget with `/ai-budget set {name} $N -w {workspace}`; a Developer can ask with `/ai-budget request {name} $N --reason \"…\"`, "
+            f"or for a while with `/ai-budget raise {name} +$N --for 3d --reason \"…\"`."
+        )
     elif reason == "credit":
         what = f"Workspace {code(name)} is paused: its credit pool is empty. Every key in it is refused."
         todo = f"A Billing Manager or an Admin can add credit with `/ai-credits add $N -w {workspace}`."
@@ -53,6 +57,19 @@ def rollover(workspace: str, resumed_what: list[str]) -> tuple[str, list[Block]]
     if resumed_what:
         blocks.append(context("Resumed: " + ", ".join(resumed_what)))
     return line, blocks
+
+
+def raise_started(n: RaiseNotice) -> tuple[str, list[Block]]:
+    line = f"⏫ Project {code(n.project)}'s budget is raised by {money(n.amount_micros)} until {when(n.ends_at)}: its limit is {money(n.limit_micros)} now."
+    by = n.granted_by.removeprefix("slack:")
+    source = f"Approved by {mention(by)}" + (f" (request #{n.request_id})" if n.request_id else "") + "."
+    after = f" Its {n.period} budget of {money(n.budget_micros)} applies again after that, against the spend of the period then."
+    return line, [section(line), context(source + after)]
+
+
+def raise_ended(n: RaiseNotice) -> tuple[str, list[Block]]:
+    line = f"⏬ The temporary raise of {money(n.amount_micros)} on project {code(n.project)} ended at {when(n.ends_at)}: its limit is {money(n.limit_micros)} again."
+    return line, [section(line), context(f"Ask for more with `/ai-budget raise {n.project} +$N --for 3d --reason \"…\" -w {n.workspace}`.")]
 
 
 def linked(workspace: str, slug: str, adopted: bool, budgets: str | None) -> tuple[str, list[Block]]:

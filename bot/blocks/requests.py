@@ -16,6 +16,7 @@ TITLES = {
     "key": "API key request",
     "invite": "Invitation request",
     "budget_change": "Budget change request",
+    "budget_raise": "Temporary budget raise request",
     "cap_change": "Spending cap change request",
     "role_change": "Role change request",
     "credit_topup": "Credit top-up request",
@@ -35,6 +36,8 @@ def what(req: RequestView) -> str:
         return f"to invite {people} as {p['role']}"
     if req.kind == "budget_change":
         return f"project {code(p['project'])}'s budget to {money(p['budget_micros'])}" + (f" ({p['period']})" if p.get("period") else "")
+    if req.kind == "budget_raise":
+        return f"project {code(p['project'])}'s budget raised by {money(p['amount_micros'])} for {duration(p['hours'])}"
     if req.kind == "cap_change":
         return f"the workspace cap to {money(p['cap_micros'])}" + (f" ({p['period']})" if p.get("period") else "")
     if req.kind == "role_change":
@@ -47,6 +50,13 @@ def what(req: RequestView) -> str:
     if req.kind == "key_extend":
         return f"key {code(p['name'])} to work {describe_length(p['by_minutes'])} longer"
     return req.kind
+
+
+def duration(hours: int) -> str:
+    if hours % 24 == 0:
+        days = hours // 24
+        return f"{days} day{'s' if days != 1 else ''}"
+    return f"{hours} hour{'s' if hours != 1 else ''}"
 
 
 def _details(req: RequestView) -> list[tuple[str, str]]:
@@ -64,8 +74,12 @@ def _details(req: RequestView) -> list[tuple[str, str]]:
         ends = datetime.fromisoformat(p["from"])
         rows.append(("Ends now", when(ends)))
         rows.append(("Would end", when(datetime.fromisoformat(p["to"]) if p.get("to") else ends + timedelta(minutes=p["by_minutes"]))))
-    if req.kind in ("budget_change", "cap_change"):
-        rows.append(("Now", money(p.get("current_micros"))))
+    if req.kind in ("budget_change", "cap_change", "budget_raise"):
+        rows.append(("Now", money(p.get("current_micros")) + (f" {p['period']}" if req.kind == "budget_raise" else "")))
+    if req.kind == "budget_raise":
+        if req.project_budget_left is not None:
+            rows.append(("Left this period", money(req.project_budget_left)))
+        rows.append(("Approving", f"adds {money(p['amount_micros'])} at once, for {duration(p['hours'])}; it ends by itself"))
     if req.kind == "model_access":
         rows.append(("Approving", "adds it to " + (f"project {code(p['project'])}'s model policy" if p.get("project") else "the workspace's model policy")))
     if req.reason:
@@ -135,6 +149,8 @@ def outcome_dm(req: RequestView) -> tuple[str, list[Block]]:
         blocks.append(context("A key like it with the new end comes by DM with its Reveal button; switch to it before the old one stops."))
     elif req.state == "approved" and req.kind == "key_extend" and req.payload.get("to"):
         blocks.append(context(f"Key {code(req.payload['name'])} now stops at {when(datetime.fromisoformat(req.payload['to']))}."))
+    elif req.state == "approved" and req.kind == "budget_raise":
+        blocks.append(context(f"It applies now, for {duration(req.payload['hours'])}; the alerts channel says when it ends."))
     elif req.state == "approved" and req.kind == "model_access":
         blocks.append(context("Your keys may call it now; `/ai-models` lists what they may call."))
     elif req.state == "denied":

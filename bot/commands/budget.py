@@ -1,18 +1,20 @@
-"""/ai-budget: budgets at a glance, setting or requesting them, and the workspace cap."""
+"""/ai-budget: budgets at a glance, setting or requesting them, temporary raises, and the workspace cap."""
 
 from __future__ import annotations
 
 from bot import texts
 from bot.blocks.common import bar, code, lit, money
-from bot.commands.common import amount, workspace_id
+from bot.blocks.requests import duration
+from bot.commands.common import amount, hours, workspace_id
 from bot.parser import WORKSPACE_OPTIONS, UsageError, parse
 from bot.context import Asker
 from bot.replies import Reply
-from store import budgets
+from store import budgets, raises
 from store.db import Database
 
 COMMAND = "/ai-budget"
-OPTIONS = {**WORKSPACE_OPTIONS, "--period": "period", "--reason": "reason"}
+OPTIONS = {**WORKSPACE_OPTIONS, "--period": "period", "--reason": "reason", "--for": "for"}
+RAISE_EXAMPLE = '`/ai-budget raise search +$200 --for 3d --reason "launch week"`'
 
 
 def handle(db: Database, asker: Asker, text: str) -> Reply:
@@ -36,6 +38,8 @@ def handle(db: Database, asker: Asker, text: str) -> Reply:
         if created:
             return Reply(f"✅ Created project {code(proj.slug)} with a budget of {money(micros)} {proj.budget_period.value}.")
         return Reply(f"✅ {code(proj.slug)}'s budget is {money(proj.budget_micros)} {proj.budget_period.value}." + (" It is paused: its spend is already over that." if proj.status.value == "paused" else ""))
+    if sub == "raise":
+        return _raise(db, asker, ws_id, parsed.word(1), parsed.word(2), parsed.options)
     if sub == "cap":
         value = parsed.word(1)
         if value is None:
@@ -60,11 +64,21 @@ def handle(db: Database, asker: Asker, text: str) -> Reply:
     raise UsageError(f"`{lit(sub, 20)}` is not something /ai-budget does.")
 
 
+def _raise(db: Database, asker: Asker, ws_id: int, project: str | None, value: str | None, options: dict[str, str]) -> Reply:
+    if project is None or value is None:
+        raise UsageError(f"Say which project, how much more and for how long: {RAISE_EXAMPLE}.")
+    micros = amount(value.removeprefix("+"), "raise")  # "+$200" reads as what it adds
+    span = hours(options.get("for"), "--for 3d or --for 12h")
+    req = db.run(raises.request_budget_raise, asker.actor, ws_id, project, micros, span, reason=options.get("reason"))
+    return Reply(f"📨 Asked the admins to raise {code(project)}'s budget by {money(micros)} for {duration(span)} — request #{req.id}. It ends by itself.")
+
+
 def overview(db: Database, asker: Asker, ws_id: int) -> str:
     lines = db.run(budgets.budget_overview, asker.actor, ws_id)
     out = ["*Budgets* (paused first)"]
     for line in lines:
         name = f"cap of {code(line.name)}" if line.kind == "cap" else code(line.name)
         state = f" ⏸️ paused: {lit(line.paused_reason or '', 100)}" if line.paused else ""
-        out.append(f"• {name} {money(line.spent_micros)} / {money(line.limit_micros)} {line.period.value} `{bar(line.spent_micros, line.limit_micros)}`{state}")
+        extra = f" (with {money(line.raised_micros)} of temporary raises)" if line.raised_micros else ""
+        out.append(f"• {name} {money(line.spent_micros)} / {money(line.limit_micros)}{extra} {line.period.value} `{bar(line.spent_micros, line.limit_micros)}`{state}")
     return "\n".join(out[:60])

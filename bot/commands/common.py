@@ -10,6 +10,7 @@ from store.db import Database
 from store.money import parse_money
 
 _DAYS = re.compile(r"^(\d{1,4})\s*([dw]?)$", re.I)
+_HOURS = re.compile(r"^(\d{1,4})\s*([hd])$", re.IGNORECASE)
 
 
 def workspace_id(db: Database, asker: Asker, parsed: Parsed) -> int:
@@ -57,6 +58,19 @@ def days(text: str | None) -> int | None:
     n = int(m.group(1)) * (7 if m.group(2).lower() == "w" else 1)
     if n < 1:
         raise UsageError("A duration is at least one day.")
+    return n
+
+
+def hours(text: str | None, example: str) -> int:
+    """`12h` or `3d` → hours. The unit is required: a bare number could be either."""
+    if text is None:
+        raise UsageError(f"Say for how long, in hours or days: {example}.")
+    m = _HOURS.match(text.strip())
+    if not m:
+        raise UsageError(f"“{text[:20]}” is not a duration. Write it in hours or days, like 12h or 3d.")
+    n = int(m.group(1)) * (24 if m.group(2).lower() == "d" else 1)
+    if n < 1:
+        raise UsageError("A duration is at least one hour.")
     return n
 
 

@@ -14,6 +14,7 @@ import store.models_spikes  # noqa: F401  (and spike alerts)
 import store.models_reviews  # noqa: F401  (and access reviews)
 import store.models_leases  # noqa: F401  (and what was announced of keys' leases)
 import store.models_policy  # noqa: F401  (and approval rules and approvals)
+import store.models_raises  # noqa: F401  (temporary budget raises)
 
 config = context.config
 target_metadata = Base.metadata

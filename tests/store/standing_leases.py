@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import time_machine
 from hypothesis import strategies as st
 from hypothesis.stateful import precondition, rule
 
@@ -65,9 +64,3 @@ class LeaseRules:
         assert sorted(events) == sorted(("key.expire", f"key:{k}") for k in due), (due, events)
         for key_id in due:
             self.model.keys[key_id].end_told = True
-
-    def _move_to(self, at):
-        self.now = at
-        self.clock.stop()
-        self.clock = time_machine.travel(self.now, tick=False)
-        self.clock.start()

@@ -37,6 +37,8 @@ class Model:
     roles: dict[str, Role] = field(default_factory=dict)  # active members only
     keys: dict[int, ModelKey] = field(default_factory=dict)
     budgets: dict[str, int | None] = field(default_factory=lambda: {p: None for p in PROJECTS})
+    # temporary raises approved: (project, amount, when it ends); each counts from its approval until its end
+    raises: list[tuple[str, int, datetime]] = field(default_factory=list)
     manual: set[str] = field(default_factory=set)
     cap: int | None = None
     funded: bool = False
@@ -57,9 +59,16 @@ class Model:
             return "credit"
         return None
 
-    def project_paused(self, project: str, now: datetime) -> bool:
+    def limit(self, project: str, now: datetime) -> int | None:
+        """A project's budget plus the raises not yet ended; no budget, no limit (a raise adds to nothing)."""
         budget = self.budgets[project]
-        return project in self.manual or (budget is not None and self.spent(project, f"{now:%Y-%m}") >= budget)
+        if budget is None:
+            return None
+        return budget + sum(amount for where, amount, ends in self.raises if where == project and now < ends)
+
+    def project_paused(self, project: str, now: datetime) -> bool:
+        limit = self.limit(project, now)
+        return project in self.manual or (limit is not None and self.spent(project, f"{now:%Y-%m}") >= limit)
 
     def may_extend(self, key_id: int, now: datetime) -> bool:
         """The design's rule for leases: only a key with an end still ahead is extended, by its owner,
@@ -90,8 +99,8 @@ class Model:
             return 402, "credit_pool"
         if key.project in self.manual:
             return 403, "project_paused"
-        budget = self.budgets[key.project]
-        if budget is not None and self.spent(key.project, month) >= budget:
+        limit = self.limit(key.project, now)
+        if limit is not None and self.spent(key.project, month) >= limit:
             return 402, "project_budget"
         if key.limit is not None and self.spent(str(key_id), month) >= key.limit:
             return 402, "key_limit"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from store.approval_rules import DEFAULTS, Facts, first_match, needs_of, needs_words, parse_rule, parse_rules, progress_text, still_needed
+from store.approval_rules import DEFAULTS, Facts, facts_of, first_match, needs_of, needs_words, parse_rule, parse_rules, progress_text, still_needed
 from store.errors import InvalidInput
 from store.money import parse_money
 from store.types import KeyPolicy, RequestKind, Role
@@ -153,3 +153,12 @@ def test_an_empty_or_overlong_policy_is_refused():
         parse_rules(" ; ")
     with pytest.raises(InvalidInput, match="at most 20 rules; this one has 21"):
         parse_rules("; ".join(["key: admin"] * 21))
+
+
+def test_a_temporary_raise_is_matched_on_its_amount_and_an_extension_by_the_key_rules():
+    rules = parse_rules("raise over $100: 2 admins + billing; key over $500: 2 admins; any: 1 admin")
+    raise_of = {"amount_micros": parse_money("$200"), "project": "maps"}
+    assert needs(rules, facts_of(RequestKind.BUDGET_RAISE, raise_of, D)) == {A: 2, B: 1}
+    assert needs(rules, facts_of(RequestKind.BUDGET_RAISE, {**raise_of, "amount_micros": parse_money("$100")}, D)) == {A: 1}
+    extension = {"key_id": 1, "by_minutes": 480, "limit_micros": parse_money("$600"), "project": None}
+    assert needs(rules, facts_of(RequestKind.KEY_EXTEND, extension, D)) == {A: 2}

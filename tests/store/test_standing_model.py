@@ -2,13 +2,15 @@
 
 Hypothesis runs random sequences of the store's real operations, by real roles — invite
 (add) members, change roles, remove members, ask for keys and have them approved, revoke
-keys, set budgets and the cap, pause and resume projects, top up the pool, record usage
-(late and repeated events too), change the allowlist, lease keys, extend them and let time
-pass (the clock announcing each lease's end once), roll into the next month and delete
-the workspace — and after every step compares, for every key, `/v1/authz`'s decision
+keys, set budgets and the cap, ask for temporary budget raises and have them approved, pause
+and resume projects, top up the pool, record usage (late and repeated events too), change
+the allowlist, lease keys, extend them and let time pass (the clock announcing each lease's
+end once, raises ending), roll into the next month and delete the workspace — and after
+every step compares, for every key, `/v1/authz`'s decision
 (status and reason) with what the reference model (``standing_reference.py``) says, and what is announced as paused with
 what the model holds; it checks that role caps hold, that every change wrote exactly one
-audit event of its own (and a refusal only its denial), and that the audit chain verifies.
+audit event of its own (and a refusal only its denial), that every raise that ended was
+audited as ended once, and that the audit chain verifies.
 
 The model knows nothing of Purser's code: it keeps the facts in plain dictionaries and
 decides with the rules as the design states them (docs/design.md, "A key's standing").
@@ -25,7 +27,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule, run_state_machine_as_test
 
-from store import audit, budgets, credits, keys, members, workspace_deletion, workspaces
+from store import audit, budgets, credits, keys, members, raises, workspace_deletion, workspaces
 from store.authz import decide, load_key_state
 from store.errors import DomainError
 from store.models import ApiKey, AuditEvent, Member, Project, Workspace
@@ -35,6 +37,7 @@ from store.ingest import UsageIn, ingest_usage
 from store.rollover import roll_over_periods
 from tests import factories as f
 from tests.store.standing_leases import LeaseRules
+from tests.store.standing_raises import RaiseRules
 from tests.store.standing_reference import CAPS, PROJECTS, USD, Model, ModelKey
 
 START = datetime(2027, 5, 10, 12, 0, tzinfo=timezone.utc)
@@ -44,7 +47,7 @@ _slugs = itertools.count(1)
 # -- the machine -----------------------------------------------------------------------------
 
 
-class Standing(LeaseRules, RuleBasedStateMachine):
+class Standing(LeaseRules, RaiseRules, RuleBasedStateMachine):
     db = None  # set by the test
     #: with "openrouter", keys live at the OpenRouter fake, every action the store emits is
     #: carried out by the workers' own handlers after each step, and the fake's enabled flags
@@ -250,14 +253,7 @@ class Standing(LeaseRules, RuleBasedStateMachine):
             self.model.allowlist = on
 
     def _spend_past_the_cap_and_the_pool(self, key_id: int) -> None:
-        month = f"{self.now:%Y-%m}"
-        needed = max(self.model.cap - self.model.spent("*", month), self.model.balance, 0) + USD
-        external_id = f"ev-{next(self.events)}"
-        self.db.run(ingest_usage, [UsageIn(external_id, key_id, needed, self.now)])
-        self.model.seen.add(external_id)
-        for what in (self.model.keys[key_id].project, "*", str(key_id)):
-            self.model.spend[(what, month)] = self.model.spend.get((what, month), 0) + needed
-        self.model.balance -= needed
+        self._spend_exactly(key_id, max(self.model.cap - self.model.spent("*", f"{self.now:%Y-%m}"), self.model.balance, 0) + USD)
 
     # The seams of holes 2 and 3, a step each: a workspace held by both its cap and its pool
     # gets a top-up (the cap still holds), or a new period (the pool still holds).
@@ -290,7 +286,14 @@ class Standing(LeaseRules, RuleBasedStateMachine):
     @rule()
     def next_month(self):
         self._move_to((self.now.replace(day=1) + timedelta(days=32)).replace(day=1, hour=0, minute=5))
+
+    def _move_to(self, when: datetime) -> None:
+        self.now = when
+        self.clock.stop()
+        self.clock = time_machine.travel(self.now, tick=False)
+        self.clock.start()
         self.db.run(roll_over_periods)
+        self.db.run(raises.end_raises)
 
     # -- what must hold after every step ---------------------------------------------------
 
@@ -333,6 +336,12 @@ class Standing(LeaseRules, RuleBasedStateMachine):
                 assert at_openrouter is None, (key_id, "revoked in Purser, still at OpenRouter")
             elif reason != "expired":  # expiry is OpenRouter's own (expires_at), checked by the clock job
                 assert at_openrouter is not None and at_openrouter["disabled"] == (reason not in ("ok", "key_limit")), (key_id, reason, at_openrouter, self.model)
+
+    @invariant()
+    def every_raise_that_ended_was_audited_as_ended_once(self):
+        with self.db.session() as s:
+            ended = s.query(AuditEvent).filter(AuditEvent.workspace_id == self.ws, AuditEvent.action == "budget.raise_end", AuditEvent.outcome == "ok").count()
+        assert ended == sum(1 for _, _, ends in self.model.raises if ends <= self.now), (ended, self.model.raises)
 
     @invariant()
     def role_caps_hold_and_the_chain_verifies(self):

@@ -1,11 +1,11 @@
-"""Pauses and resumes at the provider, announced in the alerts channel; alerts and rollovers."""
+"""Pauses and resumes at the provider, announced in the alerts channel; alerts, rollovers and temporary raises."""
 
 from __future__ import annotations
 
 from sqlalchemy import select
 
 from bot.blocks import alerts as blocks
-from store import outbox
+from store import outbox, raises
 from store.alerts import forecast
 from store.models import ApiKey, Project, Workspace
 from store.outbox import Claimed
@@ -83,6 +83,15 @@ def announce_rollover(rt: Runtime, a: Claimed) -> None:
         ws = s.get(Workspace, a.workspace_id)
         channel, slug = ws.alerts_channel, ws.slug
     _announce(rt, a, channel, blocks.rollover(slug, a.payload.get("resumed", [])))
+
+
+def announce_raise(rt: Runtime, a: Claimed) -> None:
+    """A temporary raise began or ended: the leases follow the limit in force, and the alerts channel hears of it."""
+    with rt.db.session() as s:
+        notice = raises.raise_notice(s, a.payload["raise_id"])
+        channel = s.get(Workspace, a.workspace_id).alerts_channel
+    rebalance(rt, a.workspace_id)
+    _announce(rt, a, channel, (blocks.raise_started if a.payload["event"] == "start" else blocks.raise_ended)(notice))
 
 
 def nothing_at_the_provider(rt: Runtime, a: Claimed) -> None:
