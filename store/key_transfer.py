@@ -18,6 +18,7 @@ from store import audit, outbox
 from store.errors import Conflict, InvalidInput, NotFound
 from store.models import ApiKey, Member
 from store.permissions import Actor, Permission, authorize, load_workspace
+from store.requests import cancel_extensions
 from store.standing import may_hold_keys
 from store.types import ActionKind, KeyStatus, MemberStatus
 
@@ -42,8 +43,12 @@ def transfer_key(s: Session, actor: Actor, key_id: int, to_member_id: int, *, de
     clash = select(ApiKey.id).where(ApiKey.member_id == to.id, ApiKey.name == key.name, ApiKey.status != KeyStatus.REVOKED)
     if s.scalars(clash).first() is not None:
         raise Conflict(f"{to.label} already has a live key called `{key.name}`; one owner cannot hold two keys of one name. Rename or revoke theirs first.")
+    successor = select(ApiKey.id).where(ApiKey.rotated_from_id == key.id, ApiKey.status != KeyStatus.REVOKED)
+    if s.scalars(successor).first() is not None:  # its successor carries it on: handing over only this one would split them
+        raise Conflict(f"Key `{key.name}` is being replaced by a newer key with the same name; hand over that one instead.")
     old = key.member
     key.member_id = to.id
+    cancel_extensions(s, ws.id, [key.id], actor=actor.label, why=f"the key was handed to {to.label}")
     s.flush()
     s.expire(key, ["member"])
     audit.record(

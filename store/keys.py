@@ -14,7 +14,7 @@ from store.errors import LIST_KEYS, LIST_PROJECTS, Conflict, InvalidInput, NotFo
 from store.models import Action, ApiKey, KeyReveal, Member, Project, Request, Workspace
 from store.permissions import Actor, Permission, authorize, denial, load_workspace, membership
 from store.leases import check_lease, lease_end, rotated_expiry
-from store.requests import open_request
+from store.requests import cancel_extensions, open_request
 from store.secrets import cipher, display_prefix, hash_secret
 from store.standing import may_hold_keys
 from store.types import ActionKind, ActionStatus, KeyStatus, MemberStatus, Period, RequestKind, RequestState, Role, utcnow
@@ -244,6 +244,7 @@ def revoke_key_rows(s: Session, actor: Actor, ws: Workspace, keys: list[ApiKey],
         _wipe(s, key.id)
         audit.record(s, workspace_id=ws.id, actor=actor.label, action=event, resource=f"key:{key.id}", details={"name": key.name, "owner": key.member.label, "reason": reason, **(details or {})})
         outbox.emit(s, ActionKind.REVOKE_KEY, workspace_id=ws.id, payload={"key_id": key.id})
+    cancel_extensions(s, ws.id, [key.id for key in keys], actor=actor.label, why="the key was revoked")
 
 
 def disable_key(s: Session, actor: Actor, key_id: int, reason: str | None = None) -> ApiKey:

@@ -160,7 +160,7 @@ def _keys_follow_the_role(s: Session, actor: Actor, ws: Workspace, member: Membe
     """
     if not may_hold_keys(member.role):
         pending = s.scalars(
-            select(Request).where(Request.workspace_id == ws.id, Request.requester_id == member.id, Request.kind == RequestKind.KEY, Request.state == RequestState.PENDING).with_for_update()
+            select(Request).where(Request.workspace_id == ws.id, Request.requester_id == member.id, Request.kind.in_((RequestKind.KEY, RequestKind.KEY_EXTEND)), Request.state == RequestState.PENDING).with_for_update()
         )
         for req in pending:
             req.state, req.decided_at, req.decision_note = RequestState.CANCELLED, utcnow(), f"{member.label} became a {member.role.title}, a role without API keys"

@@ -174,3 +174,19 @@ def requester_member(s: Session, actor: Actor, ws: Workspace, permission: Permis
         else f"Only {'an' if who[0] in 'AEIOU' else 'a'} {who} can ask for this; you are a {me.role.title}."
     )
     raise PermissionDenied(message, needed=tuple(r.value for r in rule.may_request | rule.allowed), denial=denial(ws.id, actor, attempted, f"workspace:{ws.slug}", reason="role" if me else "not a member"))
+
+
+def cancel_extensions(s: Session, workspace_id: int, key_ids: list[int], *, actor: str, why: str) -> None:
+    """Close the pending extensions of keys that changed hands, were revoked or were held back: approving one later would move an end nobody asked for."""
+    if not key_ids:
+        return
+    pending = s.scalars(
+        select(Request)
+        .where(Request.workspace_id == workspace_id, Request.kind == RequestKind.KEY_EXTEND, Request.state == RequestState.PENDING, Request.payload["key_id"].as_integer().in_(key_ids))
+        .order_by(Request.id)
+        .with_for_update()
+    )
+    for req in pending:
+        req.state, req.decided_at, req.decision_note = RequestState.CANCELLED, utcnow(), why
+        audit.record(s, workspace_id=workspace_id, actor=actor, action="request.cancel", resource=f"request:{req.id}", details={"kind": req.kind.value, "why": why})
+        outbox.emit(s, ActionKind.REQUEST_DECIDED, workspace_id=workspace_id, request_id=req.id, payload={"request_id": req.id})

@@ -93,7 +93,9 @@ def open_review(s: Session, actor: Actor, workspace_id: int, *, quarterly: bool 
         theirs = [k for k, owner in owners.items() if owner == m.id]
         used = [last_use[k] for k in theirs if k in last_use]
         s.add(ReviewItem(review_id=review.id, kind="member", member_id=m.id, last_used_at=max(used) if used else None, spend_micros=sum(spend.get(k, 0) for k in theirs)))
-    live = list(s.scalars(select(ApiKey).where(ApiKey.workspace_id == ws.id, ApiKey.status != KeyStatus.REVOKED).order_by(ApiKey.id)))
+    # a key whose lease has ended is refused everywhere already: nothing to keep, revoke or hand over
+    ended = and_(ApiKey.expires_at.is_not(None), ApiKey.expires_at <= utcnow())
+    live = list(s.scalars(select(ApiKey).where(ApiKey.workspace_id == ws.id, ApiKey.status != KeyStatus.REVOKED, ~ended).order_by(ApiKey.id)))
     for k in live:
         s.add(ReviewItem(review_id=review.id, kind="key", member_id=k.member_id, key_id=k.id, last_used_at=last_use.get(k.id), spend_micros=spend.get(k.id, 0)))
     s.flush()
@@ -120,7 +122,9 @@ def settled_elsewhere(s: Session, item: ReviewItem) -> str | None:
     """Why an undecided item needs no decision any more, or None."""
     if item.kind == "key":
         key = s.get(ApiKey, item.key_id)
-        return f"revoked outside the review ({key.status_reason or 'revoked'})" if key.status is KeyStatus.REVOKED else None
+        if key.status is KeyStatus.REVOKED:
+            return f"revoked outside the review ({key.status_reason or 'revoked'})"
+        return "its lease ended" if key.expires_at is not None and key.expires_at <= utcnow() else None
     member = s.get(Member, item.member_id)
     return f"no longer a member ({member.status.value})" if member.status is not MemberStatus.ACTIVE else None
 
